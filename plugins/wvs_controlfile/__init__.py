@@ -1,0 +1,54 @@
+"""Quiesce protocols: ``control-json`` (the SPEC §6 handshake) and ``none``; plus ``wvs agent``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from pathlib import Path
+
+import click
+
+from wvs_controlfile.agent import QuiesceResponder
+from wvs_controlfile.protocol import ControlFileQuiesce, NoQuiesce
+from wvs_core import hookimpl
+from wvs_core.quiesce import QuiesceProtocol
+
+__all__ = ["ControlFileQuiesce", "NoQuiesce", "QuiesceResponder"]
+
+
+@hookimpl(trylast=True)
+def wvs_register_quiesce_protocols() -> list[type[QuiesceProtocol]]:
+    """Provide ``control-json`` and ``none``."""
+    return [ControlFileQuiesce, NoQuiesce]
+
+
+def _shell(command: str | None) -> None:
+    if command:
+        subprocess.run(command, shell=True, check=True)
+
+
+@click.command("agent")
+@click.argument("workspace_root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--on-freeze", help="Shell command run before answering FROZEN (stop your writes).")
+@click.option("--on-resume", help="Shell command run on REQUEST_RESUME.")
+def agent_command(workspace_root: Path, on_freeze: str | None, on_resume: str | None) -> None:
+    """Answer WVS's quiesce requests for WORKSPACE_ROOT (<mount>/<wsid>) until interrupted."""
+    responder = QuiesceResponder(
+        workspace_root, on_freeze=lambda: _shell(on_freeze), on_resume=lambda: _shell(on_resume)
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, responder.stop)
+        click.echo(f"answering quiesce requests in {responder.control_file}", err=True)
+        await responder.run()
+
+    asyncio.run(main())
+
+
+@hookimpl(trylast=True)
+def wvs_register_commands(cli: click.Group) -> None:
+    """Add ``wvs agent``."""
+    cli.add_command(agent_command)

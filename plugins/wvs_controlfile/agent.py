@@ -1,0 +1,88 @@
+"""The agent's side of the control.json handshake: a responder an agent embeds (or runs as ``wvs agent``).
+
+Example, inside an agent::
+
+    responder = QuiesceResponder(workspace_root, on_freeze=pause_writes, on_resume=resume_writes)
+    with responder.running_in_thread():
+        run_agent()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+from wvs_controlfile.protocol import DEFAULT_POLL_INTERVAL, ControlState, read_control, write_control
+
+Callback = Callable[[], None | Awaitable[None]]
+
+
+class QuiesceResponder:
+    """Watches ``<workspace_root>/.wvs/control.json`` and answers freeze and resume requests.
+
+    ``on_freeze`` runs before FROZEN is written (stop your writes there; it may be a coroutine
+    function); ``on_resume`` runs on REQUEST_RESUME, before RUNNING is written.
+    """
+
+    def __init__(
+        self,
+        workspace_root: str | Path,
+        on_freeze: Callback | None = None,
+        on_resume: Callback | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+    ) -> None:
+        self.control_file = Path(workspace_root) / ".wvs" / "control.json"
+        self.on_freeze = on_freeze
+        self.on_resume = on_resume
+        self.poll_interval = poll_interval
+        self.frozen = False
+        self._stop = threading.Event()
+
+    async def step(self) -> ControlState | None:
+        """Answer the current request, if any; returns the state written."""
+        control = await asyncio.to_thread(read_control, self.control_file)
+        if not control:
+            return None
+        state, task_id = control.get("state"), control.get("task_id")
+        if state == ControlState.REQUEST_FREEZE:
+            await _call(self.on_freeze)
+            self.frozen = True
+            await asyncio.to_thread(write_control, self.control_file, ControlState.FROZEN, task_id)
+            return ControlState.FROZEN
+        if state == ControlState.REQUEST_RESUME:
+            await _call(self.on_resume)
+            self.frozen = False
+            await asyncio.to_thread(write_control, self.control_file, ControlState.RUNNING, task_id)
+            return ControlState.RUNNING
+        return None
+
+    async def run(self) -> None:
+        """Answer requests until ``stop()`` is called (or the task is cancelled)."""
+        while not self._stop.is_set():
+            await self.step()
+            await asyncio.sleep(self.poll_interval)
+
+    def stop(self) -> None:
+        """Make ``run`` return after its current step."""
+        self._stop.set()
+
+    @contextlib.contextmanager
+    def running_in_thread(self) -> Iterator[QuiesceResponder]:
+        """Run the responder in a background thread for the duration of the ``with`` block."""
+        thread = threading.Thread(target=asyncio.run, args=(self.run(),), name="wvs-quiesce-responder", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+            thread.join()
+
+
+async def _call(callback: Callback | None) -> None:
+    if callback is not None:
+        outcome = callback()
+        if outcome is not None:
+            await outcome

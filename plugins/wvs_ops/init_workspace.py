@@ -1,0 +1,65 @@
+"""init_workspace: create the SPEC §1 layout and point ``current`` at the first live tree."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import attrs
+
+from wvs_core.fsutil import switch_symlink
+from wvs_core.ids import check_uuid
+from wvs_core.layout import WorkspaceLayout
+from wvs_core.models import ExecutionResult, Task, WorkspaceState
+from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_ops.params import parse_params
+
+
+@attrs.frozen
+class InitWorkspaceParams:
+    """``live_id``: the id of the first live tree, chosen when the task is created."""
+
+    live_id: str = attrs.field(validator=check_uuid)
+
+
+def _create_directories(layout: WorkspaceLayout, live_id: str) -> None:
+    for directory in (layout.root, layout.live_dir, layout.snapshots_dir, layout.meta_dir, layout.live(live_id)):
+        directory.mkdir(exist_ok=True)
+
+
+def _point_current(layout: WorkspaceLayout, live_id: str) -> bool:
+    """Switch ``current`` to the live tree; False when it already pointed there."""
+    # Relative, so the link is right wherever the volume is mounted.
+    target = os.path.relpath(layout.live(live_id), layout.root)
+    if layout.current_link.is_symlink() and os.readlink(layout.current_link) == target:
+        return False
+    switch_symlink(layout.current_link, target)
+    return True
+
+
+class InitWorkspace(TaskOp):
+    """Idempotent: a re-run finds the directories and the link in place and changes nothing."""
+
+    name = "init_workspace"
+    params_type = InitWorkspaceParams
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        """Create the directories, let the quiesce protocol set up, then switch ``current`` last."""
+        params = parse_params(ctx, InitWorkspaceParams)
+        layout = ctx.layout
+        await asyncio.to_thread(_create_directories, layout, params.live_id)
+        await ctx.quiesce.prepare(layout, ctx.task_id)
+        switched = await asyncio.to_thread(_point_current, layout, params.live_id)
+        return ExecutionResult(
+            success=True,
+            noop=not switched,
+            results={"root_path": str(layout.root), "current_path": str(layout.live(params.live_id))},
+        )
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        """PROVISIONING → ACTIVE with the first live tree as ``current_path``."""
+        await tx.set_workspace_state(task.wsid, WorkspaceState.ACTIVE, current_path=result.results["current_path"])
+
+    async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:
+        """PROVISIONING → INIT_FAILED; ``retry-init`` may try again."""
+        await tx.set_workspace_state(task.wsid, WorkspaceState.INIT_FAILED)

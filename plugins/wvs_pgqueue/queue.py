@@ -1,0 +1,130 @@
+"""PostgresQueue: the task table is the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wvs_core.db.engine import asyncpg_dsn
+from wvs_core.db.rows import from_row
+from wvs_core.models import Task
+from wvs_core.queue import InTransaction, TaskOutcome, TaskQueue
+from wvs_pgqueue import queries
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAY = 1.0
+
+
+class LeaseLost(Exception):
+    """The task is no longer RUNNING for this scheduler; its outcome was not recorded."""
+
+
+class PostgresQueue(TaskQueue):
+    """Claims with ``FOR UPDATE SKIP LOCKED``; wakes schedulers with ``NOTIFY`` (polling as fallback).
+
+    Settings (``[plugins.settings.postgres]``): ``channel`` (default ``wvs_tasks``).
+    """
+
+    name = "postgres"
+
+    def __init__(self, engine: AsyncEngine, settings: Mapping[str, Any]) -> None:
+        super().__init__(engine, settings)
+        self.channel = str(settings.get("channel", "wvs_tasks"))
+        self._wakeup = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the LISTEN loop on its own connection, outside the SQLAlchemy pool."""
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="wvs-queue-listener")
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+    async def announce(self, connection: AsyncConnection) -> None:
+        """NOTIFY the channel; PostgreSQL delivers it when the caller's transaction commits."""
+        await connection.execute(queries.NOTIFY, {"channel": self.channel})
+
+    async def claim(self, worker_id: str, on_claimed: InTransaction) -> Task | None:
+        """Claim the oldest runnable task whose workspace is free, in one statement."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(queries.CLAIM, {"worker_id": worker_id})).first()
+            if row is None:
+                return None
+            task = from_row(row, Task)
+            await on_claimed(conn, task)
+            return task
+
+    async def finish(self, task: Task, outcome: TaskOutcome, on_finished: InTransaction) -> Task:
+        """Record the outcome; raises LeaseLost when the task is no longer ours."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    queries.FINISH,
+                    {
+                        "status": outcome.status.value,
+                        "result": outcome.result,
+                        "error": outcome.error,
+                        "next_run_in": outcome.next_run_in,
+                        "task_id": task.task_id,
+                        "worker_id": task.worker_id,
+                    },
+                )
+            ).first()
+            if row is None:
+                raise LeaseLost(f"task {task.task_id} is no longer RUNNING for {task.worker_id}")
+            finished = from_row(row, Task)
+            await on_finished(conn, finished)
+            # The workspace's next task may now start: wake every scheduler.
+            await self.announce(conn)
+            return finished
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return on a NOTIFY or after ``timeout`` seconds, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        self._wakeup.clear()
+
+    async def depth(self) -> int:
+        """Tasks waiting to run."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(queries.DEPTH)).scalar_one())
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wakeup.set()
+
+    async def _listen(self) -> None:
+        dsn = asyncpg_dsn(self.engine.url.render_as_string(hide_password=False))
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn)
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("queue listener cannot connect, polling meanwhile: %s", error)
+                await asyncio.sleep(RECONNECT_DELAY)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: lost.set())
+            try:
+                await conn.add_listener(self.channel, self._on_notify)
+                # Work may have been announced while we were not listening.
+                self._wakeup.set()
+                await lost.wait()
+                log.warning("queue listener connection lost; reconnecting")
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("queue listener failed: %s", error)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+            await asyncio.sleep(RECONNECT_DELAY)

@@ -1,0 +1,54 @@
+"""The Starlette application: routes, error handlers, and a lifespan that owns engine and plugins."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from wvs_core.api import health, snapshots, tasks, workspaces
+from wvs_core.api.errors import EXCEPTION_HANDLERS
+from wvs_core.api.middleware import RequestIdMiddleware
+from wvs_core.api.state import ApiState
+from wvs_core.config import Config
+from wvs_core.db.engine import create_engine
+from wvs_core.db.store import Store
+from wvs_core.plugins import PluginRegistry
+
+routes = [
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/v1/workspaces", workspaces.create_workspace, methods=["POST"]),
+    Route("/v1/workspaces", workspaces.list_workspaces, methods=["GET"]),
+    Route("/v1/workspaces/{wsid}", workspaces.get_workspace, methods=["GET"]),
+    Route("/v1/workspaces/{wsid}/snapshots", snapshots.create_snapshot, methods=["POST"]),
+    Route("/v1/workspaces/{wsid}/snapshots", snapshots.list_snapshots, methods=["GET"]),
+    Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
+]
+
+
+def create_app(config: Config, registry: PluginRegistry | None = None) -> Starlette:
+    """Build the API for ``config``; plugins are loaded here unless ``registry`` is given."""
+    registry = registry or PluginRegistry.load(config.plugins)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[ApiState]:
+        engine = create_engine(config.database)
+        queue_class = registry.queues[config.plugins.queue]
+        queue = queue_class(engine, config.plugins.settings_for(config.plugins.queue))
+        try:
+            yield {"config": config, "registry": registry, "store": Store(engine, queue)}
+        finally:
+            await engine.dispose()
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )

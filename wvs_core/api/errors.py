@@ -1,0 +1,45 @@
+"""The error envelope: every failure answers ``{"error": {code, message, request_id}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from wvs_core.errors import ErrorCode, WVSError
+
+log = logging.getLogger(__name__)
+
+
+def error_response(request: Request, code: ErrorCode, message: str, status: int | None = None) -> JSONResponse:
+    """The JSON envelope for ``code``."""
+    request_id = getattr(request.state, "request_id", "")
+    return JSONResponse(
+        {"error": {"code": code.value, "message": message, "request_id": request_id}},
+        status_code=status or code.http_status,
+        headers={"X-Request-Id": request_id},
+    )
+
+
+async def wvs_error(request: Request, exc: Exception) -> Response:
+    """A domain error: its own code."""
+    assert isinstance(exc, WVSError)
+    return error_response(request, exc.code, exc.message)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) in the same envelope."""
+    assert isinstance(exc, HTTPException)
+    code = ErrorCode.NOT_FOUND if exc.status_code == 404 else ErrorCode.BAD_REQUEST
+    return error_response(request, code, str(exc.detail), status=exc.status_code)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """Anything else: logged with the request id, answered as WVS_INTERNAL without details."""
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(request, ErrorCode.INTERNAL, "internal error; quote the request_id when reporting it")
+
+
+EXCEPTION_HANDLERS = {WVSError: wvs_error, HTTPException: http_error, Exception: unexpected_error}

@@ -1,0 +1,111 @@
+"""Reading requests: bodies, ids, query parameters and the Idempotency-Key, each strictly validated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+from starlette.requests import Request
+
+from wvs_core.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from wvs_core.db.store import Submission
+from wvs_core.errors import ErrorCode, WVSError
+from wvs_core.hashing import request_hash
+from wvs_core.ids import is_uuid, is_wsid
+
+MAX_KEY_LENGTH = 255
+
+
+def bad_request(message: str) -> WVSError:
+    """A WVS_BAD_REQUEST error."""
+    return WVSError(ErrorCode.BAD_REQUEST, message)
+
+
+async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is ``{}``); oversized or malformed bodies are 400."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise bad_request(f"body larger than {max_bytes} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise bad_request(f"body larger than {max_bytes} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise bad_request(f"body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise bad_request("the body must be a JSON object")
+    return body
+
+
+def path_wsid(request: Request) -> str:
+    """The ``{wsid}`` path parameter, validated."""
+    wsid = request.path_params["wsid"]
+    if not is_wsid(wsid):
+        raise bad_request(f"invalid wsid {wsid!r}: must match ^[a-z0-9][a-z0-9-]{{1,61}}[a-z0-9]$")
+    return str(wsid)
+
+
+def path_id(request: Request, name: str) -> str:
+    """A UUID path parameter (``task_id``, ``snapshot_id``), validated."""
+    value = request.path_params[name]
+    if not is_uuid(value):
+        raise bad_request(f"invalid {name} {value!r}: must be a UUID")
+    return str(value)
+
+
+@attrs.frozen
+class ListQuery:
+    """Common list parameters plus the filters a route allows."""
+
+    cursor: str | None
+    limit: int
+    filters: dict[str, str]
+
+
+def list_query(request: Request, allowed_filters: tuple[str, ...] = ()) -> ListQuery:
+    """Parse ``cursor``, ``limit`` and the allowed filters; anything else is a 400."""
+    params = request.query_params
+    unknown = set(params) - {"cursor", "limit", *allowed_filters}
+    if unknown:
+        raise bad_request(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    raw_limit = params.get("limit", str(DEFAULT_LIMIT))
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    filters = {name: params[name] for name in allowed_filters if params.get(name)}
+    return ListQuery(cursor=params.get("cursor") or None, limit=int(raw_limit), filters=filters)
+
+
+def one_of(name: str, value: str | None, allowed: Iterable[str]) -> str | None:
+    """``value`` when it is None or one of ``allowed``; otherwise a 400 listing the choices."""
+    choices = sorted(allowed)
+    if value is not None and value not in choices:
+        raise bad_request(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def submission(request: Request, body: dict[str, Any]) -> Submission:
+    """Idempotency facts and the actor of an asynchronous write; the key is required."""
+    key = request.headers.get("idempotency-key")
+    if not key:
+        raise bad_request("the Idempotency-Key header is required on this request")
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise bad_request(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
+    return Submission(
+        idempotency_key=key,
+        request_hash=request_hash(body, request.method, request.url.path),
+        request_id=request.state.request_id,
+        actor=actor(request),
+    )
+
+
+def actor(request: Request) -> dict[str, Any]:
+    """Who made the request, for the audit trail."""
+    client = request.client
+    return {"type": "api", "subject": "anonymous", "remote": client.host if client else None}

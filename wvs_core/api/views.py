@@ -1,0 +1,38 @@
+"""Domain models as API JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wvs_core.convert import unstructure
+from wvs_core.models import Page, Snapshot, Task, Workspace
+
+HIDDEN_TASK_FIELDS = ("request_hash", "actor")
+
+
+def workspace_view(workspace: Workspace) -> dict[str, Any]:
+    """A workspace, with absolute ``root_path`` and ``current_path``."""
+    return dict(unstructure(workspace))
+
+
+def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot: ``{snapshot_id, message, fs_path, created_at}``."""
+    return {
+        "snapshot_id": snapshot.snapshot_id,
+        "message": snapshot.message,
+        "fs_path": snapshot.fs_path,
+        "created_at": snapshot.created_at.isoformat(),
+    }
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    """A task, without internal bookkeeping."""
+    data = unstructure(task)
+    for field in HIDDEN_TASK_FIELDS:
+        data.pop(field, None)
+    return dict(data)
+
+
+def page_view(page: Page, view: Any) -> dict[str, Any]:
+    """``{"items": [...], "next_cursor": ...}``."""
+    return {"items": [view(item) for item in page.items], "next_cursor": page.next_cursor}

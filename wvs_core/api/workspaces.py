@@ -1,0 +1,80 @@
+"""``/v1/workspaces``: create, list, get."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import attrs
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from wvs_core.api import state
+from wvs_core.api.inputs import json_body, list_query, one_of, path_wsid, submission
+from wvs_core.api.views import page_view, workspace_view
+from wvs_core.convert import structure_request
+from wvs_core.db.store import INIT_OP, Accepted, TaskSpec
+from wvs_core.ids import WSID_PATTERN, uuid7
+from wvs_core.models import WorkspaceState
+
+
+def _check_wsid(_instance: object, _attribute: object, value: str) -> None:
+    if not WSID_PATTERN.fullmatch(value):
+        raise ValueError(f"wsid {value!r} must match {WSID_PATTERN.pattern}")
+
+
+def _check_owner(_instance: object, _attribute: object, value: str) -> None:
+    if not value.strip() or len(value) > 256 or not value.isprintable():
+        raise ValueError("owner must be 1 to 256 printable characters")
+
+
+@attrs.frozen
+class CreateWorkspace:
+    """Body of ``POST /v1/workspaces``."""
+
+    wsid: str = attrs.field(validator=_check_wsid)
+    owner: str = attrs.field(validator=_check_owner)
+
+
+def init_spec(request: Request) -> TaskSpec:
+    """An init_workspace task with a fresh live tree id."""
+    config = state.config(request)
+    return TaskSpec(
+        op=INIT_OP,
+        params={"live_id": uuid7()},
+        max_attempts=config.worker.max_attempts,
+        timeout_seconds=int(config.executor.task_timeout),
+    )
+
+
+def accepted_response(accepted: Accepted, body: dict[str, object]) -> JSONResponse:
+    """202 with ``body``; an idempotent replay says so in a header."""
+    headers = {"Idempotent-Replayed": "true"} if not accepted.created else {}
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+async def create_workspace(request: Request) -> JSONResponse:
+    """Create a workspace and its init task."""
+    body = await json_body(request, state.config(request).api.max_body_bytes)
+    create = structure_request(body, CreateWorkspace)
+    root_path = str(PurePosixPath(state.config(request).executor.mount_path) / create.wsid)
+    accepted = await state.store(request).create_workspace(
+        create.wsid, create.owner, root_path, init_spec(request), submission(request, body)
+    )
+    return accepted_response(
+        accepted,
+        {"wsid": create.wsid, "state": WorkspaceState.PROVISIONING.value, "init_task_id": accepted.task.task_id},
+    )
+
+
+async def list_workspaces(request: Request) -> JSONResponse:
+    """Workspaces, newest first, optionally by ``state``."""
+    query = list_query(request, ("state",))
+    wanted = one_of("state", query.filters.get("state"), WorkspaceState.__members__)
+    page = await state.store(request).list_workspaces(query.cursor, query.limit, wanted)
+    return JSONResponse(page_view(page, workspace_view))
+
+
+async def get_workspace(request: Request) -> JSONResponse:
+    """One workspace."""
+    workspace = await state.store(request).get_workspace(path_wsid(request))
+    return JSONResponse(workspace_view(workspace))

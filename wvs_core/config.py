@@ -1,0 +1,182 @@
+"""Configuration: one TOML file plus the SPEC §8 environment variables as overrides."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from wvs_core.convert import Seconds, describe_error, structure
+from wvs_core.errors import ConfigError
+
+
+def _check_addr(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{attribute.name} must be HOST:PORT, got {value!r}")
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
+
+
+@attrs.frozen
+class DatabaseConfig:
+    """The WVS database."""
+
+    dsn: str = ""  # SQLAlchemy URL, postgresql+asyncpg://…; WVS_DB_DSN
+    pool_size: int = 10
+
+
+@attrs.frozen
+class ApiConfig:
+    """The control plane (``wvs api``)."""
+
+    listen_addr: str = attrs.field(default="0.0.0.0:8080", validator=_check_addr)
+    metrics_addr: str = attrs.field(default="0.0.0.0:9090", validator=_check_addr)
+    max_body_bytes: int = 64 * 1024
+    shutdown_timeout: Seconds = Seconds(30.0)
+
+
+@attrs.frozen
+class WorkerConfig:
+    """The scheduling plane (``wvs worker``)."""
+
+    metrics_addr: str = attrs.field(default="0.0.0.0:9091", validator=_check_addr)
+    executor_addrs: list[str] = attrs.field(factory=lambda: ["127.0.0.1:7070"])
+    concurrency: int = attrs.field(default=4, validator=_positive)
+    poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=_positive)
+    idle_backoff: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)
+    shutdown_timeout: Seconds = Seconds(120.0)
+    retry_base: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)  # backoff 5s·2^(n-1)
+    retry_max: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
+    max_attempts: int = attrs.field(default=5, validator=_positive)
+
+    @executor_addrs.validator
+    def _check_executor_addrs(self, attribute: attrs.Attribute[list[str]], value: list[str]) -> None:
+        if not value:
+            raise ValueError("executor_addrs needs at least one HOST:PORT")
+        for addr in value:
+            _check_addr(self, attribute, addr)
+
+
+@attrs.frozen
+class ExecutorConfig:
+    """The execution plane (``wvs executor``)."""
+
+    grpc_addr: str = attrs.field(default="0.0.0.0:7070", validator=_check_addr)
+    metrics_addr: str = attrs.field(default="0.0.0.0:9092", validator=_check_addr)
+    mount_path: str = "/ws"
+    task_timeout: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
+    quiesce_timeout: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)
+    shutdown_timeout: Seconds = Seconds(300.0)
+
+
+@attrs.frozen
+class PluginsConfig:
+    """Which plugin provides each building block, and each plugin's own settings."""
+
+    storage: str = "juicefs"
+    quiesce: str = "control-json"
+    queue: str = "postgres"
+    notifiers: list[str] = attrs.field(factory=lambda: ["log"])
+    modules: list[str] = attrs.field(factory=list)  # extra plugin modules to import by name
+    settings: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # [plugins.settings.<name>]
+
+    def settings_for(self, name: str) -> Mapping[str, Any]:
+        """The ``[plugins.settings.<name>]`` table (empty when absent)."""
+        return self.settings.get(name, {})
+
+
+@attrs.frozen
+class Config:
+    """A whole deployment's configuration."""
+
+    database: DatabaseConfig = attrs.field(factory=DatabaseConfig)
+    api: ApiConfig = attrs.field(factory=ApiConfig)
+    worker: WorkerConfig = attrs.field(factory=WorkerConfig)
+    executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
+    plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
+    log_level: str = attrs.field(default="info")
+
+    @log_level.validator
+    def _check_log_level(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if value.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError(f"log_level must be debug, info, warning, error or critical, got {value!r}")
+
+    def __attrs_post_init__(self) -> None:
+        if self.executor.quiesce_timeout >= self.executor.task_timeout:
+            raise ValueError(
+                "executor.quiesce_timeout must be below executor.task_timeout "
+                f"({self.executor.quiesce_timeout}s >= {self.executor.task_timeout}s)"
+            )
+
+
+# SPEC §8 environment variables and the config key each one overrides.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "WVS_DB_DSN": ("database.dsn",),
+    "WVS_LISTEN_ADDR": ("api.listen_addr",),
+    "WVS_METRICS_ADDR": ("api.metrics_addr", "worker.metrics_addr"),
+    "WVS_LOG_LEVEL": ("log_level",),
+    "WVS_SHUTDOWN_TIMEOUT": ("api.shutdown_timeout",),
+    "EXECUTOR_ADDRS": ("worker.executor_addrs",),
+    "WORKER_POLL_INTERVAL": ("worker.poll_interval",),
+    "WORKER_IDLE_BACKOFF": ("worker.idle_backoff",),
+    "WORKER_SHUTDOWN_TIMEOUT": ("worker.shutdown_timeout",),
+    "EXECUTOR_GRPC_ADDR": ("executor.grpc_addr",),
+    "EXECUTOR_METRICS_ADDR": ("executor.metrics_addr",),
+    "EXECUTOR_MOUNT_PATH": ("executor.mount_path",),
+    "EXECUTOR_TASK_TIMEOUT": ("executor.task_timeout",),
+    "EXECUTOR_QUIESCE_TIMEOUT": ("executor.quiesce_timeout",),
+    "EXECUTOR_SHUTDOWN_TIMEOUT": ("executor.shutdown_timeout",),
+    "JFS_META_URL": ("plugins.settings.juicefs.meta_url",),
+}
+LIST_KEYS = {"worker.executor_addrs"}
+
+
+def _set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key {part!r} must be a table")
+        node = child
+    node[leaf] = value
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (TOML; ``WVS_CONFIG`` when None; defaults when neither) and apply env overrides.
+
+    Raises ConfigError naming the offending key for any unknown key or wrong value.
+    """
+    env = os.environ if env is None else env
+    path = path or env.get("WVS_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    for var, keys in ENV_OVERRIDES.items():
+        if (raw := env.get(var)) is not None:
+            for key in keys:
+                value: Any = [a.strip() for a in raw.split(",") if a.strip()] if key in LIST_KEYS else raw
+                _set_key(data, key, value)
+    return config_from_dict(data)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Build a Config from plain data, with the same error reporting as ``load_config``."""
+    try:
+        return structure(dict(data), Config)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as error:
+        raise ConfigError(f"invalid configuration: {describe_error(error)}") from None

@@ -1,0 +1,108 @@
+"""The one cattrs converter: config, API bodies, op params and responses go through it."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, NewType, TypeVar
+
+import cattrs
+from cattrs.preconf.json import make_converter
+
+from wvs_core.errors import ErrorCode, WVSError
+
+Seconds = NewType("Seconds", float)
+"""A duration: a number of seconds, or text such as ``"300s"``, ``"5m"``, ``"250ms"``."""
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+T = TypeVar("T")
+
+
+def _structure_seconds(value: Any, _type: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or text like '30s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (examples: 30, '30s', '5m', '250ms')")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def _structure_strict_str(value: Any, _type: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _structure_strict_int(value: Any, _type: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _structure_strict_float(value: Any, _type: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise ValueError(f"expected a number, got {value!r}")
+
+
+def _structure_strict_bool(value: Any, _type: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        return value.lower() in {"1", "true", "yes", "on"}
+    raise ValueError(f"expected a boolean, got {value!r}")
+
+
+def register_hooks(converter: cattrs.Converter) -> None:
+    """Configure ``converter``: strict scalars (no silent ``"1"`` → ``True``), durations, datetimes."""
+    converter.register_structure_hook(Seconds, _structure_seconds)
+    converter.register_structure_hook(str, _structure_strict_str)
+    converter.register_structure_hook(int, _structure_strict_int)
+    converter.register_structure_hook(float, _structure_strict_float)
+    converter.register_structure_hook(bool, _structure_strict_bool)
+    converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
+
+
+_converter = make_converter(forbid_extra_keys=True)
+register_hooks(_converter)
+
+
+def describe_error(error: Exception, root: str = "") -> str:
+    """Turn a cattrs structuring error into one readable line naming each offending key."""
+    if isinstance(error, cattrs.BaseValidationError):
+        lines = cattrs.transform_error(error, path=root or "$")
+        return "; ".join(line.replace("$.", "") for line in lines)
+    return str(error)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build ``cls`` from plain data; raises ``cattrs`` errors (see ``describe_error``)."""
+    return _converter.structure(data, cls)
+
+
+def structure_request(data: Any, cls: type[T], what: str = "body") -> T:
+    """Build ``cls`` from a request body; any mismatch is a ``WVS_BAD_REQUEST`` naming the field."""
+    if not isinstance(data, dict):
+        raise WVSError(ErrorCode.BAD_REQUEST, f"the {what} must be a JSON object")
+    try:
+        return _converter.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError) as error:
+        raise WVSError(ErrorCode.BAD_REQUEST, f"invalid {what}: {describe_error(error)}") from None
+
+
+def unstructure(value: Any) -> Any:
+    """Turn attrs instances (and datetimes, enums) into JSON-ready data."""
+    return _converter.unstructure(value)

@@ -1,0 +1,34 @@
+"""Engine construction and DSN handling."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from wvs_core.config import DatabaseConfig
+from wvs_core.errors import ConfigError
+
+
+def async_dsn(dsn: str) -> str:
+    """Normalise a PostgreSQL DSN to the asyncpg driver (``postgresql://`` → ``postgresql+asyncpg://``)."""
+    if not dsn:
+        raise ConfigError("database.dsn is not set (WVS_DB_DSN)")
+    try:
+        url = make_url(dsn)
+    except Exception:
+        raise ConfigError("database.dsn is not a valid database URL") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError(f"database.dsn must be a PostgreSQL URL, got {url.get_backend_name()!r}")
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(dsn: str) -> str:
+    """The same DSN as plain libpq form, for a raw asyncpg connection (the LISTEN connection)."""
+    return make_url(async_dsn(dsn)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_engine(config: DatabaseConfig) -> AsyncEngine:
+    """An AsyncEngine for the WVS database."""
+    return create_async_engine(
+        async_dsn(config.dsn), pool_size=config.pool_size, pool_pre_ping=True, max_overflow=config.pool_size
+    )

@@ -1,0 +1,18 @@
+"""Rows to domain models, in one place."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import attrs
+from sqlalchemy.engine import Row
+
+from wvs_core.convert import structure
+
+T = TypeVar("T")
+
+
+def from_row(row: Row[Any], cls: type[T]) -> T:
+    """Build the attrs model ``cls`` from a result row, ignoring columns the model does not carry."""
+    names = {field.name for field in attrs.fields(cls)}  # type: ignore[misc]
+    return structure({key: value for key, value in row._mapping.items() if key in names}, cls)

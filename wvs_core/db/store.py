@@ -1,0 +1,242 @@
+"""The control plane's database operations: workspaces, tasks, snapshots, with idempotency and audit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wvs_core.db.audit import write_audit
+from wvs_core.db.pagination import keyset_page, split_page
+from wvs_core.db.rows import from_row
+from wvs_core.db.tables import snapshots, tasks, workspaces
+from wvs_core.errors import ErrorCode, WVSError
+from wvs_core.ids import uuid7
+from wvs_core.models import Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
+from wvs_core.queue import TaskQueue
+
+INIT_OP = "init_workspace"
+
+
+@attrs.frozen
+class Submission:
+    """Who asked for a write, and the idempotency facts of the request."""
+
+    idempotency_key: str
+    request_hash: str
+    request_id: str
+    actor: dict[str, Any]
+
+
+@attrs.frozen
+class TaskSpec:
+    """A task to create: its op, params and limits."""
+
+    op: str
+    params: dict[str, Any]
+    max_attempts: int
+    timeout_seconds: int
+
+
+@attrs.frozen
+class Accepted:
+    """The task a write created, or the original task of an idempotent replay (``created`` False)."""
+
+    task: Task
+    created: bool
+
+
+WorkspaceCheck = Callable[[AsyncConnection, Workspace], Awaitable[None]]
+
+
+class Store:
+    """Database operations of the API. Every write is one transaction with its audit rows."""
+
+    def __init__(self, engine: AsyncEngine, queue: TaskQueue) -> None:
+        self.engine = engine
+        self.queue = queue
+
+    async def ping(self) -> None:
+        """Raise when the database does not answer."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # --- workspaces ---------------------------------------------------------------------------
+
+    async def create_workspace(
+        self, wsid: str, owner: str, root_path: str, spec: TaskSpec, submission: Submission
+    ) -> Accepted:
+        """Create the workspace row and its init task, or replay/refuse per the idempotency rules."""
+        async with self.engine.begin() as conn:
+            inserted = await conn.execute(
+                pg_insert(workspaces)
+                .values(wsid=wsid, owner=owner, root_path=root_path)
+                .on_conflict_do_nothing(index_elements=["wsid"])
+                .returning(workspaces.c.wsid)
+            )
+            if inserted.first() is None:
+                replay = await self._replay(conn, wsid, INIT_OP, submission)
+                if replay is None:
+                    raise WVSError(ErrorCode.CONFLICT_EXISTS, f"workspace {wsid!r} already exists")
+                return replay
+            await write_audit(
+                conn,
+                action="workspace.create",
+                wsid=wsid,
+                request_id=submission.request_id,
+                actor=submission.actor,
+                payload={"after": {"state": WorkspaceState.PROVISIONING, "owner": owner}},
+            )
+            task = await self._insert_task(conn, wsid, spec, submission)
+            return Accepted(task, created=True)
+
+    async def get_workspace(self, wsid: str) -> Workspace:
+        """The workspace, or WVS_NOT_FOUND."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid))).first()
+        if row is None:
+            raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
+        return from_row(row, Workspace)
+
+    async def list_workspaces(self, cursor: str | None, limit: int, state: str | None = None) -> Page:
+        """Workspaces, newest first."""
+        query = workspaces.select()
+        if state:
+            query = query.where(workspaces.c.state == state)
+        query = keyset_page(query, workspaces.c.created_at, workspaces.c.wsid, cursor, limit)
+        async with self.engine.connect() as conn:
+            rows = [from_row(row, Workspace) for row in await conn.execute(query)]
+        items, next_cursor = split_page(rows, limit, "created_at", "wsid")
+        return Page(items, next_cursor)
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    async def submit_task(
+        self, wsid: str, spec: TaskSpec, submission: Submission, check: WorkspaceCheck | None = None
+    ) -> Accepted:
+        """Create a task on an ACTIVE workspace, or replay/refuse per the idempotency rules.
+
+        The workspace row is locked for the transaction, so tasks of one workspace are created (and
+        committed) one after the other: creation order is the order schedulers see them in.
+        """
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())
+            ).first()
+            if row is None:
+                raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
+            replay = await self._replay(conn, wsid, spec.op, submission)
+            if replay is not None:
+                return replay
+            workspace = from_row(row, Workspace)
+            if workspace.state == WorkspaceState.DISABLED:
+                raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
+            if workspace.state != WorkspaceState.ACTIVE:
+                raise WVSError(
+                    ErrorCode.PRECONDITION_FAILED, f"workspace {wsid!r} is {workspace.state}, not ACTIVE"
+                )
+            if check is not None:
+                await check(conn, workspace)
+            task = await self._insert_task(conn, wsid, spec, submission)
+            return Accepted(task, created=True)
+
+    async def get_task(self, task_id: str) -> Task:
+        """The task, or WVS_NOT_FOUND."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(tasks.select().where(tasks.c.task_id == task_id))).first()
+        if row is None:
+            raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
+        return from_row(row, Task)
+
+    async def list_tasks(
+        self, cursor: str | None, limit: int, wsid: str | None, status: str | None, op: str | None
+    ) -> Page:
+        """Tasks, newest first, optionally filtered."""
+        query = tasks.select()
+        for column, value in ((tasks.c.wsid, wsid), (tasks.c.status, status), (tasks.c.op, op)):
+            if value:
+                query = query.where(column == value)
+        query = keyset_page(query, tasks.c.created_at, tasks.c.task_id, cursor, limit)
+        async with self.engine.connect() as conn:
+            rows = [from_row(row, Task) for row in await conn.execute(query)]
+        items, next_cursor = split_page(rows, limit, "created_at", "task_id")
+        return Page(items, next_cursor)
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    async def list_snapshots(self, wsid: str, cursor: str | None, limit: int) -> Page:
+        """Live (not deleted) snapshots of a workspace, newest first."""
+        await self.get_workspace(wsid)
+        query = snapshots.select().where(snapshots.c.wsid == wsid, snapshots.c.deleted_at.is_(None))
+        query = keyset_page(query, snapshots.c.created_at, snapshots.c.snapshot_id, cursor, limit)
+        async with self.engine.connect() as conn:
+            rows = [from_row(row, Snapshot) for row in await conn.execute(query)]
+        items, next_cursor = split_page(rows, limit, "created_at", "snapshot_id")
+        return Page(items, next_cursor)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _replay(
+        self, conn: AsyncConnection, wsid: str, op: str, submission: Submission
+    ) -> Accepted | None:
+        row = (
+            await conn.execute(
+                tasks.select().where(
+                    tasks.c.wsid == wsid,
+                    tasks.c.op == op,
+                    tasks.c.idempotency_key == submission.idempotency_key,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        task = from_row(row, Task)
+        if task.request_hash != submission.request_hash:
+            raise WVSError(
+                ErrorCode.CONFLICT_IDEMPOTENT_MISMATCH,
+                "this Idempotency-Key was already used with a different request",
+            )
+        return Accepted(task, created=False)
+
+    async def _insert_task(
+        self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission
+    ) -> Task:
+        row = (
+            await conn.execute(
+                tasks.insert()
+                .values(
+                    task_id=uuid7(),
+                    wsid=wsid,
+                    op=spec.op,
+                    status=TaskStatus.PENDING,
+                    idempotency_key=submission.idempotency_key,
+                    request_hash=submission.request_hash,
+                    # clock_timestamp(), not now(): taken under the workspace lock, so per-workspace
+                    # creation order equals commit order.
+                    created_at=sa.func.clock_timestamp(),
+                    next_run_at=sa.func.clock_timestamp(),
+                    max_attempts=spec.max_attempts,
+                    timeout_seconds=spec.timeout_seconds,
+                    params=spec.params,
+                    request_id=submission.request_id,
+                    actor=submission.actor,
+                )
+                .returning(*tasks.c)
+            )
+        ).one()
+        task = from_row(row, Task)
+        await write_audit(
+            conn,
+            action="task.create",
+            wsid=wsid,
+            task_id=task.task_id,
+            request_id=submission.request_id,
+            actor=submission.actor,
+            payload={"after": {"status": TaskStatus.PENDING, "op": spec.op, "params": spec.params}},
+        )
+        await self.queue.announce(conn)
+        return task

@@ -1,0 +1,123 @@
+"""The schema ``wvs`` (SPEC §3) as SQLAlchemy Core tables; the alembic migrations create exactly this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+SCHEMA = "wvs"
+WSID_REGEX = "^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
+WORKSPACE_STATES = ("PROVISIONING", "ACTIVE", "INIT_FAILED", "DISABLED")
+TASK_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "DEAD")
+
+metadata = sa.MetaData(
+    schema=SCHEMA,
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    },
+)
+
+
+def _now() -> sa.TextClause:
+    return sa.text("now()")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    sa.Column("wsid", sa.Text, primary_key=True),
+    sa.Column("root_path", sa.Text, nullable=False, unique=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False, server_default="PROVISIONING"),
+    sa.Column(
+        "current_snapshot_id",
+        sa.Text,
+        sa.ForeignKey("wvs.snapshots.snapshot_id", use_alter=True, name="fk_workspaces_current_snapshot"),
+        nullable=True,
+    ),
+    sa.Column("current_path", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.CheckConstraint(f"wsid ~ '{WSID_REGEX}'", name="wsid_format"),
+    sa.CheckConstraint(_in("state", WORKSPACE_STATES), name="state"),
+    sa.Index("ix_workspaces_created_at_wsid", sa.text("created_at DESC"), sa.text("wsid DESC")),
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("snapshot_id", sa.Text, primary_key=True),
+    sa.Column("wsid", sa.Text, sa.ForeignKey("wvs.workspaces.wsid"), nullable=False),
+    sa.Column("fs_path", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("wsid", "fs_path"),
+    sa.Index("ix_snapshots_wsid_created_at", "wsid", sa.text("created_at DESC")),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("task_id", sa.Text, primary_key=True),
+    sa.Column("wsid", sa.Text, sa.ForeignKey("wvs.workspaces.wsid"), nullable=False),
+    sa.Column("op", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="PENDING"),
+    sa.Column("idempotency_key", sa.Text, nullable=True),
+    sa.Column("request_hash", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    sa.Column("timeout_seconds", sa.Integer, nullable=False, server_default="300"),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("params", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("result", JSONB, nullable=True),
+    sa.Column("error", JSONB, nullable=True),
+    # Additive (SPEC §3 allows): who asked, and which scheduler holds the task.
+    sa.Column("request_id", sa.Text, nullable=True),
+    sa.Column("actor", JSONB, nullable=True),
+    sa.Column("worker_id", sa.Text, nullable=True),
+    sa.CheckConstraint(_in("status", TASK_STATUSES), name="status"),
+    sa.UniqueConstraint("wsid", "op", "idempotency_key"),
+    sa.Index("ix_tasks_wsid_created_at", "wsid", sa.text("created_at DESC")),
+    sa.Index(
+        "ix_tasks_runnable",
+        "created_at",
+        "task_id",
+        postgresql_where=sa.text("status IN ('PENDING', 'FAILED')"),
+    ),
+    sa.Index(
+        "ix_tasks_unfinished_by_workspace",
+        "wsid",
+        "created_at",
+        "task_id",
+        postgresql_where=sa.text("status IN ('PENDING', 'RUNNING', 'FAILED')"),
+    ),
+    sa.Index("ix_tasks_created_at_task_id", sa.text("created_at DESC"), sa.text("task_id DESC")),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=True),  # BIGSERIAL
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("clock_timestamp()")),
+    sa.Column("wsid", sa.Text, nullable=True),
+    sa.Column("actor", JSONB, nullable=True),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text, nullable=True),
+    sa.Column("task_id", sa.Text, nullable=True),
+    sa.Column("payload", JSONB, nullable=True),
+    sa.Index("ix_audit_wsid_ts", "wsid", sa.text("ts DESC")),
+    sa.Index("ix_audit_task_id", "task_id"),
+)

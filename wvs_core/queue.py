@@ -1,0 +1,67 @@
+"""The queue interface: how schedulers claim tasks and record their outcome."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
+
+import attrs
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wvs_core.models import Task, TaskStatus
+
+InTransaction = Callable[[AsyncConnection, Task], Awaitable[None]]
+"""A callback run inside the queue's transaction, with the task row as it was just written."""
+
+
+@attrs.frozen
+class TaskOutcome:
+    """How a run ended, as the scheduler decided it."""
+
+    status: TaskStatus  # SUCCEEDED, FAILED (retry at next_run_in), DEAD or CANCELED
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    next_run_in: float = 0.0  # seconds until a FAILED task may run again
+
+
+class TaskQueue(abc.ABC):
+    """Claims runnable tasks one workspace at a time and records how they ended.
+
+    Guarantees a queue must give: a task is claimed by one scheduler at a time; a workspace never has
+    two RUNNING tasks; a workspace's tasks are claimed in creation order (a FAILED task waiting for
+    its retry blocks the tasks created after it). Subclasses set ``name`` (``queue.backend`` in the
+    config) and take their ``[queue.<name>]`` table as ``settings``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, engine: AsyncEngine, settings: Mapping[str, Any]) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open whatever the queue needs to wait for work (a LISTEN connection…)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``start`` opened."""
+
+    @abc.abstractmethod
+    async def announce(self, connection: AsyncConnection) -> None:
+        """Within the caller's transaction, wake waiting schedulers once it commits."""
+
+    @abc.abstractmethod
+    async def claim(self, worker_id: str, on_claimed: InTransaction) -> Task | None:
+        """Move the next runnable task to RUNNING for ``worker_id``, or return None when none is due."""
+
+    @abc.abstractmethod
+    async def finish(self, task: Task, outcome: TaskOutcome, on_finished: InTransaction) -> Task:
+        """Record ``outcome`` for a RUNNING task; ``on_finished`` runs in the same transaction."""
+
+    @abc.abstractmethod
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when work may have arrived (a wake-up) or after ``timeout`` seconds."""
+
+    @abc.abstractmethod
+    async def depth(self) -> int:
+        """Number of tasks waiting to run (PENDING or FAILED awaiting retry)."""

@@ -1,0 +1,50 @@
+"""The quiesce protocol interface: how the executor asks an agent to hold its writes."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from wvs_core.layout import WorkspaceLayout
+
+
+class QuiesceTimeout(Exception):
+    """The agent did not confirm the freeze in time; nothing may be cloned (fail-closed)."""
+
+
+class QuiesceProtocol(abc.ABC):
+    """Freezes and resumes the writers of one workspace.
+
+    Subclasses set ``name`` (the value of ``quiesce.protocol`` that selects them) and take their own
+    ``[quiesce.<name>]`` config table as ``settings``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+
+    async def prepare(self, layout: WorkspaceLayout, task_id: str) -> None:  # noqa: B027 - optional hook
+        """Set up whatever the protocol needs in a new workspace (called by init_workspace)."""
+
+    @abc.abstractmethod
+    async def freeze(self, layout: WorkspaceLayout, task_id: str, timeout: float) -> None:
+        """Ask the writers to stop and wait until they confirm; raise QuiesceTimeout after ``timeout``."""
+
+    @abc.abstractmethod
+    async def resume(self, layout: WorkspaceLayout, task_id: str) -> None:
+        """Tell the writers they may go on. Called after every freeze attempt, successful or not."""
+
+
+@asynccontextmanager
+async def quiesced(
+    protocol: QuiesceProtocol, layout: WorkspaceLayout, task_id: str, timeout: float
+) -> AsyncIterator[None]:
+    """Hold the workspace frozen for the body; resume on every path, including a failed freeze."""
+    try:
+        await protocol.freeze(layout, task_id, timeout)
+        yield
+    finally:
+        await protocol.resume(layout, task_id)

@@ -1,0 +1,36 @@
+"""The scheduler's gRPC client for the executor plane."""
+
+from __future__ import annotations
+
+import grpc
+
+from wvs_core.models import ExecutionRequest, ExecutionResult
+from wvs_core.rpc import executor_pb2_grpc
+from wvs_core.rpc.codec import request_to_pb, result_from_pb
+
+
+class ExecutorUnavailable(Exception):
+    """The executor could not be reached or failed to answer the call."""
+
+
+class ExecutorClient:
+    """Calls ``ExecuteTask`` on one executor address."""
+
+    def __init__(self, addr: str) -> None:
+        self.addr = addr
+        self._channel = grpc.aio.insecure_channel(addr)
+        self._stub = executor_pb2_grpc.ExecutorServiceStub(self._channel)
+
+    async def execute(self, request: ExecutionRequest, timeout: float) -> ExecutionResult:
+        """Run one op; raises ExecutorUnavailable on transport errors, TimeoutError after ``timeout``."""
+        try:
+            response = await self._stub.ExecuteTask(request_to_pb(request), timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TimeoutError(f"executor {self.addr} did not answer within {timeout:.0f}s") from None
+            raise ExecutorUnavailable(f"executor {self.addr}: {error.code().name}: {error.details()}") from None
+        return result_from_pb(response)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close()

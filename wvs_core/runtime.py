@@ -1,0 +1,181 @@
+"""Running the planes: the API (uvicorn), schedulers and the executor, alone or together in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import uvicorn
+from prometheus_client import start_http_server
+
+from wvs_core.api.app import create_app
+from wvs_core.config import Config
+from wvs_core.db.engine import create_engine
+from wvs_core.plugins import PluginRegistry
+from wvs_core.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+PLANES = ("api", "worker", "executor")
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """``"host:port"`` → ``("host", port)``."""
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the process that embeds it decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave signals to the embedding process."""
+        yield
+
+
+class Service:
+    """Some or all of the planes of WVS in one event loop.
+
+    Ports given as 0 are chosen by the OS; after ``start`` the real addresses are in ``api_url`` and
+    ``executor_addr``, and an embedded worker is pointed at the embedded executor.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        registry: PluginRegistry | None = None,
+        planes: tuple[str, ...] = PLANES,
+        schedulers: int = 1,
+        serve_metrics: bool = True,
+    ) -> None:
+        unknown = set(planes) - set(PLANES)
+        if unknown:
+            raise ValueError(f"unknown plane(s): {', '.join(sorted(unknown))}")
+        self.config = config
+        self.registry = registry or PluginRegistry.load(config.plugins)
+        self.planes = planes
+        self.scheduler_count = schedulers
+        self.serve_metrics = serve_metrics
+        self.api_url: str | None = None
+        self.executor_addr: str | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._closers: list[Any] = []
+
+    async def start(self) -> None:
+        """Start the planes (executor first, so the worker has something to call)."""
+        if "executor" in self.planes:
+            await self._start_executor()
+        if "worker" in self.planes:
+            await self._start_worker()
+        if "api" in self.planes:
+            await self._start_api()
+
+    async def wait(self) -> None:
+        """Wait until ``stop`` is called or a plane dies."""
+        stopping = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([stopping, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        for task in done - {stopping}:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    def request_stop(self) -> None:
+        """Ask every plane to shut down gracefully (safe from a signal handler)."""
+        self._stop.set()
+
+    async def stop(self) -> None:
+        """Shut everything down: stop taking work, let running work finish, close servers."""
+        self._stop.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for close in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+        self._tasks.clear()
+        self._closers.clear()
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    # --- planes ---------------------------------------------------------------------------------
+
+    def _metrics(self, addr: str) -> None:
+        if not self.serve_metrics:
+            return
+        host, port = split_addr(addr)
+        server, thread = start_http_server(port, addr=host)
+        self._closers.append(server.shutdown)
+
+    async def _start_executor(self) -> None:
+        from wvs_executor.runner import OpRunner
+        from wvs_executor.server import start_server
+
+        settings = self.config.executor
+        server, port = await start_server(OpRunner(self.config, self.registry), settings.grpc_addr)
+        host, _ = split_addr(settings.grpc_addr)
+        self.executor_addr = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        self._metrics(settings.metrics_addr)
+
+        async def serve() -> None:
+            await self._stop.wait()
+            await server.stop(grace=settings.shutdown_timeout)
+
+        self._tasks.append(asyncio.create_task(serve(), name="wvs-executor"))
+
+    async def _start_worker(self) -> None:
+        worker = self.config.worker
+        if "executor" in self.planes and self.executor_addr:
+            worker = attrs.evolve(worker, executor_addrs=[self.executor_addr])
+        engine = create_engine(self.config.database)
+        self._closers.append(engine.dispose)
+        plugins = self.config.plugins
+        notifiers = [self.registry.notifiers[name](plugins.settings_for(name)) for name in plugins.notifiers]
+        for _ in range(self.scheduler_count):
+            queue = self.registry.queues[plugins.queue](engine, plugins.settings_for(plugins.queue))
+            await queue.start()
+            self._closers.append(queue.close)
+            scheduler = Scheduler(worker, self.registry, queue, notifiers)
+            self._tasks.append(asyncio.create_task(scheduler.run(self._stop), name="wvs-scheduler"))
+        if "api" not in self.planes:
+            self._metrics(worker.metrics_addr)
+
+    async def _start_api(self) -> None:
+        host, port = split_addr(self.config.api.listen_addr)
+        server = _EmbeddedUvicorn(
+            uvicorn.Config(
+                create_app(self.config, self.registry),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=int(self.config.api.shutdown_timeout),
+            )
+        )
+        serving = asyncio.create_task(server.serve(), name="wvs-api")
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise OSError(f"the API could not listen on {self.config.api.listen_addr}")
+            await asyncio.sleep(0.01)
+        bound_port = server.servers[0].sockets[0].getsockname()[1]
+        self.api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound_port}"
+        log.info("api listening on %s", self.api_url)
+
+        async def stop_when_asked() -> None:
+            await self._stop.wait()
+            server.should_exit = True
+            await serving
+
+        self._tasks.append(asyncio.create_task(stop_when_asked(), name="wvs-api-stop"))

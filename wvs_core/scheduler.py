@@ -1,0 +1,187 @@
+"""The scheduling plane: claim tasks, call an executor, record the outcome with the op's DB rules."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import zlib
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wvs_core.config import WorkerConfig
+from wvs_core.db.audit import write_audit
+from wvs_core.db.transaction import SCHEDULER_ACTOR, SqlWorkspaceTransaction
+from wvs_core.errors import ErrorCode
+from wvs_core.ids import uuid7
+from wvs_core.logs import log_context
+from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskStatus
+from wvs_core.notifier import Event, Notifier
+from wvs_core.ops import TaskOp
+from wvs_core.plugins import PluginRegistry
+from wvs_core.queue import TaskOutcome, TaskQueue
+from wvs_core.rpc.client import ExecutorClient, ExecutorUnavailable
+
+log = logging.getLogger(__name__)
+
+# Executor error codes that a retry cannot fix.
+PERMANENT_FAILURES = frozenset({"INVALID_PARAMS", "NO_CURRENT", "UNKNOWN_OP"})
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Seconds before retry number ``attempt`` + 1: ``min(base · 2^(attempt-1), cap)``."""
+    return float(min(base * 2 ** max(attempt - 1, 0), cap))
+
+
+def executor_request(task: Task, op: TaskOp) -> ExecutionRequest:
+    """The gRPC request for ``task``: params as strings, absent values left out."""
+    params = {key: str(value) for key, value in task.params.items() if value is not None}
+    return ExecutionRequest(
+        task_id=task.task_id, wsid=task.wsid, op=op.wire_name, params=params, request_id=task.request_id or ""
+    )
+
+
+class Scheduler:
+    """One scheduler instance: up to ``concurrency`` tasks at once, never two of one workspace."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        registry: PluginRegistry,
+        queue: TaskQueue,
+        notifiers: list[Notifier],
+        worker_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.queue = queue
+        self.notifiers = notifiers
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
+        self.executors = [ExecutorClient(addr) for addr in config.executor_addrs]
+
+    def executor_for(self, wsid: str) -> ExecutorClient:
+        """The executor a workspace is routed to (stable for a given address list)."""
+        return self.executors[zlib.crc32(wsid.encode()) % len(self.executors)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run tasks until ``stop`` is set, then let running tasks finish."""
+        running: set[asyncio.Task[None]] = set()
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._fill(running)
+                waiters: set[asyncio.Future[Any]] = {stopping, *running}
+                if len(running) < self.config.concurrency:
+                    waiters.add(asyncio.create_task(self.queue.wait_for_work(self.config.poll_interval)))
+                done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in pending - running - {stopping}:
+                    waiter.cancel()
+            if running:
+                await asyncio.wait(running, timeout=self.config.shutdown_timeout)
+        finally:
+            stopping.cancel()
+            for client in self.executors:
+                await client.close()
+
+    async def _fill(self, running: set[asyncio.Task[None]]) -> None:
+        while len(running) < self.config.concurrency:
+            try:
+                task = await self.queue.claim(self.worker_id, self._on_claimed)
+            except Exception:
+                log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
+                await asyncio.sleep(self.config.idle_backoff)
+                return
+            if task is None:
+                return
+            job = asyncio.create_task(self._run_task(task), name=f"wvs-task-{task.task_id}")
+            running.add(job)
+            job.add_done_callback(running.discard)
+
+    async def _on_claimed(self, conn: AsyncConnection, task: Task) -> None:
+        await write_audit(
+            conn,
+            action="task.running",
+            wsid=task.wsid,
+            task_id=task.task_id,
+            request_id=task.request_id,
+            actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
+            payload={"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}},
+        )
+
+    async def _run_task(self, task: Task) -> None:
+        with log_context(request_id=task.request_id, task_id=task.task_id, wsid=task.wsid, op=task.op):
+            log.info("task started", extra={"attempt": task.attempt})
+            op = self.registry.ops.get(task.op)
+            if op is None:
+                outcome = self._failure(task, "UNKNOWN_OP", f"no loaded plugin provides op {task.op!r}")
+                result = None
+            else:
+                result, outcome = await self._execute(task, op)
+            try:
+                finished = await self.queue.finish(task, outcome, self._rules(op, result))
+            except Exception:
+                log.exception("could not record the outcome of task %s", task.task_id)
+                return
+            log.info("task %s", finished.status.lower(), extra={"attempt": finished.attempt})
+            await self._notify(finished)
+
+    async def _execute(self, task: Task, op: TaskOp) -> tuple[ExecutionResult | None, TaskOutcome]:
+        executor = self.executor_for(task.wsid)
+        try:
+            result = await executor.execute(executor_request(task, op), timeout=float(task.timeout_seconds))
+        except TimeoutError as error:
+            return None, self._failure(task, "EXECUTOR_TIMEOUT", str(error), ErrorCode.EXECUTOR_TIMEOUT)
+        except ExecutorUnavailable as error:
+            return None, self._failure(task, "EXECUTOR_UNAVAILABLE", str(error))
+        if not result.success:
+            return result, self._failure(task, result.error_code or "EXECUTOR_ERROR", result.error_message)
+        return result, TaskOutcome(TaskStatus.SUCCEEDED, result={**result.results, "noop": result.noop})
+
+    def _failure(
+        self, task: Task, reason: str, message: str, code: ErrorCode = ErrorCode.EXECUTOR_ERROR
+    ) -> TaskOutcome:
+        error = {"code": code.value, "reason": reason, "message": message, "attempt": task.attempt}
+        if reason in PERMANENT_FAILURES or task.attempt >= task.max_attempts:
+            return TaskOutcome(TaskStatus.DEAD, error=error)
+        delay = backoff(task.attempt, self.config.retry_base, self.config.retry_max)
+        return TaskOutcome(TaskStatus.FAILED, error=error, next_run_in=delay)
+
+    def _rules(self, op: TaskOp | None, result: ExecutionResult | None) -> Any:
+        async def apply(conn: AsyncConnection, finished: Task) -> None:
+            tx = SqlWorkspaceTransaction(conn, finished)
+            await write_audit(
+                conn,
+                action=f"task.{finished.status.lower()}",
+                wsid=finished.wsid,
+                task_id=finished.task_id,
+                request_id=finished.request_id,
+                actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
+                payload={
+                    "before": {"status": TaskStatus.RUNNING},
+                    "after": {"status": finished.status, "result": finished.result},
+                    "error": finished.error,
+                },
+            )
+            if op is None:
+                return
+            if finished.status == TaskStatus.SUCCEEDED and result is not None:
+                await op.on_succeeded(tx, finished, result)
+            elif finished.status == TaskStatus.DEAD:
+                await op.on_dead(tx, finished)
+
+        return apply
+
+    async def _notify(self, task: Task) -> None:
+        event = Event(
+            action=f"task.{task.status.lower()}",
+            wsid=task.wsid,
+            task_id=task.task_id,
+            request_id=task.request_id,
+            payload={"op": task.op, "attempt": task.attempt, "error": task.error},
+        )
+        for notifier in self.notifiers:
+            with contextlib.suppress(Exception):
+                await notifier.notify(event)
