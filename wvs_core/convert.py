@@ -66,6 +66,14 @@ def _structure_strict_bool(value: Any, _type: Any) -> bool:
     raise ValueError(f"expected a boolean, got {value!r}")
 
 
+def _structure_datetime(value: Any, _type: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise ValueError(f"expected a timestamp, got {value!r}")
+
+
 def register_hooks(converter: cattrs.Converter) -> None:
     """Configure ``converter``: strict scalars (no silent ``"1"`` → ``True``), durations, datetimes."""
     converter.register_structure_hook(Seconds, _structure_seconds)
@@ -73,6 +81,7 @@ def register_hooks(converter: cattrs.Converter) -> None:
     converter.register_structure_hook(int, _structure_strict_int)
     converter.register_structure_hook(float, _structure_strict_float)
     converter.register_structure_hook(bool, _structure_strict_bool)
+    converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
 
 

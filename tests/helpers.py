@@ -1,0 +1,91 @@
+"""Test helpers: waiting on tasks, creating workspaces, comparing trees attribute by attribute."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from wvs_core.ids import uuid7
+
+TERMINAL = {"SUCCEEDED", "DEAD", "CANCELED"}
+
+
+def key() -> dict[str, str]:
+    """A fresh Idempotency-Key header."""
+    return {"Idempotency-Key": uuid7()}
+
+
+async def wait_task(client: httpx.AsyncClient, task_id: str, until: set[str] = TERMINAL, timeout: float = 30) -> dict[str, Any]:
+    """Poll a task until its status is in ``until``; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"/v1/tasks/{task_id}")
+        assert response.status_code == 200, response.text
+        task = response.json()
+        if task["status"] in until:
+            return task
+        assert time.monotonic() < deadline, f"task {task_id} still {task['status']} after {timeout}s: {task}"
+        await asyncio.sleep(0.05)
+
+
+async def create_workspace(client: httpx.AsyncClient, wsid: str, owner: str = "tests") -> dict[str, Any]:
+    """Create a workspace and wait until it is ACTIVE; returns the workspace."""
+    response = await client.post("/v1/workspaces", json={"wsid": wsid, "owner": owner}, headers=key())
+    assert response.status_code == 202, response.text
+    task = await wait_task(client, response.json()["init_task_id"])
+    assert task["status"] == "SUCCEEDED", task
+    workspace = (await client.get(f"/v1/workspaces/{wsid}")).json()
+    assert workspace["state"] == "ACTIVE"
+    return dict(workspace)
+
+
+def tree_signature(root: Path, ignore: tuple[str, ...] = ()) -> dict[str, tuple[Any, ...]]:
+    """Every entry below ``root`` (not following links) → (kind, mode, uid, gid, mtime_ns, content)."""
+    entries: dict[str, tuple[Any, ...]] = {}
+    for directory, dirnames, filenames in os.walk(root):
+        for name in sorted(dirnames + filenames):
+            path = Path(directory) / name
+            relative = str(path.relative_to(root))
+            if relative in ignore or any(relative.startswith(prefix + "/") for prefix in ignore):
+                continue
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                content: Any = os.readlink(path)
+            elif stat.S_ISREG(info.st_mode):
+                content = path.read_bytes()
+            else:
+                content = None
+            entries[relative] = (
+                stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_mtime_ns, content
+            )
+    return entries
+
+
+def populate_tree(root: Path) -> None:
+    """Write a tree with everything a snapshot must keep: modes, owners, mtimes, links, odd names."""
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "empty dir" / "nested empty").mkdir(parents=True)
+    (root / "src" / "pkg" / "main.py").write_text("print('hello')\n")
+    (root / "notes with spaces.txt").write_text("spaces in the name\n")
+    (root / "ünïcödé-名前.md").write_text("unicode name\n")
+    (root / "big.bin").write_bytes(os.urandom(256 * 1024))
+    script = root / "run.sh"
+    script.write_text("#!/bin/sh\necho run\n")
+    script.chmod(0o750)
+    secret = root / "secret.txt"
+    secret.write_text("only the owner\n")
+    secret.chmod(0o600)
+    os.chown(root / "src", 1234, 2345)
+    os.chown(root / "src" / "pkg" / "main.py", 1234, 2345)
+    os.symlink("src/pkg/main.py", root / "link-to-main")
+    os.symlink("/nonexistent/target", root / "dangling-link")
+    os.symlink("src", root / "link-to-dir")
+    old = 1_500_000_000
+    os.utime(root / "notes with spaces.txt", ns=(old * 10**9, old * 10**9))
+    os.utime(root / "link-to-main", ns=(old * 10**9, (old + 7) * 10**9), follow_symlinks=False)
