@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from wvs_juicefs.volume import JuiceFSVolume, fuse_unavailable_reason
 
 from wvs_core.config import Config, config_from_dict
 from wvs_core.embedded import EmbeddedPostgres
@@ -17,7 +18,6 @@ from wvs_core.ids import uuid7
 from wvs_core.migrate import upgrade
 from wvs_core.plugins import PluginRegistry
 from wvs_core.runtime import Service
-from wvs_juicefs.volume import JuiceFSVolume, fuse_unavailable_reason
 
 TEMPLATE_DB = "wvs_template"
 _mount_counter = itertools.count()
@@ -90,7 +90,9 @@ async def start_service() -> AsyncIterator[StartService]:
     started: list[Service] = []
 
     async def start(
-        config: Config, planes: tuple[str, ...] = ("api", "worker", "executor"), schedulers: int = 1,
+        config: Config,
+        planes: tuple[str, ...] = ("api", "worker", "executor"),
+        schedulers: int = 1,
         extra_plugins: tuple[object, ...] = (),
     ) -> Service:
         registry = PluginRegistry.load(config.plugins, extra=extra_plugins)

@@ -21,7 +21,9 @@ def key() -> dict[str, str]:
     return {"Idempotency-Key": uuid7()}
 
 
-async def wait_task(client: httpx.AsyncClient, task_id: str, until: set[str] = TERMINAL, timeout: float = 30) -> dict[str, Any]:
+async def wait_task(
+    client: httpx.AsyncClient, task_id: str, until: set[str] = TERMINAL, timeout: float = 30
+) -> dict[str, Any]:
     """Poll a task until its status is in ``until``; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -62,7 +64,12 @@ def tree_signature(root: Path, ignore: tuple[str, ...] = ()) -> dict[str, tuple[
             else:
                 content = None
             entries[relative] = (
-                stat.S_IFMT(info.st_mode), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, info.st_mtime_ns, content
+                stat.S_IFMT(info.st_mode),
+                stat.S_IMODE(info.st_mode),
+                info.st_uid,
+                info.st_gid,
+                info.st_mtime_ns,
+                content,
             )
     return entries
 

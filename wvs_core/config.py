@@ -15,13 +15,13 @@ from wvs_core.convert import Seconds, describe_error, structure
 from wvs_core.errors import ConfigError
 
 
-def _check_addr(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    host, sep, port = value.rpartition(":")
+def _check_addr(_instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    _host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{attribute.name} must be HOST:PORT, got {value!r}")
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value <= 0:
         raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 

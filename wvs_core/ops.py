@@ -88,5 +88,3 @@ class TaskOp(abc.ABC):
 
     async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:  # noqa: B027
         """DB-side rule run in the transaction that marks the task DEAD."""
-
-

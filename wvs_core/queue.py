@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_core.models import Task, TaskStatus
 
-InTransaction = Callable[[AsyncConnection, Task], Awaitable[None]]
+if TYPE_CHECKING:  # the executor loads this module and must not load the database layer
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+InTransaction = Callable[["AsyncConnection", Task], Awaitable[None]]
 """A callback run inside the queue's transaction, with the task row as it was just written."""
 
 

@@ -115,7 +115,7 @@ class Service:
         if not self.serve_metrics:
             return
         host, port = split_addr(addr)
-        server, thread = start_http_server(port, addr=host)
+        server, _thread = start_http_server(port, addr=host)
         self._closers.append(server.shutdown)
 
     async def _start_executor(self) -> None:

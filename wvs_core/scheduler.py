@@ -76,7 +76,7 @@ class Scheduler:
                 waiters: set[asyncio.Future[Any]] = {stopping, *running}
                 if len(running) < self.config.concurrency:
                     waiters.add(asyncio.create_task(self.queue.wait_for_work(self.config.poll_interval)))
-                done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in pending - running - {stopping}:
                     waiter.cancel()
             if running:

@@ -19,7 +19,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
     def __init__(self, runner: OpRunner) -> None:
         self.runner = runner
 
-    async def ExecuteTask(  # noqa: N802 - name fixed by the proto
+    async def ExecuteTask(
         self, request: executor_pb2.ExecuteTaskRequest, context: grpc.aio.ServicerContext
     ) -> executor_pb2.ExecuteTaskResponse:
         """Run one op."""

@@ -97,7 +97,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["wsid"], [f"{SCHEMA}.workspaces.wsid"], name="fk_tasks_wsid_workspaces"),
         sa.UniqueConstraint("wsid", "op", "idempotency_key", name="uq_tasks_wsid_op_idempotency_key"),
         sa.CheckConstraint(
-            "status IN ('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED', 'DEAD')", name="ck_tasks_status"
+            "status IN ('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED', 'DEAD')",
+            name="ck_tasks_status",
         ),
         schema=SCHEMA,
     )
@@ -125,7 +126,9 @@ def upgrade() -> None:
     op.create_table(
         "audit",
         sa.Column("event_id", sa.BigInteger, autoincrement=True, nullable=False),
-        sa.Column("ts", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("clock_timestamp()")),
+        sa.Column(
+            "ts", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("clock_timestamp()")
+        ),
         sa.Column("wsid", sa.Text, nullable=True),
         sa.Column("actor", JSONB, nullable=True),
         sa.Column("action", sa.Text, nullable=False),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wvs_controlfile.protocol import DEFAULT_POLL_INTERVAL, ControlState, read_control, write_control
 
-Callback = Callable[[], None | Awaitable[None]]
+Callback = Callable[[], Awaitable[None] | None]
 
 
 class QuiesceResponder:
@@ -72,7 +72,9 @@ class QuiesceResponder:
     @contextlib.contextmanager
     def running_in_thread(self) -> Iterator[QuiesceResponder]:
         """Run the responder in a background thread for the duration of the ``with`` block."""
-        thread = threading.Thread(target=asyncio.run, args=(self.run(),), name="wvs-quiesce-responder", daemon=True)
+        thread = threading.Thread(
+            target=asyncio.run, args=(self.run(),), name="wvs-quiesce-responder", daemon=True
+        )
         thread.start()
         try:
             yield self

@@ -30,7 +30,11 @@ def write_control(path: Path, state: ControlState, task_id: str | None) -> None:
     """Atomically replace control.json."""
     atomic_write_json(
         path,
-        {"state": state.value, "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"), "task_id": task_id},
+        {
+            "state": state.value,
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "task_id": task_id,
+        },
     )
 
 

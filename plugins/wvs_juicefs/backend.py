@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,14 +30,20 @@ class JuiceFSBackend(StorageBackend):
         """``juicefs clone -p SOURCE DESTINATION``."""
         try:
             await run_command(
-                self.binary, "clone", "-p", "--threads", str(self.clone_threads), str(source), str(destination)
+                self.binary,
+                "clone",
+                "-p",
+                "--threads",
+                str(self.clone_threads),
+                str(source),
+                str(destination),
             )
         except CommandFailed as error:
             raise StorageError("CLONE_FAILED", str(error)) from None
 
     async def remove_tree(self, path: Path) -> None:
         """``juicefs rmr PATH`` (fast: removes in the metadata engine); missing is fine."""
-        if not path.exists() and not path.is_symlink():
+        if not await asyncio.to_thread(os.path.lexists, path):
             return
         try:
             await run_command(self.binary, "rmr", str(path))

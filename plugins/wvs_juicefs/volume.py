@@ -52,7 +52,9 @@ class JuiceFSVolume(LocalVolume):
         """Format on first use, then mount in the background and wait until the mount is live."""
         self.base.mkdir(parents=True, exist_ok=True)
         if not (self.base / "meta.db").exists():
-            self._juicefs("format", "--storage", "file", "--bucket", str(self.base / "bucket"), self.meta_url, self.name)
+            self._juicefs(
+                "format", "--storage", "file", "--bucket", str(self.base / "bucket"), self.meta_url, self.name
+            )
         self.mount_path.mkdir(exist_ok=True)
         if is_mounted(self.mount_path):  # left over by a process that died
             self._juicefs("umount", "--force", str(self.mount_path))
@@ -64,7 +66,9 @@ class JuiceFSVolume(LocalVolume):
         deadline = time.monotonic() + MOUNT_TIMEOUT
         while not is_mounted(self.mount_path):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"JuiceFS did not mount at {self.mount_path}; see {self.base / 'juicefs.log'}")
+                raise RuntimeError(
+                    f"JuiceFS did not mount at {self.mount_path}; see {self.base / 'juicefs.log'}"
+                )
             time.sleep(0.05)
         return self
 

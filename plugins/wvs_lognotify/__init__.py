@@ -19,7 +19,12 @@ class LogNotifier(Notifier):
         """Write one log line."""
         log.info(
             event.action,
-            extra={"wsid": event.wsid, "task_id": event.task_id, "request_id": event.request_id, **event.payload},
+            extra={
+                "wsid": event.wsid,
+                "task_id": event.task_id,
+                "request_id": event.request_id,
+                **event.payload,
+            },
         )
 
 

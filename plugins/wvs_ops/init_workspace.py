@@ -23,7 +23,13 @@ class InitWorkspaceParams:
 
 
 def _create_directories(layout: WorkspaceLayout, live_id: str) -> None:
-    for directory in (layout.root, layout.live_dir, layout.snapshots_dir, layout.meta_dir, layout.live(live_id)):
+    for directory in (
+        layout.root,
+        layout.live_dir,
+        layout.snapshots_dir,
+        layout.meta_dir,
+        layout.live(live_id),
+    ):
         directory.mkdir(exist_ok=True)
 
 
@@ -58,7 +64,9 @@ class InitWorkspace(TaskOp):
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
         """PROVISIONING → ACTIVE with the first live tree as ``current_path``."""
-        await tx.set_workspace_state(task.wsid, WorkspaceState.ACTIVE, current_path=result.results["current_path"])
+        await tx.set_workspace_state(
+            task.wsid, WorkspaceState.ACTIVE, current_path=result.results["current_path"]
+        )
 
     async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:
         """PROVISIONING → INIT_FAILED; ``retry-init`` may try again."""

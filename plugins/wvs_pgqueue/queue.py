@@ -115,7 +115,7 @@ class PostgresQueue(TaskQueue):
                 await asyncio.sleep(RECONNECT_DELAY)
                 continue
             lost = asyncio.Event()
-            conn.add_termination_listener(lambda _conn: lost.set())
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             try:
                 await conn.add_listener(self.channel, self._on_notify)
                 # Work may have been announced while we were not listening.

@@ -49,6 +49,6 @@ def create_app(config: Config, registry: PluginRegistry | None = None) -> Starle
     return Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

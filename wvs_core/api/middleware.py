@@ -16,7 +16,7 @@ def _acceptable(value: str | None) -> bool:
 
 
 class RequestIdMiddleware:
-    """Takes a sane client ``X-Request-Id`` or makes one; puts it in ``request.state``, logs and the response."""
+    """Takes a sane client ``X-Request-Id`` or makes one; puts it in request state, logs and the response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

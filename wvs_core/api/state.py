@@ -21,14 +21,14 @@ class ApiState(TypedDict):
 
 def store(request: Request) -> Store:
     """The database store."""
-    return request.state.store  # type: ignore[no-any-return]
+    return request.state.store
 
 
 def config(request: Request) -> Config:
     """The deployment config."""
-    return request.state.config  # type: ignore[no-any-return]
+    return request.state.config
 
 
 def registry(request: Request) -> PluginRegistry:
     """The loaded plugins."""
-    return request.state.registry  # type: ignore[no-any-return]
+    return request.state.registry

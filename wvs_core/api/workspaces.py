@@ -62,7 +62,11 @@ async def create_workspace(request: Request) -> JSONResponse:
     )
     return accepted_response(
         accepted,
-        {"wsid": create.wsid, "state": WorkspaceState.PROVISIONING.value, "init_task_id": accepted.task.task_id},
+        {
+            "wsid": create.wsid,
+            "state": WorkspaceState.PROVISIONING.value,
+            "init_task_id": accepted.task.task_id,
+        },
     )
 
 

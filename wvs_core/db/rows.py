@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 from sqlalchemy.engine import Row
@@ -14,5 +14,5 @@ T = TypeVar("T")
 
 def from_row(row: Row[Any], cls: type[T]) -> T:
     """Build the attrs model ``cls`` from a result row, ignoring columns the model does not carry."""
-    names = {field.name for field in attrs.fields(cls)}  # type: ignore[misc]
+    names = {field.name for field in attrs.fields(cast(Any, cls))}
     return structure({key: value for key, value in row._mapping.items() if key in names}, cls)

@@ -1,0 +1,66 @@
+"""The HTTP client behind ``wvsctl``: one place that turns error envelopes into CLI failures."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+import httpx
+
+from wvs_core.ids import uuid7
+
+TERMINAL = {"SUCCEEDED", "DEAD", "CANCELED"}
+
+
+class ApiError(click.ClickException):
+    """An error answer from WVS, shown with its ``WVS_…`` code."""
+
+    def __init__(self, code: str, message: str, request_id: str = "") -> None:
+        super().__init__(f"{code}: {message}" + (f" (request_id {request_id})" if request_id else ""))
+        self.code = code
+
+
+class WvsClient:
+    """Thin synchronous client for the ``/v1`` API."""
+
+    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.api_url, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request; raise ApiError for an error envelope or an unreachable API."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise ApiError("WVS_UNREACHABLE", f"cannot reach WVS at {self.api_url}: {error}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_error:
+            envelope = body.get("error", {}) if isinstance(body, dict) else {}
+            raise ApiError(
+                envelope.get("code", f"HTTP_{response.status_code}"),
+                envelope.get("message", response.text[:200]),
+                envelope.get("request_id", response.headers.get("x-request-id", "")),
+            )
+        return body
+
+    def write(self, path: str, body: dict[str, Any], idempotency_key: str | None) -> Any:
+        """POST an asynchronous write with an Idempotency-Key (a fresh one unless given)."""
+        return self.request("POST", path, json=body, headers={"Idempotency-Key": idempotency_key or uuid7()})
+
+    def follow(self, task_id: str, on_change: Any, interval: float = 0.25) -> dict[str, Any]:
+        """Poll a task until it ends, calling ``on_change(task, elapsed)`` whenever it changes."""
+        started = time.monotonic()
+        seen: tuple[Any, ...] | None = None
+        while True:
+            task = self.request("GET", f"/v1/tasks/{task_id}")
+            state = (task["status"], task["attempt"])
+            if state != seen:
+                on_change(task, time.monotonic() - started)
+                seen = state
+            if task["status"] in TERMINAL:
+                return dict(task)
+            time.sleep(interval)

@@ -1,0 +1,53 @@
+"""How ``wvsctl`` prints: tables for people, stable JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_options(command: F) -> F:
+    """Add ``--json`` and its alias ``--output json``."""
+    command = click.option(
+        "--output", "-o", type=click.Choice(["table", "json"]), default="table", help="Output format."
+    )(command)
+    return click.option("--json", "as_json", is_flag=True, help="Same as --output json.")(command)
+
+
+def wants_json(as_json: bool, output: str) -> bool:
+    """True when the caller asked for JSON either way."""
+    return as_json or output == "json"
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (the documented, stable machine format)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Print ``rows`` as an aligned table of ``columns``."""
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
+    click.echo("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)))
+    for line in cells:
+        click.echo("  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip())
+
+
+def emit_record(record: dict[str, Any], fields: Sequence[str]) -> None:
+    """Print one object as ``field: value`` lines."""
+    width = max(len(field) for field in fields)
+    for field in fields:
+        click.echo(f"{field.ljust(width)}  {_cell(record.get(field))}")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -1,0 +1,86 @@
+"""``wvs up``: the whole service on one machine with no external server to install."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import attrs
+import click
+import platformdirs
+
+from wvs_core.cli.common import config_option, load_or_exit, run_service
+from wvs_core.embedded import EmbeddedPostgres
+from wvs_core.logs import setup_logging
+from wvs_core.migrate import upgrade
+from wvs_core.plugins import PluginRegistry
+from wvs_core.runtime import Service
+from wvs_core.volume import LocalVolume
+
+log = logging.getLogger("wvs.up")
+
+DATABASE = "wvs"
+
+
+def embedded_database(postgres: EmbeddedPostgres) -> str:
+    """Create the WVS database on first use and migrate it; returns its DSN."""
+    exists = postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
+    if "(1 row)" not in exists:
+        postgres.psql(f"CREATE DATABASE {DATABASE};")
+    dsn = postgres.dsn(DATABASE)
+    upgrade(dsn)
+    return dsn
+
+
+@click.command()
+@config_option
+@click.option("--port", default=8080, show_default=True, help="API port (on 127.0.0.1).")
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: platformdirs.user_data_dir("wvs"), show_default="the user's data directory",
+    help="Where PostgreSQL's data, the JuiceFS volume and the workspaces live.",
+)  # fmt: skip
+def up(config_path: Path | None, port: int, data_dir: Path) -> None:
+    """Run everything: embedded PostgreSQL, a local JuiceFS volume (or localfs), api, worker, executor."""
+    config = load_or_exit(config_path)
+    setup_logging(config.log_level, "up")
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    registry = PluginRegistry.load(config.plugins)
+    postgres = EmbeddedPostgres(data_dir / "postgres")
+    volume: LocalVolume | None = None
+    try:
+        click.echo("starting PostgreSQL…", err=True)
+        postgres.start()
+        click.echo("migrating the database…", err=True)
+        dsn = embedded_database(postgres)
+        volume = registry.pm.hook.wvs_local_volume(data_dir=data_dir)
+        if volume is None:
+            mount_path, storage = data_dir / "workspaces", "localfs"
+            mount_path.mkdir(exist_ok=True)
+            click.secho(
+                "warning: no JuiceFS volume could be mounted here (FUSE unusable); using plain directories "
+                f"with the localfs backend in {mount_path}: snapshots are copies, not metadata clones",
+                fg="yellow", err=True,
+            )  # fmt: skip
+        else:
+            mount_path, storage = volume.mount_path, volume.storage
+        config = attrs.evolve(
+            config,
+            database=attrs.evolve(config.database, dsn=dsn),
+            api=attrs.evolve(config.api, listen_addr=f"127.0.0.1:{port}"),
+            executor=attrs.evolve(config.executor, grpc_addr="127.0.0.1:0", mount_path=str(mount_path)),
+            plugins=attrs.evolve(config.plugins, storage=storage),
+        )
+        # /metrics on the API serves every plane's metrics: they share this process.
+        service = Service(config, registry, serve_metrics=False)
+        run_service(
+            service,
+            on_started=f"WVS is up.\n  API:   {{api_url}}\n  mount: {mount_path}\n"
+            f"  data:  {data_dir}\nPress Ctrl-C to stop.",
+        )
+    finally:
+        if volume is not None:
+            volume.close()
+        postgres.stop()
+        click.echo("WVS stopped.", err=True)

@@ -1,0 +1,101 @@
+"""``wvs``: run the planes (``up``, ``api``, ``worker``, ``executor``), migrate, list plugins."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from wvs_core.cli.common import config_option, load_or_exit, run_service
+from wvs_core.cli.up import up
+from wvs_core.errors import ConfigError
+from wvs_core.logs import setup_logging
+from wvs_core.plugins import PluginRegistry, make_plugin_manager
+from wvs_core.runtime import Service
+
+
+def _plane(config_path: Path | None, plane: str, schedulers: int = 1) -> None:
+    config = load_or_exit(config_path)
+    setup_logging(config.log_level, plane)
+    try:
+        service = Service(config, planes=(plane,), schedulers=schedulers)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    run_service(service)
+
+
+@click.group()
+def cli() -> None:
+    """WVS, the Workspace Versioning Service."""
+
+
+@cli.command()
+@config_option
+def api(config_path: Path | None) -> None:
+    """Run the control plane (REST API)."""
+    _plane(config_path, "api")
+
+
+@cli.command()
+@config_option
+@click.option("--schedulers", default=1, show_default=True, help="Scheduler instances in this process.")
+def worker(config_path: Path | None, schedulers: int) -> None:
+    """Run the scheduling plane."""
+    _plane(config_path, "worker", schedulers)
+
+
+@cli.command()
+@config_option
+def executor(config_path: Path | None) -> None:
+    """Run the execution plane (gRPC)."""
+    _plane(config_path, "executor")
+
+
+@cli.command()
+@config_option
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.option("--downgrade", is_flag=True, help="Migrate down to --revision instead of up.")
+def migrate(config_path: Path | None, revision: str, downgrade: bool) -> None:
+    """Apply the database migrations (the only way the schema changes)."""
+    from wvs_core import migrate as migrations
+
+    config = load_or_exit(config_path)
+    if not config.database.dsn:
+        raise click.ClickException("database.dsn is not set (WVS_DB_DSN)")
+    if downgrade:
+        migrations.downgrade(config.database.dsn, revision)
+    else:
+        migrations.upgrade(config.database.dsn, revision)
+    click.echo(f"database at revision {revision}")
+
+
+@cli.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(config_path: Path | None, as_json: bool) -> None:
+    """List the loaded plugins, where they come from and what they provide."""
+    config = load_or_exit(config_path)
+    try:
+        rows = PluginRegistry.load(config.plugins).describe()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        source = row["distribution"] or "not packaged"
+        click.echo(f"{row['name']:<16} {row['module']:<20} {source:<14} {', '.join(row['provides']) or '-'}")
+        click.echo(f"{'':<16} {row['file']}")
+
+
+def main() -> None:
+    """Entry point: the built-in commands plus those plugins add."""
+    cli.add_command(up)
+    try:
+        make_plugin_manager().hook.wvs_register_commands(cli=cli)
+    except ConfigError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
+    cli()

@@ -1,0 +1,281 @@
+"""``wvsctl``: operate WVS through its REST API."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+import click
+
+from wvs_core.cli.client import ApiError, WvsClient
+from wvs_core.cli.output import emit_json, emit_record, emit_table, output_options, wants_json
+
+WORKSPACE_COLUMNS = ("wsid", "state", "owner", "current_snapshot_id", "created_at")
+WORKSPACE_FIELDS = (
+    "wsid",
+    "state",
+    "owner",
+    "root_path",
+    "current_path",
+    "current_snapshot_id",
+    "created_at",
+    "updated_at",
+)
+SNAPSHOT_COLUMNS = ("snapshot_id", "created_at", "message", "fs_path")
+TASK_COLUMNS = ("task_id", "wsid", "op", "status", "attempt", "created_at")
+TASK_FIELDS = (
+    "task_id",
+    "wsid",
+    "op",
+    "status",
+    "attempt",
+    "max_attempts",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "next_run_at",
+    "request_id",
+    "params",
+    "result",
+    "error",
+)
+
+
+def client(ctx: click.Context) -> WvsClient:
+    """The API client of this invocation."""
+    api = ctx.find_object(WvsClient)
+    assert api is not None, "wvsctl subcommands run under the wvsctl group"
+    return api
+
+
+@click.group()
+@click.option(
+    "--api-url",
+    envvar="WVS_API_URL",
+    default="http://localhost:8080",
+    show_default=True,
+    help="WVS API base URL (env: WVS_API_URL).",
+)
+@click.pass_context
+def cli(ctx: click.Context, api_url: str) -> None:
+    """Operate WVS: workspaces, snapshots and tasks."""
+    ctx.obj = WvsClient(api_url)
+
+
+def show_page(
+    ctx: click.Context,
+    path: str,
+    params: dict[str, Any],
+    as_json: bool,
+    output: str,
+    columns: tuple[str, ...],
+) -> None:
+    """Print one page of a list, with the command for the next page."""
+    page = client(ctx).request("GET", path, params={k: v for k, v in params.items() if v is not None})
+    if wants_json(as_json, output):
+        emit_json(page)
+        return
+    emit_table(page["items"], columns)
+    if page["next_cursor"]:
+        click.echo(f"more: add --cursor {page['next_cursor']}", err=True)
+
+
+def accepted(ctx: click.Context, answer: dict[str, Any], wait: bool, as_json: bool, output: str) -> None:
+    """Report a write's task, and follow it to its end with ``--wait``."""
+    task_id = answer.get("task_id") or answer["init_task_id"]
+    final = follow(ctx, task_id, quiet=wants_json(as_json, output)) if wait else None
+    if wants_json(as_json, output):
+        emit_json({**answer, "task": final} if final else answer)
+    else:
+        for field, value in answer.items():
+            click.echo(f"{field}: {value}")
+        if not wait:
+            click.echo(f"follow it with: wvsctl task watch {task_id}")
+    if final and final["status"] != "SUCCEEDED":
+        error = final.get("error") or {}
+        reason = f" ({error['reason']})" if error.get("reason") else ""
+        message = f"task {task_id} ended {final['status']}{reason}: {error.get('message', '')}"
+        raise ApiError(error.get("code", "WVS_TASK_" + final["status"]), message)
+
+
+def follow(ctx: click.Context, task_id: str, quiet: bool = False) -> dict[str, Any]:
+    """Follow a task to a terminal state, printing each change on stderr."""
+
+    def progress(task: dict[str, Any], elapsed: float) -> None:
+        if not quiet:
+            click.echo(
+                f"[{elapsed:6.1f}s] {task['status']:<9} attempt {task['attempt']}/{task['max_attempts']}",
+                err=True,
+            )
+
+    return client(ctx).follow(task_id, progress)
+
+
+# --- workspace -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def workspace() -> None:
+    """Create and inspect workspaces."""
+
+
+@workspace.command("create")
+@click.argument("wsid")
+@click.option(
+    "--owner", default=getpass.getuser, show_default="current user", help="Owner recorded on the workspace."
+)
+@click.option("--wait", is_flag=True, help="Follow the init task until it ends.")
+@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
+@output_options
+@click.pass_context
+def workspace_create(
+    ctx: click.Context,
+    wsid: str,
+    owner: str,
+    wait: bool,
+    idempotency_key: str | None,
+    as_json: bool,
+    output: str,
+) -> None:
+    """Create workspace WSID."""
+    answer = client(ctx).write("/v1/workspaces", {"wsid": wsid, "owner": owner}, idempotency_key)
+    accepted(ctx, answer, wait, as_json, output)
+
+
+@workspace.command("get")
+@click.argument("wsid")
+@output_options
+@click.pass_context
+def workspace_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
+    """Show workspace WSID."""
+    record = client(ctx).request("GET", f"/v1/workspaces/{wsid}")
+    emit_json(record) if wants_json(as_json, output) else emit_record(record, WORKSPACE_FIELDS)
+
+
+@workspace.command("list")
+@click.option("--state", help="Only workspaces in this state.")
+@click.option("--limit", type=int, help="Page size (1-100).")
+@click.option("--cursor", help="Continue after a previous page.")
+@output_options
+@click.pass_context
+def workspace_list(
+    ctx: click.Context, state: str | None, limit: int | None, cursor: str | None, as_json: bool, output: str
+) -> None:
+    """List workspaces, newest first."""
+    show_page(
+        ctx,
+        "/v1/workspaces",
+        {"state": state, "limit": limit, "cursor": cursor},
+        as_json,
+        output,
+        WORKSPACE_COLUMNS,
+    )
+
+
+# --- snapshot ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def snapshot() -> None:
+    """Take and list snapshots."""
+
+
+@snapshot.command("create")
+@click.argument("wsid")
+@click.option("--message", "-m", help="A note stored with the snapshot.")
+@click.option("--wait", is_flag=True, help="Follow the task until it ends.")
+@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
+@output_options
+@click.pass_context
+def snapshot_create(
+    ctx: click.Context,
+    wsid: str,
+    message: str | None,
+    wait: bool,
+    idempotency_key: str | None,
+    as_json: bool,
+    output: str,
+) -> None:
+    """Snapshot the current tree of WSID."""
+    body = {"message": message} if message is not None else {}
+    answer = client(ctx).write(f"/v1/workspaces/{wsid}/snapshots", body, idempotency_key)
+    accepted(ctx, answer, wait, as_json, output)
+
+
+@snapshot.command("list")
+@click.argument("wsid")
+@click.option("--limit", type=int, help="Page size (1-100).")
+@click.option("--cursor", help="Continue after a previous page.")
+@output_options
+@click.pass_context
+def snapshot_list(
+    ctx: click.Context, wsid: str, limit: int | None, cursor: str | None, as_json: bool, output: str
+) -> None:
+    """List the snapshots of WSID, newest first."""
+    show_page(
+        ctx,
+        f"/v1/workspaces/{wsid}/snapshots",
+        {"limit": limit, "cursor": cursor},
+        as_json,
+        output,
+        SNAPSHOT_COLUMNS,
+    )
+
+
+# --- task ----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def task() -> None:
+    """Inspect and follow tasks."""
+
+
+@task.command("get")
+@click.argument("task_id")
+@output_options
+@click.pass_context
+def task_get(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
+    """Show task TASK_ID."""
+    record = client(ctx).request("GET", f"/v1/tasks/{task_id}")
+    emit_json(record) if wants_json(as_json, output) else emit_record(record, TASK_FIELDS)
+
+
+@task.command("list")
+@click.option("--wsid", help="Only tasks of this workspace.")
+@click.option("--status", help="Only tasks in this status.")
+@click.option("--op", help="Only tasks of this op.")
+@click.option("--limit", type=int, help="Page size (1-100).")
+@click.option("--cursor", help="Continue after a previous page.")
+@output_options
+@click.pass_context
+def task_list(
+    ctx: click.Context,
+    wsid: str | None,
+    status: str | None,
+    op: str | None,
+    limit: int | None,
+    cursor: str | None,
+    as_json: bool,
+    output: str,
+) -> None:
+    """List tasks, newest first."""
+    params = {"wsid": wsid, "status": status, "op": op, "limit": limit, "cursor": cursor}
+    show_page(ctx, "/v1/tasks", params, as_json, output, TASK_COLUMNS)
+
+
+@task.command("watch")
+@click.argument("task_id")
+@output_options
+@click.pass_context
+def task_watch(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
+    """Follow task TASK_ID until it ends; exits non-zero unless it SUCCEEDED."""
+    final = follow(ctx, task_id, quiet=wants_json(as_json, output))
+    emit_json(final) if wants_json(as_json, output) else emit_record(final, TASK_FIELDS)
+    if final["status"] != "SUCCEEDED":
+        error = final.get("error") or {}
+        raise ApiError(error.get("code", "WVS_TASK_" + final["status"]), f"task ended {final['status']}")
+
+
+def main() -> None:
+    """Entry point."""
+    cli()
