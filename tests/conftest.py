@@ -50,6 +50,8 @@ def juicefs_volume(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JuiceFS
     """A real JuiceFS volume (sqlite3 metadata, local files), unmounted at the end."""
     reason = fuse_unavailable_reason()
     if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the JuiceFS tests, but FUSE is unusable: {reason}")
         pytest.skip(f"JuiceFS needs FUSE: {reason}")
     volume = JuiceFSVolume(tmp_path_factory.mktemp("juicefs")).start()
     try:

@@ -8,6 +8,7 @@ from typing import Any, NewType, TypeVar
 
 import cattrs
 from cattrs.preconf.json import make_converter
+from cattrs.v import format_exception
 
 from wvs_core.errors import ErrorCode, WVSError
 
@@ -92,9 +93,16 @@ register_hooks(_converter)
 def describe_error(error: Exception, root: str = "") -> str:
     """Turn a cattrs structuring error into one readable line naming each offending key."""
     if isinstance(error, cattrs.BaseValidationError):
-        lines = cattrs.transform_error(error, path=root or "$")
-        return "; ".join(line.replace("$.", "") for line in lines)
+        lines = cattrs.transform_error(error, path=root or "$", format_exception=_format_exception)
+        return "; ".join(line.replace("$.", "").replace(" @ $", "") for line in lines)
     return str(error)
+
+
+def _format_exception(error: BaseException, type_: Any) -> str:
+    # Our own validators and hooks write messages worth showing; keep cattrs' wording for the rest.
+    if isinstance(error, ValueError) and str(error):
+        return str(error)
+    return format_exception(error, type_)
 
 
 def structure(data: Any, cls: type[T]) -> T:

@@ -1,0 +1,91 @@
+"""Configuration: TOML file, SPEC §8 environment overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wvs_core.config import load_config
+from wvs_core.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wvs.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_follow_the_spec() -> None:
+    config = load_config(env={})
+    assert config.api.listen_addr == "0.0.0.0:8080"
+    assert config.api.metrics_addr == "0.0.0.0:9090"
+    assert config.worker.metrics_addr == "0.0.0.0:9091"
+    assert config.executor.grpc_addr == "0.0.0.0:7070"
+    assert config.executor.metrics_addr == "0.0.0.0:9092"
+    assert config.executor.mount_path == "/ws"
+    assert config.executor.task_timeout == 300
+    assert config.executor.quiesce_timeout == 30
+    assert config.worker.poll_interval == 1 and config.worker.idle_backoff == 5
+    assert config.worker.shutdown_timeout == 120 and config.executor.shutdown_timeout == 300
+    assert (config.worker.retry_base, config.worker.retry_max, config.worker.max_attempts) == (5, 300, 5)
+    assert (config.plugins.storage, config.plugins.quiesce, config.plugins.queue) == (
+        "juicefs", "control-json", "postgres",
+    )  # fmt: skip
+
+
+def test_file_then_environment_overrides(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        log_level = "debug"
+        [database]
+        dsn = "postgresql://file@db/wvs"
+        [worker]
+        poll_interval = "250ms"
+        executor_addrs = ["a:1"]
+        [plugins.settings.juicefs]
+        binary = "/opt/juicefs"
+        """,
+    )
+    env = {
+        "WVS_DB_DSN": "postgresql://env@db/wvs",
+        "EXECUTOR_ADDRS": "exec-1:7070, exec-2:7070",
+        "EXECUTOR_QUIESCE_TIMEOUT": "10s",
+        "EXECUTOR_TASK_TIMEOUT": "2m",
+        "WVS_METRICS_ADDR": "127.0.0.1:9999",
+    }
+    config = load_config(path, env=env)
+    assert config.database.dsn == "postgresql://env@db/wvs"
+    assert config.worker.executor_addrs == ["exec-1:7070", "exec-2:7070"]
+    assert config.worker.poll_interval == 0.25
+    assert config.executor.quiesce_timeout == 10 and config.executor.task_timeout == 120
+    assert config.api.metrics_addr == config.worker.metrics_addr == "127.0.0.1:9999"
+    assert config.plugins.settings_for("juicefs") == {"binary": "/opt/juicefs"}
+    assert config.log_level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "named"),
+    [
+        ("[worker]\npoll_interval = 'soon'", {}, "worker.poll_interval"),
+        ("[worker]\nconcurrency = 0", {}, "concurrency"),
+        ("[api]\nlisten_addr = 'nowhere'", {}, "listen_addr"),
+        ("[worker]\nsurprise = 1", {}, "surprise"),
+        ("", {"EXECUTOR_GRPC_ADDR": "bad"}, "grpc_addr"),
+        ("", {"WORKER_IDLE_BACKOFF": "-1s"}, "worker.idle_backoff"),
+        ("", {"EXECUTOR_QUIESCE_TIMEOUT": "400s"}, "quiesce_timeout"),
+        ("log_level = 'loud'", {}, "log_level"),
+    ],
+)
+def test_a_wrong_value_names_its_key(tmp_path: Path, text: str, env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env=env)
+    assert named in str(caught.value)
+
+
+def test_missing_and_malformed_files_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml", env={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[worker"), env={})
