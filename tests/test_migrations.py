@@ -44,7 +44,8 @@ def _tables(dsn: str) -> set[str]:
         try:
             async with engine.connect() as conn:
                 rows = await conn.execute(
-                    text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": SCHEMA}
+                    text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
+                    {"s": SCHEMA},
                 )
                 return {row[0] for row in rows}
         finally:

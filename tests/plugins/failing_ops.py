@@ -1,0 +1,43 @@
+"""A third-party-style plugin that overrides built-in ops by name to fail on purpose."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from wvs_core import hookimpl
+from wvs_core.models import ExecutionResult
+from wvs_core.ops import ExecutionContext, OpFailed, TaskOp
+from wvs_ops.init_workspace import InitWorkspace
+from wvs_ops.snapshot_create import SnapshotCreate
+
+
+class FlakySnapshot(SnapshotCreate):
+    """snapshot_create that fails its first ``failures`` runs of each task, then does the real thing."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.runs: Counter[str] = Counter()
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        self.runs[ctx.task_id] += 1
+        if self.runs[ctx.task_id] <= self.failures:
+            raise OpFailed("INJECTED", f"injected failure {self.runs[ctx.task_id]} of {self.failures}")
+        return await super().execute(ctx)
+
+
+class BrokenInit(InitWorkspace):
+    """init_workspace that always fails."""
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        raise OpFailed("INJECTED", "this volume refuses new workspaces")
+
+
+class OpOverrides:
+    """Register as a plugin object: its ops win over the built-ins (which are ``trylast``)."""
+
+    def __init__(self, *ops: TaskOp) -> None:
+        self.ops = list(ops)
+
+    @hookimpl
+    def wvs_register_ops(self) -> list[TaskOp]:
+        return self.ops

@@ -1,0 +1,64 @@
+"""The control.json handshake: a snapshot waits for FROZEN, fails closed without it, always resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+
+from tests.conftest import make_config
+from tests.helpers import create_workspace, key, wait_task
+from wvs_controlfile import QuiesceResponder
+
+
+async def test_snapshot_waits_for_the_agent_to_freeze(wvs) -> None:
+    await create_workspace(wvs, "slow-agent")
+    root = wvs.mount_path / "slow-agent"
+    (root / "current" / "data.txt").write_text("v1")
+    freeze_requested = threading.Event()
+    release = threading.Event()
+    resumed = threading.Event()
+
+    def on_freeze() -> None:
+        freeze_requested.set()
+        assert release.wait(10), "the test never released the freeze"
+
+    responder = QuiesceResponder(root, on_freeze=on_freeze, on_resume=resumed.set)
+    with responder.running_in_thread():
+        accepted = (await wvs.post("/v1/workspaces/slow-agent/snapshots", json={}, headers=key())).json()
+        assert await asyncio.to_thread(freeze_requested.wait, 10)
+        await asyncio.sleep(0.5)  # the executor is waiting for us: nothing may be cloned yet
+        task = (await wvs.get(f"/v1/tasks/{accepted['task_id']}")).json()
+        assert task["status"] == "RUNNING"
+        assert not (root / "snapshots" / accepted["snapshot_id"]).exists()
+        assert not list((root / "snapshots").iterdir())
+        release.set()
+        task = await wait_task(wvs, accepted["task_id"])
+        assert task["status"] == "SUCCEEDED"
+        assert await asyncio.to_thread(resumed.wait, 5)
+        deadline = time.monotonic() + 5
+        while json.loads((root / ".wvs" / "control.json").read_text())["state"] != "RUNNING":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    assert (root / "snapshots" / accepted["snapshot_id"] / "data.txt").read_text() == "v1"
+
+
+async def test_no_answer_fails_closed_and_resumes(database, mount, start_service) -> None:
+    config = make_config(database, mount, executor={"quiesce_timeout": "1s"}, worker={"retry_base": "30s"})
+    service = await start_service(config)
+    async with httpx.AsyncClient(base_url=service.api_url or "") as client:
+        await create_workspace(client, "silent-agent")
+        root = mount / "silent-agent"
+        (root / "current" / "data.txt").write_text("v1")
+        accepted = (await client.post("/v1/workspaces/silent-agent/snapshots", json={}, headers=key())).json()
+        task = await wait_task(client, accepted["task_id"], until={"FAILED", "DEAD"})
+    assert task["status"] == "FAILED"
+    assert task["error"]["reason"] == "QUIESCE_TIMEOUT"
+    assert task["error"]["code"] == "WVS_EXECUTOR_ERROR"
+    assert list((root / "snapshots").iterdir()) == [], "fail-closed: nothing may be cloned"
+    control = json.loads((root / ".wvs" / "control.json").read_text())
+    assert control["state"] == "REQUEST_RESUME"
+    assert control["task_id"] == accepted["task_id"]
