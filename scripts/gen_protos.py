@@ -20,14 +20,20 @@ def generate(out_dir: Path) -> list[Path]:
     for proto in PROTOS:
         subprocess.run(
             [
-                sys.executable, "-m", "grpc_tools.protoc",
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
                 f"-I{PACKAGE}={ROOT / 'protos'}",
-                f"--python_out={out_dir}", f"--grpc_python_out={out_dir}",
-                f"--mypy_out={out_dir}", f"--mypy_grpc_out={out_dir}",
+                f"--python_out={out_dir}",
+                f"--grpc_python_out={out_dir}",
+                f"--mypy_out={out_dir}",
+                f"--mypy_grpc_out={out_dir}",
                 f"{PACKAGE}/{proto}",
             ],
-            check=True, env=env, capture_output=True,
-        )  # fmt: skip
+            check=True,
+            env=env,
+            capture_output=True,
+        )
     return sorted((out_dir / PACKAGE).glob("*_pb2*"))
 
 

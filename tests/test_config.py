@@ -30,8 +30,10 @@ def test_defaults_follow_the_spec() -> None:
     assert config.worker.shutdown_timeout == 120 and config.executor.shutdown_timeout == 300
     assert (config.worker.retry_base, config.worker.retry_max, config.worker.max_attempts) == (5, 300, 5)
     assert (config.plugins.storage, config.plugins.quiesce, config.plugins.queue) == (
-        "juicefs", "control-json", "postgres",
-    )  # fmt: skip
+        "juicefs",
+        "control-json",
+        "postgres",
+    )
 
 
 def test_file_then_environment_overrides(tmp_path: Path) -> None:

@@ -39,9 +39,7 @@ async def task_rows(database: str) -> list[sa.Row]:
 async def test_one_task_at_a_time_per_workspace_in_creation_order(database, mount, start_service) -> None:
     base = make_config(database, mount, plugins={"quiesce": "none"}, worker={"concurrency": 4})
     executor = await start_service(base, planes=("executor",))
-    worker_config = attrs.evolve(
-        base, worker=attrs.evolve(base.worker, executor_addrs=[executor.executor_addr])
-    )
+    worker_config = attrs.evolve(base, worker=attrs.evolve(base.worker, executor_addrs=[executor.executor_addr]))
     for _ in range(SCHEDULERS):
         await start_service(worker_config, planes=("worker",))
     api = await start_service(base, planes=("api",))

@@ -19,8 +19,11 @@ def _generator():  # type: ignore[no-untyped-def]
 def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
     generated = _generator().generate(tmp_path)
     assert {path.name for path in generated} == {
-        "executor_pb2.py", "executor_pb2.pyi", "executor_pb2_grpc.py", "executor_pb2_grpc.pyi",
-    }  # fmt: skip
+        "executor_pb2.py",
+        "executor_pb2.pyi",
+        "executor_pb2_grpc.py",
+        "executor_pb2_grpc.pyi",
+    }
     for path in generated:
         committed = ROOT / "wvs_core" / "rpc" / path.name
         assert committed.read_text() == path.read_text(), f"{committed} is stale: run `make protos`"

@@ -18,9 +18,7 @@ async def audit_times(database: str, task_id: str) -> list[tuple[str, float]]:
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                sa.text(
-                    "SELECT action, extract(epoch FROM ts) FROM wvs.audit WHERE task_id = :t ORDER BY event_id"
-                ),
+                sa.text("SELECT action, extract(epoch FROM ts) FROM wvs.audit WHERE task_id = :t ORDER BY event_id"),
                 {"t": task_id},
             )
             return [(action, float(ts)) for action, ts in rows]
@@ -78,9 +76,7 @@ async def test_init_going_dead_marks_the_workspace_init_failed(database, mount, 
     config = make_config(database, mount, worker={"retry_base": "50ms", "max_attempts": 2})
     service = await start_service(config, extra_plugins=(OpOverrides(BrokenInit()),))
     async with httpx.AsyncClient(base_url=service.api_url or "") as client:
-        response = await client.post(
-            "/v1/workspaces", json={"wsid": "never-born", "owner": "a"}, headers=key()
-        )
+        response = await client.post("/v1/workspaces", json={"wsid": "never-born", "owner": "a"}, headers=key())
         task = await wait_task(client, response.json()["init_task_id"])
         assert task["status"] == "DEAD" and task["attempt"] == 2
         workspace = (await client.get("/v1/workspaces/never-born")).json()

@@ -32,9 +32,7 @@ async def test_snapshot_is_an_exact_copy_of_current(wvs) -> None:
     expected = tree_signature(root / "current")
 
     with QuiesceResponder(root).running_in_thread():
-        response = await wvs.post(
-            "/v1/workspaces/snap-exact/snapshots", json={"message": "first ✓"}, headers=key()
-        )
+        response = await wvs.post("/v1/workspaces/snap-exact/snapshots", json={"message": "first ✓"}, headers=key())
         assert response.status_code == 202, response.text
         accepted = response.json()
         assert accepted["status"] == "PENDING"

@@ -14,8 +14,11 @@ from typing import Any
 CONTEXT_FIELDS = ("request_id", "task_id", "wsid", "op")
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("wvs_log_context", default={})  # noqa: B039
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName", "color_message",
-}  # fmt: skip
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 @contextlib.contextmanager

@@ -59,9 +59,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("wsid", "fs_path", name="uq_snapshots_wsid_fs_path"),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_snapshots_wsid_created_at", "snapshots", ["wsid", sa.text("created_at DESC")], schema=SCHEMA
-    )
+    op.create_index("ix_snapshots_wsid_created_at", "snapshots", ["wsid", sa.text("created_at DESC")], schema=SCHEMA)
     op.create_foreign_key(
         "fk_workspaces_current_snapshot",
         "workspaces",
@@ -126,9 +124,7 @@ def upgrade() -> None:
     op.create_table(
         "audit",
         sa.Column("event_id", sa.BigInteger, autoincrement=True, nullable=False),
-        sa.Column(
-            "ts", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("clock_timestamp()")
-        ),
+        sa.Column("ts", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("clock_timestamp()")),
         sa.Column("wsid", sa.Text, nullable=True),
         sa.Column("actor", JSONB, nullable=True),
         sa.Column("action", sa.Text, nullable=False),

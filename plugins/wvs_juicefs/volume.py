@@ -59,16 +59,20 @@ class JuiceFSVolume(LocalVolume):
         if is_mounted(self.mount_path):  # left over by a process that died
             self._juicefs("umount", "--force", str(self.mount_path))
         self._juicefs(
-            "mount", "--background", "--no-usage-report",
-            "--cache-dir", str(self.base / "cache"), "--log", str(self.base / "juicefs.log"),
-            self.meta_url, str(self.mount_path),
-        )  # fmt: skip
+            "mount",
+            "--background",
+            "--no-usage-report",
+            "--cache-dir",
+            str(self.base / "cache"),
+            "--log",
+            str(self.base / "juicefs.log"),
+            self.meta_url,
+            str(self.mount_path),
+        )
         deadline = time.monotonic() + MOUNT_TIMEOUT
         while not is_mounted(self.mount_path):
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"JuiceFS did not mount at {self.mount_path}; see {self.base / 'juicefs.log'}"
-                )
+                raise RuntimeError(f"JuiceFS did not mount at {self.mount_path}; see {self.base / 'juicefs.log'}")
             time.sleep(0.05)
         return self
 

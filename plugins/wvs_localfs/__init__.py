@@ -19,9 +19,7 @@ class LocalFSBackend(StorageBackend):
     async def clone_tree(self, source: Path, destination: Path) -> None:
         """Copy ``source`` to ``destination`` with every attribute."""
         try:
-            await run_command(
-                "cp", "-a", "--reflink=auto", "--no-target-directory", str(source), str(destination)
-            )
+            await run_command("cp", "-a", "--reflink=auto", "--no-target-directory", str(source), str(destination))
         except CommandFailed as error:
             raise StorageError("CLONE_FAILED", str(error)) from None
 

@@ -64,9 +64,7 @@ class InitWorkspace(TaskOp):
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
         """PROVISIONING → ACTIVE with the first live tree as ``current_path``."""
-        await tx.set_workspace_state(
-            task.wsid, WorkspaceState.ACTIVE, current_path=result.results["current_path"]
-        )
+        await tx.set_workspace_state(task.wsid, WorkspaceState.ACTIVE, current_path=result.results["current_path"])
 
     async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:
         """PROVISIONING → INIT_FAILED; ``retry-init`` may try again."""

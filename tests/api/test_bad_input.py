@@ -34,9 +34,7 @@ def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-u
     ],
 )
 async def test_malformed_workspace_bodies(api, content: bytes, fragment: str) -> None:
-    response = await api.post(
-        "/v1/workspaces", content=content, headers={**key(), "content-type": "application/json"}
-    )
+    response = await api.post("/v1/workspaces", content=content, headers={**key(), "content-type": "application/json"})
     error = assert_error(response, 400, "WVS_BAD_REQUEST")
     assert fragment in error["message"]
 
@@ -54,8 +52,16 @@ async def test_bad_ids_in_paths_and_queries(api) -> None:
         "/v1/tasks/not-a-uuid",
     ):
         assert_error(await api.get(path), 400, "WVS_BAD_REQUEST")
-    for query in ("limit=0", "limit=101", "limit=ten", "cursor=garbage", "status=DONE", "op=rm_rf", "wsid=BAD",
-                  "color=blue"):  # fmt: skip
+    for query in (
+        "limit=0",
+        "limit=101",
+        "limit=ten",
+        "cursor=garbage",
+        "status=DONE",
+        "op=rm_rf",
+        "wsid=BAD",
+        "color=blue",
+    ):
         assert_error(await api.get(f"/v1/tasks?{query}"), 400, "WVS_BAD_REQUEST")
 
 

@@ -31,9 +31,7 @@ async def test_missing_key_is_400(api) -> None:
 async def test_twenty_concurrent_identical_posts_create_one_task(api, database: str) -> None:
     headers = key()
     body = {"owner": "me", "wsid": "same-ws"}
-    responses = await asyncio.gather(
-        *(api.post("/v1/workspaces", json=body, headers=headers) for _ in range(20))
-    )
+    responses = await asyncio.gather(*(api.post("/v1/workspaces", json=body, headers=headers) for _ in range(20)))
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["init_task_id"] for r in responses}) == 1
     assert all(r.json() == responses[0].json() for r in responses)
@@ -52,9 +50,7 @@ async def test_same_key_other_body_is_a_mismatch(api) -> None:
 
 
 async def test_existing_wsid_with_another_request_is_conflict_exists(api) -> None:
-    assert (
-        await api.post("/v1/workspaces", json={"wsid": "taken", "owner": "a"}, headers=key())
-    ).status_code == 202
+    assert (await api.post("/v1/workspaces", json={"wsid": "taken", "owner": "a"}, headers=key())).status_code == 202
     again = await api.post("/v1/workspaces", json={"wsid": "taken", "owner": "a"}, headers=key())
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "WVS_CONFLICT_EXISTS"

@@ -13,9 +13,7 @@ from wvs_core.errors import ErrorCode, WVSError
 log = logging.getLogger(__name__)
 
 
-def error_response(
-    request: Request, code: ErrorCode, message: str, status: int | None = None
-) -> JSONResponse:
+def error_response(request: Request, code: ErrorCode, message: str, status: int | None = None) -> JSONResponse:
     """The JSON envelope for ``code``."""
     request_id = getattr(request.state, "request_id", "")
     return JSONResponse(
@@ -41,9 +39,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     """Anything else: logged with the request id, answered as WVS_INTERNAL without details."""
     log.exception("unhandled error", exc_info=exc)
-    return error_response(
-        request, ErrorCode.INTERNAL, "internal error; quote the request_id when reporting it"
-    )
+    return error_response(request, ErrorCode.INTERNAL, "internal error; quote the request_id when reporting it")
 
 
 EXCEPTION_HANDLERS = {WVSError: wvs_error, HTTPException: http_error, Exception: unexpected_error}

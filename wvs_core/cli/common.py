@@ -13,9 +13,12 @@ from wvs_core.errors import ConfigError
 from wvs_core.runtime import Service
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="WVS_CONFIG",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="WVS_CONFIG",
     help="TOML config file (env: WVS_CONFIG); SPEC environment variables override it.",
-)  # fmt: skip
+)
 
 
 def load_or_exit(config_path: Path | None) -> Config:
@@ -35,9 +38,7 @@ def run_service(service: Service, on_started: str | None = None) -> None:
             loop.add_signal_handler(sig, service.request_stop)
         await service.start()
         if on_started:
-            click.echo(
-                on_started.format(api_url=service.api_url, executor_addr=service.executor_addr), err=True
-            )
+            click.echo(on_started.format(api_url=service.api_url, executor_addr=service.executor_addr), err=True)
         try:
             await service.wait()
         finally:

@@ -36,10 +36,12 @@ def embedded_database(postgres: EmbeddedPostgres) -> str:
 @config_option
 @click.option("--port", default=8080, show_default=True, help="API port (on 127.0.0.1).")
 @click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path),
-    default=lambda: platformdirs.user_data_dir("wvs"), show_default="the user's data directory",
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=lambda: platformdirs.user_data_dir("wvs"),
+    show_default="the user's data directory",
     help="Where PostgreSQL's data, the JuiceFS volume and the workspaces live.",
-)  # fmt: skip
+)
 def up(config_path: Path | None, port: int, data_dir: Path) -> None:
     """Run everything: embedded PostgreSQL, a local JuiceFS volume (or localfs), api, worker, executor."""
     config = load_or_exit(config_path)
@@ -61,8 +63,9 @@ def up(config_path: Path | None, port: int, data_dir: Path) -> None:
             click.secho(
                 "warning: no JuiceFS volume could be mounted here (FUSE unusable); using plain directories "
                 f"with the localfs backend in {mount_path}: snapshots are copies, not metadata clones",
-                fg="yellow", err=True,
-            )  # fmt: skip
+                fg="yellow",
+                err=True,
+            )
         else:
             mount_path, storage = volume.mount_path, volume.storage
         config = attrs.evolve(

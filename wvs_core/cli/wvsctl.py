@@ -121,9 +121,7 @@ def workspace() -> None:
 
 @workspace.command("create")
 @click.argument("wsid")
-@click.option(
-    "--owner", default=getpass.getuser, show_default="current user", help="Owner recorded on the workspace."
-)
+@click.option("--owner", default=getpass.getuser, show_default="current user", help="Owner recorded on the workspace.")
 @click.option("--wait", is_flag=True, help="Follow the init task until it ends.")
 @click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
 @output_options

@@ -44,9 +44,7 @@ def keyset_page(
     """Restrict ``query`` to one page after ``cursor``; fetches ``limit + 1`` rows to detect a next page."""
     if cursor:
         created_at, row_id = decode_cursor(cursor)
-        query = query.where(
-            sa.tuple_(created_col, id_col) < sa.tuple_(sa.literal(created_at), sa.literal(row_id))
-        )
+        query = query.where(sa.tuple_(created_col, id_col) < sa.tuple_(sa.literal(created_at), sa.literal(row_id)))
     return query.order_by(created_col.desc(), id_col.desc()).limit(limit + 1)
 
 

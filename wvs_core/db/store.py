@@ -124,9 +124,7 @@ class Store:
         committed) one after the other: creation order is the order schedulers see them in.
         """
         async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())
-            ).first()
+            row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())).first()
             if row is None:
                 raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
             replay = await self._replay(conn, wsid, spec.op, submission)
@@ -136,9 +134,7 @@ class Store:
             if workspace.state == WorkspaceState.DISABLED:
                 raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
             if workspace.state != WorkspaceState.ACTIVE:
-                raise WVSError(
-                    ErrorCode.PRECONDITION_FAILED, f"workspace {wsid!r} is {workspace.state}, not ACTIVE"
-                )
+                raise WVSError(ErrorCode.PRECONDITION_FAILED, f"workspace {wsid!r} is {workspace.state}, not ACTIVE")
             if check is not None:
                 await check(conn, workspace)
             task = await self._insert_task(conn, wsid, spec, submission)
@@ -180,9 +176,7 @@ class Store:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _replay(
-        self, conn: AsyncConnection, wsid: str, op: str, submission: Submission
-    ) -> Accepted | None:
+    async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
         row = (
             await conn.execute(
                 tasks.select().where(
@@ -202,9 +196,7 @@ class Store:
             )
         return Accepted(task, created=False)
 
-    async def _insert_task(
-        self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission
-    ) -> Task:
+    async def _insert_task(self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission) -> Task:
         row = (
             await conn.execute(
                 tasks.insert()

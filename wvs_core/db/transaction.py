@@ -27,9 +27,7 @@ class SqlWorkspaceTransaction:
 
     async def get_workspace(self, wsid: str) -> Workspace:
         """The workspace row, locked for the rest of the transaction."""
-        row = (
-            await self.conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())
-        ).one()
+        row = (await self.conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())).one()
         return from_row(row, Workspace)
 
     async def set_workspace_state(self, wsid: str, state: WorkspaceState, **fields: Any) -> None:

@@ -28,9 +28,7 @@ class ExecutorClient:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise TimeoutError(f"executor {self.addr} did not answer within {timeout:.0f}s") from None
-            raise ExecutorUnavailable(
-                f"executor {self.addr}: {error.code().name}: {error.details()}"
-            ) from None
+            raise ExecutorUnavailable(f"executor {self.addr}: {error.code().name}: {error.details()}") from None
         return result_from_pb(response)
 
     async def close(self) -> None:
