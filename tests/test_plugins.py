@@ -1,0 +1,77 @@
+"""The plugin system: entry-point loading, overriding defaults, loud failures, and documented hooks."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.plugins.failing_ops import BrokenInit, OpOverrides
+from wvs_core import hookimpl, hookspecs
+from wvs_core.cli.wvs import cli
+from wvs_core.config import PluginsConfig
+from wvs_core.errors import ConfigError
+from wvs_core.plugins import PluginRegistry, make_plugin_manager
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugin-hooks.md"
+
+
+def test_defaults_load_through_entry_points() -> None:
+    registry = PluginRegistry.load(PluginsConfig())
+    assert {"juicefs", "localfs"} <= set(registry.storage_backends)
+    assert {"control-json", "none"} <= set(registry.quiesce_protocols)
+    assert "postgres" in registry.queues
+    assert {"init_workspace", "snapshot_create"} <= set(registry.ops)
+    assert "log" in registry.notifiers
+    distributions = {name for name, _ in (p for p in registry.pm.list_plugin_distinfo())}
+    assert len(distributions) >= 6, "the defaults must come in as entry-point plugins"
+
+
+def test_an_installed_plugin_overrides_a_default_by_name() -> None:
+    broken = BrokenInit()
+    registry = PluginRegistry.load(PluginsConfig(), extra=[OpOverrides(broken)])
+    assert registry.ops["init_workspace"] is broken
+
+
+def test_a_misspelled_hook_fails_loudly() -> None:
+    class Typo:
+        @hookimpl
+        def wvs_register_opps(self) -> list[object]:
+            return []
+
+    with pytest.raises(ConfigError, match="wvs_register_opps"):
+        make_plugin_manager(extra=[Typo()])
+
+
+def test_config_names_an_unknown_plugin() -> None:
+    with pytest.raises(ConfigError, match=r"plugins.storage: no plugin provides 'zfs' \(available: juicefs, localfs"):
+        PluginRegistry.load(PluginsConfig(storage="zfs"))
+    with pytest.raises(ConfigError, match="plugins.modules"):
+        PluginRegistry.load(PluginsConfig(modules=["no_such_module_here"]))
+
+
+def test_plugin_modules_from_config_are_loaded() -> None:
+    registry = PluginRegistry.load(PluginsConfig(modules=["tests.plugins.extra_notifier"]))
+    assert "memory" in registry.notifiers
+
+
+def test_wvs_plugins_lists_what_is_loaded_and_from_where() -> None:
+    result = CliRunner().invoke(cli, ["plugins", "--json"], env={"WVS_CONFIG": ""})
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert rows["juicefs"]["module"] == "wvs_juicefs"
+    assert rows["juicefs"]["distribution"].startswith("wvs ")
+    assert rows["juicefs"]["file"].endswith("wvs_juicefs/__init__.py")
+    assert "storage:juicefs" in rows["juicefs"]["provides"]
+    assert "op:snapshot_create" in rows["ops"]["provides"]
+
+
+def test_every_hook_is_documented() -> None:
+    text = DOCS.read_text()
+    hooks = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("wvs_")]
+    assert len(hooks) >= 7
+    for name in hooks:
+        assert f"## `{name}" in text, f"{name} is missing from {DOCS.name}"
