@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from wvs_juicefs.volume import JuiceFSVolume, fuse_unavailable_reason
 
 from wvs_core.config import Config, config_from_dict
 from wvs_core.embedded import EmbeddedPostgres
@@ -18,6 +17,7 @@ from wvs_core.ids import uuid7
 from wvs_core.migrate import upgrade
 from wvs_core.plugins import PluginRegistry
 from wvs_core.runtime import Service
+from wvs_juicefs.volume import JuiceFSVolume, fuse_unavailable_reason
 
 TEMPLATE_DB = "wvs_template"
 _mount_counter = itertools.count()

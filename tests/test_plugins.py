@@ -49,7 +49,7 @@ def test_a_misspelled_hook_fails_loudly() -> None:
 def test_config_names_an_unknown_plugin() -> None:
     with pytest.raises(ConfigError, match=r"plugins.storage: no plugin provides 'zfs' \(available: juicefs, localfs"):
         PluginRegistry.load(PluginsConfig(storage="zfs"))
-    with pytest.raises(ConfigError, match="plugins.modules"):
+    with pytest.raises(ConfigError, match=r"plugins\.modules"):
         PluginRegistry.load(PluginsConfig(modules=["no_such_module_here"]))
 
 

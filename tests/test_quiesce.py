@@ -8,10 +8,10 @@ import threading
 import time
 
 import httpx
-from wvs_controlfile import QuiesceResponder
 
 from tests.conftest import make_config
 from tests.helpers import create_workspace, key, wait_task
+from wvs_controlfile import QuiesceResponder
 
 
 async def test_snapshot_waits_for_the_agent_to_freeze(wvs) -> None:

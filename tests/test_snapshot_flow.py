@@ -6,9 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from wvs_controlfile import QuiesceResponder
-
 from tests.helpers import create_workspace, key, populate_tree, tree_signature, wait_task
+from wvs_controlfile import QuiesceResponder
 
 
 async def test_create_workspace_lays_out_spec_tree(wvs) -> None:

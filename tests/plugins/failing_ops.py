@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from wvs_ops.init_workspace import InitWorkspace
-from wvs_ops.snapshot_create import SnapshotCreate
-
 from wvs_core import hookimpl
 from wvs_core.models import ExecutionResult
 from wvs_core.ops import ExecutionContext, OpFailed, TaskOp
+from wvs_ops.init_workspace import InitWorkspace
+from wvs_ops.snapshot_create import SnapshotCreate
 
 
 class FlakySnapshot(SnapshotCreate):
