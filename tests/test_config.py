@@ -91,3 +91,10 @@ def test_missing_and_malformed_files_are_clear(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml", env={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(write(tmp_path, "[worker"), env={})
+
+
+def test_the_example_config_is_valid() -> None:
+    example = Path(__file__).resolve().parent.parent / "contrib" / "wvs.example.toml"
+    config = load_config(example, env={})
+    assert config.worker.executor_addrs == ["executor:7070"]
+    assert config.plugins.settings_for("postgres") == {"channel": "wvs_tasks"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -22,7 +21,7 @@ from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskStatus
 from wvs_core.notifier import Event, Notifier
 from wvs_core.ops import TaskOp
 from wvs_core.plugins import PluginRegistry
-from wvs_core.queue import TaskOutcome, TaskQueue
+from wvs_core.queue import InTransaction, TaskOutcome, TaskQueue
 from wvs_core.rpc.client import ExecutorClient, ExecutorUnavailable
 
 log = logging.getLogger(__name__)
@@ -149,7 +148,7 @@ class Scheduler:
         delay = backoff(task.attempt, self.config.retry_base, self.config.retry_max)
         return TaskOutcome(TaskStatus.FAILED, error=error, next_run_in=delay)
 
-    def _rules(self, op: TaskOp | None, result: ExecutionResult | None) -> Any:
+    def _rules(self, op: TaskOp | None, result: ExecutionResult | None) -> InTransaction:
         async def apply(conn: AsyncConnection, finished: Task) -> None:
             tx = SqlWorkspaceTransaction(conn, finished)
             await write_audit(
@@ -183,5 +182,7 @@ class Scheduler:
             payload={"op": task.op, "attempt": task.attempt, "error": task.error},
         )
         for notifier in self.notifiers:
-            with contextlib.suppress(Exception):
+            try:
                 await notifier.notify(event)
+            except Exception:
+                log.exception("notifier %s failed", notifier.name)
