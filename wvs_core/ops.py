@@ -68,7 +68,6 @@ class TaskOp(abc.ABC):
 
     name: ClassVar[str]
     params_type: ClassVar[type[Any]]
-    needs_quiesce: ClassVar[bool] = False
 
     @property
     def wire_name(self) -> str:

@@ -69,6 +69,10 @@ class Service:
 
     async def start(self) -> None:
         """Start the planes (executor first, so the worker has something to call)."""
+        if self.serve_metrics:
+            # One registry per process: serve it on the metrics address of the main plane here.
+            plane = next(p for p in PLANES if p in self.planes)
+            self._metrics(getattr(self.config, plane).metrics_addr)
         if "executor" in self.planes:
             await self._start_executor()
         if "worker" in self.planes:
@@ -112,8 +116,6 @@ class Service:
     # --- planes ---------------------------------------------------------------------------------
 
     def _metrics(self, addr: str) -> None:
-        if not self.serve_metrics:
-            return
         host, port = split_addr(addr)
         server, _thread = start_http_server(port, addr=host)
         self._closers.append(server.shutdown)
@@ -126,7 +128,6 @@ class Service:
         server, port = await start_server(OpRunner(self.config, self.registry), settings.grpc_addr)
         host, _ = split_addr(settings.grpc_addr)
         self.executor_addr = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
-        self._metrics(settings.metrics_addr)
 
         async def serve() -> None:
             await self._stop.wait()
@@ -148,8 +149,6 @@ class Service:
             self._closers.append(queue.close)
             scheduler = Scheduler(worker, self.registry, queue, notifiers)
             self._tasks.append(asyncio.create_task(scheduler.run(self._stop), name="wvs-scheduler"))
-        if "api" not in self.planes:
-            self._metrics(worker.metrics_addr)
 
     async def _start_api(self) -> None:
         host, port = split_addr(self.config.api.listen_addr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import weakref
 from pathlib import Path
 
 from wvs_core.config import Config
@@ -33,7 +33,7 @@ class OpRunner:
         self.storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
         self.quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
         # The scheduler already serialises a workspace; this guards against a misrouted second call.
-        self._workspace_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._workspace_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def run(self, request: ExecutionRequest) -> ExecutionResult:
         """Run ``request``; raises InvalidRequest, otherwise always answers with a result."""
@@ -54,7 +54,8 @@ class OpRunner:
             quiesce_timeout=self.quiesce_timeout,
             request_id=request.request_id,
         )
-        async with self._workspace_locks[request.wsid]:
+        lock = self._workspace_locks.setdefault(request.wsid, asyncio.Lock())
+        async with lock:
             try:
                 return await op.execute(ctx)
             except QuiesceTimeout as error:

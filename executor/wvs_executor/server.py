@@ -27,6 +27,9 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
             result = await self.runner.run(request_from_pb(request))
         except InvalidRequest as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except Exception:
+            log.exception("op %s of task %s crashed", request.op, request.task_id)
+            await context.abort(grpc.StatusCode.INTERNAL, "the executor failed; see its log")
         return result_to_pb(result)
 
 

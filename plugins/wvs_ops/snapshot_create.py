@@ -56,7 +56,6 @@ class SnapshotCreate(TaskOp):
 
     name = "snapshot_create"
     params_type = SnapshotCreateParams
-    needs_quiesce = True
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Clone under quiesce; nothing is cloned when the agent does not confirm the freeze."""

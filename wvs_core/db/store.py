@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -48,9 +47,6 @@ class Accepted:
 
     task: Task
     created: bool
-
-
-WorkspaceCheck = Callable[[AsyncConnection, Workspace], Awaitable[None]]
 
 
 class Store:
@@ -115,9 +111,7 @@ class Store:
 
     # --- tasks --------------------------------------------------------------------------------
 
-    async def submit_task(
-        self, wsid: str, spec: TaskSpec, submission: Submission, check: WorkspaceCheck | None = None
-    ) -> Accepted:
+    async def submit_task(self, wsid: str, spec: TaskSpec, submission: Submission) -> Accepted:
         """Create a task on an ACTIVE workspace, or replay/refuse per the idempotency rules.
 
         The workspace row is locked for the transaction, so tasks of one workspace are created (and
@@ -135,8 +129,6 @@ class Store:
                 raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
             if workspace.state != WorkspaceState.ACTIVE:
                 raise WVSError(ErrorCode.PRECONDITION_FAILED, f"workspace {wsid!r} is {workspace.state}, not ACTIVE")
-            if check is not None:
-                await check(conn, workspace)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
