@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 import time
 from pathlib import Path
@@ -14,6 +15,13 @@ import httpx
 from wvs_core.ids import uuid7
 
 TERMINAL = {"SUCCEEDED", "DEAD", "CANCELED"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def key() -> dict[str, str]:

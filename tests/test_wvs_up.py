@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.helpers import free_port
 from wvs_juicefs.volume import fuse_unavailable_reason, is_mounted
 
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float = 90) -> re.Match[str]:
