@@ -63,6 +63,10 @@ class WorkspaceLayout:
         """A writable tree ``live/<live_id>``."""
         return self.live_dir / _checked_id(live_id)
 
+    def current_target(self, live_id: str) -> str:
+        """What ``current`` holds to point at ``live/<live_id>``: relative, so any mount point works."""
+        return f"live/{_checked_id(live_id)}"
+
     def live_tmp(self, live_id: str) -> Path:
         """Where a live tree is built before it is renamed into place."""
         return self.live_dir / (TMP_PREFIX + _checked_id(live_id))

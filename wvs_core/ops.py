@@ -8,14 +8,17 @@ filesystem. An op module therefore imports neither the database layer nor the ex
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 import attrs
 
+from wvs_core.errors import ErrorCode
 from wvs_core.layout import WorkspaceLayout
-from wvs_core.models import ExecutionResult, Task, Workspace, WorkspaceState
+from wvs_core.models import ExecutionResult, Snapshot, Task, Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol, quiesced
 from wvs_core.storage import StorageBackend
 
@@ -27,6 +30,10 @@ class OpFailed(Exception):
         super().__init__(message)
         self.reason = reason
         self.retryable = retryable
+
+
+class OpCanceled(Exception):
+    """Raised at a safe point when the task's cancellation was requested."""
 
 
 @attrs.frozen
@@ -41,14 +48,48 @@ class ExecutionContext:
     quiesce: QuiesceProtocol
     quiesce_timeout: float
     request_id: str = ""
+    cancel_requested: asyncio.Event = attrs.field(factory=asyncio.Event)
 
     def quiesced(self) -> AbstractAsyncContextManager[None]:
         """Hold the workspace's writers frozen for the body (fail-closed, always resumed)."""
         return quiesced(self.quiesce, self.layout, self.task_id, self.quiesce_timeout)
 
+    def checkpoint(self) -> None:
+        """A safe point: raise OpCanceled if the task's cancellation was requested."""
+        if self.cancel_requested.is_set():
+            raise OpCanceled(f"task {self.task_id} canceled")
+
+
+@attrs.frozen
+class ClaimDecision:
+    """What an op's ``on_claimed`` rule decided: run the executor step, finish now, or refuse."""
+
+    result: ExecutionResult | None = None  # set: the task succeeds without an executor call
+    reject_code: ErrorCode | None = None  # set: the task goes DEAD with this code
+    reject_message: str = ""
+
+    @classmethod
+    def proceed(cls) -> ClaimDecision:
+        """Call the executor."""
+        return cls()
+
+    @classmethod
+    def done(cls, result: ExecutionResult) -> ClaimDecision:
+        """Nothing to do on disk: succeed with ``result``."""
+        return cls(result=result)
+
+    @classmethod
+    def reject(cls, code: ErrorCode, message: str) -> ClaimDecision:
+        """The task can never succeed: it goes DEAD with ``code``."""
+        return cls(reject_code=code, reject_message=message)
+
 
 class WorkspaceTransaction(Protocol):
-    """The database operations an op's DB-side rules may use, all inside one scheduler transaction."""
+    """The database operations an op's DB-side rules may use, all inside one scheduler transaction.
+
+    The transaction runs while the task is the only RUNNING task of its workspace, so what a rule reads
+    cannot be changed by another task until the outcome is recorded.
+    """
 
     async def get_workspace(self, wsid: str) -> Workspace:
         """The workspace row, locked for the rest of the transaction."""
@@ -58,8 +99,24 @@ class WorkspaceTransaction(Protocol):
         """Move the workspace to ``state`` (audited) and update other columns given as ``fields``."""
         ...
 
+    async def set_current(self, wsid: str, snapshot_id: str, current_path: str) -> None:
+        """Record that ``current`` now holds a clone of ``snapshot_id`` at ``current_path`` (audited)."""
+        ...
+
+    async def get_snapshot(self, wsid: str, snapshot_id: str) -> Snapshot | None:
+        """The snapshot row (deleted or not), or None."""
+        ...
+
     async def add_snapshot(self, wsid: str, snapshot_id: str, fs_path: str, message: str | None) -> None:
         """Record a snapshot that now exists on disk (idempotent for a re-run)."""
+        ...
+
+    async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:
+        """Why the snapshot may not go: ``"current"`` and/or ids of other unfinished tasks naming it."""
+        ...
+
+    async def mark_snapshot_deleted(self, snapshot_id: str) -> datetime:
+        """Set ``deleted_at`` (kept if already set) and return it (audited)."""
         ...
 
 
@@ -78,12 +135,19 @@ class TaskOp(abc.ABC):
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Do the filesystem part. Must be idempotent: a re-run after a crash finishes the job.
 
-        Raise ``OpFailed`` for an expected failure; any other exception is reported as an
-        ``EXECUTOR_ERROR``.
+        Raise ``OpFailed`` for an expected failure and call ``ctx.checkpoint()`` at every point where
+        stopping leaves nothing half-made; any other exception is reported as ``EXECUTOR_ERROR``.
         """
+
+    async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
+        """DB-side rule run in the transaction that claims the task; by default, run the executor step."""
+        return ClaimDecision.proceed()
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:  # noqa: B027
         """DB-side rule run in the transaction that marks the task SUCCEEDED."""
 
     async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:  # noqa: B027
         """DB-side rule run in the transaction that marks the task DEAD."""
+
+    async def on_canceled(self, tx: WorkspaceTransaction, task: Task) -> None:  # noqa: B027
+        """DB-side rule run in the transaction that marks the task CANCELED."""

@@ -65,5 +65,9 @@ class TaskQueue(abc.ABC):
         """Return when work may have arrived (a wake-up) or after ``timeout`` seconds."""
 
     @abc.abstractmethod
+    async def cancel_requested(self, task_id: str) -> bool:
+        """True once someone asked to cancel this RUNNING task."""
+
+    @abc.abstractmethod
     async def depth(self) -> int:
         """Number of tasks waiting to run (PENDING or FAILED awaiting retry)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
+from wvs_core import metrics
 from wvs_core.layout import WorkspaceLayout
 
 
@@ -43,8 +45,14 @@ async def quiesced(
     protocol: QuiesceProtocol, layout: WorkspaceLayout, task_id: str, timeout: float
 ) -> AsyncIterator[None]:
     """Hold the workspace frozen for the body; resume on every path, including a failed freeze."""
+    started = time.monotonic()
     try:
-        await protocol.freeze(layout, task_id, timeout)
+        try:
+            await protocol.freeze(layout, task_id, timeout)
+        except QuiesceTimeout:
+            metrics.QUIESCE_TIMEOUTS.inc()
+            raise
+        metrics.QUIESCE_WAIT.observe(time.monotonic() - started)
         yield
     finally:
         await protocol.resume(layout, task_id)

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import zlib
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wvs_core import metrics
 from wvs_core.config import WorkerConfig
 from wvs_core.db.audit import write_audit
 from wvs_core.db.transaction import SCHEDULER_ACTOR, SqlWorkspaceTransaction
@@ -19,7 +21,7 @@ from wvs_core.ids import uuid7
 from wvs_core.logs import log_context
 from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskStatus
 from wvs_core.notifier import Event, Notifier
-from wvs_core.ops import TaskOp
+from wvs_core.ops import ClaimDecision, TaskOp
 from wvs_core.plugins import PluginRegistry
 from wvs_core.queue import InTransaction, TaskOutcome, TaskQueue
 from wvs_core.rpc.client import ExecutorClient, ExecutorUnavailable
@@ -27,7 +29,8 @@ from wvs_core.rpc.client import ExecutorClient, ExecutorUnavailable
 log = logging.getLogger(__name__)
 
 # Executor error codes that a retry cannot fix.
-PERMANENT_FAILURES = frozenset({"INVALID_PARAMS", "NO_CURRENT", "UNKNOWN_OP"})
+PERMANENT_FAILURES = frozenset({"INVALID_PARAMS", "NO_CURRENT", "UNKNOWN_OP", "SNAPSHOT_MISSING"})
+CANCELED = "CANCELED"
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -60,6 +63,8 @@ class Scheduler:
         self.notifiers = notifiers
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
         self.executors = [ExecutorClient(addr) for addr in config.executor_addrs]
+        self._decisions: dict[str, ClaimDecision] = {}
+        self._depth_checked = 0.0
 
     def executor_for(self, wsid: str) -> ExecutorClient:
         """The executor a workspace is routed to (stable for a given address list)."""
@@ -72,6 +77,7 @@ class Scheduler:
         try:
             while not stop.is_set():
                 await self._fill(running)
+                await self._report_depth()
                 waiters: set[asyncio.Future[Any]] = {stopping, *running}
                 if len(running) < self.config.concurrency:
                     waiters.add(asyncio.create_task(self.queue.wait_for_work(self.config.poll_interval)))
@@ -94,10 +100,20 @@ class Scheduler:
                 await asyncio.sleep(self.config.idle_backoff)
                 return
             if task is None:
+                metrics.DEQUEUE_EMPTY.inc()
                 return
             job = asyncio.create_task(self._run_task(task), name=f"wvs-task-{task.task_id}")
             running.add(job)
             job.add_done_callback(running.discard)
+
+    async def _report_depth(self) -> None:
+        if time.monotonic() - self._depth_checked < self.config.poll_interval:
+            return
+        self._depth_checked = time.monotonic()
+        try:
+            metrics.QUEUE_DEPTH.set(await self.queue.depth())
+        except Exception:
+            log.warning("could not read the queue depth", exc_info=True)
 
     async def _on_claimed(self, conn: AsyncConnection, task: Task) -> None:
         await write_audit(
@@ -109,35 +125,79 @@ class Scheduler:
             actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
             payload={"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}},
         )
+        op = self.registry.ops.get(task.op)
+        if op is not None:
+            self._decisions[task.task_id] = await op.on_claimed(SqlWorkspaceTransaction(conn, task), task)
 
     async def _run_task(self, task: Task) -> None:
         with log_context(request_id=task.request_id, task_id=task.task_id, wsid=task.wsid, op=task.op):
             log.info("task started", extra={"attempt": task.attempt})
+            if task.started_at is not None:
+                metrics.LOCK_WAIT.observe(max(0.0, (task.started_at - task.next_run_at).total_seconds()))
             op = self.registry.ops.get(task.op)
+            decision = self._decisions.pop(task.task_id, ClaimDecision.proceed())
+            result: ExecutionResult | None = None
             if op is None:
                 outcome = self._failure(task, "UNKNOWN_OP", f"no loaded plugin provides op {task.op!r}")
-                result = None
+            elif decision.reject_code is not None:
+                outcome = self._rejected(task, decision.reject_code, decision.reject_message)
+            elif decision.result is not None:
+                result = decision.result
+                outcome = self._success(result)
             else:
                 result, outcome = await self._execute(task, op)
+            transitions: list[tuple[str, str]] = []
             try:
-                finished = await self.queue.finish(task, outcome, self._rules(op, result))
+                finished = await self.queue.finish(task, outcome, self._rules(op, result, transitions))
             except Exception:
                 log.exception("could not record the outcome of task %s", task.task_id)
                 return
+            self._count(finished, transitions)
             log.info("task %s", finished.status.lower(), extra={"attempt": finished.attempt})
             await self._notify(finished)
 
     async def _execute(self, task: Task, op: TaskOp) -> tuple[ExecutionResult | None, TaskOutcome]:
         executor = self.executor_for(task.wsid)
+        call = asyncio.create_task(executor.execute(executor_request(task, op), timeout=float(task.timeout_seconds)))
+        watcher = asyncio.create_task(self._forward_cancel(task, executor))
         try:
-            result = await executor.execute(executor_request(task, op), timeout=float(task.timeout_seconds))
+            result = await call
         except TimeoutError as error:
             return None, self._failure(task, "EXECUTOR_TIMEOUT", str(error), ErrorCode.EXECUTOR_TIMEOUT)
         except ExecutorUnavailable as error:
             return None, self._failure(task, "EXECUTOR_UNAVAILABLE", str(error))
-        if not result.success:
-            return result, self._failure(task, result.error_code or "EXECUTOR_ERROR", result.error_message)
-        return result, TaskOutcome(TaskStatus.SUCCEEDED, result={**result.results, "noop": result.noop})
+        finally:
+            watcher.cancel()
+        if result.success:
+            return result, self._success(result)
+        if result.error_code == CANCELED:
+            return result, TaskOutcome(
+                TaskStatus.CANCELED,
+                error={"code": "WVS_CANCELED", "reason": CANCELED, "message": "canceled at a safe point"},
+            )
+        return result, self._failure(task, result.error_code or "EXECUTOR_ERROR", result.error_message)
+
+    async def _forward_cancel(self, task: Task, executor: ExecutorClient) -> None:
+        """While the executor works, pass a cancel request on to it (it stops at its next safe point)."""
+        while True:
+            await asyncio.sleep(min(self.config.poll_interval, 1.0))
+            try:
+                # Not found yet: the op may still be waiting to start on the executor; ask again.
+                if await self.queue.cancel_requested(task.task_id) and await executor.cancel(task.task_id):
+                    return
+            except Exception:
+                log.warning("could not forward a cancel request", exc_info=True)
+
+    @staticmethod
+    def _success(result: ExecutionResult) -> TaskOutcome:
+        return TaskOutcome(TaskStatus.SUCCEEDED, result={**result.results, "noop": result.noop})
+
+    @staticmethod
+    def _rejected(task: Task, code: ErrorCode, message: str) -> TaskOutcome:
+        return TaskOutcome(
+            TaskStatus.DEAD,
+            error={"code": code.value, "reason": "REJECTED", "message": message, "attempt": task.attempt},
+        )
 
     def _failure(
         self, task: Task, reason: str, message: str, code: ErrorCode = ErrorCode.EXECUTOR_ERROR
@@ -148,7 +208,21 @@ class Scheduler:
         delay = backoff(task.attempt, self.config.retry_base, self.config.retry_max)
         return TaskOutcome(TaskStatus.FAILED, error=error, next_run_in=delay)
 
-    def _rules(self, op: TaskOp | None, result: ExecutionResult | None) -> InTransaction:
+    @staticmethod
+    def _count(task: Task, transitions: list[tuple[str, str]]) -> None:
+        metrics.TASKS.labels(task.op, task.status.value).inc()
+        for before, after in transitions:
+            metrics.WORKSPACE_TRANSITIONS.labels(before, after).inc()
+        if task.status == TaskStatus.FAILED:
+            metrics.RETRIES.labels(task.op).inc()
+        if task.started_at and task.ended_at:
+            metrics.TASK_DURATION.labels(task.op).observe((task.ended_at - task.started_at).total_seconds())
+
+    def _rules(
+        self, op: TaskOp | None, result: ExecutionResult | None, transitions: list[tuple[str, str]]
+    ) -> InTransaction:
+        """The outcome's audit row and the op's DB rule; workspace transitions are reported in ``transitions``."""
+
         async def apply(conn: AsyncConnection, finished: Task) -> None:
             tx = SqlWorkspaceTransaction(conn, finished)
             await write_audit(
@@ -164,12 +238,14 @@ class Scheduler:
                     "error": finished.error,
                 },
             )
-            if op is None:
-                return
-            if finished.status == TaskStatus.SUCCEEDED and result is not None:
-                await op.on_succeeded(tx, finished, result)
-            elif finished.status == TaskStatus.DEAD:
-                await op.on_dead(tx, finished)
+            if op is not None:
+                if finished.status == TaskStatus.SUCCEEDED and result is not None:
+                    await op.on_succeeded(tx, finished, result)
+                elif finished.status == TaskStatus.DEAD:
+                    await op.on_dead(tx, finished)
+                elif finished.status == TaskStatus.CANCELED:
+                    await op.on_canceled(tx, finished)
+            transitions.extend(tx.state_changes)
 
         return apply
 

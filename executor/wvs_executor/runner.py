@@ -7,19 +7,29 @@ import logging
 import weakref
 from pathlib import Path
 
+from wvs_core import metrics
 from wvs_core.config import Config
 from wvs_core.layout import WorkspaceLayout
+from wvs_core.logs import log_context
 from wvs_core.models import ExecutionRequest, ExecutionResult
-from wvs_core.ops import ExecutionContext, OpFailed
+from wvs_core.ops import ExecutionContext, OpCanceled, OpFailed, TaskOp
 from wvs_core.plugins import PluginRegistry
 from wvs_core.quiesce import QuiesceTimeout
 from wvs_core.storage import StorageError
 
 log = logging.getLogger(__name__)
 
+CANCELED = "CANCELED"
+
 
 class InvalidRequest(Exception):
     """The request names an unknown op or an invalid workspace id; retrying cannot help."""
+
+
+def failure(reason: str, message: str) -> ExecutionResult:
+    """A failed result, counted by reason."""
+    metrics.CLONE_FAILURES.labels(reason).inc()
+    return ExecutionResult(success=False, error_code=reason, error_message=message)
 
 
 class OpRunner:
@@ -32,8 +42,17 @@ class OpRunner:
         self.quiesce_timeout = config.executor.quiesce_timeout
         self.storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
         self.quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
+        self.running: dict[str, ExecutionContext] = {}
         # The scheduler already serialises a workspace; this guards against a misrouted second call.
         self._workspace_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def cancel(self, task_id: str) -> bool:
+        """Ask the running op of ``task_id`` to stop at its next safe point; False when not running here."""
+        ctx = self.running.get(task_id)
+        if ctx is None:
+            return False
+        ctx.cancel_requested.set()
+        return True
 
     async def run(self, request: ExecutionRequest) -> ExecutionResult:
         """Run ``request``; raises InvalidRequest, otherwise always answers with a result."""
@@ -55,15 +74,29 @@ class OpRunner:
             request_id=request.request_id,
         )
         lock = self._workspace_locks.setdefault(request.wsid, asyncio.Lock())
-        async with lock:
-            try:
-                return await op.execute(ctx)
-            except QuiesceTimeout as error:
-                return ExecutionResult(success=False, error_code="QUIESCE_TIMEOUT", error_message=str(error))
-            except OpFailed as error:
-                return ExecutionResult(success=False, error_code=error.reason, error_message=str(error))
-            except StorageError as error:
-                return ExecutionResult(success=False, error_code=error.reason, error_message=str(error))
-            except (OSError, ValueError) as error:
-                log.exception("op %s failed for task %s", op.name, request.task_id)
-                return ExecutionResult(success=False, error_code="EXECUTOR_ERROR", error_message=str(error))
+        with log_context(request_id=request.request_id, task_id=request.task_id, wsid=request.wsid, op=op.name):
+            async with lock:
+                self.running[request.task_id] = ctx
+                metrics.EXECUTOR_ACTIVE.inc()
+                log.info("op started")
+                try:
+                    result = await self._execute(op, ctx)
+                finally:
+                    metrics.EXECUTOR_ACTIVE.dec()
+                    self.running.pop(request.task_id, None)
+                log.info("op %s", "succeeded" if result.success else f"failed: {result.error_code}")
+                return result
+
+    @staticmethod
+    async def _execute(op: TaskOp, ctx: ExecutionContext) -> ExecutionResult:
+        try:
+            return await op.execute(ctx)
+        except OpCanceled as error:
+            return ExecutionResult(success=False, error_code=CANCELED, error_message=str(error))
+        except QuiesceTimeout as error:
+            return failure("QUIESCE_TIMEOUT", str(error))
+        except (OpFailed, StorageError) as error:
+            return failure(error.reason, str(error))
+        except (OSError, ValueError) as error:
+            log.exception("op failed")
+            return failure("EXECUTOR_ERROR", str(error))

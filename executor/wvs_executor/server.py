@@ -32,6 +32,12 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
             await context.abort(grpc.StatusCode.INTERNAL, "the executor failed; see its log")
         return result_to_pb(result)
 
+    async def CancelTask(
+        self, request: executor_pb2.CancelTaskRequest, context: grpc.aio.ServicerContext
+    ) -> executor_pb2.CancelTaskResponse:
+        """Ask a running op to stop at its next safe point."""
+        return executor_pb2.CancelTaskResponse(found=self.runner.cancel(request.task_id))
+
 
 async def start_server(runner: OpRunner, addr: str) -> tuple[grpc.aio.Server, int]:
     """Start serving on ``addr`` (port 0 picks a free port); returns the server and its port."""

@@ -35,8 +35,7 @@ def _create_directories(layout: WorkspaceLayout, live_id: str) -> None:
 
 def _point_current(layout: WorkspaceLayout, live_id: str) -> bool:
     """Switch ``current`` to the live tree; False when it already pointed there."""
-    # Relative, so the link is right wherever the volume is mounted.
-    target = os.path.relpath(layout.live(live_id), layout.root)
+    target = layout.current_target(live_id)
     if layout.current_link.is_symlink() and os.readlink(layout.current_link) == target:
         return False
     switch_symlink(layout.current_link, target)
@@ -68,4 +67,8 @@ class InitWorkspace(TaskOp):
 
     async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:
         """PROVISIONING → INIT_FAILED; ``retry-init`` may try again."""
+        await tx.set_workspace_state(task.wsid, WorkspaceState.INIT_FAILED)
+
+    async def on_canceled(self, tx: WorkspaceTransaction, task: Task) -> None:
+        """A canceled init leaves the workspace INIT_FAILED too, so ``retry-init`` can start over."""
         await tx.set_workspace_state(task.wsid, WorkspaceState.INIT_FAILED)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from pathlib import Path
+import time
 
 import attrs
 
-from wvs_core.fsutil import atomic_write_json, fsync_dir, read_json
+from wvs_core import metrics
+from wvs_core.fsutil import fsync_dir
 from wvs_core.ids import check_uuid
-from wvs_core.layout import WorkspaceLayout
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
+from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_ops.params import parse_params
+from wvs_ops.trees import count_entries, live_tree, seal_snapshot, snapshot_metadata
 
 
 @attrs.frozen
@@ -22,33 +22,6 @@ class SnapshotCreateParams:
 
     snapshot_id: str = attrs.field(validator=check_uuid)
     message: str | None = None
-
-
-def is_complete(layout: WorkspaceLayout, snapshot_id: str) -> bool:
-    """A snapshot is complete once its directory holds a ``snapshot.json`` naming it."""
-    metadata = read_json(layout.snapshot_metadata(snapshot_id))
-    return isinstance(metadata, dict) and metadata.get("snapshot_id") == snapshot_id
-
-
-def live_tree(layout: WorkspaceLayout) -> Path:
-    """The live tree ``current`` points to; fails for good when the workspace has none."""
-    if not layout.current_link.is_symlink() or not layout.current_link.resolve().is_dir():
-        raise OpFailed("NO_CURRENT", f"{layout.current_link} is not a link to a live tree", retryable=False)
-    return layout.current_link.resolve()
-
-
-def _seal(layout: WorkspaceLayout, params: SnapshotCreateParams, wsid: str) -> None:
-    tmp = layout.snapshot_tmp(params.snapshot_id)
-    (tmp / ".wvs").mkdir(exist_ok=True)
-    metadata = {
-        "snapshot_id": params.snapshot_id,
-        "wsid": wsid,
-        "created_at": datetime.now(UTC).isoformat(),
-        "message": params.message,
-    }
-    atomic_write_json(tmp / ".wvs" / "snapshot.json", metadata)
-    tmp.rename(layout.snapshot(params.snapshot_id))
-    fsync_dir(layout.snapshots_dir)
 
 
 class SnapshotCreate(TaskOp):
@@ -61,16 +34,30 @@ class SnapshotCreate(TaskOp):
         """Clone under quiesce; nothing is cloned when the agent does not confirm the freeze."""
         params = parse_params(ctx, SnapshotCreateParams)
         layout = ctx.layout
-        results = {"snapshot_id": params.snapshot_id, "fs_path": str(layout.snapshot(params.snapshot_id))}
-        if await asyncio.to_thread(is_complete, layout, params.snapshot_id):
+        final, tmp = layout.snapshot(params.snapshot_id), layout.snapshot_tmp(params.snapshot_id)
+        results = {"snapshot_id": params.snapshot_id, "fs_path": str(final)}
+        if await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
             return ExecutionResult(success=True, noop=True, results=results)
         source = await asyncio.to_thread(live_tree, layout)
         # Leftovers of an attempt that crashed: a half-made clone, or a tree renamed without metadata.
-        await ctx.storage.remove_tree(layout.snapshot_tmp(params.snapshot_id))
-        await ctx.storage.remove_tree(layout.snapshot(params.snapshot_id))
-        async with ctx.quiesced():
-            await ctx.storage.clone_tree(source, layout.snapshot_tmp(params.snapshot_id))
-        await asyncio.to_thread(_seal, layout, params, ctx.wsid)
+        await ctx.storage.remove_tree(tmp)
+        await ctx.storage.remove_tree(final)
+        ctx.checkpoint()
+        try:
+            async with ctx.quiesced():
+                ctx.checkpoint()
+                started = time.monotonic()
+                await ctx.storage.clone_tree(source, tmp)
+                metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
+            ctx.checkpoint()
+            metadata = {"snapshot_id": params.snapshot_id, "wsid": ctx.wsid, "message": params.message}
+            await asyncio.to_thread(seal_snapshot, tmp, source, metadata)
+            await asyncio.to_thread(tmp.rename, final)
+            await asyncio.to_thread(fsync_dir, layout.snapshots_dir)
+        except BaseException:
+            await ctx.storage.remove_tree(tmp)  # never leave a half-made tree behind
+            raise
+        metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, final))
         return ExecutionResult(success=True, results=results)
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:

@@ -60,4 +60,6 @@ FINISH = sa.text(
 
 NOTIFY = sa.text("SELECT pg_notify(:channel, '')")
 
+CANCEL_REQUESTED = sa.text("SELECT cancel_requested FROM wvs.tasks WHERE task_id = :task_id")
+
 DEPTH = sa.text("SELECT count(*) FROM wvs.tasks WHERE status IN ('PENDING', 'FAILED')")

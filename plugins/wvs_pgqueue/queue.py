@@ -97,6 +97,11 @@ class PostgresQueue(TaskQueue):
             await asyncio.wait_for(self._wakeup.wait(), timeout)
         self._wakeup.clear()
 
+    async def cancel_requested(self, task_id: str) -> bool:
+        """The task's ``cancel_requested`` flag."""
+        async with self.engine.connect() as conn:
+            return bool((await conn.execute(queries.CANCEL_REQUESTED, {"task_id": task_id})).scalar())
+
     async def depth(self) -> int:
         """Tasks waiting to run."""
         async with self.engine.connect() as conn:

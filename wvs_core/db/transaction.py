@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,10 +11,33 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core.db.audit import write_audit
 from wvs_core.db.rows import from_row
-from wvs_core.db.tables import snapshots, workspaces
-from wvs_core.models import Task, Workspace, WorkspaceState
+from wvs_core.db.tables import snapshots, tasks, workspaces
+from wvs_core.models import Snapshot, Task, Workspace, WorkspaceState
 
 SCHEDULER_ACTOR = {"type": "scheduler"}
+UNFINISHED = ("PENDING", "RUNNING", "FAILED")
+
+
+async def snapshot_users(
+    conn: AsyncConnection, wsid: str, snapshot_id: str, except_task_id: str | None = None
+) -> list[str]:
+    """``"current"`` if the workspace's current tree came from the snapshot, plus every other unfinished
+    task whose params name it: the reasons it may not be dropped."""
+    users: list[str] = []
+    current = (
+        await conn.execute(sa.select(workspaces.c.current_snapshot_id).where(workspaces.c.wsid == wsid))
+    ).scalar_one_or_none()
+    if current == snapshot_id:
+        users.append("current")
+    query = sa.select(tasks.c.task_id).where(
+        tasks.c.wsid == wsid,
+        tasks.c.status.in_(UNFINISHED),
+        tasks.c.params["snapshot_id"].astext == snapshot_id,
+    )
+    if except_task_id:
+        query = query.where(tasks.c.task_id != except_task_id)
+    users += [row.task_id for row in await conn.execute(query)]
+    return users
 
 
 class SqlWorkspaceTransaction:
@@ -24,6 +48,17 @@ class SqlWorkspaceTransaction:
         self.task = task
         self.actor = actor or SCHEDULER_ACTOR
         self.state_changes: list[tuple[str, str]] = []  # (from, to), for metrics once committed
+
+    async def _audit(self, action: str, payload: dict[str, Any]) -> None:
+        await write_audit(
+            self.conn,
+            action=action,
+            wsid=self.task.wsid,
+            task_id=self.task.task_id,
+            request_id=self.task.request_id,
+            actor=self.actor,
+            payload=payload,
+        )
 
     async def get_workspace(self, wsid: str) -> Workspace:
         """The workspace row, locked for the rest of the transaction."""
@@ -40,15 +75,32 @@ class SqlWorkspaceTransaction:
         )
         if before.state != state:
             self.state_changes.append((before.state, state))
-        await write_audit(
-            self.conn,
-            action="workspace.state",
-            wsid=wsid,
-            task_id=self.task.task_id,
-            request_id=self.task.request_id,
-            actor=self.actor,
-            payload={"before": {"state": before.state}, "after": {"state": state, **fields}},
+        await self._audit("workspace.state", {"before": {"state": before.state}, "after": {"state": state, **fields}})
+
+    async def set_current(self, wsid: str, snapshot_id: str, current_path: str) -> None:
+        """Update ``current_snapshot_id`` and ``current_path`` together."""
+        before = await self.get_workspace(wsid)
+        await self.conn.execute(
+            workspaces.update()
+            .where(workspaces.c.wsid == wsid)
+            .values(current_snapshot_id=snapshot_id, current_path=current_path, updated_at=sa.func.clock_timestamp())
         )
+        await self._audit(
+            "workspace.current",
+            {
+                "before": {"current_snapshot_id": before.current_snapshot_id, "current_path": before.current_path},
+                "after": {"current_snapshot_id": snapshot_id, "current_path": current_path},
+            },
+        )
+
+    async def get_snapshot(self, wsid: str, snapshot_id: str) -> Snapshot | None:
+        """The snapshot row, deleted or not."""
+        row = (
+            await self.conn.execute(
+                snapshots.select().where(snapshots.c.wsid == wsid, snapshots.c.snapshot_id == snapshot_id)
+            )
+        ).first()
+        return from_row(row, Snapshot) if row else None
 
     async def add_snapshot(self, wsid: str, snapshot_id: str, fs_path: str, message: str | None) -> None:
         """Record a snapshot that exists on disk; a re-run after a crash finds it recorded already."""
@@ -57,12 +109,25 @@ class SqlWorkspaceTransaction:
             .values(snapshot_id=snapshot_id, wsid=wsid, fs_path=fs_path, message=message)
             .on_conflict_do_nothing(index_elements=["snapshot_id"])
         )
-        await write_audit(
-            self.conn,
-            action="snapshot.create",
-            wsid=wsid,
-            task_id=self.task.task_id,
-            request_id=self.task.request_id,
-            actor=self.actor,
-            payload={"after": {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message}},
+        await self._audit(
+            "snapshot.create", {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message}}
         )
+
+    async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:
+        """Why the snapshot may not go (other than this task)."""
+        return await snapshot_users(self.conn, wsid, snapshot_id, except_task_id=self.task.task_id)
+
+    async def mark_snapshot_deleted(self, snapshot_id: str) -> datetime:
+        """Set ``deleted_at`` unless already set; returns it."""
+        deleted_at: datetime = (
+            await self.conn.execute(
+                snapshots.update()
+                .where(snapshots.c.snapshot_id == snapshot_id)
+                .values(deleted_at=sa.func.coalesce(snapshots.c.deleted_at, sa.func.clock_timestamp()))
+                .returning(snapshots.c.deleted_at)
+            )
+        ).scalar_one()
+        await self._audit(
+            "snapshot.delete", {"after": {"snapshot_id": snapshot_id, "deleted_at": deleted_at.isoformat()}}
+        )
+        return deleted_at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from wvs_core.models import ExecutionRequest, ExecutionResult
-from wvs_core.rpc import executor_pb2_grpc
+from wvs_core.rpc import executor_pb2, executor_pb2_grpc
 from wvs_core.rpc.codec import request_to_pb, result_from_pb
 
 
@@ -30,6 +30,14 @@ class ExecutorClient:
                 raise TimeoutError(f"executor {self.addr} did not answer within {timeout:.0f}s") from None
             raise ExecutorUnavailable(f"executor {self.addr}: {error.code().name}: {error.details()}") from None
         return result_from_pb(response)
+
+    async def cancel(self, task_id: str) -> bool:
+        """Ask the executor to stop ``task_id`` at its next safe point; True when it was running there."""
+        try:
+            response = await self._stub.CancelTask(executor_pb2.CancelTaskRequest(task_id=task_id), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            raise ExecutorUnavailable(f"executor {self.addr}: {error.code().name}: {error.details()}") from None
+        return bool(response.found)
 
     async def close(self) -> None:
         """Close the channel."""

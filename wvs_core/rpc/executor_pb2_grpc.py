@@ -39,6 +39,11 @@ class ExecutorServiceStub:
                 request_serializer=wvs__core_dot_rpc_dot_executor__pb2.ExecuteTaskRequest.SerializeToString,
                 response_deserializer=wvs__core_dot_rpc_dot_executor__pb2.ExecuteTaskResponse.FromString,
                 _registered_method=True)
+        self.CancelTask = channel.unary_unary(
+                '/wvs.executor.v1.ExecutorService/CancelTask',
+                request_serializer=wvs__core_dot_rpc_dot_executor__pb2.CancelTaskRequest.SerializeToString,
+                response_deserializer=wvs__core_dot_rpc_dot_executor__pb2.CancelTaskResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -53,6 +58,15 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelTask(self, request, context):
+        """Ask a running ExecuteTask to stop at its next safe point. The ExecuteTask call then answers
+        success=false with error_code CANCELED, having left no half-made tree; an op already past its last
+        safe point finishes and answers normally. Cancelling an unknown task is not an error (found=false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +74,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ExecuteTask,
                     request_deserializer=wvs__core_dot_rpc_dot_executor__pb2.ExecuteTaskRequest.FromString,
                     response_serializer=wvs__core_dot_rpc_dot_executor__pb2.ExecuteTaskResponse.SerializeToString,
+            ),
+            'CancelTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTask,
+                    request_deserializer=wvs__core_dot_rpc_dot_executor__pb2.CancelTaskRequest.FromString,
+                    response_serializer=wvs__core_dot_rpc_dot_executor__pb2.CancelTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +108,33 @@ class ExecutorService:
             '/wvs.executor.v1.ExecutorService/ExecuteTask',
             wvs__core_dot_rpc_dot_executor__pb2.ExecuteTaskRequest.SerializeToString,
             wvs__core_dot_rpc_dot_executor__pb2.ExecuteTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wvs.executor.v1.ExecutorService/CancelTask',
+            wvs__core_dot_rpc_dot_executor__pb2.CancelTaskRequest.SerializeToString,
+            wvs__core_dot_rpc_dot_executor__pb2.CancelTaskResponse.FromString,
             options,
             channel_credentials,
             insecure,

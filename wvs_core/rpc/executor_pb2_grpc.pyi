@@ -38,6 +38,11 @@ class ExecutorServiceStub:
     job or reports it already done. Expected failures come back as success=false with an error_code;
     gRPC status codes are used for calls that could not be understood (INVALID_ARGUMENT) or served.
     """
+    CancelTask: _grpc.UnaryUnaryMultiCallable[_executor_pb2.CancelTaskRequest, _executor_pb2.CancelTaskResponse]
+    """Ask a running ExecuteTask to stop at its next safe point. The ExecuteTask call then answers
+    success=false with error_code CANCELED, having left no half-made tree; an op already past its last
+    safe point finishes and answers normally. Cancelling an unknown task is not an error (found=false).
+    """
 
 @_typing.type_check_only
 class ExecutorServiceAsyncStub(ExecutorServiceStub):
@@ -46,6 +51,11 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     """Run one op for one task. Every op is idempotent: a repeated call for the same task finishes the
     job or reports it already done. Expected failures come back as success=false with an error_code;
     gRPC status codes are used for calls that could not be understood (INVALID_ARGUMENT) or served.
+    """
+    CancelTask: _aio.UnaryUnaryMultiCallable[_executor_pb2.CancelTaskRequest, _executor_pb2.CancelTaskResponse]  # type: ignore[assignment]
+    """Ask a running ExecuteTask to stop at its next safe point. The ExecuteTask call then answers
+    success=false with error_code CANCELED, having left no half-made tree; an op already past its last
+    safe point finishes and answers normally. Cancelling an unknown task is not an error (found=false).
     """
 
 class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -58,6 +68,17 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
         """Run one op for one task. Every op is idempotent: a repeated call for the same task finishes the
         job or reports it already done. Expected failures come back as success=false with an error_code;
         gRPC status codes are used for calls that could not be understood (INVALID_ARGUMENT) or served.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelTask(
+        self,
+        request: _executor_pb2.CancelTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_pb2.CancelTaskResponse, _abc.Awaitable[_executor_pb2.CancelTaskResponse]]:
+        """Ask a running ExecuteTask to stop at its next safe point. The ExecuteTask call then answers
+        success=false with error_code CANCELED, having left no half-made tree; an op already past its last
+        safe point finishes and answers normally. Cancelling an unknown task is not an error (found=false).
         """
 
 def add_ExecutorServiceServicer_to_server(servicer: ExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

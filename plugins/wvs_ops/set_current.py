@@ -1,0 +1,97 @@
+"""set_current (rollback): clone a snapshot into a new live tree and switch ``current`` to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+import attrs
+
+from wvs_core import metrics
+from wvs_core.errors import ErrorCode
+from wvs_core.fsutil import switch_symlink
+from wvs_core.ids import check_uuid
+from wvs_core.models import ExecutionResult, Task
+from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
+from wvs_ops.params import parse_params
+from wvs_ops.trees import count_entries, live_tree, snapshot_metadata, unseal_snapshot
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class SetCurrentParams:
+    """The snapshot to restore and the id of the live tree to build (chosen when the task is created)."""
+
+    snapshot_id: str = attrs.field(validator=check_uuid)
+    new_live_id: str = attrs.field(validator=check_uuid)
+
+
+class SetCurrent(TaskOp):
+    """Idempotent: done once ``current`` points to this task's live tree. The replaced tree is kept."""
+
+    name = "set_current"
+    params_type = SetCurrentParams
+
+    async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
+        """Refuse a deleted snapshot; setting the current snapshot again is a no-op success."""
+        snapshot_id = task.params["snapshot_id"]
+        snapshot = await tx.get_snapshot(task.wsid, snapshot_id)
+        if snapshot is None or snapshot.deleted_at is not None:
+            return ClaimDecision.reject(ErrorCode.NOT_FOUND, f"snapshot {snapshot_id} does not exist")
+        workspace = await tx.get_workspace(task.wsid)
+        if workspace.current_snapshot_id == snapshot_id:
+            return ClaimDecision.done(
+                ExecutionResult(success=True, noop=True, results={"current_path": workspace.current_path or ""})
+            )
+        return ClaimDecision.proceed()
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        """Under quiesce: clone the snapshot into ``live/.tmp-<id>``, rename, switch ``current``."""
+        params = parse_params(ctx, SetCurrentParams)
+        layout = ctx.layout
+        new_live, tmp = layout.live(params.new_live_id), layout.live_tmp(params.new_live_id)
+        target = layout.current_target(params.new_live_id)
+        if await asyncio.to_thread(_points_to, layout.current_link, target):
+            return ExecutionResult(success=True, results={"current_path": str(new_live)})
+        snapshot = layout.snapshot(params.snapshot_id)
+        if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
+            raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
+        previous = await asyncio.to_thread(live_tree, layout)
+        ctx.checkpoint()
+        switched = False
+        try:
+            async with ctx.quiesced():
+                ctx.checkpoint()
+                if not await asyncio.to_thread(new_live.is_dir):
+                    await ctx.storage.remove_tree(tmp)
+                    started = time.monotonic()
+                    await ctx.storage.clone_tree(snapshot, tmp)
+                    metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
+                    await asyncio.to_thread(unseal_snapshot, tmp, snapshot)
+                    await asyncio.to_thread(tmp.rename, new_live)
+                ctx.checkpoint()  # the last safe point: after the switch the rollback has happened
+                started = time.monotonic()
+                await asyncio.to_thread(switch_symlink, layout.current_link, target)
+                switched = True
+                metrics.SWITCH_DURATION.observe(time.monotonic() - started)
+        except BaseException:
+            if not switched:  # the new tree never became current: it holds no user writes
+                await ctx.storage.remove_tree(tmp)
+                await ctx.storage.remove_tree(new_live)
+            raise
+        metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, new_live))
+        return ExecutionResult(
+            success=True, results={"current_path": str(new_live), "previous_live_path": str(previous)}
+        )
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        """``current_snapshot_id`` and ``current_path`` change together."""
+        if not result.noop:
+            await tx.set_current(task.wsid, task.params["snapshot_id"], result.results["current_path"])
+
+
+def _points_to(link: os.PathLike[str], target: str) -> bool:
+    return os.path.islink(link) and os.readlink(link) == target

@@ -1,0 +1,66 @@
+"""snapshot_drop: mark the snapshot deleted under the workspace's serialization, then remove its tree."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import attrs
+
+from wvs_core.errors import ErrorCode
+from wvs_core.ids import check_uuid
+from wvs_core.models import ExecutionResult, Task
+from wvs_core.ops import ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_ops.params import parse_params
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class SnapshotDropParams:
+    """The snapshot to drop."""
+
+    snapshot_id: str = attrs.field(validator=check_uuid)
+
+
+class SnapshotDrop(TaskOp):
+    """Idempotent: done when the snapshot's directory is gone."""
+
+    name = "snapshot_drop"
+    params_type = SnapshotDropParams
+
+    async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
+        """Re-check that nothing uses the snapshot and set ``deleted_at``, in the claiming transaction.
+
+        The task is now its workspace's only running task, so no set_current can make the snapshot
+        current between this check and the removal.
+        """
+        snapshot_id = task.params["snapshot_id"]
+        snapshot = await tx.get_snapshot(task.wsid, snapshot_id)
+        if snapshot is None:
+            return ClaimDecision.reject(ErrorCode.NOT_FOUND, f"snapshot {snapshot_id} does not exist")
+        users = await tx.snapshot_users(task.wsid, snapshot_id)
+        if users:
+            return ClaimDecision.reject(
+                ErrorCode.CONFLICT_SNAPSHOT_IN_USE, f"snapshot {snapshot_id} is in use by {', '.join(users)}"
+            )
+        await tx.mark_snapshot_deleted(snapshot_id)
+        return ClaimDecision.proceed()
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        """Remove the tree (``juicefs rmr`` on JuiceFS) and any temporary leftovers."""
+        params = parse_params(ctx, SnapshotDropParams)
+        tree = ctx.layout.snapshot(params.snapshot_id)
+        existed = await asyncio.to_thread(tree.exists)
+        await ctx.storage.remove_tree(ctx.layout.snapshot_tmp(params.snapshot_id))
+        await ctx.storage.remove_tree(tree)
+        return ExecutionResult(success=True, noop=not existed, results={"snapshot_id": params.snapshot_id})
+
+    async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:
+        """The tree could not be removed: say so loudly; ``deleted_at`` stays (the snapshot is gone for users)."""
+        log.error(
+            "snapshot %s is deleted but its tree could not be removed: %s",
+            task.params["snapshot_id"],
+            task.error,
+            extra={"alert": "snapshot_tree_not_removed"},
+        )
