@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from wvs_core.api import health, snapshots, tasks, workspaces
+from wvs_core.api import audit, current, health, snapshots, tasks, workspaces
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import RequestIdMiddleware
 from wvs_core.api.state import ApiState
@@ -25,10 +25,17 @@ routes = [
     Route("/v1/workspaces", workspaces.create_workspace, methods=["POST"]),
     Route("/v1/workspaces", workspaces.list_workspaces, methods=["GET"]),
     Route("/v1/workspaces/{wsid}", workspaces.get_workspace, methods=["GET"]),
+    Route("/v1/workspaces/{wsid}", workspaces.disable_workspace, methods=["DELETE"]),
+    Route("/v1/workspaces/{wsid}/retry-init", workspaces.retry_init, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/snapshots", snapshots.create_snapshot, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/snapshots", snapshots.list_snapshots, methods=["GET"]),
+    Route("/v1/workspaces/{wsid}/snapshots/{snapshot_id}", snapshots.drop_snapshot, methods=["DELETE"]),
+    Route("/v1/workspaces/{wsid}/current", current.get_current, methods=["GET"]),
+    Route("/v1/workspaces/{wsid}/current:set", current.set_current, methods=["POST"]),
+    Route("/v1/workspaces/{wsid}/audit", audit.list_audit, methods=["GET"]),
     Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}:cancel", tasks.cancel_task, methods=["POST"]),
 ]
 
 

@@ -7,14 +7,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import json_body, list_query, path_wsid, submission
+from wvs_core.api.inputs import json_body, list_query, path_id, path_wsid, submission
 from wvs_core.api.views import page_view, snapshot_view
-from wvs_core.api.workspaces import accepted_response
+from wvs_core.api.workspaces import NoBody, accepted_response, task_spec
 from wvs_core.convert import structure_request
-from wvs_core.db.store import TaskSpec
+from wvs_core.db.store import require_snapshot
 from wvs_core.ids import uuid7
 
 SNAPSHOT_OP = "snapshot_create"
+DROP_OP = "snapshot_drop"
 MAX_MESSAGE_LENGTH = 4096
 
 
@@ -35,13 +36,7 @@ async def create_snapshot(request: Request) -> JSONResponse:
     wsid = path_wsid(request)
     body = await json_body(request, state.config(request).api.max_body_bytes)
     create = structure_request(body, CreateSnapshot)
-    config = state.config(request)
-    spec = TaskSpec(
-        op=SNAPSHOT_OP,
-        params={"snapshot_id": uuid7(), "message": create.message},
-        max_attempts=config.worker.max_attempts,
-        timeout_seconds=int(config.executor.task_timeout),
-    )
+    spec = task_spec(request, SNAPSHOT_OP, {"snapshot_id": uuid7(), "message": create.message})
     accepted = await state.store(request).submit_task(wsid, spec, submission(request, body))
     task = accepted.task
     return accepted_response(
@@ -55,3 +50,15 @@ async def list_snapshots(request: Request) -> JSONResponse:
     query = list_query(request)
     page = await state.store(request).list_snapshots(wsid, query.cursor, query.limit)
     return JSONResponse(page_view(page, snapshot_view))
+
+
+async def drop_snapshot(request: Request) -> JSONResponse:
+    """Queue a snapshot_drop task; refused while the snapshot is current or named by an unfinished task."""
+    wsid = path_wsid(request)
+    snapshot_id = path_id(request, "snapshot_id")
+    body = await json_body(request, state.config(request).api.max_body_bytes)
+    structure_request(body, NoBody)
+    spec = task_spec(request, DROP_OP, {"snapshot_id": snapshot_id})
+    check = require_snapshot(snapshot_id, droppable=True)
+    accepted = await state.store(request).submit_task(wsid, spec, submission(request, body), check)
+    return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import bad_request, list_query, one_of, path_id
+from wvs_core.api.inputs import actor, bad_request, list_query, one_of, path_id
 from wvs_core.api.views import page_view, task_view
+from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.ids import is_wsid
-from wvs_core.models import TaskStatus
+from wvs_core.models import Task, TaskStatus
 
 
 async def list_tasks(request: Request) -> JSONResponse:
@@ -28,3 +30,18 @@ async def get_task(request: Request) -> JSONResponse:
     """One task."""
     task = await state.store(request).get_task(path_id(request, "task_id"))
     return JSONResponse(task_view(task))
+
+
+async def cancel_task(request: Request) -> JSONResponse:
+    """Cancel: PENDING at once, RUNNING at its next safe point; a finished task is 409."""
+    task_id = path_id(request, "task_id")
+    registry = state.registry(request)
+
+    async def on_canceled(conn: AsyncConnection, task: Task) -> None:
+        if (op := registry.ops.get(task.op)) is not None:
+            await op.on_canceled(SqlWorkspaceTransaction(conn, task, actor(request)), task)
+
+    task = await state.store(request).cancel_task(task_id, request.state.request_id, actor(request), on_canceled)
+    return JSONResponse(
+        {"task_id": task.task_id, "status": task.status.value, "cancel_requested": task.cancel_requested}
+    )

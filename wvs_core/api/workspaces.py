@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import json_body, list_query, one_of, path_wsid, submission
+from wvs_core.api.inputs import actor, json_body, list_query, one_of, path_wsid, submission
 from wvs_core.api.views import page_view, workspace_view
 from wvs_core.convert import structure_request
 from wvs_core.db.store import INIT_OP, Accepted, TaskSpec
@@ -35,15 +35,17 @@ class CreateWorkspace:
     owner: str = attrs.field(validator=_check_owner)
 
 
-def init_spec(request: Request) -> TaskSpec:
-    """An init_workspace task with a fresh live tree id."""
+def task_spec(request: Request, op: str, params: dict[str, object]) -> TaskSpec:
+    """A task of ``op`` with the deployment's attempt and timeout limits."""
     config = state.config(request)
     return TaskSpec(
-        op=INIT_OP,
-        params={"live_id": uuid7()},
-        max_attempts=config.worker.max_attempts,
-        timeout_seconds=int(config.executor.task_timeout),
+        op=op, params=params, max_attempts=config.worker.max_attempts, timeout_seconds=int(config.executor.task_timeout)
     )
+
+
+def init_spec(request: Request) -> TaskSpec:
+    """An init_workspace task with a fresh live tree id."""
+    return task_spec(request, INIT_OP, {"live_id": uuid7()})
 
 
 def accepted_response(accepted: Accepted, body: dict[str, object]) -> JSONResponse:
@@ -82,3 +84,24 @@ async def get_workspace(request: Request) -> JSONResponse:
     """One workspace."""
     workspace = await state.store(request).get_workspace(path_wsid(request))
     return JSONResponse(workspace_view(workspace))
+
+
+async def retry_init(request: Request) -> JSONResponse:
+    """INIT_FAILED → PROVISIONING with a new init task."""
+    wsid = path_wsid(request)
+    body = await json_body(request, state.config(request).api.max_body_bytes)
+    structure_request(body, NoBody)
+    accepted = await state.store(request).retry_init(wsid, init_spec(request), submission(request, body))
+    return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})
+
+
+async def disable_workspace(request: Request) -> JSONResponse:
+    """Disable (synchronously): the workspace stays readable, every later write answers 410."""
+    wsid = path_wsid(request)
+    workspace = await state.store(request).disable(wsid, request.state.request_id, actor(request))
+    return JSONResponse({"wsid": wsid, "state": workspace.state.value, "updated_at": workspace.updated_at.isoformat()})
+
+
+@attrs.frozen
+class NoBody:
+    """Endpoints that take no fields accept ``{}`` or an empty body, nothing else."""

@@ -15,19 +15,19 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
+def encode_cursor(created_at: datetime, row_id: str | int) -> str:
     """An opaque cursor pointing just after the row ``(created_at, row_id)``."""
     raw = json.dumps([created_at.isoformat(), row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
     """Inverse of ``encode_cursor``; a malformed cursor is a ``WVS_BAD_REQUEST``."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
         moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None or not isinstance(row_id, str):
+        if moment.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, str | int):
             raise ValueError
         return moment, row_id
     except (ValueError, TypeError):

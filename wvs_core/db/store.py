@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -9,16 +10,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wvs_core import metrics
 from wvs_core.db.audit import write_audit
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
-from wvs_core.db.tables import snapshots, tasks, workspaces
+from wvs_core.db.tables import audit, snapshots, tasks, workspaces
+from wvs_core.db.transaction import snapshot_users
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import uuid7
-from wvs_core.models import Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
+from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
 from wvs_core.queue import TaskQueue
 
 INIT_OP = "init_workspace"
+UNFINISHED = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.FAILED)
+
+WorkspaceCheck = Callable[[AsyncConnection, Workspace], Awaitable[None]]
+"""An endpoint's own precondition, run under the workspace lock before the task is created."""
+TaskRule = Callable[[AsyncConnection, Task], Awaitable[None]]
 
 
 @attrs.frozen
@@ -111,26 +119,83 @@ class Store:
 
     # --- tasks --------------------------------------------------------------------------------
 
-    async def submit_task(self, wsid: str, spec: TaskSpec, submission: Submission) -> Accepted:
+    async def submit_task(
+        self, wsid: str, spec: TaskSpec, submission: Submission, check: WorkspaceCheck | None = None
+    ) -> Accepted:
         """Create a task on an ACTIVE workspace, or replay/refuse per the idempotency rules.
 
         The workspace row is locked for the transaction, so tasks of one workspace are created (and
         committed) one after the other: creation order is the order schedulers see them in.
         """
         async with self.engine.begin() as conn:
-            row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())).first()
-            if row is None:
-                raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
+            workspace = await self._lock_workspace(conn, wsid)
             replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
                 return replay
-            workspace = from_row(row, Workspace)
-            if workspace.state == WorkspaceState.DISABLED:
-                raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
-            if workspace.state != WorkspaceState.ACTIVE:
-                raise WVSError(ErrorCode.PRECONDITION_FAILED, f"workspace {wsid!r} is {workspace.state}, not ACTIVE")
+            _require_state(workspace, WorkspaceState.ACTIVE)
+            if check is not None:
+                await check(conn, workspace)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
+
+    async def retry_init(self, wsid: str, spec: TaskSpec, submission: Submission) -> Accepted:
+        """INIT_FAILED → PROVISIONING with a new init_workspace task."""
+        async with self.engine.begin() as conn:
+            workspace = await self._lock_workspace(conn, wsid)
+            replay = await self._replay(conn, wsid, INIT_OP, submission)
+            if replay is not None:
+                return replay
+            _require_state(workspace, WorkspaceState.INIT_FAILED)
+            await self._set_state(conn, workspace, WorkspaceState.PROVISIONING, submission.request_id, submission.actor)
+            task = await self._insert_task(conn, wsid, spec, submission)
+            return Accepted(task, created=True)
+
+    async def disable(self, wsid: str, request_id: str, actor: dict[str, Any]) -> Workspace:
+        """Make the workspace read-only for good; refused while it has unfinished tasks; repeatable."""
+        async with self.engine.begin() as conn:
+            workspace = await self._lock_workspace(conn, wsid)
+            if workspace.state == WorkspaceState.DISABLED:
+                return workspace
+            busy = (
+                await conn.execute(
+                    sa.select(tasks.c.task_id).where(tasks.c.wsid == wsid, tasks.c.status.in_(UNFINISHED)).limit(1)
+                )
+            ).first()
+            if busy is not None:
+                raise WVSError(ErrorCode.CONFLICT_LOCKED, f"workspace {wsid!r} has unfinished tasks (e.g. {busy[0]})")
+            return await self._set_state(conn, workspace, WorkspaceState.DISABLED, request_id, actor)
+
+    async def cancel_task(self, task_id: str, request_id: str, actor: dict[str, Any], on_canceled: TaskRule) -> Task:
+        """PENDING (or FAILED awaiting retry) → CANCELED now; RUNNING → ``cancel_requested``; else 409."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(tasks.select().where(tasks.c.task_id == task_id).with_for_update())).first()
+            if row is None:
+                raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
+            task = from_row(row, Task)
+            if task.status.is_terminal:
+                raise WVSError(ErrorCode.CONFLICT_LOCKED, f"task {task_id} already ended {task.status}")
+            values: dict[str, Any] = {"cancel_requested": True}
+            if task.status != TaskStatus.RUNNING:
+                values |= {"status": TaskStatus.CANCELED, "ended_at": sa.func.clock_timestamp()}
+            query = tasks.update().where(tasks.c.task_id == task_id).values(**values).returning(*tasks.c)
+            updated = from_row((await conn.execute(query)).one(), Task)
+            canceled = updated.status == TaskStatus.CANCELED
+            await write_audit(
+                conn,
+                action="task.canceled" if canceled else "task.cancel_requested",
+                wsid=task.wsid,
+                task_id=task_id,
+                request_id=request_id,
+                actor=actor,
+                payload={
+                    "before": {"status": task.status},
+                    "after": {"status": updated.status, "cancel_requested": True},
+                },
+            )
+            if canceled:
+                await on_canceled(conn, updated)
+                await self.queue.announce(conn)  # the workspace's next task may start
+            return updated
 
     async def get_task(self, task_id: str) -> Task:
         """The task, or WVS_NOT_FOUND."""
@@ -166,7 +231,44 @@ class Store:
         items, next_cursor = split_page(rows, limit, "created_at", "snapshot_id")
         return Page(items, next_cursor)
 
+    async def list_audit(self, wsid: str, cursor: str | None, limit: int) -> Page:
+        """Audit events of a workspace, newest first."""
+        await self.get_workspace(wsid)
+        query = keyset_page(audit.select().where(audit.c.wsid == wsid), audit.c.ts, audit.c.event_id, cursor, limit)
+        async with self.engine.connect() as conn:
+            rows = [from_row(row, AuditEvent) for row in await conn.execute(query)]
+        items, next_cursor = split_page(rows, limit, "ts", "event_id")
+        return Page(items, next_cursor)
+
     # --- helpers ------------------------------------------------------------------------------
+
+    async def _lock_workspace(self, conn: AsyncConnection, wsid: str) -> Workspace:
+        row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())).first()
+        if row is None:
+            raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
+        return from_row(row, Workspace)
+
+    async def _set_state(
+        self, conn: AsyncConnection, workspace: Workspace, state: WorkspaceState, request_id: str, actor: dict[str, Any]
+    ) -> Workspace:
+        row = (
+            await conn.execute(
+                workspaces.update()
+                .where(workspaces.c.wsid == workspace.wsid)
+                .values(state=state, updated_at=sa.func.clock_timestamp())
+                .returning(*workspaces.c)
+            )
+        ).one()
+        await write_audit(
+            conn,
+            action="workspace.state",
+            wsid=workspace.wsid,
+            request_id=request_id,
+            actor=actor,
+            payload={"before": {"state": workspace.state}, "after": {"state": state}},
+        )
+        metrics.WORKSPACE_TRANSITIONS.labels(workspace.state, state).inc()
+        return from_row(row, Workspace)
 
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
         row = (
@@ -224,3 +326,37 @@ class Store:
         )
         await self.queue.announce(conn)
         return task
+
+
+def _require_state(workspace: Workspace, wanted: WorkspaceState) -> None:
+    """410 for a DISABLED workspace, 412 for any other state than ``wanted``."""
+    if workspace.state == WorkspaceState.DISABLED:
+        raise WVSError(ErrorCode.GONE, f"workspace {workspace.wsid!r} is disabled")
+    if workspace.state != wanted:
+        raise WVSError(
+            ErrorCode.PRECONDITION_FAILED, f"workspace {workspace.wsid!r} is {workspace.state}, not {wanted}"
+        )
+
+
+def require_snapshot(snapshot_id: str, *, droppable: bool = False) -> WorkspaceCheck:
+    """A check: the snapshot belongs to the workspace and is not deleted (404); with ``droppable``, it is
+    neither current nor named by an unfinished task (409 in use)."""
+
+    async def check(conn: AsyncConnection, workspace: Workspace) -> None:
+        found = (
+            await conn.execute(
+                sa.select(snapshots.c.snapshot_id).where(
+                    snapshots.c.wsid == workspace.wsid,
+                    snapshots.c.snapshot_id == snapshot_id,
+                    snapshots.c.deleted_at.is_(None),
+                )
+            )
+        ).first()
+        if found is None:
+            raise WVSError(ErrorCode.NOT_FOUND, f"snapshot {snapshot_id} not found in workspace {workspace.wsid!r}")
+        if droppable and (users := await snapshot_users(conn, workspace.wsid, snapshot_id)):
+            raise WVSError(
+                ErrorCode.CONFLICT_SNAPSHOT_IN_USE, f"snapshot {snapshot_id} is in use by {', '.join(users)}"
+            )
+
+    return check
