@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from datetime import datetime
 from typing import Any, NewType, TypeVar
@@ -35,10 +36,11 @@ def _structure_seconds(value: Any, _type: Any) -> float:
     return seconds
 
 
-def _structure_strict_str(value: Any, _type: Any) -> str:
+def _structure_strict_str(value: Any, type_: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
+    # StrEnums reach this hook too (str precedes Enum in their MRO).
+    return type_(value) if issubclass(type_, enum.Enum) else value
 
 
 def _structure_strict_int(value: Any, _type: Any) -> int:

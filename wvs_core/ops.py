@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 import attrs
 
+from wvs_core.cancellation import OpCanceled
 from wvs_core.errors import ErrorCode
 from wvs_core.layout import WorkspaceLayout
 from wvs_core.models import ExecutionResult, Snapshot, Task, Workspace, WorkspaceState
@@ -30,10 +31,6 @@ class OpFailed(Exception):
         super().__init__(message)
         self.reason = reason
         self.retryable = retryable
-
-
-class OpCanceled(Exception):
-    """Raised at a safe point when the task's cancellation was requested."""
 
 
 @attrs.frozen
@@ -52,7 +49,7 @@ class ExecutionContext:
 
     def quiesced(self) -> AbstractAsyncContextManager[None]:
         """Hold the workspace's writers frozen for the body (fail-closed, always resumed)."""
-        return quiesced(self.quiesce, self.layout, self.task_id, self.quiesce_timeout)
+        return quiesced(self.quiesce, self.layout, self.task_id, self.quiesce_timeout, self.cancel_requested)
 
     def checkpoint(self) -> None:
         """A safe point: raise OpCanceled if the task's cancellation was requested."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from wvs_core import metrics
+from wvs_core.cancellation import OpCanceled
 from wvs_core.layout import WorkspaceLayout
 
 
@@ -42,13 +44,27 @@ class QuiesceProtocol(abc.ABC):
 
 @asynccontextmanager
 async def quiesced(
-    protocol: QuiesceProtocol, layout: WorkspaceLayout, task_id: str, timeout: float
+    protocol: QuiesceProtocol, layout: WorkspaceLayout, task_id: str, timeout: float, cancel: asyncio.Event
 ) -> AsyncIterator[None]:
-    """Hold the workspace frozen for the body; resume on every path, including a failed freeze."""
+    """Hold the workspace frozen for the body; resume on every path, including a failed freeze.
+
+    Waiting for the agent is a safe point: ``cancel`` being set ends the wait with OpCanceled.
+    """
     started = time.monotonic()
     try:
+        freezing = asyncio.ensure_future(protocol.freeze(layout, task_id, timeout))
+        canceling = asyncio.ensure_future(cancel.wait())
         try:
-            await protocol.freeze(layout, task_id, timeout)
+            await asyncio.wait({freezing, canceling}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            canceling.cancel()
+            interrupted = not freezing.done()
+            if interrupted:
+                freezing.cancel()
+        if interrupted:
+            raise OpCanceled(f"task {task_id} canceled while waiting for the agent to freeze")
+        try:
+            freezing.result()
         except QuiesceTimeout:
             metrics.QUIESCE_TIMEOUTS.inc()
             raise
