@@ -19,7 +19,7 @@ def fsync_dir(path: Path) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file and ``rename(2)``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary_name(path)
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, separators=(",", ":"), ensure_ascii=False)
         handle.flush()
@@ -38,8 +38,12 @@ def read_json(path: Path) -> Any | None:
 
 def switch_symlink(link: Path, target: str) -> None:
     """Point ``link`` at ``target`` atomically: a new symlink under a temporary name, then ``rename(2)``."""
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
+    tmp = _temporary_name(link)
     os.symlink(target, tmp)
     os.replace(tmp, link)
     fsync_dir(link.parent)
+
+
+def _temporary_name(path: Path) -> Path:
+    # Unique per call: the agent and the executor (or two threads) may write the same file at once.
+    return path.with_name(f".{path.name}.tmp-{os.urandom(6).hex()}")

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from wvs_core.api import audit, current, health, snapshots, tasks, workspaces
 from wvs_core.api.errors import EXCEPTION_HANDLERS
-from wvs_core.api.middleware import RequestIdMiddleware
+from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from wvs_core.api.state import ApiState
 from wvs_core.config import Config
 from wvs_core.db.engine import create_engine
@@ -55,7 +55,7 @@ def create_app(config: Config, registry: PluginRegistry | None = None) -> Starle
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -1,14 +1,21 @@
-"""X-Request-Id on every request and response."""
+"""Every request: an X-Request-Id, HTTP metrics and one log line."""
 
 from __future__ import annotations
+
+import logging
+import time
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wvs_core import metrics
 from wvs_core.ids import uuid7
 from wvs_core.logs import log_context
 
 MAX_REQUEST_ID_LENGTH = 128
+UNMATCHED_ROUTE = "unmatched"  # keeps label cardinality bounded for unknown paths
+
+log = logging.getLogger("wvs_core.api")
 
 
 def _acceptable(value: str | None) -> bool:
@@ -37,3 +44,42 @@ class RequestIdMiddleware:
 
         with log_context(request_id=request_id):
             await self.app(scope, receive, send_with_id)
+
+
+class MetricsMiddleware:
+    """``wvs_http_*`` metrics by route template (never the raw path) and one log line per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.monotonic()
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.ACTIVE_REQUESTS.inc()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            metrics.ACTIVE_REQUESTS.dec()
+            elapsed = time.monotonic() - started
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            metrics.HTTP_DURATION.labels(route, method).observe(elapsed)
+            log.info(
+                "%s %s %s",
+                method,
+                scope["path"],
+                status,
+                extra={"route": route, "status": status, "duration_ms": round(elapsed * 1000, 1)},
+            )
