@@ -1,5 +1,5 @@
-"""``wvs up`` starts everything, serves a create+snapshot flow driven by wvsctl and ``wvs agent``, and
-leaves no mount and no PostgreSQL behind when stopped."""
+"""``wvs up`` starts everything, serves a create+snapshot flow driven by wvsctl and ``wvs agent`` and the
+whole smoke test (scripts/smoke-test.sh), and leaves no mount and no PostgreSQL behind when stopped."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from tests.helpers import free_port
 from wvs_juicefs.volume import fuse_unavailable_reason, is_mounted
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float = 90) -> re.Match[str]:
@@ -88,6 +89,16 @@ def test_wvs_up_serves_and_cleans_up(tmp_path: Path) -> None:
         assert (mount / "demo" / "snapshots" / snapshot_id / "hello.txt").read_text() == "hello from the agent\n"
         listed = wvsctl(api_url, "snapshot", "list", "demo")
         assert snapshot_id in listed.stdout and "first" in listed.stdout
+
+        smoke = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "smoke-test.sh")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "WVS_API_URL": api_url, "WVS_BIN": str(BIN)},
+        )
+        assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
+        assert smoke.stdout.strip().splitlines()[-1] == "=== ALL SMOKE TESTS PASSED ==="
     finally:
         if agent is not None:
             agent.terminate()

@@ -69,3 +69,32 @@ async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(databas
     assert snap.exit_code != 0
     assert "WVS_EXECUTOR_ERROR" in snap.output and "QUIESCE_TIMEOUT" in snap.output
     assert "DEAD" in snap.output
+
+
+async def test_cancel_retry_init_and_disable_from_the_cli(database, tmp_path, start_service) -> None:
+    from tests.conftest import make_config
+
+    service = await start_service(make_config(database, tmp_path), planes=("api",))
+    runner = CliRunner()
+    url = service.api_url or ""
+
+    async def cli_run(*args: str) -> Result:
+        return await asyncio.to_thread(runner.invoke, cli, ["--api-url", url, *args])
+
+    created = json.loads((await cli_run("workspace", "create", "cli-cancel", "--json")).output)
+    canceled = await cli_run("task", "cancel", created["init_task_id"])
+    assert canceled.exit_code == 0 and "CANCELED" in canceled.output
+    too_late = await cli_run("task", "cancel", created["init_task_id"])
+    assert too_late.exit_code != 0 and "WVS_CONFLICT_LOCKED" in too_late.output
+
+    retried = await cli_run("workspace", "retry-init", "cli-cancel", "--json")
+    assert retried.exit_code == 0 and json.loads(retried.output)["status"] == "PENDING"
+    busy = await cli_run("workspace", "disable", "cli-cancel")
+    assert busy.exit_code != 0 and "WVS_CONFLICT_LOCKED" in busy.output
+    await cli_run("task", "cancel", json.loads(retried.output)["task_id"])
+    disabled = await cli_run("workspace", "disable", "cli-cancel", "--json")
+    assert json.loads(disabled.output)["state"] == "DISABLED"
+    current = await cli_run("current", "get", "cli-cancel")
+    assert current.exit_code == 0 and "current_snapshot_id" in current.output
+    gone = await cli_run("current", "set", "cli-cancel", "01a21e96-ed6a-7531-a909-a04f53b8d655")
+    assert gone.exit_code != 0 and "WVS_GONE" in gone.output

@@ -47,9 +47,10 @@ class WvsClient:
             )
         return body
 
-    def write(self, path: str, body: dict[str, Any], idempotency_key: str | None) -> Any:
-        """POST an asynchronous write with an Idempotency-Key (a fresh one unless given)."""
-        return self.request("POST", path, json=body, headers={"Idempotency-Key": idempotency_key or uuid7()})
+    def write(self, path: str, body: dict[str, Any], idempotency_key: str | None, method: str = "POST") -> Any:
+        """Send an asynchronous write with an Idempotency-Key (a fresh one unless given)."""
+        headers = {"Idempotency-Key": idempotency_key or uuid7()}
+        return self.request(method, path, json=body if method == "POST" else None, headers=headers)
 
     def follow(self, task_id: str, on_change: Any, interval: float = 0.25) -> dict[str, Any]:
         """Poll a task until it ends, calling ``on_change(task, elapsed)`` whenever it changes."""

@@ -170,6 +170,30 @@ def workspace_list(
     )
 
 
+@workspace.command("retry-init")
+@click.argument("wsid")
+@click.option("--wait", is_flag=True, help="Follow the new init task until it ends.")
+@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
+@output_options
+@click.pass_context
+def workspace_retry_init(
+    ctx: click.Context, wsid: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
+) -> None:
+    """Start a new init task for WSID (only from INIT_FAILED)."""
+    answer = client(ctx).write(f"/v1/workspaces/{wsid}/retry-init", {}, idempotency_key)
+    accepted(ctx, answer, wait, as_json, output)
+
+
+@workspace.command("disable")
+@click.argument("wsid")
+@output_options
+@click.pass_context
+def workspace_disable(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
+    """Disable WSID for good: reads keep working, writes answer WVS_GONE."""
+    record = client(ctx).request("DELETE", f"/v1/workspaces/{wsid}")
+    emit_json(record) if wants_json(as_json, output) else emit_record(record, ("wsid", "state", "updated_at"))
+
+
 # --- snapshot ------------------------------------------------------------------------------------
 
 
@@ -218,6 +242,55 @@ def snapshot_list(
         output,
         SNAPSHOT_COLUMNS,
     )
+
+
+@snapshot.command("drop")
+@click.argument("wsid")
+@click.argument("snapshot_id")
+@click.option("--wait", is_flag=True, help="Follow the task until it ends.")
+@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
+@output_options
+@click.pass_context
+def snapshot_drop(
+    ctx: click.Context, wsid: str, snapshot_id: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
+) -> None:
+    """Delete SNAPSHOT_ID of WSID (refused while it is current or in use)."""
+    answer = client(ctx).write(f"/v1/workspaces/{wsid}/snapshots/{snapshot_id}", {}, idempotency_key, "DELETE")
+    accepted(ctx, answer, wait, as_json, output)
+
+
+# --- current -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def current() -> None:
+    """See and roll back what agents see in current."""
+
+
+@current.command("get")
+@click.argument("wsid")
+@output_options
+@click.pass_context
+def current_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
+    """Show the live tree current points to and the snapshot it came from."""
+    record = client(ctx).request("GET", f"/v1/workspaces/{wsid}/current")
+    fields = ("wsid", "current_path", "current_snapshot_id", "updated_at")
+    emit_json(record) if wants_json(as_json, output) else emit_record(record, fields)
+
+
+@current.command("set")
+@click.argument("wsid")
+@click.argument("snapshot_id")
+@click.option("--wait", is_flag=True, help="Follow the task until it ends.")
+@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
+@output_options
+@click.pass_context
+def current_set(
+    ctx: click.Context, wsid: str, snapshot_id: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
+) -> None:
+    """Roll WSID back: current becomes a fresh clone of SNAPSHOT_ID (the replaced tree is kept)."""
+    answer = client(ctx).write(f"/v1/workspaces/{wsid}/current:set", {"snapshot_id": snapshot_id}, idempotency_key)
+    accepted(ctx, answer, wait, as_json, output)
 
 
 # --- task ----------------------------------------------------------------------------------------
@@ -272,6 +345,19 @@ def task_watch(ctx: click.Context, task_id: str, as_json: bool, output: str) -> 
     if final["status"] != "SUCCEEDED":
         error = final.get("error") or {}
         raise ApiError(error.get("code", "WVS_TASK_" + final["status"]), f"task ended {final['status']}")
+
+
+@task.command("cancel")
+@click.argument("task_id")
+@output_options
+@click.pass_context
+def task_cancel(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
+    """Cancel TASK_ID: a PENDING task at once, a RUNNING one at its next safe point."""
+    record = client(ctx).request("POST", f"/v1/tasks/{task_id}:cancel")
+    fields = ("task_id", "status", "cancel_requested")
+    emit_json(record) if wants_json(as_json, output) else emit_record(record, fields)
+    if record["status"] == "RUNNING":
+        click.echo(f"follow it with: wvsctl task watch {task_id}")
 
 
 def main() -> None:
