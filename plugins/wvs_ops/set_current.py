@@ -61,7 +61,6 @@ class SetCurrent(TaskOp):
             raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
         previous = await asyncio.to_thread(live_tree, layout)
         ctx.checkpoint()
-        switched = False
         try:
             async with ctx.quiesced():
                 ctx.checkpoint()
@@ -75,11 +74,11 @@ class SetCurrent(TaskOp):
                 ctx.checkpoint()  # the last safe point: after the switch the rollback has happened
                 started = time.monotonic()
                 await asyncio.to_thread(switch_symlink, layout.current_link, target)
-                switched = True
                 metrics.SWITCH_DURATION.observe(time.monotonic() - started)
         except BaseException:
-            if not switched:  # the new tree never became current: it holds no user writes
-                await ctx.storage.remove_tree(tmp)
+            # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
+            if not await asyncio.to_thread(_points_to, layout.current_link, target):
+                await ctx.storage.remove_tree(tmp)  # the new tree never became current: no user writes in it
                 await ctx.storage.remove_tree(new_live)
             raise
         metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, new_live))
