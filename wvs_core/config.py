@@ -57,6 +57,7 @@ class WorkerConfig:
     retry_base: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)  # backoff 5s·2^(n-1)
     retry_max: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
     max_attempts: int = attrs.field(default=5, validator=_positive)
+    lease: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)  # renewed every lease/3
 
     @executor_addrs.validator
     def _check_executor_addrs(self, attribute: attrs.Attribute[list[str]], value: list[str]) -> None:

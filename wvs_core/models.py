@@ -84,6 +84,7 @@ class Task:
     request_id: str | None = None
     actor: dict[str, Any] | None = None
     worker_id: str | None = None  # the scheduler running it, while RUNNING
+    lease_expires_at: datetime | None = None  # its scheduler renews this while RUNNING
 
 
 @attrs.frozen

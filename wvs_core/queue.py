@@ -27,6 +27,10 @@ class TaskOutcome:
     next_run_in: float = 0.0  # seconds until a FAILED task may run again
 
 
+class LeaseLost(Exception):
+    """The task is no longer RUNNING for this scheduler (its lease expired and it was reaped)."""
+
+
 class TaskQueue(abc.ABC):
     """Claims runnable tasks one workspace at a time and records how they ended.
 
@@ -53,12 +57,25 @@ class TaskQueue(abc.ABC):
         """Within the caller's transaction, wake waiting schedulers once it commits."""
 
     @abc.abstractmethod
-    async def claim(self, worker_id: str, on_claimed: InTransaction) -> Task | None:
-        """Move the next runnable task to RUNNING for ``worker_id``, or return None when none is due."""
+    async def claim(self, worker_id: str, lease: float, on_claimed: InTransaction) -> Task | None:
+        """Move the next runnable task to RUNNING for ``worker_id`` with a ``lease`` (seconds), or None."""
+
+    @abc.abstractmethod
+    async def renew(self, worker_id: str, task_ids: list[str], lease: float) -> set[str]:
+        """Extend the leases ``worker_id`` holds; returns the ids it still holds (others were lost)."""
 
     @abc.abstractmethod
     async def finish(self, task: Task, outcome: TaskOutcome, on_finished: InTransaction) -> Task:
-        """Record ``outcome`` for a RUNNING task; ``on_finished`` runs in the same transaction."""
+        """Record ``outcome`` for a RUNNING task still held by its worker; ``on_finished`` runs in the same
+        transaction. Raises LeaseLost when the task is no longer held."""
+
+    @abc.abstractmethod
+    async def reap(self, decide: Callable[[Task], TaskOutcome], on_finished: InTransaction) -> list[Task]:
+        """End RUNNING tasks whose lease expired (their scheduler died) with the outcome ``decide`` picks."""
+
+    @abc.abstractmethod
+    async def release(self, task: Task, on_released: InTransaction) -> None:
+        """Give a RUNNING task back to the queue as PENDING, its attempt uncounted (graceful shutdown)."""
 
     @abc.abstractmethod
     async def wait_for_work(self, timeout: float) -> None:

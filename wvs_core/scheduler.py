@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskStatus
 from wvs_core.notifier import Event, Notifier
 from wvs_core.ops import ClaimDecision, TaskOp
 from wvs_core.plugins import PluginRegistry
-from wvs_core.queue import InTransaction, TaskOutcome, TaskQueue
+from wvs_core.queue import InTransaction, LeaseLost, TaskOutcome, TaskQueue
 from wvs_core.rpc.client import ExecutorClient, ExecutorUnavailable
 
 log = logging.getLogger(__name__)
@@ -64,37 +65,56 @@ class Scheduler:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
         self.executors = [ExecutorClient(addr) for addr in config.executor_addrs]
         self._decisions: dict[str, ClaimDecision] = {}
-        self._depth_checked = 0.0
+        self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
 
-    def executor_for(self, wsid: str) -> ExecutorClient:
-        """The executor a workspace is routed to (stable for a given address list)."""
-        return self.executors[zlib.crc32(wsid.encode()) % len(self.executors)]
+    def executors_for(self, wsid: str) -> list[ExecutorClient]:
+        """Executors in the order a workspace tries them: stable per workspace (rendezvous hashing), so a
+        workspace sticks to one executor and moves only when that one is down."""
+        return sorted(self.executors, key=lambda c: zlib.crc32(f"{wsid}|{c.addr}".encode()), reverse=True)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Claim and run tasks until ``stop`` is set, then let running tasks finish."""
-        running: set[asyncio.Task[None]] = set()
+        """Claim and run tasks until ``stop`` is set; then stop claiming, let running tasks finish within
+        the shutdown timeout, and give the rest back to the queue."""
         stopping = asyncio.create_task(stop.wait())
+        upkeep = asyncio.create_task(self._upkeep(), name="wvs-scheduler-upkeep")
         try:
             while not stop.is_set():
-                await self._fill(running)
-                await self._report_depth()
+                await self._fill()
+                running = {job for _, job in self._jobs.values()}
                 waiters: set[asyncio.Future[Any]] = {stopping, *running}
                 if len(running) < self.config.concurrency:
                     waiters.add(asyncio.create_task(self.queue.wait_for_work(self.config.poll_interval)))
                 _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in pending - running - {stopping}:
                     waiter.cancel()
-            if running:
-                await asyncio.wait(running, timeout=self.config.shutdown_timeout)
+            await self._drain()
         finally:
             stopping.cancel()
+            upkeep.cancel()
             for client in self.executors:
                 await client.close()
 
-    async def _fill(self, running: set[asyncio.Task[None]]) -> None:
-        while len(running) < self.config.concurrency:
+    async def _drain(self) -> None:
+        jobs = dict(self._jobs)
+        if not jobs:
+            return
+        log.info("shutting down: waiting up to %.0fs for %d task(s)", self.config.shutdown_timeout, len(jobs))
+        await asyncio.wait([job for _, job in jobs.values()], timeout=self.config.shutdown_timeout)
+        for task, job in jobs.values():
+            if job.done():
+                continue
+            job.cancel()  # cancels the executor call: the op stops and cleans up
+            await asyncio.gather(job, return_exceptions=True)
             try:
-                task = await self.queue.claim(self.worker_id, self._on_claimed)
+                await self.queue.release(task, self._audit_release)
+                log.info("released task %s back to the queue", task.task_id)
+            except Exception:
+                log.exception("could not release task %s; its lease will expire", task.task_id)
+
+    async def _fill(self) -> None:
+        while len(self._jobs) < self.config.concurrency:
+            try:
+                task = await self.queue.claim(self.worker_id, self.config.lease, self._on_claimed)
             except Exception:
                 log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
                 await asyncio.sleep(self.config.idle_backoff)
@@ -103,17 +123,48 @@ class Scheduler:
                 metrics.DEQUEUE_EMPTY.inc()
                 return
             job = asyncio.create_task(self._run_task(task), name=f"wvs-task-{task.task_id}")
-            running.add(job)
-            job.add_done_callback(running.discard)
+            self._jobs[task.task_id] = (task, job)
+            job.add_done_callback(functools.partial(self._forget, task.task_id))
 
-    async def _report_depth(self) -> None:
-        if time.monotonic() - self._depth_checked < self.config.poll_interval:
-            return
-        self._depth_checked = time.monotonic()
-        try:
-            metrics.QUEUE_DEPTH.set(await self.queue.depth())
-        except Exception:
-            log.warning("could not read the queue depth", exc_info=True)
+    def _forget(self, task_id: str, _job: asyncio.Task[None]) -> None:
+        self._jobs.pop(task_id, None)
+
+    async def _upkeep(self) -> None:
+        """Every third of a lease: renew ours, drop runs whose lease was lost, reap dead schedulers' tasks."""
+        while True:
+            await asyncio.sleep(self.config.lease / 3)
+            try:
+                await self._renew()
+                transitions: list[tuple[str, str]] = []
+                for reaped in await self.queue.reap(self._lease_expired, self._rules(None, transitions)):
+                    log.warning("reaped task %s: its scheduler stopped renewing the lease", reaped.task_id)
+                    self._count(reaped, [])
+                self._count_transitions(transitions)
+                metrics.QUEUE_DEPTH.set(await self.queue.depth())
+            except Exception:
+                log.warning("lease upkeep failed", exc_info=True)
+
+    async def _renew(self) -> None:
+        asked = dict(self._jobs)  # tasks claimed while the renewal is in flight are not in it
+        held = await self.queue.renew(self.worker_id, list(asked), self.config.lease)
+        for task_id, (_task, job) in asked.items():
+            if task_id not in held and not job.done():
+                log.warning("lost the lease of task %s; stopping its run", task_id)
+                job.cancel()
+
+    def _lease_expired(self, task: Task) -> TaskOutcome:
+        return self._failure(task, "LEASE_EXPIRED", f"scheduler {task.worker_id} stopped renewing its lease")
+
+    async def _audit_release(self, conn: AsyncConnection, task: Task) -> None:
+        await write_audit(
+            conn,
+            action="task.released",
+            wsid=task.wsid,
+            task_id=task.task_id,
+            request_id=task.request_id,
+            actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
+            payload={"before": {"status": TaskStatus.RUNNING}, "after": {"status": task.status}},
+        )
 
     async def _on_claimed(self, conn: AsyncConnection, task: Task) -> None:
         await write_audit(
@@ -148,34 +199,52 @@ class Scheduler:
                 result, outcome = await self._execute(task, op)
             transitions: list[tuple[str, str]] = []
             try:
-                finished = await self.queue.finish(task, outcome, self._rules(op, result, transitions))
+                finished = await self.queue.finish(task, outcome, self._rules(result, transitions))
+            except LeaseLost:
+                log.warning("task %s was reaped while it ran here; its outcome is dropped", task.task_id)
+                return
             except Exception:
-                log.exception("could not record the outcome of task %s", task.task_id)
+                log.exception("could not record the outcome of task %s; its lease will expire", task.task_id)
                 return
             self._count(finished, transitions)
             log.info("task %s", finished.status.lower(), extra={"attempt": finished.attempt})
             await self._notify(finished)
 
     async def _execute(self, task: Task, op: TaskOp) -> tuple[ExecutionResult | None, TaskOutcome]:
-        executor = self.executor_for(task.wsid)
-        call = asyncio.create_task(executor.execute(executor_request(task, op), timeout=float(task.timeout_seconds)))
-        watcher = asyncio.create_task(self._forward_cancel(task, executor))
-        try:
-            result = await call
-        except TimeoutError as error:
-            return None, self._failure(task, "EXECUTOR_TIMEOUT", str(error), ErrorCode.EXECUTOR_TIMEOUT)
-        except ExecutorUnavailable as error:
-            return None, self._failure(task, "EXECUTOR_UNAVAILABLE", str(error))
-        finally:
-            watcher.cancel()
+        """Call the workspace's executor, failing over to the next when one is down; bounded end to end by
+        the task's timeout."""
+        deadline = time.monotonic() + task.timeout_seconds
+        unavailable: list[str] = []
+        for executor in self.executors_for(task.wsid):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            watcher = asyncio.create_task(self._forward_cancel(task, executor))
+            try:
+                result = await executor.execute(executor_request(task, op), timeout=remaining)
+            except TimeoutError as error:
+                return None, self._failure(task, "EXECUTOR_TIMEOUT", str(error), ErrorCode.EXECUTOR_TIMEOUT)
+            except ExecutorUnavailable as error:
+                if error.reachable:
+                    return None, self._failure(task, "EXECUTOR_ERROR", str(error))
+                log.warning("executor %s is down; trying the next one", executor.addr)
+                unavailable.append(str(error))
+                continue
+            finally:
+                watcher.cancel()
+            return result, self._judge(task, result)
+        if not unavailable:
+            message = f"no executor answered within {task.timeout_seconds}s"
+            return None, self._failure(task, "EXECUTOR_TIMEOUT", message, ErrorCode.EXECUTOR_TIMEOUT)
+        return None, self._failure(task, "EXECUTOR_UNAVAILABLE", "; ".join(unavailable))
+
+    def _judge(self, task: Task, result: ExecutionResult) -> TaskOutcome:
         if result.success:
-            return result, self._success(result)
+            return self._success(result)
         if result.error_code == CANCELED:
-            return result, TaskOutcome(
-                TaskStatus.CANCELED,
-                error={"code": "WVS_CANCELED", "reason": CANCELED, "message": "canceled at a safe point"},
-            )
-        return result, self._failure(task, result.error_code or "EXECUTOR_ERROR", result.error_message)
+            error = {"code": "WVS_CANCELED", "reason": CANCELED, "message": "canceled at a safe point"}
+            return TaskOutcome(TaskStatus.CANCELED, error=error)
+        return self._failure(task, result.error_code or "EXECUTOR_ERROR", result.error_message)
 
     async def _forward_cancel(self, task: Task, executor: ExecutorClient) -> None:
         """While the executor works, pass a cancel request on to it (it stops at its next safe point)."""
@@ -208,19 +277,21 @@ class Scheduler:
         delay = backoff(task.attempt, self.config.retry_base, self.config.retry_max)
         return TaskOutcome(TaskStatus.FAILED, error=error, next_run_in=delay)
 
-    @staticmethod
-    def _count(task: Task, transitions: list[tuple[str, str]]) -> None:
+    @classmethod
+    def _count(cls, task: Task, transitions: list[tuple[str, str]]) -> None:
         metrics.TASKS.labels(task.op, task.status.value).inc()
-        for before, after in transitions:
-            metrics.WORKSPACE_TRANSITIONS.labels(before, after).inc()
+        cls._count_transitions(transitions)
         if task.status == TaskStatus.FAILED:
             metrics.RETRIES.labels(task.op).inc()
         if task.started_at and task.ended_at:
             metrics.TASK_DURATION.labels(task.op).observe((task.ended_at - task.started_at).total_seconds())
 
-    def _rules(
-        self, op: TaskOp | None, result: ExecutionResult | None, transitions: list[tuple[str, str]]
-    ) -> InTransaction:
+    @staticmethod
+    def _count_transitions(transitions: list[tuple[str, str]]) -> None:
+        for before, after in transitions:
+            metrics.WORKSPACE_TRANSITIONS.labels(before, after).inc()
+
+    def _rules(self, result: ExecutionResult | None, transitions: list[tuple[str, str]]) -> InTransaction:
         """The outcome's audit row and the op's DB rule; workspace transitions are reported in ``transitions``."""
 
         async def apply(conn: AsyncConnection, finished: Task) -> None:
@@ -238,6 +309,7 @@ class Scheduler:
                     "error": finished.error,
                 },
             )
+            op = self.registry.ops.get(finished.op)
             if op is not None:
                 if finished.status == TaskStatus.SUCCEEDED and result is not None:
                     await op.on_succeeded(tx, finished, result)

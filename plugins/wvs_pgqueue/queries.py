@@ -37,7 +37,8 @@ CLAIM = sa.text(
         attempt = t.attempt + 1,
         started_at = clock_timestamp(),
         ended_at = NULL,
-        worker_id = :worker_id
+        worker_id = :worker_id,
+        lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
     FROM candidate c JOIN locked_workspace l ON l.wsid = c.wsid
     WHERE t.task_id = c.task_id
     RETURNING t.*
@@ -52,11 +53,43 @@ FINISH = sa.text(
         result = :result,
         error = :error,
         next_run_at = clock_timestamp() + make_interval(secs => :next_run_in),
-        worker_id = NULL
-    WHERE task_id = :task_id AND status = 'RUNNING' AND worker_id = :worker_id
+        worker_id = NULL,
+        lease_expires_at = NULL
+    WHERE task_id = :task_id AND status = 'RUNNING' AND worker_id IS NOT DISTINCT FROM :worker_id
     RETURNING *
     """
 ).bindparams(sa.bindparam("result", type_=JSONB), sa.bindparam("error", type_=JSONB))
+
+RENEW = sa.text(
+    """
+    UPDATE wvs.tasks
+    SET lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
+    WHERE task_id = ANY(:task_ids) AND status = 'RUNNING' AND worker_id = :worker_id
+    RETURNING task_id
+    """
+)
+
+# Expired leases: the scheduler that held them died (or lost the database for longer than the lease).
+EXPIRED = sa.text(
+    """
+    SELECT * FROM wvs.tasks
+    WHERE status = 'RUNNING' AND lease_expires_at < clock_timestamp()
+    ORDER BY lease_expires_at
+    LIMIT 100
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+# Graceful shutdown: back to the queue as if never claimed.
+RELEASE = sa.text(
+    """
+    UPDATE wvs.tasks
+    SET status = 'PENDING', attempt = greatest(attempt - 1, 0), started_at = NULL,
+        worker_id = NULL, lease_expires_at = NULL, next_run_at = clock_timestamp()
+    WHERE task_id = :task_id AND status = 'RUNNING' AND worker_id = :worker_id
+    RETURNING *
+    """
+)
 
 NOTIFY = sa.text("SELECT pg_notify(:channel, '')")
 

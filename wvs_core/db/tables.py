@@ -88,6 +88,7 @@ tasks = sa.Table(
     sa.Column("request_id", sa.Text, nullable=True),
     sa.Column("actor", JSONB, nullable=True),
     sa.Column("worker_id", sa.Text, nullable=True),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),  # migration 0002
     sa.CheckConstraint(_in("status", TASK_STATUSES), name="status"),
     sa.UniqueConstraint("wsid", "op", "idempotency_key"),
     sa.Index("ix_tasks_wsid_created_at", "wsid", sa.text("created_at DESC")),
@@ -105,6 +106,7 @@ tasks = sa.Table(
         postgresql_where=sa.text("status IN ('PENDING', 'RUNNING', 'FAILED')"),
     ),
     sa.Index("ix_tasks_created_at_task_id", sa.text("created_at DESC"), sa.text("task_id DESC")),
+    sa.Index("ix_tasks_lease_expires_at", "lease_expires_at", postgresql_where=sa.text("status = 'RUNNING'")),
 )
 
 audit = sa.Table(

@@ -12,6 +12,10 @@ from wvs_core.rpc.codec import request_to_pb, result_from_pb
 class ExecutorUnavailable(Exception):
     """The executor could not be reached or failed to answer the call."""
 
+    def __init__(self, message: str, *, reachable: bool) -> None:
+        super().__init__(message)
+        self.reachable = reachable  # False: nothing answered (down or unreachable): try another executor
+
 
 class ExecutorClient:
     """Calls ``ExecuteTask`` on one executor address."""
@@ -28,7 +32,7 @@ class ExecutorClient:
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise TimeoutError(f"executor {self.addr} did not answer within {timeout:.0f}s") from None
-            raise ExecutorUnavailable(f"executor {self.addr}: {error.code().name}: {error.details()}") from None
+            raise _unavailable(self.addr, error) from None
         return result_from_pb(response)
 
     async def cancel(self, task_id: str) -> bool:
@@ -36,9 +40,16 @@ class ExecutorClient:
         try:
             response = await self._stub.CancelTask(executor_pb2.CancelTaskRequest(task_id=task_id), timeout=10)
         except grpc.aio.AioRpcError as error:
-            raise ExecutorUnavailable(f"executor {self.addr}: {error.code().name}: {error.details()}") from None
+            raise _unavailable(self.addr, error) from None
         return bool(response.found)
 
     async def close(self) -> None:
         """Close the channel."""
         await self._channel.close(grace=None)
+
+
+def _unavailable(addr: str, error: grpc.aio.AioRpcError) -> ExecutorUnavailable:
+    return ExecutorUnavailable(
+        f"executor {addr}: {error.code().name}: {error.details()}",
+        reachable=error.code() != grpc.StatusCode.UNAVAILABLE,
+    )
