@@ -35,6 +35,11 @@ class WorkspaceLayout:
         return self.mount / self.wsid
 
     @property
+    def lock_file(self) -> Path:
+        """The workspace lock (``wvs_core.locks``), outside the workspace so it exists before init."""
+        return self.mount / ".wvs-locks" / f"{self.wsid}.lock"
+
+    @property
     def current_link(self) -> Path:
         """The symlink agents use: ``<root>/current``."""
         return self.root / "current"

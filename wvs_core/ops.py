@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -22,6 +23,8 @@ from wvs_core.layout import WorkspaceLayout
 from wvs_core.models import ExecutionResult, Snapshot, Task, Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol, quiesced
 from wvs_core.storage import StorageBackend
+
+log = logging.getLogger(__name__)
 
 
 class OpFailed(Exception):
@@ -46,10 +49,17 @@ class ExecutionContext:
     quiesce_timeout: float
     request_id: str = ""
     cancel_requested: asyncio.Event = attrs.field(factory=asyncio.Event)
+    on_step: Callable[[str], None] | None = None  # observes each step reached (tracing, crash tests)
 
     def quiesced(self) -> AbstractAsyncContextManager[None]:
         """Hold the workspace's writers frozen for the body (fail-closed, always resumed)."""
         return quiesced(self.quiesce, self.layout, self.task_id, self.quiesce_timeout, self.cancel_requested)
+
+    def reached(self, step: str) -> None:
+        """Mark a step of the op as done (logged at debug; observed by ``on_step``)."""
+        log.debug("step %s", step)
+        if self.on_step is not None:
+            self.on_step(step)
 
     def checkpoint(self) -> None:
         """A safe point: raise OpCanceled if the task's cancellation was requested."""

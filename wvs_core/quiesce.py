@@ -33,6 +33,13 @@ class QuiesceProtocol(abc.ABC):
     async def prepare(self, layout: WorkspaceLayout, task_id: str) -> None:  # noqa: B027 - optional hook
         """Set up whatever the protocol needs in a new workspace (called by init_workspace)."""
 
+    async def recover(self, layout: WorkspaceLayout) -> bool:
+        """After a crash: release writers an interrupted op left frozen; True when something was done.
+
+        Called with the workspace lock held, so no freeze of this workspace is in progress.
+        """
+        return False
+
     @abc.abstractmethod
     async def freeze(self, layout: WorkspaceLayout, task_id: str, timeout: float) -> None:
         """Ask the writers to stop and wait until they confirm; raise QuiesceTimeout after ``timeout``."""

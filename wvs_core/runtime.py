@@ -125,7 +125,11 @@ class Service:
         from wvs_executor.server import start_server
 
         settings = self.config.executor
-        server, port = await start_server(OpRunner(self.config, self.registry), settings.grpc_addr)
+        runner = OpRunner(self.config, self.registry)
+        server, port = await start_server(runner, settings.grpc_addr)
+        # Undo what a crash of this (or another) executor left, without delaying start-up.
+        recovery = asyncio.create_task(runner.recover_all(), name="wvs-executor-recovery")
+        self._closers.append(recovery.cancel)
         host, _ = split_addr(settings.grpc_addr)
         self.executor_addr = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from wvs_core import metrics
 from wvs_core.config import Config
+from wvs_core.ids import is_wsid
 from wvs_core.layout import WorkspaceLayout
+from wvs_core.locks import workspace_lock
 from wvs_core.logs import log_context
 from wvs_core.models import ExecutionRequest, ExecutionResult
 from wvs_core.ops import ExecutionContext, OpCanceled, OpFailed, TaskOp
 from wvs_core.plugins import PluginRegistry
 from wvs_core.quiesce import QuiesceTimeout
+from wvs_core.recovery import recover_workspace
 from wvs_core.storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -33,18 +37,17 @@ def failure(reason: str, message: str) -> ExecutionResult:
 
 
 class OpRunner:
-    """Builds each op's execution context from the configured storage and quiesce plugins."""
+    """Runs ops under the workspace lock, after undoing whatever a crashed op left in the workspace."""
 
-    def __init__(self, config: Config, registry: PluginRegistry) -> None:
+    def __init__(self, config: Config, registry: PluginRegistry, on_step: Callable[[str], None] | None = None) -> None:
         plugins = config.plugins
         self.registry = registry
         self.mount = Path(config.executor.mount_path)
         self.quiesce_timeout = config.executor.quiesce_timeout
         self.storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
         self.quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
+        self.on_step = on_step
         self.running: dict[str, ExecutionContext] = {}
-        # The scheduler already serialises a workspace; this guards against a misrouted second call.
-        self._workspace_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def cancel(self, task_id: str) -> bool:
         """Ask the running op of ``task_id`` to stop at its next safe point; False when not running here."""
@@ -53,6 +56,19 @@ class OpRunner:
             return False
         ctx.cancel_requested.set()
         return True
+
+    async def recover_all(self) -> int:
+        """At start-up: recover every workspace no op holds (a crash may have left any of them unfinished)."""
+        recovered = 0
+        for name in sorted(await asyncio.to_thread(os.listdir, self.mount)):
+            if not is_wsid(name):
+                continue
+            layout = WorkspaceLayout(self.mount, name)
+            async with workspace_lock(layout, wait=False) as acquired:
+                if acquired and (actions := await recover_workspace(layout, self.storage, self.quiesce)):
+                    log.warning("recovered workspace %s: %s", name, "; ".join(actions), extra={"wsid": name})
+                    recovered += 1
+        return recovered
 
     async def run(self, request: ExecutionRequest) -> ExecutionResult:
         """Run ``request``; raises InvalidRequest, otherwise always answers with a result."""
@@ -72,20 +88,22 @@ class OpRunner:
             quiesce=self.quiesce,
             quiesce_timeout=self.quiesce_timeout,
             request_id=request.request_id,
+            on_step=self.on_step,
         )
-        lock = self._workspace_locks.setdefault(request.wsid, asyncio.Lock())
         with log_context(request_id=request.request_id, task_id=request.task_id, wsid=request.wsid, op=op.name):
-            async with lock:
-                self.running[request.task_id] = ctx
-                metrics.EXECUTOR_ACTIVE.inc()
-                log.info("op started")
-                try:
+            self.running[request.task_id] = ctx
+            metrics.EXECUTOR_ACTIVE.inc()
+            try:
+                async with workspace_lock(layout):
+                    if actions := await recover_workspace(layout, self.storage, self.quiesce):
+                        log.warning("recovered before the op: %s", "; ".join(actions))
+                    log.info("op started")
                     result = await self._execute(op, ctx)
-                finally:
-                    metrics.EXECUTOR_ACTIVE.dec()
-                    self.running.pop(request.task_id, None)
-                log.info("op %s", "succeeded" if result.success else f"failed: {result.error_code}")
-                return result
+            finally:
+                metrics.EXECUTOR_ACTIVE.dec()
+                self.running.pop(request.task_id, None)
+            log.info("op %s", "succeeded" if result.success else f"failed: {result.error_code}")
+            return result
 
     @staticmethod
     async def _execute(op: TaskOp, ctx: ExecutionContext) -> ExecutionResult:

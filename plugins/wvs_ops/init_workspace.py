@@ -53,8 +53,11 @@ class InitWorkspace(TaskOp):
         params = parse_params(ctx, InitWorkspaceParams)
         layout = ctx.layout
         await asyncio.to_thread(_create_directories, layout, params.live_id)
+        ctx.reached("directories")
         await ctx.quiesce.prepare(layout, ctx.task_id)
+        ctx.reached("prepared")
         switched = await asyncio.to_thread(_point_current, layout, params.live_id)
+        ctx.reached("switched")
         return ExecutionResult(
             success=True,
             noop=not switched,

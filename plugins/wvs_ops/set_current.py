@@ -63,18 +63,23 @@ class SetCurrent(TaskOp):
         ctx.checkpoint()
         try:
             async with ctx.quiesced():
+                ctx.reached("frozen")
                 ctx.checkpoint()
                 if not await asyncio.to_thread(new_live.is_dir):
                     await ctx.storage.remove_tree(tmp)
                     started = time.monotonic()
                     await ctx.storage.clone_tree(snapshot, tmp)
                     metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
+                    ctx.reached("cloned")
                     await asyncio.to_thread(unseal_snapshot, tmp, snapshot)
+                    ctx.reached("unsealed")
                     await asyncio.to_thread(tmp.rename, new_live)
+                    ctx.reached("renamed")
                 ctx.checkpoint()  # the last safe point: after the switch the rollback has happened
                 started = time.monotonic()
                 await asyncio.to_thread(switch_symlink, layout.current_link, target)
                 metrics.SWITCH_DURATION.observe(time.monotonic() - started)
+                ctx.reached("switched")
         except BaseException:
             # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
             if not await asyncio.to_thread(_points_to, layout.current_link, target):

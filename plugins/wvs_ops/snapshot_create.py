@@ -42,18 +42,24 @@ class SnapshotCreate(TaskOp):
         # Leftovers of an attempt that crashed: a half-made clone, or a tree renamed without metadata.
         await ctx.storage.remove_tree(tmp)
         await ctx.storage.remove_tree(final)
+        ctx.reached("cleaned")
         ctx.checkpoint()
         try:
             async with ctx.quiesced():
+                ctx.reached("frozen")
                 ctx.checkpoint()
                 started = time.monotonic()
                 await ctx.storage.clone_tree(source, tmp)
                 metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
+                ctx.reached("cloned")
+            ctx.reached("resumed")
             ctx.checkpoint()
             metadata = {"snapshot_id": params.snapshot_id, "wsid": ctx.wsid, "message": params.message}
             await asyncio.to_thread(seal_snapshot, tmp, source, metadata)
+            ctx.reached("sealed")
             await asyncio.to_thread(tmp.rename, final)
             await asyncio.to_thread(fsync_dir, layout.snapshots_dir)
+            ctx.reached("renamed")
         except BaseException:
             await ctx.storage.remove_tree(tmp)  # never leave a half-made tree behind
             raise

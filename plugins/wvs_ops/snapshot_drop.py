@@ -53,7 +53,9 @@ class SnapshotDrop(TaskOp):
         tree = ctx.layout.snapshot(params.snapshot_id)
         existed = await asyncio.to_thread(tree.exists)
         await ctx.storage.remove_tree(ctx.layout.snapshot_tmp(params.snapshot_id))
+        ctx.reached("cleaned")
         await ctx.storage.remove_tree(tree)
+        ctx.reached("removed")
         return ExecutionResult(success=True, noop=not existed, results={"snapshot_id": params.snapshot_id})
 
     async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:

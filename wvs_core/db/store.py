@@ -79,7 +79,7 @@ class Store:
             inserted = await conn.execute(
                 pg_insert(workspaces)
                 .values(wsid=wsid, owner=owner, root_path=root_path)
-                .on_conflict_do_nothing(index_elements=["wsid"])
+                .on_conflict_do_nothing()  # wsid or root_path: both say "exists"
                 .returning(workspaces.c.wsid)
             )
             if inserted.first() is None:
