@@ -1,0 +1,147 @@
+"""Executor crash safety, step by step: kill the executor (``os._exit``) after each step of each op, check
+what must hold at any instant, restart (start-up recovery), re-run the op as the retry would, check the end
+state. Runs the real ops on the real JuiceFS mount with the control.json handshake and an agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.crash_harness import CRASH_EXIT
+from tests.helpers import populate_tree, tree_signature
+from wvs_controlfile import QuiesceResponder
+from wvs_core.config import config_from_dict
+from wvs_core.ids import uuid7
+from wvs_core.models import ExecutionRequest
+from wvs_core.plugins import PluginRegistry
+from wvs_executor.runner import OpRunner
+
+STEPS = {
+    "INIT_WORKSPACE": ["directories", "prepared", "switched"],
+    "SNAPSHOT_CREATE": ["cleaned", "frozen", "cloned", "resumed", "sealed", "renamed"],
+    "SET_CURRENT": ["frozen", "cloned", "unsealed", "renamed", "switched"],
+    "SNAPSHOT_DROP": ["cleaned", "removed"],
+}
+CASES = [(op, step) for op, steps in STEPS.items() for step in steps]
+
+
+def runner_for(mount: Path) -> OpRunner:
+    config = config_from_dict({"executor": {"mount_path": str(mount), "quiesce_timeout": "10s"}})
+    return OpRunner(config, PluginRegistry.load(config.plugins))
+
+
+async def run_op(mount: Path, wsid: str, op: str, params: dict[str, str], task_id: str) -> None:
+    request = ExecutionRequest(task_id=task_id, wsid=wsid, op=op, params=params)
+    result = await runner_for(mount).run(request)
+    assert result.success, result
+
+
+def crash(mount: Path, wsid: str, op: str, params: dict[str, str], task_id: str, step: str) -> None:
+    spec = {
+        "mount": str(mount),
+        "storage": "juicefs",
+        "wsid": wsid,
+        "op": op,
+        "params": params,
+        "task_id": task_id,
+        "crash_at": step,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.crash_harness", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == CRASH_EXIT, f"the op did not reach {step}: {done.stdout}{done.stderr[-2000:]}"
+
+
+def assert_instant_invariants(root: Path) -> None:
+    """What must hold at any instant, crash or not."""
+    snapshots = root / "snapshots"
+    if snapshots.is_dir():
+        for tree in snapshots.iterdir():
+            if tree.name.startswith(".tmp-"):
+                continue
+            metadata = json.loads((tree / ".wvs" / "snapshot.json").read_text())  # complete, or not there
+            assert metadata["snapshot_id"] == tree.name
+    if (root / "current").is_symlink():
+        assert (root / "current").resolve().is_dir(), "current dangles"
+        assert not (root / "current").resolve().name.startswith(".tmp-")
+
+
+def assert_recovered(root: Path) -> None:
+    leftovers = [
+        p
+        for d in ("snapshots", "live")
+        if (root / d).is_dir()
+        for p in (root / d).iterdir()
+        if p.name.startswith(".tmp-")
+    ]
+    assert leftovers == [], leftovers
+    assert not [p for p in root.iterdir() if ".tmp-" in p.name]
+    state = json.loads((root / ".wvs" / "control.json").read_text())["state"]
+    assert state in ("RUNNING", "REQUEST_RESUME"), f"agent left {state}"
+
+
+async def wait_running(root: Path) -> None:
+    import asyncio
+
+    for _ in range(200):
+        if json.loads((root / ".wvs" / "control.json").read_text())["state"] == "RUNNING":
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the agent never got back to RUNNING")
+
+
+@pytest.mark.parametrize(("op", "step"), CASES, ids=[f"{op.lower()}-after-{step}" for op, step in CASES])
+async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) -> None:
+    wsid = "crash-ws"
+    root = mount / wsid
+    live_id = uuid7()
+    if op != "INIT_WORKSPACE":
+        await run_op(mount, wsid, "INIT_WORKSPACE", {"live_id": live_id}, uuid7())
+        populate_tree(root / "current")
+    with QuiesceResponder(root).running_in_thread():
+        expected = tree_signature(root / "current") if op != "INIT_WORKSPACE" else None
+        first_snapshot = uuid7()
+        if op in ("SET_CURRENT", "SNAPSHOT_DROP"):
+            await run_op(mount, wsid, "SNAPSHOT_CREATE", {"snapshot_id": first_snapshot}, uuid7())
+            (root / "current" / "written-later.txt").write_text("after the snapshot")
+        params = {
+            "INIT_WORKSPACE": {"live_id": live_id},
+            "SNAPSHOT_CREATE": {"snapshot_id": uuid7(), "message": "crash"},
+            "SET_CURRENT": {"snapshot_id": first_snapshot, "new_live_id": uuid7()},
+            "SNAPSHOT_DROP": {"snapshot_id": first_snapshot},
+        }[op]
+        task_id = uuid7()
+
+        crash(mount, wsid, op, params, task_id, step)
+        assert_instant_invariants(root)
+
+        recovered = await runner_for(mount).recover_all()  # the restarted executor
+        assert recovered <= 1
+        if root.exists() and (root / ".wvs" / "control.json").exists():
+            await wait_running(root)
+            assert_recovered(root)
+        assert_instant_invariants(root)
+
+        await run_op(mount, wsid, op, params, task_id)  # the retry
+        assert_instant_invariants(root)
+        assert_recovered(root)
+
+    if op == "INIT_WORKSPACE":
+        assert os.readlink(root / "current") == f"live/{live_id}"
+    elif op == "SNAPSHOT_CREATE":
+        assert tree_signature(root / "snapshots" / params["snapshot_id"], ignore=(".wvs",)) == expected
+    elif op == "SET_CURRENT":
+        assert os.readlink(root / "current") == f"live/{params['new_live_id']}"
+        assert tree_signature(root / "current") == expected
+        assert (root / "live" / live_id / "written-later.txt").exists(), "the replaced tree is kept"
+    else:
+        assert not (root / "snapshots" / first_snapshot).exists()
