@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 from wvs_core import hookimpl
@@ -41,3 +42,22 @@ class OpOverrides:
     @hookimpl
     def wvs_register_ops(self) -> list[TaskOp]:
         return self.ops
+
+
+class SlowSnapshot(SnapshotCreate):
+    """snapshot_create that first sleeps ``seconds`` (records whether it was cut short)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.cut_short: list[str] = []
+        self.finished: list[str] = []
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        try:
+            await asyncio.sleep(self.seconds)
+        except asyncio.CancelledError:
+            self.cut_short.append(ctx.task_id)
+            raise
+        result = await super().execute(ctx)
+        self.finished.append(ctx.task_id)
+        return result
