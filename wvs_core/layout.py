@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import attrs
 
+from wvs_core.fsutil import read_json
 from wvs_core.ids import is_uuid, is_wsid
 
 TMP_PREFIX = ".tmp-"
@@ -87,3 +89,11 @@ class WorkspaceLayout:
     def snapshot_metadata(self, snapshot_id: str) -> Path:
         """``snapshots/<id>/.wvs/snapshot.json``: written last, so its presence marks a complete snapshot."""
         return self.snapshot(snapshot_id) / ".wvs" / "snapshot.json"
+
+
+def snapshot_metadata(layout: WorkspaceLayout, snapshot_id: str) -> dict[str, Any] | None:
+    """The snapshot's metadata when the snapshot is complete (its ``snapshot.json`` names it), else None."""
+    metadata = read_json(layout.snapshot_metadata(snapshot_id))
+    if isinstance(metadata, dict) and metadata.get("snapshot_id") == snapshot_id:
+        return metadata
+    return None

@@ -33,12 +33,13 @@ class QuiesceProtocol(abc.ABC):
     async def prepare(self, layout: WorkspaceLayout, task_id: str) -> None:  # noqa: B027 - optional hook
         """Set up whatever the protocol needs in a new workspace (called by init_workspace)."""
 
-    async def recover(self, layout: WorkspaceLayout) -> bool:
-        """After a crash: release writers an interrupted op left frozen; True when something was done.
+    async def recover(self, layout: WorkspaceLayout, dry_run: bool = False) -> str | None:
+        """After a crash: release writers an interrupted op left frozen (unless ``dry_run``); returns what
+        was found, or None when the writers are not frozen.
 
         Called with the workspace lock held, so no freeze of this workspace is in progress.
         """
-        return False
+        return None
 
     @abc.abstractmethod
     async def freeze(self, layout: WorkspaceLayout, task_id: str, timeout: float) -> None:

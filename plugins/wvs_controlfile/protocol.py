@@ -61,13 +61,17 @@ class ControlFileQuiesce(QuiesceProtocol):
         if read_control(layout.control_file) is None:
             await asyncio.to_thread(write_control, layout.control_file, ControlState.RUNNING, task_id)
 
-    async def recover(self, layout: WorkspaceLayout) -> bool:
+    async def recover(self, layout: WorkspaceLayout, dry_run: bool = False) -> str | None:
         """A control.json left in REQUEST_FREEZE or FROZEN gets the REQUEST_RESUME it never received."""
-        control = await asyncio.to_thread(read_control, layout.control_file)
-        if not control or control.get("state") not in (ControlState.REQUEST_FREEZE, ControlState.FROZEN):
-            return False
-        await asyncio.to_thread(write_control, layout.control_file, ControlState.REQUEST_RESUME, control.get("task_id"))
-        return True
+        control = await asyncio.to_thread(read_control, layout.control_file) or {}
+        state = control.get("state")
+        if state not in (ControlState.REQUEST_FREEZE, ControlState.FROZEN):
+            return None
+        if not dry_run:
+            await asyncio.to_thread(
+                write_control, layout.control_file, ControlState.REQUEST_RESUME, control.get("task_id")
+            )
+        return f"agent left frozen: control.json is {state}"
 
     async def freeze(self, layout: WorkspaceLayout, task_id: str, timeout: float) -> None:
         """Write REQUEST_FREEZE and wait for FROZEN naming this task."""

@@ -13,10 +13,11 @@ from wvs_core import metrics
 from wvs_core.errors import ErrorCode
 from wvs_core.fsutil import switch_symlink
 from wvs_core.ids import check_uuid
+from wvs_core.layout import snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
 from wvs_ops.params import parse_params
-from wvs_ops.trees import count_entries, live_tree, snapshot_metadata, unseal_snapshot
+from wvs_ops.trees import count_entries, live_tree, unseal_snapshot
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,11 @@ import attrs
 from wvs_core import metrics
 from wvs_core.fsutil import fsync_dir
 from wvs_core.ids import check_uuid
+from wvs_core.layout import snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_ops.params import parse_params
-from wvs_ops.trees import count_entries, live_tree, seal_snapshot, snapshot_metadata
+from wvs_ops.trees import count_entries, live_tree, seal_snapshot
 
 
 @attrs.frozen

@@ -22,14 +22,6 @@ def live_tree(layout: WorkspaceLayout) -> Path:
     return layout.current_link.resolve()
 
 
-def snapshot_metadata(layout: WorkspaceLayout, snapshot_id: str) -> dict[str, Any] | None:
-    """The snapshot's metadata when the snapshot is complete, else None."""
-    metadata = read_json(layout.snapshot_metadata(snapshot_id))
-    if isinstance(metadata, dict) and metadata.get("snapshot_id") == snapshot_id:
-        return metadata
-    return None
-
-
 def seal_snapshot(tree: Path, source: Path, metadata: dict[str, Any]) -> None:
     """Write ``.wvs/snapshot.json`` into a freshly cloned ``tree`` and give back the mtimes it changed.
 

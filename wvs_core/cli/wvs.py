@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from wvs_core.cli.common import config_option, load_or_exit, run_service
+from wvs_core.cli.fsck import emit_report
 from wvs_core.cli.up import up
 from wvs_core.errors import ConfigError
 from wvs_core.logs import setup_logging
@@ -88,6 +89,27 @@ def plugins(config_path: Path | None, as_json: bool) -> None:
         source = row["distribution"] or "not packaged"
         click.echo(f"{row['name']:<16} {row['module']:<20} {source:<14} {', '.join(row['provides']) or '-'}")
         click.echo(f"{'':<16} {row['file']}")
+
+
+@cli.command()
+@config_option
+@click.argument("wsid", required=False)
+@click.option("--fix", is_flag=True, help="Repair what is safe: leftovers, half-made trees, database drift.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="With --fix: also delete trees that may hold data (unknown snapshots, live trees that never became current).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def fsck(config_path: Path | None, wsid: str | None, fix: bool, prune: bool, as_json: bool) -> None:
+    """Compare the database with the filesystem for WSID (or every workspace); exit 1 when inconsistent."""
+    from wvs_core.cli.fsck import run_fsck
+
+    config = load_or_exit(config_path)
+    setup_logging("warning", "fsck")
+    report = run_fsck(config, wsid, fix, fix and prune)
+    emit_report(report, as_json)
+    sys.exit(0 if report.clean else 1)
 
 
 def main() -> None:

@@ -1,0 +1,95 @@
+"""wvs fsck: finds every kind of disagreement between the database and the disk, repairs the safe ones
+with --fix, deletes possible user data only with --prune, and reports clean afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.helpers import create_workspace, key, wait_task
+from wvs_controlfile import QuiesceResponder
+from wvs_core.cli.wvs import cli
+from wvs_core.ids import uuid7
+
+
+async def fsck(config_file: Path, *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config_file), "--json", *args])
+    return result.exit_code, json.loads(result.output)
+
+
+async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -> None:
+    mount: Path = wvs.mount_path
+    config_file = tmp_path / "wvs.toml"
+    config_file.write_text(f'[database]\ndsn = "{database}"\n[executor]\nmount_path = "{mount}"\n')
+    await create_workspace(wvs, "checked")
+    root = mount / "checked"
+    (root / "current" / "f.txt").write_text("v1")
+    snapshot_ids = []
+    with QuiesceResponder(root).running_in_thread():
+        for _ in range(3):
+            accepted = (await wvs.post("/v1/workspaces/checked/snapshots", json={}, headers=key())).json()
+            assert (await wait_task(wvs, accepted["task_id"]))["status"] == "SUCCEEDED"
+            snapshot_ids.append(accepted["snapshot_id"])
+        rollback = await wvs.post(
+            "/v1/workspaces/checked/current:set", json={"snapshot_id": snapshot_ids[0]}, headers=key()
+        )
+        assert (await wait_task(wvs, rollback.json()["task_id"]))["status"] == "SUCCEEDED"
+    code, report = await fsck(config_file)
+    assert code == 0 and report["clean"] and report["findings"] == [] and report["checked"] == ["checked"]
+
+    # Damage, as crashes and hands would leave it.
+    retired = next(p for p in (root / "live").iterdir() if p != (root / "current").resolve())
+    (root / "snapshots" / f".tmp-{uuid7()}").mkdir()
+    (root / "live" / f".tmp-{uuid7()}").mkdir()
+    (root / ".current.tmp-abc123").symlink_to("live/nowhere")
+    control = json.loads((root / ".wvs" / "control.json").read_text())
+    (root / ".wvs" / "control.json").write_text(json.dumps({**control, "state": "FROZEN"}))
+    shutil.rmtree(root / "snapshots" / snapshot_ids[1])  # the database still lists it
+    unknown = uuid7()
+    shutil.copytree(root / "snapshots" / snapshot_ids[2], root / "snapshots" / unknown, symlinks=True)
+    metadata_file = root / "snapshots" / unknown / ".wvs" / "snapshot.json"
+    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "snapshot_id": unknown}))
+    (root / "snapshots" / uuid7()).mkdir()  # half-made: no snapshot.json
+    never_current = root / "live" / uuid7()
+    never_current.mkdir()
+    os.replace(root / "current", root / "current.bak")
+    (root / "current").symlink_to(f"live/{retired.name}")  # someone switched current by hand
+    os.remove(root / "current.bak")
+    (mount / "not-in-the-db").mkdir()
+
+    code, report = await fsck(config_file)
+    kinds = sorted(f["kind"] for f in report["findings"])
+    assert code == 1 and not report["clean"]
+    assert kinds == sorted(
+        ["crash_leftover"] * 4
+        + [
+            "snapshot_missing_on_disk",
+            "snapshot_unknown_to_db",
+            "incomplete_snapshot",
+            "live_tree_never_current",
+            "current_mismatch",
+            "workspace_unknown_to_db",
+        ]
+    )
+    assert not any(f["fixed"] for f in report["findings"])
+
+    code, report = await fsck(config_file, "--fix")
+    left = sorted(f["kind"] for f in report["findings"] if not f["fixed"])
+    assert code == 1 and left == ["live_tree_never_current", "snapshot_unknown_to_db", "workspace_unknown_to_db"]
+    assert (root / "snapshots" / unknown).is_dir() and never_current.is_dir(), "no data deleted without --prune"
+    assert json.loads((root / ".wvs" / "control.json").read_text())["state"] == "REQUEST_RESUME"
+    listed = [s["snapshot_id"] for s in (await wvs.get("/v1/workspaces/checked/snapshots")).json()["items"]]
+    assert snapshot_ids[1] not in listed
+    assert (await wvs.get("/v1/workspaces/checked/current")).json()["current_path"] == str(retired)
+
+    code, report = await fsck(config_file, "--fix", "--prune", "checked")
+    assert code == 0 and report["clean"]
+    assert not (root / "snapshots" / unknown).exists() and not never_current.exists()
+    (mount / "not-in-the-db").rmdir()
+    code, report = await fsck(config_file)
+    assert code == 0 and report["findings"] == []

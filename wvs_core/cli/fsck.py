@@ -1,0 +1,61 @@
+"""Running ``wvs fsck`` and printing its report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import attrs
+import click
+
+from wvs_core.cli.output import emit_table
+from wvs_core.config import Config
+from wvs_core.db.consistency import ConsistencyStore
+from wvs_core.db.engine import create_engine
+from wvs_core.errors import ConfigError
+from wvs_core.fsck import Fsck, Report
+from wvs_core.ids import is_wsid
+from wvs_core.plugins import PluginRegistry
+
+
+def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool) -> Report:
+    """Check with the configured database, mount, storage and quiesce plugins."""
+    if wsid is not None and not is_wsid(wsid):
+        raise click.BadParameter(f"{wsid!r} is not a workspace id", param_hint="WSID")
+    try:
+        registry = PluginRegistry.load(config.plugins)
+        plugins = config.plugins
+        storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
+        quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
+        engine = create_engine(config.database)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+    async def main() -> Report:
+        try:
+            fsck = Fsck(ConsistencyStore(engine), Path(config.executor.mount_path), storage, quiesce)
+            return await fsck.run(wsid, fix=fix, prune=prune)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def emit_report(report: Report, as_json: bool) -> None:
+    """A table (or JSON) of the findings and a one-line verdict."""
+    if as_json:
+        data = {
+            "clean": report.clean,
+            "checked": report.checked,
+            "skipped": report.skipped,
+            "findings": [attrs.asdict(finding) for finding in report.findings],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    if report.findings:
+        emit_table([attrs.asdict(f) for f in report.findings], ("wsid", "kind", "repair", "fixed", "detail"))
+    unfixed = sum(not finding.fixed for finding in report.findings)
+    skipped = f", {len(report.skipped)} skipped while busy" if report.skipped else ""
+    verdict = "clean" if report.clean else f"{unfixed} inconsistenc{'y' if unfixed == 1 else 'ies'} left"
+    click.echo(f"{len(report.checked)} workspace(s) checked{skipped}: {verdict}")

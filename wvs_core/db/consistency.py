@@ -1,0 +1,80 @@
+"""What ``wvs fsck`` reads from and repairs in the database."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wvs_core.db.audit import write_audit
+from wvs_core.db.rows import from_row
+from wvs_core.db.tables import snapshots, tasks, workspaces
+from wvs_core.models import Snapshot, TaskStatus, Workspace
+
+FSCK_ACTOR = {"type": "fsck"}
+
+
+class ConsistencyStore:
+    """Reads and repairs for the consistency check; every repair is audited."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def workspaces(self, wsid: str | None = None) -> list[Workspace]:
+        """One workspace or all."""
+        query = workspaces.select().order_by(workspaces.c.wsid)
+        if wsid is not None:
+            query = query.where(workspaces.c.wsid == wsid)
+        async with self.engine.connect() as conn:
+            return [from_row(row, Workspace) for row in await conn.execute(query)]
+
+    async def is_busy(self, wsid: str) -> bool:
+        """True while a task of the workspace is RUNNING: its disk and database may legitimately differ."""
+        query = sa.select(tasks.c.task_id).where(tasks.c.wsid == wsid, tasks.c.status == TaskStatus.RUNNING)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query.limit(1))).first() is not None
+
+    async def snapshots(self, wsid: str) -> list[Snapshot]:
+        """Every snapshot row of the workspace, deleted ones included."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(snapshots.select().where(snapshots.c.wsid == wsid))
+            return [from_row(row, Snapshot) for row in rows]
+
+    async def live_ids_made_current(self, wsid: str) -> dict[str, str | None]:
+        """Live tree ids that some successful task made current → the snapshot each was cloned from."""
+        query = sa.select(tasks.c.op, tasks.c.params).where(
+            tasks.c.wsid == wsid,
+            tasks.c.status == TaskStatus.SUCCEEDED,
+            tasks.c.op.in_(("init_workspace", "set_current")),
+        )
+        made: dict[str, str | None] = {}
+        async with self.engine.connect() as conn:
+            for op, params in await conn.execute(query):
+                if op == "init_workspace":
+                    made[params["live_id"]] = None
+                else:
+                    made[params["new_live_id"]] = params["snapshot_id"]
+        return made
+
+    async def set_current_path(self, wsid: str, current_path: str, snapshot_id: str | None, before: str | None) -> None:
+        """Make the database follow what ``current`` points to on disk."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                workspaces.update()
+                .where(workspaces.c.wsid == wsid)
+                .values(
+                    current_path=current_path, current_snapshot_id=snapshot_id, updated_at=sa.func.clock_timestamp()
+                )
+            )
+            payload = {"before": {"current_path": before}, "after": {"current_path": current_path}}
+            await write_audit(conn, action="fsck.current", wsid=wsid, actor=FSCK_ACTOR, payload=payload)
+
+    async def mark_deleted(self, wsid: str, snapshot_id: str) -> None:
+        """A snapshot whose tree is gone is gone: set ``deleted_at``."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                snapshots.update()
+                .where(snapshots.c.snapshot_id == snapshot_id)
+                .values(deleted_at=sa.func.coalesce(snapshots.c.deleted_at, sa.func.clock_timestamp()))
+            )
+            payload = {"after": {"snapshot_id": snapshot_id, "reason": "tree missing on disk"}}
+            await write_audit(conn, action="fsck.snapshot_deleted", wsid=wsid, actor=FSCK_ACTOR, payload=payload)
