@@ -66,6 +66,9 @@ class Scheduler:
         self.executors = [ExecutorClient(addr) for addr in config.executor_addrs]
         self._decisions: dict[str, ClaimDecision] = {}
         self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
+        # The executor calls of those jobs: stopping a run cancels only its call, never a job that is
+        # recording an outcome, so no transaction (and no row lock) is ever cut off half-way.
+        self._calls: dict[str, asyncio.Task[tuple[ExecutionResult | None, TaskOutcome]]] = {}
 
     def executors_for(self, wsid: str) -> list[ExecutorClient]:
         """Executors in the order a workspace tries them: stable per workspace (rendezvous hashing), so a
@@ -103,7 +106,7 @@ class Scheduler:
         for task, job in jobs.values():
             if job.done():
                 continue
-            job.cancel()  # cancels the executor call: the op stops and cleans up
+            self._stop_call(task.task_id)  # the executor's op stops and cleans up
             await asyncio.gather(job, return_exceptions=True)
             try:
                 await self.queue.release(task, self._audit_release)
@@ -150,7 +153,11 @@ class Scheduler:
         for task_id, (_task, job) in asked.items():
             if task_id not in held and not job.done():
                 log.warning("lost the lease of task %s; stopping its run", task_id)
-                job.cancel()
+                self._stop_call(task_id)
+
+    def _stop_call(self, task_id: str) -> None:
+        if (call := self._calls.get(task_id)) is not None:
+            call.cancel()
 
     def _lease_expired(self, task: Task) -> TaskOutcome:
         return self._failure(task, "LEASE_EXPIRED", f"scheduler {task.worker_id} stopped renewing its lease")
@@ -196,7 +203,17 @@ class Scheduler:
                 result = decision.result
                 outcome = self._success(result)
             else:
-                result, outcome = await self._execute(task, op)
+                call = asyncio.create_task(self._execute(task, op))
+                self._calls[task.task_id] = call
+                try:
+                    result, outcome = await call
+                except asyncio.CancelledError:
+                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        raise
+                    log.info("run stopped before its end (lease lost or shutting down); nothing recorded")
+                    return
+                finally:
+                    self._calls.pop(task.task_id, None)
             transitions: list[tuple[str, str]] = []
             try:
                 finished = await self.queue.finish(task, outcome, self._rules(result, transitions))
