@@ -162,26 +162,24 @@ class Scheduler:
     def _lease_expired(self, task: Task) -> TaskOutcome:
         return self._failure(task, "LEASE_EXPIRED", f"scheduler {task.worker_id} stopped renewing its lease")
 
-    async def _audit_release(self, conn: AsyncConnection, task: Task) -> None:
+    async def _audit(self, conn: AsyncConnection, task: Task, action: str, payload: dict[str, Any]) -> None:
         await write_audit(
             conn,
-            action="task.released",
+            action=action,
             wsid=task.wsid,
             task_id=task.task_id,
             request_id=task.request_id,
             actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
-            payload={"before": {"status": TaskStatus.RUNNING}, "after": {"status": task.status}},
+            payload=payload,
         )
 
+    async def _audit_release(self, conn: AsyncConnection, task: Task) -> None:
+        payload = {"before": {"status": TaskStatus.RUNNING}, "after": {"status": task.status}}
+        await self._audit(conn, task, "task.released", payload)
+
     async def _on_claimed(self, conn: AsyncConnection, task: Task) -> None:
-        await write_audit(
-            conn,
-            action="task.running",
-            wsid=task.wsid,
-            task_id=task.task_id,
-            request_id=task.request_id,
-            actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
-            payload={"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}},
+        await self._audit(
+            conn, task, "task.running", {"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}}
         )
         op = self.registry.ops.get(task.op)
         if op is not None:
@@ -313,19 +311,12 @@ class Scheduler:
 
         async def apply(conn: AsyncConnection, finished: Task) -> None:
             tx = SqlWorkspaceTransaction(conn, finished)
-            await write_audit(
-                conn,
-                action=f"task.{finished.status.lower()}",
-                wsid=finished.wsid,
-                task_id=finished.task_id,
-                request_id=finished.request_id,
-                actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
-                payload={
-                    "before": {"status": TaskStatus.RUNNING},
-                    "after": {"status": finished.status, "result": finished.result},
-                    "error": finished.error,
-                },
-            )
+            payload = {
+                "before": {"status": TaskStatus.RUNNING},
+                "after": {"status": finished.status, "result": finished.result},
+                "error": finished.error,
+            }
+            await self._audit(conn, finished, f"task.{finished.status.lower()}", payload)
             op = self.registry.ops.get(finished.op)
             if op is not None:
                 if finished.status == TaskStatus.SUCCEEDED and result is not None:

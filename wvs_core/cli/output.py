@@ -19,6 +19,15 @@ def output_options(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Same as --output json.")(command)
 
 
+def write_options(command: F) -> F:
+    """``--wait``, ``--idempotency-key`` and the output options of every asynchronous write."""
+    command = output_options(command)
+    command = click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")(
+        command
+    )
+    return click.option("--wait", is_flag=True, help="Follow the task until it ends, showing progress.")(command)
+
+
 def wants_json(as_json: bool, output: str) -> bool:
     """True when the caller asked for JSON either way."""
     return as_json or output == "json"

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from wvs_core.cli.client import ApiError, WvsClient
-from wvs_core.cli.output import emit_json, emit_record, emit_table, output_options, wants_json
+from wvs_core.cli.output import emit_json, emit_record, emit_table, output_options, wants_json, write_options
 
 WORKSPACE_COLUMNS = ("wsid", "state", "owner", "current_snapshot_id", "created_at")
 WORKSPACE_FIELDS = (
@@ -122,9 +122,7 @@ def workspace() -> None:
 @workspace.command("create")
 @click.argument("wsid")
 @click.option("--owner", default=getpass.getuser, show_default="current user", help="Owner recorded on the workspace.")
-@click.option("--wait", is_flag=True, help="Follow the init task until it ends.")
-@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
-@output_options
+@write_options
 @click.pass_context
 def workspace_create(
     ctx: click.Context,
@@ -172,9 +170,7 @@ def workspace_list(
 
 @workspace.command("retry-init")
 @click.argument("wsid")
-@click.option("--wait", is_flag=True, help="Follow the new init task until it ends.")
-@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
-@output_options
+@write_options
 @click.pass_context
 def workspace_retry_init(
     ctx: click.Context, wsid: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
@@ -205,9 +201,7 @@ def snapshot() -> None:
 @snapshot.command("create")
 @click.argument("wsid")
 @click.option("--message", "-m", help="A note stored with the snapshot.")
-@click.option("--wait", is_flag=True, help="Follow the task until it ends.")
-@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
-@output_options
+@write_options
 @click.pass_context
 def snapshot_create(
     ctx: click.Context,
@@ -247,9 +241,7 @@ def snapshot_list(
 @snapshot.command("drop")
 @click.argument("wsid")
 @click.argument("snapshot_id")
-@click.option("--wait", is_flag=True, help="Follow the task until it ends.")
-@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
-@output_options
+@write_options
 @click.pass_context
 def snapshot_drop(
     ctx: click.Context, wsid: str, snapshot_id: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
@@ -281,9 +273,7 @@ def current_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> No
 @current.command("set")
 @click.argument("wsid")
 @click.argument("snapshot_id")
-@click.option("--wait", is_flag=True, help="Follow the task until it ends.")
-@click.option("--idempotency-key", help="Reuse a key to make a retry safe (default: a fresh key).")
-@output_options
+@write_options
 @click.pass_context
 def current_set(
     ctx: click.Context, wsid: str, snapshot_id: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
