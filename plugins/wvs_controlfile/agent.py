@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -60,9 +61,13 @@ class QuiesceResponder:
         return None
 
     async def run(self) -> None:
-        """Answer requests until ``stop()`` is called (or the task is cancelled)."""
+        """Answer requests until ``stop()`` is called (or the task is cancelled). A failing step (an I/O
+        error, a callback raising) is logged and retried: the responder must outlive a bad moment."""
         while not self._stop.is_set():
-            await self.step()
+            try:
+                await self.step()
+            except Exception:
+                log.exception("quiesce responder step failed for %s; retrying", self.control_file)
             await asyncio.sleep(self.poll_interval)
 
     def stop(self) -> None:
