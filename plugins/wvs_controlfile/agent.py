@@ -20,6 +20,8 @@ from wvs_controlfile.protocol import DEFAULT_POLL_INTERVAL, ControlState, read_c
 
 Callback = Callable[[], Awaitable[None] | None]
 
+log = logging.getLogger(__name__)
+
 
 class QuiesceResponder:
     """Watches ``<workspace_root>/.wvs/control.json`` and answers freeze and resume requests.
