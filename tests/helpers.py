@@ -104,3 +104,20 @@ def populate_tree(root: Path) -> None:
     old = 1_500_000_000
     os.utime(root / "notes with spaces.txt", ns=(old * 10**9, old * 10**9))
     os.utime(root / "link-to-main", ns=(old * 10**9, (old + 7) * 10**9), follow_symlinks=False)
+
+
+async def assert_fsck_clean(database: str, mount: Path) -> None:
+    """``wvs fsck`` finds nothing to repair (run through its library entry point)."""
+    from wvs_controlfile import ControlFileQuiesce
+    from wvs_core.config import DatabaseConfig
+    from wvs_core.db.consistency import ConsistencyStore
+    from wvs_core.db.engine import create_engine
+    from wvs_core.fsck import Fsck
+    from wvs_juicefs.backend import JuiceFSBackend
+
+    engine = create_engine(DatabaseConfig(dsn=database, pool_size=2))
+    try:
+        report = await Fsck(ConsistencyStore(engine), mount, JuiceFSBackend({}), ControlFileQuiesce({})).run()
+    finally:
+        await engine.dispose()
+    assert report.findings == [] and report.skipped == [], report

@@ -7,7 +7,7 @@ import json
 import httpx
 
 from tests.conftest import make_config
-from tests.helpers import create_workspace, key, wait_task
+from tests.helpers import assert_fsck_clean, create_workspace, key, wait_task
 
 
 async def test_cancel_running_and_pending(database, mount, start_service) -> None:
@@ -46,6 +46,7 @@ async def test_cancel_running_and_pending(database, mount, start_service) -> Non
             assert (await wait_task(client, after["task_id"]))["status"] == "SUCCEEDED"
     assert [p.name for p in (root / "snapshots").iterdir()] == [after["snapshot_id"]], "no half-made tree"
     assert json.loads((root / ".wvs" / "control.json").read_text())["state"] == "RUNNING"
+    await assert_fsck_clean(database, mount)
 
 
 async def test_cancel_of_a_pending_init_leaves_the_workspace_init_failed(database, tmp_path, start_service) -> None:

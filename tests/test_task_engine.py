@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import make_config
-from tests.helpers import create_workspace, free_port, key, wait_task
+from tests.helpers import assert_fsck_clean, create_workspace, free_port, key, wait_task
 from tests.plugins.failing_ops import OpOverrides, SlowSnapshot
 from wvs_controlfile import QuiesceResponder
 from wvs_core.db.engine import async_dsn
@@ -77,6 +77,7 @@ async def test_a_killed_schedulers_task_is_reaped_and_run_again(database, mount,
     ]
     assert failures == ["LEASE_EXPIRED"]
     assert (root / "snapshots" / accepted["snapshot_id"] / ".wvs" / "snapshot.json").exists()
+    await assert_fsck_clean(database, mount)
 
 
 async def test_a_run_past_its_timeout_fails_with_executor_timeout(database, mount, start_service) -> None:
@@ -100,6 +101,7 @@ async def test_a_run_past_its_timeout_fails_with_executor_timeout(database, moun
     assert 1.5 < elapsed < 6
     assert slow.cut_short == [accepted["task_id"]], "the executor's op was cancelled, not left running"
     assert not list((mount / "too-slow" / "snapshots").iterdir())
+    await assert_fsck_clean(database, mount)
 
 
 async def test_graceful_shutdown_finishes_what_it_can_and_releases_the_rest(database, mount, start_service) -> None:
@@ -129,3 +131,4 @@ async def test_graceful_shutdown_finishes_what_it_can_and_releases_the_rest(data
     assert stuck.cut_short == [late.json()["task_id"]]
     assert "task.released" in [action for action, _ in await audit(database, late.json()["task_id"])]
     assert not [p for p in (mount / "finishes" / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+    await assert_fsck_clean(database, mount)
