@@ -125,6 +125,7 @@ class Fsck:
         self, workspace: Workspace, layout: WorkspaceLayout, fix: bool, prune: bool
     ) -> list[Finding]:
         findings = []
+        made = await self.store.live_ids_made_current(workspace.wsid)
         link = layout.current_link
         target = await asyncio.to_thread(_resolved_dir, link)
         if target is None:
@@ -138,12 +139,10 @@ class Fsck:
             detail = f"current → {target}, database says {workspace.current_path}"
             finding = Finding(workspace.wsid, "current_mismatch", detail, "fix")
             if fix:
-                made = await self.store.live_ids_made_current(workspace.wsid)
                 snapshot_id = made.get(target.name, workspace.current_snapshot_id)
                 await self.store.set_current_path(workspace.wsid, str(target), snapshot_id, workspace.current_path)
                 finding.fixed = True
             findings.append(finding)
-        made = await self.store.live_ids_made_current(workspace.wsid)
         for name in await _names(layout.live_dir):
             tree = layout.live_dir / name
             if is_uuid(name) and name not in made and tree != target:

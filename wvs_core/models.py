@@ -34,6 +34,10 @@ class TaskStatus(enum.StrEnum):
         return self in (TaskStatus.SUCCEEDED, TaskStatus.CANCELED, TaskStatus.DEAD)
 
 
+UNFINISHED = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.FAILED)
+"""Statuses of a task that still holds its workspace's queue (a FAILED task awaits its retry)."""
+
+
 @attrs.frozen
 class Workspace:
     """A workspace row."""

@@ -54,6 +54,14 @@ def emit_record(record: dict[str, Any], fields: Sequence[str]) -> None:
         click.echo(f"{field.ljust(width)}  {_cell(record.get(field))}")
 
 
+def show(record: dict[str, Any], fields: Sequence[str], as_json: bool, output: str) -> None:
+    """One object: JSON when asked for, ``field: value`` lines otherwise."""
+    if wants_json(as_json, output):
+        emit_json(record)
+    else:
+        emit_record(record, fields)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from wvs_core.cli.client import ApiError, WvsClient
-from wvs_core.cli.output import emit_json, emit_record, emit_table, output_options, wants_json, write_options
+from wvs_core.cli.output import emit_json, emit_table, output_options, show, wants_json, write_options
 
 WORKSPACE_COLUMNS = ("wsid", "state", "owner", "current_snapshot_id", "created_at")
 WORKSPACE_FIELDS = (
@@ -145,7 +145,7 @@ def workspace_create(
 def workspace_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
     """Show workspace WSID."""
     record = client(ctx).request("GET", f"/v1/workspaces/{wsid}")
-    emit_json(record) if wants_json(as_json, output) else emit_record(record, WORKSPACE_FIELDS)
+    show(record, WORKSPACE_FIELDS, as_json, output)
 
 
 @workspace.command("list")
@@ -187,7 +187,7 @@ def workspace_retry_init(
 def workspace_disable(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
     """Disable WSID for good: reads keep working, writes answer WVS_GONE."""
     record = client(ctx).request("DELETE", f"/v1/workspaces/{wsid}")
-    emit_json(record) if wants_json(as_json, output) else emit_record(record, ("wsid", "state", "updated_at"))
+    show(record, ("wsid", "state", "updated_at"), as_json, output)
 
 
 # --- snapshot ------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def current_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> No
     """Show the live tree current points to and the snapshot it came from."""
     record = client(ctx).request("GET", f"/v1/workspaces/{wsid}/current")
     fields = ("wsid", "current_path", "current_snapshot_id", "updated_at")
-    emit_json(record) if wants_json(as_json, output) else emit_record(record, fields)
+    show(record, fields, as_json, output)
 
 
 @current.command("set")
@@ -298,7 +298,7 @@ def task() -> None:
 def task_get(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
     """Show task TASK_ID."""
     record = client(ctx).request("GET", f"/v1/tasks/{task_id}")
-    emit_json(record) if wants_json(as_json, output) else emit_record(record, TASK_FIELDS)
+    show(record, TASK_FIELDS, as_json, output)
 
 
 @task.command("list")
@@ -331,7 +331,7 @@ def task_list(
 def task_watch(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
     """Follow task TASK_ID until it ends; exits non-zero unless it SUCCEEDED."""
     final = follow(ctx, task_id, quiet=wants_json(as_json, output))
-    emit_json(final) if wants_json(as_json, output) else emit_record(final, TASK_FIELDS)
+    show(final, TASK_FIELDS, as_json, output)
     if final["status"] != "SUCCEEDED":
         error = final.get("error") or {}
         raise ApiError(error.get("code", "WVS_TASK_" + final["status"]), f"task ended {final['status']}")
@@ -345,7 +345,7 @@ def task_cancel(ctx: click.Context, task_id: str, as_json: bool, output: str) ->
     """Cancel TASK_ID: a PENDING task at once, a RUNNING one at its next safe point."""
     record = client(ctx).request("POST", f"/v1/tasks/{task_id}:cancel")
     fields = ("task_id", "status", "cancel_requested")
-    emit_json(record) if wants_json(as_json, output) else emit_record(record, fields)
+    show(record, fields, as_json, output)
     if record["status"] == "RUNNING":
         click.echo(f"follow it with: wvsctl task watch {task_id}")
 

@@ -18,11 +18,10 @@ from wvs_core.db.tables import audit, snapshots, tasks, workspaces
 from wvs_core.db.transaction import snapshot_users
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import uuid7
-from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
+from wvs_core.models import UNFINISHED, AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
 from wvs_core.queue import TaskQueue
 
 INIT_OP = "init_workspace"
-UNFINISHED = (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.FAILED)
 
 WorkspaceCheck = Callable[[AsyncConnection, Workspace], Awaitable[None]]
 """An endpoint's own precondition, run under the workspace lock before the task is created."""

@@ -12,10 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wvs_core.db.audit import write_audit
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import snapshots, tasks, workspaces
-from wvs_core.models import Snapshot, Task, Workspace, WorkspaceState
+from wvs_core.models import UNFINISHED, Snapshot, Task, Workspace, WorkspaceState
 
 SCHEDULER_ACTOR = {"type": "scheduler"}
-UNFINISHED = ("PENDING", "RUNNING", "FAILED")
 
 
 async def snapshot_users(
