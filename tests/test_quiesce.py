@@ -1,4 +1,5 @@
-"""The control.json handshake: a snapshot waits for FROZEN, fails closed without it, always resumes."""
+"""The control.json handshake: a snapshot waits for FROZEN, fails closed without it, always resumes, and
+an agent's answer never overwrites a request the agent has not seen."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 from tests.conftest import make_config
 from tests.helpers import create_workspace, key, wait_task
 from wvs_controlfile import QuiesceResponder
+from wvs_controlfile.protocol import ControlState, read_control, write_control
 
 
 async def test_snapshot_waits_for_the_agent_to_freeze(wvs) -> None:
@@ -62,3 +64,41 @@ async def test_no_answer_fails_closed_and_resumes(database, mount, start_service
     control = json.loads((root / ".wvs" / "control.json").read_text())
     assert control["state"] == "REQUEST_RESUME"
     assert control["task_id"] == accepted["task_id"]
+
+
+async def test_a_resume_that_lands_while_the_agent_freezes_is_not_lost(mount) -> None:
+    control_file = mount / "racing" / ".wvs" / "control.json"
+    control_file.parent.mkdir(parents=True)
+    write_control(control_file, ControlState.REQUEST_FREEZE, "t1")
+    calls = []
+
+    def on_freeze() -> None:  # the executor gives up on the freeze while the agent is still freezing
+        calls.append("freeze")
+        write_control(control_file, ControlState.REQUEST_RESUME, "t1")
+
+    responder = QuiesceResponder(
+        control_file.parent.parent, on_freeze=on_freeze, on_resume=lambda: calls.append("resume")
+    )
+    assert await responder.step() is None, "FROZEN must not overwrite the newer REQUEST_RESUME"
+    assert read_control(control_file)["state"] == "REQUEST_RESUME"
+    assert await responder.step() == ControlState.RUNNING
+    assert calls == ["freeze", "resume"] and not responder.frozen
+
+
+async def test_a_freeze_right_after_a_resume_is_answered_not_overwritten(mount) -> None:
+    control_file = mount / "racing" / ".wvs" / "control.json"
+    control_file.parent.mkdir(parents=True)
+    write_control(control_file, ControlState.REQUEST_FREEZE, "t1")
+    calls = []
+    responder = QuiesceResponder(
+        control_file.parent.parent,
+        on_freeze=lambda: calls.append("freeze"),
+        # the next op freezes again before the agent has confirmed the resume
+        on_resume=lambda: write_control(control_file, ControlState.REQUEST_FREEZE, "t2"),
+    )
+    assert await responder.step() == ControlState.FROZEN
+    write_control(control_file, ControlState.REQUEST_RESUME, "t1")
+    assert await responder.step() is None, "RUNNING must not overwrite the newer REQUEST_FREEZE"
+    assert await responder.step() == ControlState.FROZEN
+    assert read_control(control_file) | {"timestamp": None} == {"state": "FROZEN", "task_id": "t2", "timestamp": None}
+    assert calls == ["freeze", "freeze"]

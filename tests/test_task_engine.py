@@ -69,13 +69,13 @@ async def test_a_killed_schedulers_task_is_reaped_and_run_again(database, mount,
         if doomed.returncode is None:
             doomed.kill()
             await doomed.wait()
-    assert task["status"] == "SUCCEEDED" and task["attempt"] == 2
     failures = [
         payload["error"]["reason"]
         for action, payload in await audit(database, task["task_id"])
         if action == "task.failed"
     ]
     assert failures == ["LEASE_EXPIRED"]
+    assert task["status"] == "SUCCEEDED" and task["attempt"] == 2
     assert (root / "snapshots" / accepted["snapshot_id"] / ".wvs" / "snapshot.json").exists()
     await assert_fsck_clean(database, mount)
 

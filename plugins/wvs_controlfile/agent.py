@@ -16,7 +16,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from wvs_controlfile.protocol import DEFAULT_POLL_INTERVAL, ControlState, read_control, write_control
+from wvs_controlfile.protocol import DEFAULT_POLL_INTERVAL, ControlState, answer_control, read_control
 
 Callback = Callable[[], Awaitable[None] | None]
 
@@ -45,22 +45,30 @@ class QuiesceResponder:
         self._stop = threading.Event()
 
     async def step(self) -> ControlState | None:
-        """Answer the current request, if any; returns the state written."""
+        """Answer the current request, if any; returns the state written.
+
+        The callback runs first (once per freeze or resume, however often a request repeats); the answer
+        is then written only if the request is still there. When the executor replaced it meanwhile (a
+        resume after a timed-out freeze, a freeze right after a resume) nothing is written and the next
+        step answers the newer request.
+        """
         control = await asyncio.to_thread(read_control, self.control_file)
         if not control:
             return None
-        state, task_id = control.get("state"), control.get("task_id")
+        state = control.get("state")
         if state == ControlState.REQUEST_FREEZE:
-            await _call(self.on_freeze)
-            self.frozen = True
-            await asyncio.to_thread(write_control, self.control_file, ControlState.FROZEN, task_id)
-            return ControlState.FROZEN
-        if state == ControlState.REQUEST_RESUME:
-            await _call(self.on_resume)
-            self.frozen = False
-            await asyncio.to_thread(write_control, self.control_file, ControlState.RUNNING, task_id)
-            return ControlState.RUNNING
-        return None
+            if not self.frozen:
+                await _call(self.on_freeze)
+                self.frozen = True
+            answer = ControlState.FROZEN
+        elif state == ControlState.REQUEST_RESUME:
+            if self.frozen:
+                await _call(self.on_resume)
+                self.frozen = False
+            answer = ControlState.RUNNING
+        else:
+            return None
+        return answer if await asyncio.to_thread(answer_control, self.control_file, control, answer) else None
 
     async def run(self) -> None:
         """Answer requests until ``stop()`` is called (or the task is cancelled). A failing step (an I/O

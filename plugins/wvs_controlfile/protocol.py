@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import fcntl
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from wvs_core.layout import WorkspaceLayout
 from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
 
 DEFAULT_POLL_INTERVAL = 0.02
+LOCK_TIMEOUT = 10.0  # a lock is held for one read and one rename; longer means its holder is stuck
 
 
 class ControlState(enum.StrEnum):
@@ -26,8 +30,30 @@ class ControlState(enum.StrEnum):
     REQUEST_RESUME = "REQUEST_RESUME"  # executor → agent: go on
 
 
-def write_control(path: Path, state: ControlState, task_id: str | None) -> None:
-    """Atomically replace control.json."""
+@contextlib.contextmanager
+def control_lock(path: Path) -> Iterator[None]:
+    """Hold the exclusive ``flock`` on ``control.lock`` beside control.json.
+
+    Both sides take it around every write, and the agent re-reads the request under it, so an answer
+    never overwrites a newer request. Raises TimeoutError when the lock stays held for LOCK_TIMEOUT.
+    """
+    fd = os.open(path.with_name("control.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{path.with_name('control.lock')} held for over {LOCK_TIMEOUT:g}s") from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _replace(path: Path, state: ControlState, task_id: str | None) -> None:
     atomic_write_json(
         path,
         {
@@ -36,6 +62,22 @@ def write_control(path: Path, state: ControlState, task_id: str | None) -> None:
             "task_id": task_id,
         },
     )
+
+
+def write_control(path: Path, state: ControlState, task_id: str | None) -> None:
+    """The executor's side: atomically replace control.json with a request, under the control lock."""
+    with control_lock(path):
+        _replace(path, state, task_id)
+
+
+def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) -> bool:
+    """The agent's side: write ``state`` only if control.json still holds ``request`` (compared whole,
+    timestamp included); False, writing nothing, when a newer request replaced it meanwhile."""
+    with control_lock(path):
+        if read_control(path) != request:
+            return False
+        _replace(path, state, request.get("task_id"))
+        return True
 
 
 def read_control(path: Path) -> dict[str, Any] | None:
