@@ -247,8 +247,14 @@ async def test_chaos(postgres, juicefs_volume, tmp_path: Path, capsys: pytest.Ca
 
     engine = create_async_engine(async_dsn(dsn))
     async with engine.connect() as conn:
-        rows = await conn.execute(sa.text("SELECT status FROM wvs.tasks WHERE task_id = ANY(:ids)"), {"ids": accepted})
+        rows = list(
+            await conn.execute(
+                sa.text("SELECT status, error->>'reason' AS reason FROM wvs.tasks WHERE task_id = ANY(:ids)"),
+                {"ids": accepted},
+            )
+        )
         statuses = Counter(row.status for row in rows)
+        dead_reasons = Counter(row.reason for row in rows if row.status == "DEAD")
         events = list(await conn.execute(sa.text("SELECT action, wsid, task_id FROM wvs.audit ORDER BY event_id")))
         retries = (await conn.execute(sa.text("SELECT count(*) FROM wvs.audit WHERE action = 'task.failed'"))).scalar()
         unfinished = [
@@ -265,13 +271,17 @@ async def test_chaos(postgres, juicefs_volume, tmp_path: Path, capsys: pytest.Ca
     assert sum(statuses.values()) == len(accepted) >= 200
     assert set(statuses) <= TERMINAL, f"unfinished tasks: {statuses} {unfinished} logs in {tmp_path}"
     assert serialization_violations(events) == []
+    # A task may die only by a rule's refusal at claim time (a drop of a snapshot made current after the drop
+    # was accepted); exhausting its attempts under chaos would mean the engine lost work.
+    assert set(dead_reasons) <= {"REJECTED"}, dead_reasons
     fsck = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config), "--json"])
     report = json.loads(fsck.output)
     assert fsck.exit_code == 0 and report["clean"], report
     assert counts["kills"] >= 5 and counts["postgres_restarts"] == 1
     with capsys.disabled():
         print(
-            f"\nchaos: seed={seed} tasks={len(accepted)} succeeded={statuses['SUCCEEDED']} dead={statuses['DEAD']} "
+            f"\nchaos: seed={seed} tasks={len(accepted)} succeeded={statuses['SUCCEEDED']} "
+            f"dead={statuses['DEAD']}{dict(dead_reasons) or ''} "
             f"canceled={statuses['CANCELED']} kills={counts['kills']} restarts={counts['restarts']} "
             f"postgres_restarts={counts['postgres_restarts']} retries={retries}"
         )
