@@ -42,6 +42,7 @@ class ApiConfig:
     metrics_addr: str = attrs.field(default="0.0.0.0:9090", validator=_check_addr)
     max_body_bytes: int = 64 * 1024
     shutdown_timeout: Seconds = Seconds(30.0)
+    tokens_file: str = ""  # bearer tokens (see wvs_core.auth); empty: no authentication
 
 
 @attrs.frozen

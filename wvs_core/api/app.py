@@ -10,9 +10,11 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from wvs_core.api import audit, current, health, snapshots, tasks, workspaces
+from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from wvs_core.api.state import ApiState
+from wvs_core.auth import TokenTable
 from wvs_core.config import Config
 from wvs_core.db.engine import create_engine
 from wvs_core.db.store import Store
@@ -39,8 +41,9 @@ routes = [
 ]
 
 
-def create_app(config: Config, registry: PluginRegistry | None = None) -> Starlette:
-    """Build the API for ``config``; plugins are loaded here unless ``registry`` is given."""
+def create_app(config: Config, registry: PluginRegistry | None = None, tokens: TokenTable | None = None) -> Starlette:
+    """Build the API for ``config``; plugins are loaded here unless ``registry`` is given. With ``tokens``
+    every request but the probes needs a bearer token."""
     registry = registry or PluginRegistry.load(config.plugins)
 
     @contextlib.asynccontextmanager
@@ -55,7 +58,11 @@ def create_app(config: Config, registry: PluginRegistry | None = None) -> Starle
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware), Middleware(MetricsMiddleware)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(MetricsMiddleware),
+            Middleware(AuthMiddleware, tokens=tokens),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -106,6 +106,8 @@ def submission(request: Request, body: dict[str, Any]) -> Submission:
 
 
 def actor(request: Request) -> dict[str, Any]:
-    """Who made the request, for the audit trail."""
+    """Who made the request, for the audit trail: the token's subject, or anonymous without auth."""
     client = request.client
-    return {"type": "api", "subject": "anonymous", "remote": client.host if client else None}
+    principal = getattr(request.state, "principal", None)
+    subject = principal.subject if principal is not None else "anonymous"
+    return {"type": "api", "subject": subject, "remote": client.host if client else None}

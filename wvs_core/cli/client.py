@@ -24,9 +24,10 @@ class ApiError(click.ClickException):
 class WvsClient:
     """Thin synchronous client for the ``/v1`` API."""
 
-    def __init__(self, api_url: str, timeout: float = 30.0) -> None:
+    def __init__(self, api_url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.api_url = api_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.api_url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; raise ApiError for an error envelope or an unreachable API."""

@@ -11,6 +11,7 @@ import platformdirs
 
 from wvs_core.cli.common import config_option, load_or_exit, run_service
 from wvs_core.embedded import EmbeddedPostgres
+from wvs_core.errors import ConfigError
 from wvs_core.logs import setup_logging
 from wvs_core.migrate import upgrade
 from wvs_core.plugins import PluginRegistry
@@ -48,7 +49,10 @@ def up(config_path: Path | None, port: int, data_dir: Path) -> None:
     setup_logging(config.log_level, "up")
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    registry = PluginRegistry.load(config.plugins)
+    try:
+        registry = PluginRegistry.load(config.plugins)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
     postgres = EmbeddedPostgres(data_dir / "postgres")
     volume: LocalVolume | None = None
     try:
@@ -76,7 +80,10 @@ def up(config_path: Path | None, port: int, data_dir: Path) -> None:
             plugins=attrs.evolve(config.plugins, storage=storage),
         )
         # /metrics on the API serves every plane's metrics: they share this process.
-        service = Service(config, registry, serve_metrics=False)
+        try:
+            service = Service(config, registry, serve_metrics=False)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
         run_service(
             service,
             on_started=f"WVS is up.\n  API:   {{api_url}}\n  mount: {mount_path}\n"

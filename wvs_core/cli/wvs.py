@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from wvs_core.auth import Principal, Role, new_token, token_digest
 from wvs_core.cli.common import config_option, load_or_exit, run_service
 from wvs_core.cli.fsck import emit_report
 from wvs_core.cli.up import up
@@ -110,6 +111,27 @@ def fsck(config_path: Path | None, wsid: str | None, fix: bool, prune: bool, as_
     report = run_fsck(config, wsid, fix, fix and prune)
     emit_report(report, as_json)
     sys.exit(0 if report.clean else 1)
+
+
+@cli.group()
+def token() -> None:
+    """API bearer tokens (the file named by ``api.tokens_file``)."""
+
+
+@token.command("new")
+@click.option("--subject", required=True, help="Who holds the token; recorded as the actor of its writes.")
+@click.option("--role", type=click.Choice([role.value for role in Role]), default=Role.WRITE.value, show_default=True)
+def new_token_command(subject: str, role: str) -> None:
+    """Make a token: the token itself goes to stderr (shown once, give it to the client as WVS_TOKEN), its
+    ``[[tokens]]`` table to stdout, e.g. ``wvs token new --subject ci-bot >> /etc/wvs/tokens.toml``."""
+    secret = new_token()
+    try:
+        principal = Principal(subject=subject, role=Role(role), sha256=token_digest(secret))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--subject") from None
+    click.echo(f"token for {principal.subject}: {secret}", err=True)
+    click.echo(f'\n[[tokens]]\nsubject = {json.dumps(principal.subject)}\nrole = "{principal.role}"')
+    click.echo(f'sha256 = "{principal.sha256}"')
 
 
 def main() -> None:

@@ -56,10 +56,16 @@ def client(ctx: click.Context) -> WvsClient:
     show_default=True,
     help="WVS API base URL (env: WVS_API_URL).",
 )
+@click.option(
+    "--token",
+    envvar="WVS_TOKEN",
+    default=None,
+    help="Bearer token, when the API requires one (env: WVS_TOKEN; prefer the env var: argv is visible to ps).",
+)
 @click.pass_context
-def cli(ctx: click.Context, api_url: str) -> None:
+def cli(ctx: click.Context, api_url: str, token: str | None) -> None:
     """Operate WVS: workspaces, snapshots and tasks."""
-    ctx.obj = WvsClient(api_url)
+    ctx.obj = WvsClient(api_url, token=token)
 
 
 def show_page(

@@ -1,0 +1,103 @@
+"""Bearer tokens for the API: who may call it, and whether they may write.
+
+The tokens file (``api.tokens_file``) lists one table per token and never holds a token itself, only its
+SHA-256::
+
+    [[tokens]]
+    subject = "ci-bot"      # recorded as the actor of every write it makes
+    role = "write"          # "read": GET only; "write": everything
+    sha256 = "9f86d0…"      # hex SHA-256 of the token; `wvs token new` prints token and table
+
+Without a tokens file the API is open (the embedded default, listening on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+import tomllib
+from pathlib import Path
+
+import attrs
+import cattrs
+
+from wvs_core.convert import describe_error, structure
+from wvs_core.errors import ConfigError
+
+TOKEN_PREFIX = "wvs_"
+
+
+class Role(enum.StrEnum):
+    """What a token may do."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+def _check_digest(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if len(value) != 64 or not all(c in "0123456789abcdef" for c in value):
+        raise ValueError(f"sha256 must be 64 lowercase hex digits, got {value!r}")
+
+
+def _check_subject(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    if not value.strip() or not value.isprintable():
+        raise ValueError(f"subject must be a non-empty printable name, got {value!r}")
+
+
+@attrs.frozen
+class Principal:
+    """The holder of a token."""
+
+    subject: str = attrs.field(validator=_check_subject)
+    role: Role
+    sha256: str = attrs.field(validator=_check_digest, repr=False)
+
+    def may(self, method: str) -> bool:
+        """Whether this principal may send a request with ``method``."""
+        return self.role == Role.WRITE or method in ("GET", "HEAD")
+
+
+@attrs.frozen
+class _TokensFile:
+    tokens: list[Principal]
+
+
+def token_digest(token: str) -> str:
+    """The hex SHA-256 of ``token``, as the tokens file stores it."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+class TokenTable:
+    """The principals of a tokens file, looked up by the digest of a presented token."""
+
+    def __init__(self, principals: list[Principal]) -> None:
+        self._by_digest = {principal.sha256: principal for principal in principals}
+
+    @classmethod
+    def load(cls, path: str | Path) -> TokenTable:
+        """Read ``path``; raises ConfigError naming ``api.tokens_file`` when it is missing or wrong."""
+        try:
+            with open(path, "rb") as handle:
+                raw = tomllib.load(handle)
+            principals = structure(raw, _TokensFile).tokens
+        except OSError as error:
+            raise ConfigError(f"api.tokens_file: cannot read {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"api.tokens_file: {path} is not valid TOML: {error}") from None
+        except (cattrs.BaseValidationError, ValueError, TypeError) as error:
+            raise ConfigError(f"api.tokens_file: {path}: {describe_error(error)}") from None
+        digests = [principal.sha256 for principal in principals]
+        if len(set(digests)) != len(digests):
+            raise ConfigError(f"api.tokens_file: {path} lists the same token twice")
+        return cls(principals)
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal holding ``token``, or None. Only digests are compared, so lookup time reveals
+        nothing about the stored tokens."""
+        return self._by_digest.get(token_digest(token))
