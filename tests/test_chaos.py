@@ -257,6 +257,14 @@ async def test_chaos(postgres, juicefs_volume, tmp_path: Path, capsys: pytest.Ca
         dead_reasons = Counter(row.reason for row in rows if row.status == "DEAD")
         events = list(await conn.execute(sa.text("SELECT action, wsid, task_id FROM wvs.audit ORDER BY event_id")))
         retries = (await conn.execute(sa.text("SELECT count(*) FROM wvs.audit WHERE action = 'task.failed'"))).scalar()
+        unreported_rollbacks = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM wvs.tasks WHERE op = 'set_current' AND status = 'SUCCEEDED'"
+                    " AND NOT (result->>'noop')::boolean AND result->>'previous_live_path' IS NULL"
+                )
+            )
+        ).scalar()
         unfinished = [
             dict(row._mapping)
             for row in await conn.execute(
@@ -274,6 +282,7 @@ async def test_chaos(postgres, juicefs_volume, tmp_path: Path, capsys: pytest.Ca
     # A task may die only by a rule's refusal at claim time (a drop of a snapshot made current after the drop
     # was accepted); exhausting its attempts under chaos would mean the engine lost work.
     assert set(dead_reasons) <= {"REJECTED"}, dead_reasons
+    assert unreported_rollbacks == 0, "every rollback names the live tree it replaced, re-runs included"
     fsck = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config), "--json"])
     report = json.loads(fsck.output)
     assert fsck.exit_code == 0 and report["clean"], report

@@ -17,7 +17,7 @@ from tests.helpers import populate_tree, tree_signature
 from wvs_controlfile import QuiesceResponder
 from wvs_core.config import config_from_dict
 from wvs_core.ids import uuid7
-from wvs_core.models import ExecutionRequest
+from wvs_core.models import ExecutionRequest, ExecutionResult
 from wvs_core.plugins import PluginRegistry
 from wvs_executor.runner import OpRunner
 
@@ -35,10 +35,11 @@ def runner_for(mount: Path) -> OpRunner:
     return OpRunner(config, PluginRegistry.load(config.plugins))
 
 
-async def run_op(mount: Path, wsid: str, op: str, params: dict[str, str], task_id: str) -> None:
+async def run_op(mount: Path, wsid: str, op: str, params: dict[str, str], task_id: str) -> ExecutionResult:
     request = ExecutionRequest(task_id=task_id, wsid=wsid, op=op, params=params)
     result = await runner_for(mount).run(request)
     assert result.success, result
+    return result
 
 
 def crash(mount: Path, wsid: str, op: str, params: dict[str, str], task_id: str, step: str) -> None:
@@ -116,7 +117,12 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
         params = {
             "INIT_WORKSPACE": {"live_id": live_id},
             "SNAPSHOT_CREATE": {"snapshot_id": uuid7(), "message": "crash"},
-            "SET_CURRENT": {"snapshot_id": first_snapshot, "new_live_id": uuid7()},
+            # previous_live_path: what the scheduler adds at claim time from the workspace's current_path
+            "SET_CURRENT": {
+                "snapshot_id": first_snapshot,
+                "new_live_id": uuid7(),
+                "previous_live_path": str(root / "live" / live_id),
+            },
             "SNAPSHOT_DROP": {"snapshot_id": first_snapshot},
         }[op]
         task_id = uuid7()
@@ -131,7 +137,7 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
             assert_recovered(root)
         assert_instant_invariants(root)
 
-        await run_op(mount, wsid, op, params, task_id)  # the retry
+        result = await run_op(mount, wsid, op, params, task_id)  # the retry
         assert_instant_invariants(root)
         assert_recovered(root)
 
@@ -143,5 +149,6 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
         assert os.readlink(root / "current") == f"live/{params['new_live_id']}"
         assert tree_signature(root / "current") == expected
         assert (root / "live" / live_id / "written-later.txt").exists(), "the replaced tree is kept"
+        assert result.results["previous_live_path"] == str(root / "live" / live_id), "and reported, even on a re-run"
     else:
         assert not (root / "snapshots" / first_snapshot).exists()

@@ -74,11 +74,13 @@ class ClaimDecision:
     result: ExecutionResult | None = None  # set: the task succeeds without an executor call
     reject_code: ErrorCode | None = None  # set: the task goes DEAD with this code
     reject_message: str = ""
+    facts: Mapping[str, str] = attrs.field(factory=dict)  # added to the params of the executor call
 
     @classmethod
-    def proceed(cls) -> ClaimDecision:
-        """Call the executor."""
-        return cls()
+    def proceed(cls, **facts: str) -> ClaimDecision:
+        """Call the executor, passing ``facts`` read from the database at claim time along with the params
+        (the executor cannot read the database; a re-run after a crash may need them)."""
+        return cls(facts=facts)
 
     @classmethod
     def done(cls, result: ExecutionResult) -> ClaimDecision:

@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,9 +40,9 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return float(min(base * 2 ** max(attempt - 1, 0), cap))
 
 
-def executor_request(task: Task, op: TaskOp) -> ExecutionRequest:
-    """The gRPC request for ``task``: params as strings, absent values left out."""
-    params = {key: str(value) for key, value in task.params.items() if value is not None}
+def executor_request(task: Task, op: TaskOp, facts: Mapping[str, str]) -> ExecutionRequest:
+    """The gRPC request for ``task``: params (and the claim's ``facts``) as strings, absent values left out."""
+    params = {key: str(value) for key, value in {**task.params, **facts}.items() if value is not None}
     return ExecutionRequest(
         task_id=task.task_id, wsid=task.wsid, op=op.wire_name, params=params, request_id=task.request_id or ""
     )
@@ -201,7 +202,7 @@ class Scheduler:
                 result = decision.result
                 outcome = self._success(result)
             else:
-                call = asyncio.create_task(self._execute(task, op))
+                call = asyncio.create_task(self._execute(task, op, decision.facts))
                 self._calls[task.task_id] = call
                 try:
                     result, outcome = await call
@@ -225,7 +226,9 @@ class Scheduler:
             log.info("task %s", finished.status.lower(), extra={"attempt": finished.attempt})
             await self._notify(finished)
 
-    async def _execute(self, task: Task, op: TaskOp) -> tuple[ExecutionResult | None, TaskOutcome]:
+    async def _execute(
+        self, task: Task, op: TaskOp, facts: Mapping[str, str]
+    ) -> tuple[ExecutionResult | None, TaskOutcome]:
         """Call the workspace's executor, failing over to the next when one is down; bounded end to end by
         the task's timeout."""
         deadline = time.monotonic() + task.timeout_seconds
@@ -236,7 +239,7 @@ class Scheduler:
                 break
             watcher = asyncio.create_task(self._forward_cancel(task, executor))
             try:
-                result = await executor.execute(executor_request(task, op), timeout=remaining)
+                result = await executor.execute(executor_request(task, op, facts), timeout=remaining)
             except TimeoutError as error:
                 return None, self._failure(task, "EXECUTOR_TIMEOUT", str(error), ErrorCode.EXECUTOR_TIMEOUT)
             except ExecutorUnavailable as error:

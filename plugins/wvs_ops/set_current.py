@@ -24,10 +24,12 @@ log = logging.getLogger(__name__)
 
 @attrs.frozen
 class SetCurrentParams:
-    """The snapshot to restore and the id of the live tree to build (chosen when the task is created)."""
+    """The snapshot to restore and the id of the live tree to build (chosen when the task is created);
+    ``previous_live_path`` is what the database says ``current`` holds, added by ``on_claimed``."""
 
     snapshot_id: str = attrs.field(validator=check_uuid)
     new_live_id: str = attrs.field(validator=check_uuid)
+    previous_live_path: str = ""
 
 
 class SetCurrent(TaskOp):
@@ -37,7 +39,8 @@ class SetCurrent(TaskOp):
     params_type = SetCurrentParams
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
-        """Refuse a deleted snapshot; setting the current snapshot again is a no-op success."""
+        """Refuse a deleted snapshot; setting the current snapshot again is a no-op success; otherwise
+        tell the executor which live tree is being replaced (a re-run after the switch can no longer see it)."""
         snapshot_id = task.params["snapshot_id"]
         snapshot = await tx.get_snapshot(task.wsid, snapshot_id)
         if snapshot is None or snapshot.deleted_at is not None:
@@ -47,7 +50,7 @@ class SetCurrent(TaskOp):
             return ClaimDecision.done(
                 ExecutionResult(success=True, noop=True, results={"current_path": workspace.current_path or ""})
             )
-        return ClaimDecision.proceed()
+        return ClaimDecision.proceed(previous_live_path=workspace.current_path or "")
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Under quiesce: clone the snapshot into ``live/.tmp-<id>``, rename, switch ``current``."""
@@ -55,8 +58,8 @@ class SetCurrent(TaskOp):
         layout = ctx.layout
         new_live, tmp = layout.live(params.new_live_id), layout.live_tmp(params.new_live_id)
         target = layout.current_target(params.new_live_id)
-        if await asyncio.to_thread(_points_to, layout.current_link, target):
-            return ExecutionResult(success=True, results={"current_path": str(new_live)})
+        if await asyncio.to_thread(_points_to, layout.current_link, target):  # switched before a crash
+            return _switched(new_live, params.previous_live_path)
         snapshot = layout.snapshot(params.snapshot_id)
         if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
             raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
@@ -88,14 +91,19 @@ class SetCurrent(TaskOp):
                 await ctx.storage.remove_tree(new_live)
             raise
         metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, new_live))
-        return ExecutionResult(
-            success=True, results={"current_path": str(new_live), "previous_live_path": str(previous)}
-        )
+        return _switched(new_live, str(previous))
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
         """``current_snapshot_id`` and ``current_path`` change together."""
         if not result.noop:
             await tx.set_current(task.wsid, task.params["snapshot_id"], result.results["current_path"])
+
+
+def _switched(new_live: os.PathLike[str], previous_live_path: str) -> ExecutionResult:
+    results = {"current_path": os.fspath(new_live)}
+    if previous_live_path:
+        results["previous_live_path"] = previous_live_path
+    return ExecutionResult(success=True, results=results)
 
 
 def _points_to(link: os.PathLike[str], target: str) -> bool:
