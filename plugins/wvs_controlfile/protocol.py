@@ -37,7 +37,8 @@ def control_lock(path: Path) -> Iterator[None]:
     Both sides take it around every write, and the agent re-reads the request under it, so an answer
     never overwrites a newer request. Raises TimeoutError when the lock stays held for LOCK_TIMEOUT.
     """
-    fd = os.open(path.with_name("control.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    lock_file = path.with_name("control.lock")
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
@@ -46,7 +47,7 @@ def control_lock(path: Path) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise TimeoutError(f"{path.with_name('control.lock')} held for over {LOCK_TIMEOUT:g}s") from None
+                    raise TimeoutError(f"{lock_file} held for over {LOCK_TIMEOUT:g}s") from None
                 time.sleep(0.005)
         yield
     finally:

@@ -130,8 +130,8 @@ def new_token_command(subject: str, role: str) -> None:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--subject") from None
     click.echo(f"token for {principal.subject}: {secret}", err=True)
-    click.echo(f'\n[[tokens]]\nsubject = {json.dumps(principal.subject)}\nrole = "{principal.role}"')
-    click.echo(f'sha256 = "{principal.sha256}"')
+    subject = json.dumps(principal.subject)  # a TOML basic string
+    click.echo(f'\n[[tokens]]\nsubject = {subject}\nrole = "{principal.role}"\nsha256 = "{principal.sha256}"')
 
 
 def main() -> None:
