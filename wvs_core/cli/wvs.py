@@ -130,7 +130,7 @@ def new_token_command(subject: str, role: str) -> None:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--subject") from None
     click.echo(f"token for {principal.subject}: {secret}", err=True)
-    subject = json.dumps(principal.subject)  # a TOML basic string
+    subject = json.dumps(principal.subject, ensure_ascii=False)  # a valid TOML basic string too
     click.echo(f'\n[[tokens]]\nsubject = {subject}\nrole = "{principal.role}"\nsha256 = "{principal.sha256}"')
 
 
