@@ -8,9 +8,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from wvs_core.db.engine import DATABASE_ERRORS, database_unavailable
 from wvs_core.errors import ErrorCode, WVSError
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
 
 
 def error_response(request: Request, code: ErrorCode, message: str, status: int | None = None) -> JSONResponse:
@@ -36,10 +39,26 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, code, str(exc.detail), status=exc.status_code)
 
 
+async def database_error(request: Request, exc: Exception) -> Response:
+    """A database that cannot be reached is said so, with ``Retry-After``, and logged in one line; any
+    other database error is unexpected."""
+    if not database_unavailable(exc):
+        return await unexpected_error(request, exc)
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    response = error_response(request, ErrorCode.INTERNAL, "the database is unavailable; retry shortly")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
     """Anything else: logged with the request id, answered as WVS_INTERNAL without details."""
     log.exception("unhandled error", exc_info=exc)
     return error_response(request, ErrorCode.INTERNAL, "internal error; quote the request_id when reporting it")
 
 
-EXCEPTION_HANDLERS = {WVSError: wvs_error, HTTPException: http_error, Exception: unexpected_error}
+EXCEPTION_HANDLERS = {
+    WVSError: wvs_error,
+    HTTPException: http_error,
+    **dict.fromkeys(DATABASE_ERRORS, database_error),
+    Exception: unexpected_error,
+}

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import asyncpg
+from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wvs_core.config import DatabaseConfig
 from wvs_core.errors import ConfigError
+
+# What talking to the database can raise; connection attempts surface OSError and asyncpg's own errors unwrapped.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    exc.DBAPIError,
+    exc.TimeoutError,
+    OSError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` means the database cannot be reached right now (down, restarting, pool exhausted),
+    as opposed to a fault in a query; such a request may simply be retried."""
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(error, exc.OperationalError | exc.InterfaceError)
+    return isinstance(error, DATABASE_ERRORS)
 
 
 def async_dsn(dsn: str) -> str:
