@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint pytest protos bench clean
+.PHONY: up test lint pytest test-tools protos bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,17 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# System tools some tests need beyond PyPI: VictoriaMetrics (Debian package) for `wvsctl obs`. As root it is
+# installed; otherwise its tests are skipped, saying why.
+test-tools:
+	@command -v victoria-metrics >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -qq victoria-metrics >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq victoria-metrics >/dev/null; }; \
+	  else echo "note: victoria-metrics not installed (apt-get install victoria-metrics); the obs tests will be skipped"; fi; }
 
 protos: $(STAMP)  ## Regenerate the gRPC stubs after editing protos/
 	$(BIN)/python scripts/gen_protos.py

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from wvs_core.cli.client import ApiError, WvsClient
+from wvs_core.cli.obs import obs
 from wvs_core.cli.output import emit_json, emit_table, output_options, show, wants_json, write_options
 
 WORKSPACE_COLUMNS = ("wsid", "state", "owner", "current_snapshot_id", "created_at")
@@ -354,6 +355,9 @@ def task_cancel(ctx: click.Context, task_id: str, as_json: bool, output: str) ->
     show(record, fields, as_json, output)
     if record["status"] == "RUNNING":
         click.echo(f"follow it with: wvsctl task watch {task_id}")
+
+
+cli.add_command(obs)
 
 
 def main() -> None:
