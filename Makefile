@@ -26,14 +26,16 @@ lint: $(STAMP)
 pytest: $(STAMP) test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# System tools some tests need beyond PyPI: VictoriaMetrics (Debian package) for `wvsctl obs`. As root it is
-# installed; otherwise its tests are skipped, saying why.
+# System tools some tests need beyond PyPI, from Debian: VictoriaMetrics (vmsingle, vmalert, vmauth) and
+# Alertmanager, for `wvsctl obs` and the compose `ga` profile's files. As root they are installed; otherwise
+# those tests are skipped, saying why.
+TEST_PACKAGES := victoria-metrics prometheus-alertmanager
 test-tools:
-	@command -v victoria-metrics >/dev/null || { \
+	@command -v victoria-metrics >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get install -y -qq victoria-metrics >/dev/null 2>&1 || \
-	    { apt-get update -qq && apt-get install -y -qq victoria-metrics >/dev/null; }; \
-	  else echo "note: victoria-metrics not installed (apt-get install victoria-metrics); the obs tests will be skipped"; fi; }
+	    apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; }; \
+	  else echo "note: apt-get install $(TEST_PACKAGES) to run the observability tests; they will be skipped"; fi; }
 
 protos: $(STAMP)  ## Regenerate the gRPC stubs after editing protos/
 	$(BIN)/python scripts/gen_protos.py

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.metrics_stack import observed_wvs
 from wvs_core.config import Config, config_from_dict
 from wvs_core.embedded import EmbeddedPostgres
 from wvs_core.ids import uuid7
@@ -116,3 +117,10 @@ async def wvs(database: str, mount: Path, start_service: StartService) -> AsyncI
         client.mount_path = mount  # type: ignore[attr-defined]
         client.service = service  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture
+def observed(database: str, mount: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh WVS process scraped every second by a real VictoriaMetrics: their URLs (``api``, ``metrics``)."""
+    with observed_wvs(database, mount, tmp_path) as urls:
+        yield urls
