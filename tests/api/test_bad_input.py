@@ -61,6 +61,8 @@ async def test_bad_ids_in_paths_and_queries(api) -> None:
         "op=rm_rf",
         "wsid=BAD",
         "color=blue",
+        "status=",
+        "cursor=",
     ):
         assert_error(await api.get(f"/v1/tasks?{query}"), 400, "WVS_BAD_REQUEST")
 

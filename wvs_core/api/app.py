@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from wvs_core.api import audit, current, health, snapshots, tasks, workspaces
+from wvs_core.api import audit, current, health, openapi, snapshots, tasks, workspaces
 from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware
@@ -24,6 +24,7 @@ routes = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/v1/openapi.yaml", openapi.openapi, methods=["GET"]),
     Route("/v1/workspaces", workspaces.create_workspace, methods=["POST"]),
     Route("/v1/workspaces", workspaces.list_workspaces, methods=["GET"]),
     Route("/v1/workspaces/{wsid}", workspaces.get_workspace, methods=["GET"]),

@@ -10,7 +10,7 @@ from wvs_core.api.errors import error_response
 from wvs_core.auth import TokenTable
 from wvs_core.errors import ErrorCode
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})  # probes and scrapers carry no token
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.yaml"})  # probes, scrapers, docs
 
 
 class AuthMiddleware:

@@ -75,11 +75,13 @@ def list_query(request: Request, allowed_filters: tuple[str, ...] = ()) -> ListQ
     unknown = set(params) - {"cursor", "limit", *allowed_filters}
     if unknown:
         raise bad_request(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    if empty := sorted(name for name, value in params.items() if not value):
+        raise bad_request(f"empty query parameter(s): {', '.join(empty)} (leave them out instead)")
     raw_limit = params.get("limit", str(DEFAULT_LIMIT))
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    filters = {name: params[name] for name in allowed_filters if params.get(name)}
-    return ListQuery(cursor=params.get("cursor") or None, limit=int(raw_limit), filters=filters)
+    filters = {name: params[name] for name in allowed_filters if name in params}
+    return ListQuery(cursor=params.get("cursor"), limit=int(raw_limit), filters=filters)
 
 
 def one_of(name: str, value: str | None, allowed: Iterable[str]) -> str | None:
