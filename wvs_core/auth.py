@@ -8,14 +8,17 @@ SHA-256::
     role = "write"          # "read": GET only; "write": everything
     sha256 = "9f86d0…"      # hex SHA-256 of the token; `wvs token new` prints token and table
 
-Without a tokens file the API is open (the embedded default, listening on 127.0.0.1).
+Without a tokens file the API is open (the embedded default, listening on 127.0.0.1). The file is
+followed while the API runs (``TokenFile``).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import logging
 import secrets
+import time
 import tomllib
 from pathlib import Path
 
@@ -26,6 +29,9 @@ from wvs_core.convert import describe_error, structure
 from wvs_core.errors import ConfigError
 
 TOKEN_PREFIX = "wvs_"
+RELOAD_CHECK = 1.0  # seconds between looks at the tokens file for changes
+
+log = logging.getLogger(__name__)
 
 
 class Role(enum.StrEnum):
@@ -101,3 +107,50 @@ class TokenTable:
         """The principal holding ``token``, or None. Only digests are compared, so lookup time reveals
         nothing about the stored tokens."""
         return self._by_digest.get(token_digest(token))
+
+
+class TokenFile:
+    """The tokens file, followed: an edit (new token, revoked token) takes effect within RELOAD_CHECK
+    seconds, no restart needed. An edit that breaks the file is logged and ignored: the previous tokens
+    stay in force, so a typo neither locks every client out nor opens the API."""
+
+    def __init__(self, path: str | Path) -> None:
+        """Load ``path``; raises ConfigError naming ``api.tokens_file`` when it is missing or wrong."""
+        self.path = Path(path)
+        try:
+            self._stamp: tuple[int, int, int] | None = _stamp(self.path)  # before reading: no edit is missed
+        except OSError:
+            self._stamp = None  # the load below says why
+        self._table = TokenTable.load(self.path)
+        self._checked = time.monotonic()
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal holding ``token`` in the file as it is now, or None."""
+        self._reload_if_changed()
+        return self._table.authenticate(token)
+
+    def _reload_if_changed(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < RELOAD_CHECK:
+            return
+        self._checked = now
+        try:
+            stamp = _stamp(self.path)
+        except OSError as error:
+            log.error("tokens file %s unreadable (%s); keeping the tokens loaded before", self.path, error.strerror)
+            return
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self._table = TokenTable.load(self.path)
+        except ConfigError as error:
+            log.error("%s; keeping the tokens loaded before", error)
+            return
+        log.info("tokens file %s reloaded", self.path)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when the file is edited or replaced."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size

@@ -13,7 +13,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from wvs_core.api.app import create_app
-from wvs_core.auth import TokenTable
+from wvs_core.auth import TokenFile
 from wvs_core.config import Config
 from wvs_core.db.engine import create_engine
 from wvs_core.plugins import PluginRegistry
@@ -60,7 +60,7 @@ class Service:
         self.config = config
         self.registry = registry or PluginRegistry.load(config.plugins)
         tokens_file = config.api.tokens_file
-        self.tokens = TokenTable.load(tokens_file) if "api" in planes and tokens_file else None
+        self.tokens = TokenFile(tokens_file) if "api" in planes and tokens_file else None
         self.planes = planes
         self.scheduler_count = schedulers
         self.serve_metrics = serve_metrics

@@ -28,6 +28,12 @@ def new_token(tokens_file: Path, subject: str, role: str) -> str:
     return made.stderr.rsplit(": ", 1)[1].strip()
 
 
+def revoke(tokens_file: Path, subject: str) -> None:
+    """Delete ``subject``'s table from the tokens file."""
+    tables = tokens_file.read_text().split("\n[[tokens]]")
+    tokens_file.write_text("\n[[tokens]]".join(table for table in tables if f'"{subject}"' not in table))
+
+
 @pytest.fixture
 async def secured(database: str, tmp_path: Path, start_service: StartService) -> AsyncIterator[dict[str, Any]]:
     tokens_file = tmp_path / "tokens.toml"
@@ -79,6 +85,30 @@ async def test_a_read_token_reads_and_a_write_token_writes_as_its_subject(secure
     assert created.status_code == 202
     audit = (await client.get("/v1/workspaces/guarded/audit", headers=bearer(secured["reader"]))).json()["items"]
     assert audit and {event["actor"]["subject"] for event in audit if event["actor"]} == {"ci-bot"}
+
+
+async def test_tokens_added_or_revoked_in_the_file_take_effect_without_a_restart(secured, caplog) -> None:
+    client: httpx.AsyncClient = secured["client"]
+    tokens_file: Path = secured["tokens_file"]
+
+    async def answers(token: str, status: int) -> None:
+        for _ in range(50):  # the file is looked at once a second
+            if (await client.get("/v1/workspaces", headers=bearer(token))).status_code == status:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the token never got {status}")
+
+    newcomer = new_token(tokens_file, "newcomer", "read")
+    await answers(newcomer, 200)
+    revoke(tokens_file, "ci-bot")
+    await answers(secured["writer"], 401)
+
+    with tokens_file.open("a") as handle:  # a broken edit is ignored, loudly
+        handle.write("\n[[tokens]\n")
+    await asyncio.sleep(1.2)
+    assert (await client.get("/v1/workspaces", headers=bearer(newcomer))).status_code == 200
+    assert (await client.get("/v1/workspaces", headers=bearer(secured["writer"]))).status_code == 401
+    assert any("keeping the tokens loaded before" in record.getMessage() for record in caplog.records)
 
 
 async def test_wvsctl_sends_the_token_from_wvs_token(secured) -> None:

@@ -14,7 +14,7 @@ from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from wvs_core.api.state import ApiState
-from wvs_core.auth import TokenTable
+from wvs_core.auth import TokenFile
 from wvs_core.config import Config
 from wvs_core.db.engine import create_engine
 from wvs_core.db.store import Store
@@ -42,7 +42,7 @@ routes = [
 ]
 
 
-def create_app(config: Config, registry: PluginRegistry | None = None, tokens: TokenTable | None = None) -> Starlette:
+def create_app(config: Config, registry: PluginRegistry | None = None, tokens: TokenFile | None = None) -> Starlette:
     """Build the API for ``config``; plugins are loaded here unless ``registry`` is given. With ``tokens``
     every request but the probes needs a bearer token."""
     registry = registry or PluginRegistry.load(config.plugins)

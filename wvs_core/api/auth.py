@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wvs_core.api.errors import error_response
-from wvs_core.auth import TokenTable
+from wvs_core.auth import TokenFile
 from wvs_core.errors import ErrorCode
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.yaml"})  # probes, scrapers, docs
@@ -17,7 +17,7 @@ class AuthMiddleware:
     """Puts the caller's ``Principal`` in ``request.state.principal``; with no token table, everyone is
     let in anonymously (``principal`` None)."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenTable | None) -> None:
+    def __init__(self, app: ASGIApp, tokens: TokenFile | None) -> None:
         self.app = app
         self.tokens = tokens
 
