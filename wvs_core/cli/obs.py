@@ -6,14 +6,15 @@ task latency p50/p95, queue depth, quiesce timeout rate. Each figure is one quer
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import httpx
 
 from wvs_core.cli.client import ApiError
-from wvs_core.cli.output import emit_json, emit_table, output_options, show, wants_json
+from wvs_core.cli.output import F, cell, emit_json, emit_table, output_options, show, wants_json
 
 WINDOW = re.compile(r"^[1-9][0-9]*[smhd]$")
 OUTCOMES = ("SUCCEEDED", "FAILED", "DEAD", "CANCELED")  # wvs_task_total's statuses: how each run ended
@@ -31,7 +32,6 @@ QUERIES = {
 }
 
 Sample = tuple[dict[str, str], float]
-F = TypeVar("F", bound=Any)
 
 
 class MetricsQuery:
@@ -52,12 +52,14 @@ class MetricsQuery:
         try:
             body = response.json()
         except ValueError:
+            body = None
+        if not isinstance(body, dict):
             body = {}
         if response.is_error or body.get("status") != "success":
             detail = body.get("error") or response.text[:200]
             raise ApiError("WVS_METRICS_QUERY", f"{self.url} refused {query!r}: {detail}")
         samples = [(item["metric"], float(item["value"][1])) for item in body["data"]["result"]]
-        return [(labels, value) for labels, value in samples if value == value]
+        return [(labels, value) for labels, value in samples if not math.isnan(value)]
 
     def scalar(self, name: str) -> float | None:
         """The single value of query ``name``, or None without data."""
@@ -75,23 +77,26 @@ def _seconds(value: float | None) -> float | None:
 
 def task_report(query: MetricsQuery) -> list[dict[str, Any]]:
     """Per op: runs by outcome, success rate (succeeded / (succeeded + dead)), latency p50 and p95."""
-    ops: dict[str, dict[str, Any]] = {}
-
-    def row(op: str) -> dict[str, Any]:
-        return ops.setdefault(op, {"op": op, **{status.lower(): 0 for status in OUTCOMES}})
-
+    runs: dict[str, dict[str, int]] = {}
     for labels, value in query.vector("runs"):
         if labels.get("status") in OUTCOMES:
-            row(labels["op"])[labels["status"].lower()] = round(value)
-    for quantile in ("p50", "p95"):
-        for labels, value in query.vector(quantile):
-            if "op" in labels:
-                row(labels["op"])[f"{quantile}_seconds"] = _seconds(value)
-    for op in ops.values():
-        op["success_rate"] = _ratio(op["succeeded"], op["succeeded"] + op["dead"])
-        op.setdefault("p50_seconds", None)
-        op.setdefault("p95_seconds", None)
-    return sorted(ops.values(), key=lambda op: str(op["op"]))
+            runs.setdefault(labels["op"], {})[labels["status"]] = round(value)
+    quantiles = {
+        name: {labels["op"]: value for labels, value in query.vector(name) if "op" in labels} for name in ("p50", "p95")
+    }
+    rows = []
+    for op in sorted(runs.keys() | quantiles["p50"].keys()):
+        counts = {status.lower(): runs.get(op, {}).get(status, 0) for status in OUTCOMES}
+        rows.append(
+            {
+                "op": op,
+                **counts,
+                "success_rate": _ratio(counts["succeeded"], counts["succeeded"] + counts["dead"]),
+                "p50_seconds": _seconds(quantiles["p50"].get(op)),
+                "p95_seconds": _seconds(quantiles["p95"].get(op)),
+            }
+        )
+    return rows
 
 
 def queue_report(query: MetricsQuery) -> dict[str, Any]:
@@ -152,10 +157,10 @@ def summary(metrics_url: str, window: str, as_json: bool, output: str) -> None:
         return
     click.echo(f"last {window}, from {query.url}")
     emit_table(tasks, TASK_COLUMNS)
-    click.echo(f"queue: {queued['depth']} waiting now, at most {queued['peak']}")
+    click.echo(f"queue: {cell(queued['depth'])} waiting now, at most {cell(queued['peak'])}")
     click.echo(
         f"quiesce: {quiesced['timeouts']} of {quiesced['freezes'] + quiesced['timeouts']} freeze requests timed out "
-        f"(rate {quiesced['timeout_rate']}), wait p95 {quiesced['wait_p95_seconds']}s"
+        f"(rate {cell(quiesced['timeout_rate'])}), wait p95 {cell(quiesced['wait_p95_seconds'])}s"
     )
 
 

@@ -40,7 +40,7 @@ def emit_json(data: Any) -> None:
 
 def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Print ``rows`` as an aligned table of ``columns``."""
-    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    cells = [[cell(row.get(column)) for column in columns] for row in rows]
     widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
     click.echo("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)))
     for line in cells:
@@ -51,7 +51,7 @@ def emit_record(record: dict[str, Any], fields: Sequence[str]) -> None:
     """Print one object as ``field: value`` lines."""
     width = max(len(field) for field in fields)
     for field in fields:
-        click.echo(f"{field.ljust(width)}  {_cell(record.get(field))}")
+        click.echo(f"{field.ljust(width)}  {cell(record.get(field))}")
 
 
 def show(record: dict[str, Any], fields: Sequence[str], as_json: bool, output: str) -> None:
@@ -62,7 +62,8 @@ def show(record: dict[str, Any], fields: Sequence[str], as_json: bool, output: s
         emit_record(record, fields)
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """One value as printed in a table: ``-`` for none, JSON for objects and lists."""
     if value is None:
         return "-"
     if isinstance(value, dict | list):
