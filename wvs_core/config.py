@@ -46,6 +46,25 @@ class ApiConfig:
 
 
 @attrs.frozen
+class TlsConfig:
+    """gRPC TLS between schedulers and executors, as PEM files; all empty: plaintext.
+
+    Executor (``[executor.tls]``): ``cert_file`` + ``key_file`` turn TLS on; ``ca_file`` then requires
+    client certificates it signed (mutual TLS). Scheduler (``[worker.tls]``): ``ca_file`` turns TLS on and
+    verifies executors' certificates; ``cert_file`` + ``key_file`` are its client certificate.
+    """
+
+    cert_file: str = ""
+    key_file: str = attrs.field(default="")
+    ca_file: str = ""
+
+    @key_file.validator
+    def _check_pair(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        if bool(value) != bool(self.cert_file):
+            raise ValueError("cert_file and key_file go together")
+
+
+@attrs.frozen
 class WorkerConfig:
     """The scheduling plane (``wvs worker``)."""
 
@@ -59,6 +78,7 @@ class WorkerConfig:
     retry_max: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
     max_attempts: int = attrs.field(default=5, validator=_positive)
     lease: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)  # renewed every lease/3
+    tls: TlsConfig = attrs.field(factory=TlsConfig)
 
     @executor_addrs.validator
     def _check_executor_addrs(self, attribute: attrs.Attribute[list[str]], value: list[str]) -> None:
@@ -78,6 +98,7 @@ class ExecutorConfig:
     task_timeout: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
     quiesce_timeout: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)
     shutdown_timeout: Seconds = Seconds(300.0)
+    tls: TlsConfig = attrs.field(factory=TlsConfig)
 
 
 @attrs.frozen

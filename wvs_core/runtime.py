@@ -17,6 +17,7 @@ from wvs_core.auth import TokenFile
 from wvs_core.config import Config
 from wvs_core.db.engine import create_engine
 from wvs_core.plugins import PluginRegistry
+from wvs_core.rpc.tls import channel_credentials, server_credentials
 from wvs_core.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class Service:
         self.registry = registry or PluginRegistry.load(config.plugins)
         tokens_file = config.api.tokens_file
         self.tokens = TokenFile(tokens_file) if "api" in planes and tokens_file else None
+        self.executor_credentials = server_credentials(config.executor.tls) if "executor" in planes else None
+        self.worker_credentials = channel_credentials(config.worker.tls) if "worker" in planes else None
         self.planes = planes
         self.scheduler_count = schedulers
         self.serve_metrics = serve_metrics
@@ -129,7 +132,7 @@ class Service:
 
         settings = self.config.executor
         runner = OpRunner(self.config, self.registry)
-        server, port = await start_server(runner, settings.grpc_addr)
+        server, port = await start_server(runner, settings.grpc_addr, self.executor_credentials)
         # Undo what a crash of this (or another) executor left, without delaying start-up.
         recovery = asyncio.create_task(runner.recover_all(), name="wvs-executor-recovery")
         self._closers.append(recovery.cancel)
@@ -154,7 +157,7 @@ class Service:
             queue = self.registry.queues[plugins.queue](engine, plugins.settings_for(plugins.queue))
             await queue.start()
             self._closers.append(queue.close)
-            scheduler = Scheduler(worker, self.registry, queue, notifiers)
+            scheduler = Scheduler(worker, self.registry, queue, notifiers, credentials=self.worker_credentials)
             self._tasks.append(asyncio.create_task(scheduler.run(self._stop), name="wvs-scheduler"))
 
     async def _start_api(self) -> None:

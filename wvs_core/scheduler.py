@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core import metrics
@@ -58,13 +59,14 @@ class Scheduler:
         queue: TaskQueue,
         notifiers: list[Notifier],
         worker_id: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.queue = queue
         self.notifiers = notifiers
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
-        self.executors = [ExecutorClient(addr) for addr in config.executor_addrs]
+        self.executors = [ExecutorClient(addr, credentials) for addr in config.executor_addrs]
         self._decisions: dict[str, ClaimDecision] = {}
         self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
         # The executor calls of those jobs: stopping a run cancels only its call, never a job that is

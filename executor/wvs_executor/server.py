@@ -39,11 +39,14 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         return executor_pb2.CancelTaskResponse(found=self.runner.cancel(request.task_id))
 
 
-async def start_server(runner: OpRunner, addr: str) -> tuple[grpc.aio.Server, int]:
-    """Start serving on ``addr`` (port 0 picks a free port); returns the server and its port."""
+async def start_server(
+    runner: OpRunner, addr: str, credentials: grpc.ServerCredentials | None = None
+) -> tuple[grpc.aio.Server, int]:
+    """Start serving on ``addr`` (port 0 picks a free port), over TLS when given ``credentials``; returns the
+    server and its port."""
     server = grpc.aio.server()
     executor_pb2_grpc.add_ExecutorServiceServicer_to_server(ExecutorService(runner), server)
-    port = server.add_insecure_port(addr)
+    port = server.add_insecure_port(addr) if credentials is None else server.add_secure_port(addr, credentials)
     if port == 0:
         raise OSError(f"executor cannot listen on {addr}")
     await server.start()

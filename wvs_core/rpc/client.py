@@ -18,11 +18,14 @@ class ExecutorUnavailable(Exception):
 
 
 class ExecutorClient:
-    """Calls ``ExecuteTask`` on one executor address."""
+    """Calls ``ExecuteTask`` on one executor address, over TLS when given ``credentials``."""
 
-    def __init__(self, addr: str) -> None:
+    def __init__(self, addr: str, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.addr = addr
-        self._channel = grpc.aio.insecure_channel(addr)
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(addr)
+        else:
+            self._channel = grpc.aio.secure_channel(addr, credentials)
         self._stub = executor_pb2_grpc.ExecutorServiceStub(self._channel)
 
     async def execute(self, request: ExecutionRequest, timeout: float) -> ExecutionResult:
