@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import make_config
 from tests.helpers import assert_fsck_clean, create_workspace, free_port, key, wait_task
-from tests.plugins.failing_ops import OpOverrides, SlowSnapshot
+from tests.plugins.failing_ops import OpOverrides, SlowClaim, SlowSnapshot
 from wvs_controlfile import QuiesceResponder
 from wvs_core.db.engine import async_dsn
 
@@ -131,4 +131,21 @@ async def test_graceful_shutdown_finishes_what_it_can_and_releases_the_rest(data
     assert stuck.cut_short == [late.json()["task_id"]]
     assert "task.released" in [action for action, _ in await audit(database, late.json()["task_id"])]
     assert not [p for p in (mount / "finishes" / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+    await assert_fsck_clean(database, mount)
+
+
+async def test_a_process_running_worker_and_executor_stops_its_executor_last(database, mount, start_service) -> None:
+    """Stopping ``wvs up`` (or any process with both planes) while its scheduler is claiming a task: the call
+    that follows still finds this process's executor serving, so the task succeeds instead of failing."""
+    claim = SlowClaim(seconds=1)
+    base = make_config(database, mount, plugins={"quiesce": "none"}, worker={"retry_base": "60s"})
+    api = await start_service(base, planes=("api",))
+    async with httpx.AsyncClient(base_url=api.api_url or "") as client:
+        worker = await start_service(base, planes=("worker", "executor"), extra_plugins=(OpOverrides(claim),))
+        await create_workspace(client, "stopping")
+        accepted = (await client.post("/v1/workspaces/stopping/snapshots", json={}, headers=key())).json()
+        await asyncio.wait_for(claim.claiming.wait(), 10)
+        await worker.stop()  # lands while the claim is in flight
+        task = (await client.get(f"/v1/tasks/{accepted['task_id']}")).json()
+    assert task["status"] == "SUCCEEDED", task
     await assert_fsck_clean(database, mount)

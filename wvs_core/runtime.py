@@ -69,8 +69,10 @@ class Service:
         self.serve_metrics = serve_metrics
         self.api_url: str | None = None
         self.executor_addr: str | None = None
-        self._stop = asyncio.Event()
+        self._stop = asyncio.Event()  # the API and the schedulers: stop taking work
+        self._executor_stop = asyncio.Event()  # the executor: once this process's schedulers are done with it
         self._tasks: list[asyncio.Task[Any]] = []
+        self._executor_tasks: list[asyncio.Task[Any]] = []
         self._closers: list[Any] = []
 
     async def start(self) -> None:
@@ -100,16 +102,21 @@ class Service:
         self._stop.set()
 
     async def stop(self) -> None:
-        """Shut everything down: stop taking work, let running work finish, close servers."""
+        """Shut everything down in order: the API and the schedulers stop taking work and let running tasks
+        finish (or release them), then the executor those tasks may still be calling, then the servers."""
         self._stop.set()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(task for task in self._tasks if task not in self._executor_tasks), return_exceptions=True
+        )
+        self._executor_stop.set()
+        await asyncio.gather(*self._executor_tasks, return_exceptions=True)
         for close in reversed(self._closers):
             with contextlib.suppress(Exception):
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
         self._tasks.clear()
+        self._executor_tasks.clear()
         self._closers.clear()
 
     async def __aenter__(self) -> Service:
@@ -140,10 +147,11 @@ class Service:
         self.executor_addr = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
 
         async def serve() -> None:
-            await self._stop.wait()
+            await self._executor_stop.wait()
             await server.stop(grace=settings.shutdown_timeout)
 
-        self._tasks.append(asyncio.create_task(serve(), name="wvs-executor"))
+        self._executor_tasks.append(asyncio.create_task(serve(), name="wvs-executor"))
+        self._tasks.extend(self._executor_tasks)
 
     async def _start_worker(self) -> None:
         worker = self.config.worker

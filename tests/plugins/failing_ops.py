@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 
 from wvs_core import hookimpl
-from wvs_core.models import ExecutionResult
-from wvs_core.ops import ExecutionContext, OpFailed, TaskOp
+from wvs_core.models import ExecutionResult, Task
+from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
 from wvs_ops.init_workspace import InitWorkspace
 from wvs_ops.snapshot_create import SnapshotCreate
 
@@ -61,3 +61,16 @@ class SlowSnapshot(SnapshotCreate):
         result = await super().execute(ctx)
         self.finished.append(ctx.task_id)
         return result
+
+
+class SlowClaim(SnapshotCreate):
+    """snapshot_create whose claim-time rule takes ``seconds``; ``claiming`` is set when it starts."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.claiming = asyncio.Event()
+
+    async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
+        self.claiming.set()
+        await asyncio.sleep(self.seconds)
+        return await super().on_claimed(tx, task)
