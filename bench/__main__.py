@@ -1,4 +1,4 @@
-"""Print WVS's figures on this machine: wake-up latency, end-to-end throughput, clone cost by tree size.
+"""Print WVS's figures on this machine: wake-up latency, end-to-end throughput, API latency, clone cost.
 
 Runs on a real embedded PostgreSQL and a real JuiceFS volume (localfs when FUSE is unusable).
 """
@@ -9,6 +9,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,25 @@ async def until_succeeded(client: httpx.AsyncClient, task_ids: set[str]) -> None
     while task_ids:
         await asyncio.sleep(0.005)
         task_ids = {t for t in task_ids if (await client.get(f"/v1/tasks/{t}")).json()["status"] != "SUCCEEDED"}
+
+
+async def timed_requests(
+    client: httpx.AsyncClient, count: int, concurrency: int, send: Callable[[int], Awaitable[httpx.Response]]
+) -> tuple[list[float], float]:
+    """Send ``count`` requests, ``concurrency`` at a time; returns each latency and the total seconds."""
+    latencies: list[float] = []
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(n: int) -> None:
+        async with gate:
+            started = time.monotonic()
+            response = await send(n)
+            latencies.append(time.monotonic() - started)
+            assert response.status_code < 300, response.text
+
+    started = time.monotonic()
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return latencies, time.monotonic() - started
 
 
 async def bench_service(dsn: str, mount: Path, storage: str) -> None:
@@ -97,6 +117,22 @@ async def bench_service(dsn: str, mount: Path, storage: str) -> None:
             f"throughput ({storage}, 1 scheduler x 8 slots, 1 executor): 250 tasks (50 init + 200 snapshots) "
             f"in {elapsed:.1f} s = {250 / elapsed:.1f} tasks/s"
         )
+
+        # 3. API latency under concurrency (client and every plane share this process's one core).
+        reads = await timed_requests(c, 2000, 32, lambda n: c.get(f"/v1/workspaces/{wsids[n % 50]}"))
+        writes = await timed_requests(
+            c,
+            500,
+            16,
+            lambda n: c.post(
+                f"/v1/workspaces/{wsids[n % 50]}/snapshots", json={}, headers={"Idempotency-Key": uuid7()}
+            ),
+        )
+        for name, (latencies, seconds) in (("GET workspace", reads), ("POST snapshot (accept)", writes)):
+            print(
+                f"API {name}: {len(latencies) / seconds:.0f} req/s, p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+                f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms ({len(latencies)} requests)"
+            )
 
 
 async def bench_clone(mount: Path, storage: str) -> None:
