@@ -21,6 +21,19 @@ class ApiError(click.ClickException):
         self.code = code
 
 
+def send(http: httpx.Client, what: str, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, Any]:
+    """Send a request; returns the response and its JSON body (None when it is not JSON). An unreachable
+    server (``what`` names it) is ApiError ``WVS_UNREACHABLE``."""
+    try:
+        response = http.request(method, path, **kwargs)
+    except httpx.HTTPError as error:
+        raise ApiError("WVS_UNREACHABLE", f"cannot reach {what} at {http.base_url}: {error}") from None
+    try:
+        return response, response.json()
+    except ValueError:
+        return response, None
+
+
 class WvsClient:
     """Thin synchronous client for the ``/v1`` API."""
 
@@ -31,14 +44,7 @@ class WvsClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request; raise ApiError for an error envelope or an unreachable API."""
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as error:
-            raise ApiError("WVS_UNREACHABLE", f"cannot reach WVS at {self.api_url}: {error}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        response, body = send(self._http, "WVS", method, path, **kwargs)
         if response.is_error:
             envelope = body.get("error", {}) if isinstance(body, dict) else {}
             raise ApiError(

@@ -13,7 +13,7 @@ from typing import Any
 import click
 import httpx
 
-from wvs_core.cli.client import ApiError
+from wvs_core.cli.client import ApiError, send
 from wvs_core.cli.output import F, cell, emit_json, emit_table, output_options, show, wants_json
 
 WINDOW = re.compile(r"^[1-9][0-9]*[smhd]$")
@@ -45,14 +45,7 @@ class MetricsQuery:
     def vector(self, name: str) -> list[Sample]:
         """The samples of query ``name`` of QUERIES; NaN results (no data) are left out."""
         query = QUERIES[name].format(window=self.window)
-        try:
-            response = self._http.get("/api/v1/query", params={"query": query})
-        except httpx.HTTPError as error:
-            raise ApiError("WVS_UNREACHABLE", f"cannot reach the metrics store at {self.url}: {error}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        response, body = send(self._http, "the metrics store", "GET", "/api/v1/query", params={"query": query})
         if not isinstance(body, dict):
             body = {}
         if response.is_error or body.get("status") != "success":
