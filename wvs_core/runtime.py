@@ -150,8 +150,9 @@ class Service:
             await self._executor_stop.wait()
             await server.stop(grace=settings.shutdown_timeout)
 
-        self._executor_tasks.append(asyncio.create_task(serve(), name="wvs-executor"))
-        self._tasks.extend(self._executor_tasks)
+        serving = asyncio.create_task(serve(), name="wvs-executor")
+        self._tasks.append(serving)  # watched by wait()
+        self._executor_tasks.append(serving)  # stopped last by stop()
 
     async def _start_worker(self) -> None:
         worker = self.config.worker
