@@ -97,8 +97,8 @@ def submission(request: Request, body: dict[str, Any]) -> Submission:
     key = request.headers.get("idempotency-key")
     if not key:
         raise bad_request("the Idempotency-Key header is required on this request")
-    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise bad_request(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
+    if len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+        raise bad_request(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
     return Submission(
         idempotency_key=key,
         request_hash=request_hash(body, request.method, request.url.path),
