@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: up test lint pytest test-tools protos bench clean
+.PHONY: up test lint pytest test-tools bench-tools protos bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,21 +26,25 @@ lint: $(STAMP)
 pytest: $(STAMP) test-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# System tools some tests need beyond PyPI, from Debian: VictoriaMetrics (vmsingle, vmalert, vmauth) and
-# Alertmanager, for `wvsctl obs` and the compose `ga` profile's files. As root they are installed; otherwise
-# those tests are skipped, saying why.
-TEST_PACKAGES := victoria-metrics prometheus-alertmanager
-test-tools:
-	@command -v victoria-metrics >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
+# $(call debian,COMMANDS,PACKAGES,WHY): when a command is missing, install PACKAGES from Debian as root;
+# otherwise say what is missing and what will not run.
+debian = missing=; for c in $(1); do command -v $$c >/dev/null || missing=1; done; [ -z "$$missing" ] || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get install -y -qq $(TEST_PACKAGES) >/dev/null 2>&1 || \
-	    { apt-get update -qq && apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; }; \
-	  else echo "note: apt-get install $(TEST_PACKAGES) to run the observability tests; they will be skipped"; fi; }
+	    apt-get install -y -qq $(2) >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; }; \
+	  else echo "note: apt-get install $(2) $(3)"; fi; }
+
+# VictoriaMetrics (vmsingle, vmalert, vmauth) and Alertmanager, for `wvsctl obs` and the compose `ga`
+# profile's files; without them (not root) those tests are skipped, saying why.
+test-tools:
+	@$(call debian,victoria-metrics prometheus-alertmanager,victoria-metrics prometheus-alertmanager,to run the observability tests; they will be skipped)
+
+bench-tools:
+	@$(call debian,wrk,wrk,for the API figures of make bench)
 
 protos: $(STAMP)  ## Regenerate the gRPC stubs after editing protos/
 	$(BIN)/python scripts/gen_protos.py
 
-bench: $(STAMP)  ## Print the benchmark figures
+bench: $(STAMP) bench-tools  ## Print the benchmark figures
 	$(BIN)/python -m bench
 
 clean:

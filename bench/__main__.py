@@ -6,10 +6,16 @@ Runs on a real embedded PostgreSQL and a real JuiceFS volume (localfs when FUSE 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
+import shutil
+import socket
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -49,25 +55,6 @@ async def until_succeeded(client: httpx.AsyncClient, task_ids: set[str]) -> None
     while task_ids:
         await asyncio.sleep(0.005)
         task_ids = {t for t in task_ids if (await client.get(f"/v1/tasks/{t}")).json()["status"] != "SUCCEEDED"}
-
-
-async def timed_requests(
-    client: httpx.AsyncClient, count: int, concurrency: int, send: Callable[[int], Awaitable[httpx.Response]]
-) -> tuple[list[float], float]:
-    """Send ``count`` requests, ``concurrency`` at a time; returns each latency and the total seconds."""
-    latencies: list[float] = []
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(n: int) -> None:
-        async with gate:
-            started = time.monotonic()
-            response = await send(n)
-            latencies.append(time.monotonic() - started)
-            assert response.status_code < 300, response.text
-
-    started = time.monotonic()
-    await asyncio.gather(*(one(n) for n in range(count)))
-    return latencies, time.monotonic() - started
 
 
 async def bench_service(dsn: str, mount: Path, storage: str) -> None:
@@ -118,21 +105,82 @@ async def bench_service(dsn: str, mount: Path, storage: str) -> None:
             f"in {elapsed:.1f} s = {250 / elapsed:.1f} tasks/s"
         )
 
-        # 3. API latency under concurrency (client and every plane share this process's one core).
-        reads = await timed_requests(c, 2000, 32, lambda n: c.get(f"/v1/workspaces/{wsids[n % 50]}"))
-        writes = await timed_requests(
-            c,
-            500,
-            16,
-            lambda n: c.post(
-                f"/v1/workspaces/{wsids[n % 50]}/snapshots", json={}, headers={"Idempotency-Key": uuid7()}
-            ),
+        # 3. The API alone: `wvs api` in a process of its own, loaded by wrk (an httpx client in this busy
+        # process would measure itself).
+        if shutil.which("wrk") is None:
+            print("API: skipped, wrk is not installed (apt-get install wrk; make bench installs it as root)")
+            return
+        async with separate_api(dsn) as api_url:
+            for name, script in (("GET workspace", WRK_GET), ("POST snapshot (accept)", WRK_POST)):
+                print(
+                    f"API (wvs api process, wrk 2 threads x 32 connections, 5 s) {name}: {await wrk(api_url, script)}"
+                )
+
+
+# wrk scripts: spread requests over the 50 load-N workspaces; every POST gets its own Idempotency-Key.
+WRK_GET = """
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/v1/workspaces/load-" .. (counter % 50))
+end
+"""
+WRK_POST = """
+counter = 0
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function()
+  counter = counter + 1
+  local key = "bench-" .. math.random(1, 2^31) .. "-" .. counter
+  return wrk.format("POST", "/v1/workspaces/load-" .. (counter % 50) .. "/snapshots",
+    {["Idempotency-Key"] = key, ["Content-Type"] = "application/json"}, "{}")
+end
+"""
+
+
+async def wrk(url: str, script: str) -> str:
+    """Requests/s and latency percentiles of a 5-second wrk run of ``script`` against ``url``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        run = await asyncio.create_subprocess_exec(
+            "wrk", "-t2", "-c32", "-d5s", "--latency", "-s", lua.name, url, stdout=asyncio.subprocess.PIPE
         )
-        for name, (latencies, seconds) in (("GET workspace", reads), ("POST snapshot (accept)", writes)):
-            print(
-                f"API {name}: {len(latencies) / seconds:.0f} req/s, p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
-                f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms ({len(latencies)} requests)"
-            )
+        output = (await run.communicate())[0].decode()
+    figures = dict(re.findall(r"^\s*(50%|99%|Requests/sec:|Non-2xx or 3xx responses:)\s+(\S+)", output, re.MULTILINE))
+    errors = figures.get("Non-2xx or 3xx responses:", "0")
+    return f"{float(figures['Requests/sec:']):.0f} req/s, p50 {figures['50%']}, p99 {figures['99%']}, non-2xx {errors}"
+
+
+@contextlib.asynccontextmanager
+async def separate_api(dsn: str) -> AsyncIterator[str]:
+    """``wvs api`` on a free loopback port, as its own process; yields its URL."""
+    ports = [free_port(), free_port()]
+    env = {
+        **os.environ,
+        "WVS_DB_DSN": dsn,
+        "WVS_LISTEN_ADDR": f"127.0.0.1:{ports[0]}",
+        "WVS_METRICS_ADDR": f"127.0.0.1:{ports[1]}",
+        "WVS_LOG_LEVEL": "warning",
+    }
+    process = await asyncio.create_subprocess_exec(str(Path(sys.executable).with_name("wvs")), "api", env=env)
+    url = f"http://127.0.0.1:{ports[0]}"
+    try:
+        async with httpx.AsyncClient() as probe:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await probe.get(f"{url}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def bench_clone(mount: Path, storage: str) -> None:
