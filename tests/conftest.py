@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -37,13 +38,22 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
         server.stop()
 
 
-@pytest.fixture
-def database(postgres: EmbeddedPostgres) -> Iterator[str]:
-    """A fresh, migrated database per test (cloned from the migrated template); returns its DSN."""
+@contextlib.contextmanager
+def fresh_database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A fresh, migrated database (cloned from the migrated template), dropped on exit; yields its DSN."""
     name = f"t_{uuid7().replace('-', '')[-16:]}"
     postgres.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB};")
-    yield postgres.dsn(name)
-    postgres.psql(f"DROP DATABASE {name} WITH (FORCE);")
+    try:
+        yield postgres.dsn(name)
+    finally:
+        postgres.psql(f"DROP DATABASE {name} WITH (FORCE);")
+
+
+@pytest.fixture
+def database(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A fresh, migrated database per test; returns its DSN."""
+    with fresh_database(postgres) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")

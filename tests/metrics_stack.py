@@ -99,8 +99,8 @@ def observed_wvs(database: str, mount: Path, tmp_path: Path) -> Iterator[dict[st
 
 
 async def run_workload(api_url: str, mount: Path, wsid: str) -> None:
-    """One workspace, three snapshots that succeed, then one that goes DEAD (no agent: quiesce timeout);
-    returns once VictoriaMetrics would have scraped the DEAD run (see ``wait_scraped``)."""
+    """One workspace, three snapshots that succeed, then one that goes DEAD (no agent: quiesce timeout).
+    ``wait_scraped`` then waits until VictoriaMetrics has the DEAD run."""
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
         await create_workspace(client, wsid)
         with QuiesceResponder(mount / wsid).running_in_thread():

@@ -21,12 +21,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import TEMPLATE_DB
+from tests.conftest import fresh_database
 from tests.helpers import free_port
 from tests.metrics_stack import ROOT, running, wait_until
 from wvs_core.api.app import routes
 from wvs_core.embedded import EmbeddedPostgres
-from wvs_core.ids import uuid7
 
 # Per operation and mode. Generation is derandomized so CI is repeatable; set WVS_FUZZ_EXAMPLES (and a
 # random seed with --hypothesis-seed) to search further.
@@ -43,18 +42,14 @@ CHECKS = [
 @pytest.fixture(scope="module")
 def api_url(postgres: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API plane alone in its own process, on a database of its own (tasks stay PENDING)."""
-    name = f"t_{uuid7().replace('-', '')[-16:]}"
-    postgres.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB};")
     port = free_port()
-    config = tmp_path_factory.mktemp("openapi") / "wvs.toml"
-    config.write_text(f'[database]\ndsn = "{postgres.dsn(name)}"\n[api]\nlisten_addr = "127.0.0.1:{port}"\n')
     url = f"http://127.0.0.1:{port}"
-    try:
+    config = tmp_path_factory.mktemp("openapi") / "wvs.toml"
+    with fresh_database(postgres) as dsn:
+        config.write_text(f'[database]\ndsn = "{dsn}"\n[api]\nlisten_addr = "127.0.0.1:{port}"\n')
         with running(sys.executable, "-m", "tests.service_process", str(config), "api", cwd=ROOT):
             wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, what="the API")
             yield url
-    finally:
-        postgres.psql(f"DROP DATABASE {name} WITH (FORCE);")
 
 
 @pytest.mark.parametrize("mode", list(GenerationMode), ids=lambda mode: mode.value)
