@@ -14,6 +14,8 @@ AGENT_PID=""
 step() { printf '\n=== %s\n' "$*"; }
 fail() { printf 'SMOKE TEST FAILED: %s\n' "$*" >&2; exit 1; }
 field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+# A snapshot's tree, in WVS's root-only area (<mount>/.wvs/snapshots/<wsid>/<id>), not in the agent view.
+snapshot_tree() { dirname "$ROOT" | sed "s|\$|/.wvs/snapshots/$WSID/$1|"; }
 cleanup() { [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
@@ -29,7 +31,8 @@ AGENT_PID=$!
 step "write into current and snapshot it"
 echo "version one" > "$ROOT/current/notes.txt"
 FIRST=$($WVSCTL snapshot create "$WSID" -m "first" --wait --json | field snapshot_id)
-[ -f "$ROOT/snapshots/$FIRST/notes.txt" ] || fail "snapshot $FIRST is not on disk"
+[ -f "$(snapshot_tree "$FIRST")/notes.txt" ] || fail "snapshot $FIRST is not on disk"
+[ ! -e "$ROOT/snapshots" ] || fail "the agent view holds snapshots"
 
 step "list snapshots"
 $WVSCTL snapshot list "$WSID" | grep -q "$FIRST" || fail "snapshot $FIRST is not listed"
@@ -46,7 +49,7 @@ step "take a second snapshot and drop it"
 SECOND=$($WVSCTL snapshot create "$WSID" -m "second" --wait --json | field snapshot_id)
 $WVSCTL snapshot drop "$WSID" "$SECOND" --wait
 if $WVSCTL snapshot list "$WSID" | grep -q "$SECOND"; then fail "dropped snapshot is still listed"; fi
-[ ! -e "$ROOT/snapshots/$SECOND" ] || fail "dropped snapshot is still on disk"
+[ ! -e "$(snapshot_tree "$SECOND")" ] || fail "dropped snapshot is still on disk"
 
 step "tasks of the workspace"
 $WVSCTL task list --wsid "$WSID"

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from wvs_core.ids import uuid7
+from wvs_core.layout import WorkspaceLayout
 
 TERMINAL = {"SUCCEEDED", "DEAD", "CANCELED"}
 
@@ -121,3 +122,20 @@ async def assert_fsck_clean(database: str, mount: Path) -> None:
     finally:
         await engine.dispose()
     assert report.findings == [] and report.skipped == [], report
+
+
+def snapshots_dir(mount: Path, wsid: str) -> Path:
+    """Where a workspace's snapshot trees live: ``<mount>/.wvs/snapshots/<wsid>`` (WVS's area)."""
+    return WorkspaceLayout(mount, wsid).snapshots_dir
+
+
+def snapshot_is_complete(mount: Path, wsid: str, snapshot_id: str) -> bool:
+    """Both the tree and its metadata file (the completeness marker) are in WVS's area."""
+    layout = WorkspaceLayout(mount, wsid)
+    return layout.snapshot(snapshot_id).is_dir() and layout.snapshot_metadata(snapshot_id).is_file()
+
+
+def in_flight(mount: Path, wsid: str) -> list[Path]:
+    """Trees of clones in flight (``<mount>/.wvs/tmp/<wsid>/*``): none once an op ended or was recovered."""
+    tmp = WorkspaceLayout(mount, wsid).tmp_dir
+    return sorted(tmp.iterdir()) if tmp.is_dir() else []

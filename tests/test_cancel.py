@@ -7,7 +7,14 @@ import json
 import httpx
 
 from tests.conftest import make_config
-from tests.helpers import assert_fsck_clean, create_workspace, key, wait_task
+from tests.helpers import (
+    assert_fsck_clean,
+    create_workspace,
+    in_flight,
+    key,
+    snapshots_dir,
+    wait_task,
+)
 
 
 async def test_cancel_running_and_pending(database, mount, start_service) -> None:
@@ -44,7 +51,9 @@ async def test_cancel_running_and_pending(database, mount, start_service) -> Non
         with QuiesceResponder(root).running_in_thread():
             after = (await client.post("/v1/workspaces/cancel-me/snapshots", json={}, headers=key())).json()
             assert (await wait_task(client, after["task_id"]))["status"] == "SUCCEEDED"
-    assert [p.name for p in (root / "snapshots").iterdir()] == [after["snapshot_id"]], "no half-made tree"
+    snapshots = snapshots_dir(mount, "cancel-me")
+    assert sorted(p.name for p in snapshots.iterdir()) == [after["snapshot_id"], after["snapshot_id"] + ".json"]
+    assert in_flight(mount, "cancel-me") == [], "no half-made tree"
     assert json.loads((root / ".wvs" / "control.json").read_text())["state"] == "RUNNING"
     await assert_fsck_clean(database, mount)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash_harness import CRASH_EXIT
-from tests.helpers import populate_tree, tree_signature
+from tests.helpers import in_flight, populate_tree, snapshots_dir, tree_signature
 from wvs_controlfile import QuiesceResponder
 from wvs_core.config import config_from_dict
 from wvs_core.ids import uuid7
@@ -23,8 +23,8 @@ from wvs_executor.runner import OpRunner
 
 STEPS = {
     "INIT_WORKSPACE": ["directories", "prepared", "switched"],
-    "SNAPSHOT_CREATE": ["cleaned", "frozen", "cloned", "resumed", "sealed", "renamed"],
-    "SET_CURRENT": ["frozen", "cloned", "unsealed", "renamed", "switched"],
+    "SNAPSHOT_CREATE": ["cleaned", "frozen", "cloned", "resumed", "renamed", "sealed"],
+    "SET_CURRENT": ["frozen", "cloned", "renamed", "switched"],
     "SNAPSHOT_DROP": ["cleaned", "removed"],
 }
 CASES = [(op, step) for op, steps in STEPS.items() for step in steps]
@@ -63,28 +63,20 @@ def crash(mount: Path, wsid: str, op: str, params: dict[str, str], task_id: str,
 
 
 def assert_instant_invariants(root: Path) -> None:
-    """What must hold at any instant, crash or not."""
-    snapshots = root / "snapshots"
+    """What must hold at any instant, crash or not: a metadata file (the completeness marker) never names
+    a missing or different tree, and current never dangles."""
+    snapshots = snapshots_dir(root.parent, root.name)
     if snapshots.is_dir():
-        for tree in snapshots.iterdir():
-            if tree.name.startswith(".tmp-"):
-                continue
-            metadata = json.loads((tree / ".wvs" / "snapshot.json").read_text())  # complete, or not there
-            assert metadata["snapshot_id"] == tree.name
+        for marker in snapshots.glob("*.json"):
+            metadata = json.loads(marker.read_text())
+            assert metadata["snapshot_id"] == marker.stem
+            assert (snapshots / marker.stem).is_dir(), "metadata of a tree that is not there"
     if (root / "current").is_symlink():
         assert (root / "current").resolve().is_dir(), "current dangles"
-        assert not (root / "current").resolve().name.startswith(".tmp-")
 
 
 def assert_recovered(root: Path) -> None:
-    leftovers = [
-        p
-        for d in ("snapshots", "live")
-        if (root / d).is_dir()
-        for p in (root / d).iterdir()
-        if p.name.startswith(".tmp-")
-    ]
-    assert leftovers == [], leftovers
+    assert in_flight(root.parent, root.name) == []
     assert not [p for p in root.iterdir() if ".tmp-" in p.name]
     state = json.loads((root / ".wvs" / "control.json").read_text())["state"]
     assert state in ("RUNNING", "REQUEST_RESUME"), f"agent left {state}"
@@ -144,11 +136,12 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
     if op == "INIT_WORKSPACE":
         assert os.readlink(root / "current") == f"live/{live_id}"
     elif op == "SNAPSHOT_CREATE":
-        assert tree_signature(root / "snapshots" / params["snapshot_id"], ignore=(".wvs",)) == expected
+        assert tree_signature(snapshots_dir(mount, wsid) / params["snapshot_id"]) == expected
     elif op == "SET_CURRENT":
         assert os.readlink(root / "current") == f"live/{params['new_live_id']}"
         assert tree_signature(root / "current") == expected
         assert (root / "live" / live_id / "written-later.txt").exists(), "the replaced tree is kept"
         assert result.results["previous_live_path"] == str(root / "live" / live_id), "and reported, even on a re-run"
     else:
-        assert not (root / "snapshots" / first_snapshot).exists()
+        assert not (snapshots_dir(mount, wsid) / first_snapshot).exists()
+        assert not (snapshots_dir(mount, wsid) / f"{first_snapshot}.json").exists()

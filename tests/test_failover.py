@@ -6,7 +6,7 @@ import attrs
 import httpx
 
 from tests.conftest import make_config
-from tests.helpers import create_workspace, key, wait_task
+from tests.helpers import create_workspace, key, snapshot_is_complete, wait_task
 from wvs_core.config import WorkerConfig
 from wvs_core.scheduler import Scheduler
 
@@ -39,4 +39,4 @@ async def test_fails_over_when_the_workspaces_executor_is_down(database, mount, 
         audit = (await client.get(f"/v1/workspaces/{wsid}/audit", params={"limit": 100})).json()["items"]
     failures = [event["payload"] for event in audit if event["action"] == "task.failed"]
     assert task["status"] == "SUCCEEDED" and task["attempt"] == 1, failures
-    assert (mount / wsid / "snapshots" / accepted["snapshot_id"] / ".wvs" / "snapshot.json").exists()
+    assert snapshot_is_complete(mount, wsid, accepted["snapshot_id"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from tests.helpers import create_workspace, key, wait_task
+from tests.helpers import create_workspace, key, snapshots_dir, wait_task
 from wvs_controlfile import QuiesceResponder
 from wvs_core.cli.wvs import cli
 from wvs_core.ids import uuid7
@@ -44,17 +44,18 @@ async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -
 
     # Damage, as crashes and hands would leave it.
     retired = next(p for p in (root / "live").iterdir() if p != (root / "current").resolve())
-    (root / "snapshots" / f".tmp-{uuid7()}").mkdir()
-    (root / "live" / f".tmp-{uuid7()}").mkdir()
+    snapshots = snapshots_dir(mount, "checked")
+    (snapshots.parent.parent / "tmp" / "checked" / f"snapshot-{uuid7()}").mkdir()
+    (snapshots.parent.parent / "tmp" / "checked" / f"live-{uuid7()}").mkdir()
     (root / ".current.tmp-abc123").symlink_to("live/nowhere")
     control = json.loads((root / ".wvs" / "control.json").read_text())
     (root / ".wvs" / "control.json").write_text(json.dumps({**control, "state": "FROZEN"}))
-    shutil.rmtree(root / "snapshots" / snapshot_ids[1])  # the database still lists it
+    shutil.rmtree(snapshots / snapshot_ids[1])  # the database still lists it
     unknown = uuid7()
-    shutil.copytree(root / "snapshots" / snapshot_ids[2], root / "snapshots" / unknown, symlinks=True)
-    metadata_file = root / "snapshots" / unknown / ".wvs" / "snapshot.json"
-    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "snapshot_id": unknown}))
-    (root / "snapshots" / uuid7()).mkdir()  # half-made: no snapshot.json
+    shutil.copytree(snapshots / snapshot_ids[2], snapshots / unknown, symlinks=True)
+    metadata = json.loads((snapshots / f"{snapshot_ids[2]}.json").read_text())
+    (snapshots / f"{unknown}.json").write_text(json.dumps({**metadata, "snapshot_id": unknown}))
+    (snapshots / uuid7()).mkdir()  # half-made: no metadata file
     never_current = root / "live" / uuid7()
     never_current.mkdir()
     os.replace(root / "current", root / "current.bak")
@@ -81,7 +82,7 @@ async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -
     code, report = await fsck(config_file, "--fix")
     left = sorted(f["kind"] for f in report["findings"] if not f["fixed"])
     assert code == 1 and left == ["live_tree_never_current", "snapshot_unknown_to_db", "workspace_unknown_to_db"]
-    assert (root / "snapshots" / unknown).is_dir() and never_current.is_dir(), "no data deleted without --prune"
+    assert (snapshots / unknown).is_dir() and never_current.is_dir(), "no data deleted without --prune"
     assert json.loads((root / ".wvs" / "control.json").read_text())["state"] == "REQUEST_RESUME"
     listed = [s["snapshot_id"] for s in (await wvs.get("/v1/workspaces/checked/snapshots")).json()["items"]]
     assert snapshot_ids[1] not in listed
@@ -89,7 +90,7 @@ async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -
 
     code, report = await fsck(config_file, "--fix", "--prune", "checked")
     assert code == 0 and report["clean"]
-    assert not (root / "snapshots" / unknown).exists() and not never_current.exists()
+    assert not (snapshots / unknown).exists() and not never_current.exists()
     (mount / "not-in-the-db").rmdir()
     code, report = await fsck(config_file)
     assert code == 0 and report["findings"] == []

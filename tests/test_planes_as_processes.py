@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import free_port, key
+from tests.helpers import free_port, key, snapshots_dir
 from wvs_controlfile import QuiesceResponder
 
 BIN = Path(sys.executable).parent
@@ -91,7 +91,7 @@ def test_separate_processes(postgres, mount: Path, tmp_path: Path) -> None:
         assert 'wvs_clone_duration_seconds_count{op="snapshot_create"} 1.0' in executor_scrape
         worker_scrape = httpx.get(f"http://127.0.0.1:{worker_metrics}/metrics").text
         assert "wvs_dequeue_empty_total" in worker_scrape and "wvs_task_queue_depth" in worker_scrape
-        snapshot = mount / "planes-ws" / "snapshots" / accepted["snapshot_id"]
+        snapshot = snapshots_dir(mount, "planes-ws") / accepted["snapshot_id"]
         assert (snapshot / "f.txt").read_text() == "across processes"
     finally:
         for process in processes:

@@ -7,13 +7,15 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
 from tests.conftest import make_config
-from tests.helpers import create_workspace, key, wait_task
+from tests.helpers import create_workspace, in_flight, key, snapshots_dir, wait_task
 from wvs_controlfile import QuiesceResponder
-from wvs_controlfile.protocol import ControlState, read_control, write_control
+from wvs_controlfile.protocol import ControlState, control_lock, encode_control, read_control
+from wvs_core.fsutil import atomic_write_bytes
 
 
 async def test_snapshot_waits_for_the_agent_to_freeze(wvs) -> None:
@@ -35,8 +37,8 @@ async def test_snapshot_waits_for_the_agent_to_freeze(wvs) -> None:
         await asyncio.sleep(0.5)  # the executor is waiting for us: nothing may be cloned yet
         task = (await wvs.get(f"/v1/tasks/{accepted['task_id']}")).json()
         assert task["status"] == "RUNNING"
-        assert not (root / "snapshots" / accepted["snapshot_id"]).exists()
-        assert not list((root / "snapshots").iterdir())
+        assert not list(snapshots_dir(wvs.mount_path, "slow-agent").iterdir())
+        assert in_flight(wvs.mount_path, "slow-agent") == []
         release.set()
         task = await wait_task(wvs, accepted["task_id"])
         assert task["status"] == "SUCCEEDED"
@@ -45,7 +47,7 @@ async def test_snapshot_waits_for_the_agent_to_freeze(wvs) -> None:
         while json.loads((root / ".wvs" / "control.json").read_text())["state"] != "RUNNING":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-    assert (root / "snapshots" / accepted["snapshot_id"] / "data.txt").read_text() == "v1"
+    assert (snapshots_dir(wvs.mount_path, "slow-agent") / accepted["snapshot_id"] / "data.txt").read_text() == "v1"
 
 
 async def test_no_answer_fails_closed_and_resumes(database, mount, start_service) -> None:
@@ -60,10 +62,17 @@ async def test_no_answer_fails_closed_and_resumes(database, mount, start_service
     assert task["status"] == "FAILED"
     assert task["error"]["reason"] == "QUIESCE_TIMEOUT"
     assert task["error"]["code"] == "WVS_EXECUTOR_ERROR"
-    assert list((root / "snapshots").iterdir()) == [], "fail-closed: nothing may be cloned"
+    assert list(snapshots_dir(mount, "silent-agent").iterdir()) == [], "fail-closed: nothing may be cloned"
+    assert in_flight(mount, "silent-agent") == []
     control = json.loads((root / ".wvs" / "control.json").read_text())
     assert control["state"] == "REQUEST_RESUME"
     assert control["task_id"] == accepted["task_id"]
+
+
+def write_control(control_file: Path, state: ControlState, task_id: str) -> None:
+    """Write a request as the executor does: under control.lock, atomically."""
+    with control_lock(control_file):
+        atomic_write_bytes(control_file, encode_control(state, task_id))
 
 
 async def test_a_resume_that_lands_while_the_agent_freezes_is_not_lost(mount) -> None:

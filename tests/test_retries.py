@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import make_config
-from tests.helpers import create_workspace, key, wait_task
+from tests.helpers import create_workspace, key, snapshot_is_complete, wait_task
 from tests.plugins.failing_ops import BrokenInit, FlakySnapshot, OpOverrides
 from wvs_core.db.engine import async_dsn
 from wvs_core.scheduler import backoff
@@ -69,7 +69,7 @@ async def test_a_retry_that_succeeds_finishes_the_job(database, mount, start_ser
         assert task["error"] is None
         snapshots = (await client.get("/v1/workspaces/third-time/snapshots")).json()["items"]
         assert [s["snapshot_id"] for s in snapshots] == [accepted["snapshot_id"]]
-    assert (mount / "third-time" / "snapshots" / accepted["snapshot_id"] / ".wvs" / "snapshot.json").exists()
+    assert snapshot_is_complete(mount, "third-time", accepted["snapshot_id"])
 
 
 async def test_init_going_dead_marks_the_workspace_init_failed(database, mount, start_service) -> None:

@@ -10,7 +10,16 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import make_config
-from tests.helpers import create_workspace, key, populate_tree, tree_signature, wait_task
+from tests.helpers import (
+    create_workspace,
+    in_flight,
+    key,
+    populate_tree,
+    snapshot_is_complete,
+    snapshots_dir,
+    tree_signature,
+    wait_task,
+)
 from wvs_controlfile import QuiesceResponder
 
 
@@ -54,7 +63,7 @@ async def test_rollback_restores_the_tree_exactly_and_keeps_the_replaced_one(wvs
     assert after["current_path"] == task["result"]["current_path"] == str((root / "current").resolve())
     assert after["current_path"] != before["current_path"]
     assert (await wvs.get("/v1/workspaces/roll")).json()["current_path"] == after["current_path"]
-    assert not [p for p in (root / "live").iterdir() if p.name.startswith(".tmp-")]
+    assert in_flight(wvs.mount_path, root.name) == []
 
     # Setting the current snapshot again: a no-op success, nothing cloned.
     lives = sorted(p.name for p in (root / "live").iterdir())
@@ -106,8 +115,9 @@ async def test_drop_removes_the_snapshot_and_refuses_what_is_in_use(wvs) -> None
     assert task["status"] == "SUCCEEDED"
     listed = [s["snapshot_id"] for s in (await wvs.get("/v1/workspaces/dropper/snapshots")).json()["items"]]
     assert listed == [keep]
-    assert not (root / "snapshots" / gone).exists()
-    assert (root / "snapshots" / keep).is_dir()
+    assert not (snapshots_dir(root.parent, root.name) / gone).exists()
+    assert not (snapshots_dir(root.parent, root.name) / f"{gone}.json").exists()
+    assert snapshot_is_complete(root.parent, root.name, keep)
 
     again = await wvs.delete(f"/v1/workspaces/dropper/snapshots/{gone}", headers=key())
     assert again.status_code == 404 and again.json()["error"]["code"] == "WVS_NOT_FOUND"
@@ -138,7 +148,7 @@ async def test_drop_racing_set_current_never_leaves_current_on_a_deleted_tree(wv
             assert (root / "current").resolve() == Path(current["current_path"])
             assert (root / "current").resolve().is_dir()
             for snapshot_id in snapshots:
-                on_disk = (root / "snapshots" / snapshot_id / ".wvs" / "snapshot.json").exists()
+                on_disk = snapshot_is_complete(root.parent, root.name, snapshot_id)
                 assert on_disk == (snapshot_id in listed), (
                     f"round {round_number}: {snapshot_id} listed={snapshot_id in listed}"
                 )

@@ -6,7 +6,15 @@ import json
 import os
 from pathlib import Path
 
-from tests.helpers import create_workspace, key, populate_tree, tree_signature, wait_task
+from tests.helpers import (
+    create_workspace,
+    in_flight,
+    key,
+    populate_tree,
+    snapshots_dir,
+    tree_signature,
+    wait_task,
+)
 from wvs_controlfile import QuiesceResponder
 
 
@@ -19,7 +27,8 @@ async def test_create_workspace_lays_out_spec_tree(wvs) -> None:
     assert not os.readlink(root / "current").startswith("/"), "current must be a relative link"
     assert (root / "current").resolve() == Path(workspace["current_path"])
     assert Path(workspace["current_path"]).parent == root / "live"
-    assert (root / "snapshots").is_dir()
+    assert snapshots_dir(wvs.mount_path, "alpha-1").is_dir()
+    assert sorted(os.listdir(root)) == [".wvs", "current", "live"], "nothing of WVS's but current and .wvs"
     control = json.loads((root / ".wvs" / "control.json").read_text())
     assert control["state"] == "RUNNING"
 
@@ -38,14 +47,14 @@ async def test_snapshot_is_an_exact_copy_of_current(wvs) -> None:
         task = await wait_task(wvs, accepted["task_id"])
     assert task["status"] == "SUCCEEDED", task
 
-    snapshot_dir = root / "snapshots" / accepted["snapshot_id"]
+    snapshot_dir = snapshots_dir(wvs.mount_path, "snap-exact") / accepted["snapshot_id"]
     assert task["result"]["fs_path"] == str(snapshot_dir)
-    assert tree_signature(snapshot_dir, ignore=(".wvs",)) == expected
-    metadata = json.loads((snapshot_dir / ".wvs" / "snapshot.json").read_text())
+    assert tree_signature(snapshot_dir) == expected, "WVS writes nothing inside a snapshot tree"
+    metadata = json.loads(snapshot_dir.with_name(accepted["snapshot_id"] + ".json").read_text())
     assert metadata["snapshot_id"] == accepted["snapshot_id"]
     assert metadata["wsid"] == "snap-exact"
     assert metadata["message"] == "first ✓"
-    assert not [p for p in (root / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+    assert in_flight(wvs.mount_path, "snap-exact") == []
 
     listed = (await wvs.get("/v1/workspaces/snap-exact/snapshots")).json()
     assert [item["snapshot_id"] for item in listed["items"]] == [accepted["snapshot_id"]]

@@ -1,13 +1,16 @@
-"""Storage backends keep every attribute; juicefs on a real mount, localfs on the local disk."""
+"""Storage backends keep every attribute and never follow a link: juicefs on a real mount, localfs on the
+local disk. Both read the source through the descriptor they are given, so swapping the path after the
+executor opened it changes nothing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import populate_tree, tree_signature
-from wvs_core.storage import StorageError
+from wvs_core.storage import StorageError, open_tree, remove_path
 from wvs_juicefs.backend import JuiceFSBackend
 from wvs_localfs import LocalFSBackend
 
@@ -19,24 +22,67 @@ def backend_and_dir(request: pytest.FixtureRequest, tmp_path: Path):  # type: ig
     return LocalFSBackend({}), tmp_path
 
 
+async def clone(backend, source: Path, destination: Path) -> None:  # type: ignore[no-untyped-def]
+    fd = open_tree(source)
+    try:
+        await backend.clone_tree(fd, destination)
+    finally:
+        os.close(fd)
+
+
 async def test_clone_keeps_content_mode_owner_times_and_links(backend_and_dir) -> None:
     backend, base = backend_and_dir
     source = base / "source"
     source.mkdir()
     populate_tree(source)
-    await backend.clone_tree(source, base / "clone")
+    await clone(backend, source, base / "clone")
     assert tree_signature(base / "clone") == tree_signature(source)
     (source / "src" / "pkg" / "main.py").write_text("changed after the clone")
     assert (base / "clone" / "src" / "pkg" / "main.py").read_text() == "print('hello')\n"
+
+
+async def test_clone_reads_the_directory_it_was_handed_not_what_its_path_names_later(backend_and_dir) -> None:
+    backend, base = backend_and_dir
+    (base / "mine").mkdir()
+    (base / "mine" / "file").write_text("mine")
+    (base / "victim").mkdir()
+    (base / "victim" / "secret").write_text("victim's")
+    fd = open_tree(base / "mine")
+    try:
+        (base / "mine").rename(base / "moved-away")
+        (base / "mine").symlink_to(base / "victim")  # the swap, between the check and the clone
+        await backend.clone_tree(fd, base / "clone")
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(base / "clone")) == ["file"]
+
+
+async def test_remove_never_follows_a_link(backend_and_dir) -> None:
+    backend, base = backend_and_dir
+    (base / "keep").mkdir()
+    (base / "keep" / "precious").write_text("x")
+    (base / "doomed").mkdir()
+    (base / "doomed" / "link-to-keep").symlink_to(base / "keep")
+    (base / "link-named-doomed").symlink_to(base / "keep")
+    parent = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        await backend.remove_tree(parent, "doomed")
+        await backend.remove_tree(parent, "link-named-doomed")
+    finally:
+        os.close(parent)
+    assert not (base / "doomed").exists() and not (base / "link-named-doomed").is_symlink()
+    assert (base / "keep" / "precious").read_text() == "x"
 
 
 async def test_remove_is_idempotent_and_a_failed_clone_is_a_storage_error(backend_and_dir) -> None:
     backend, base = backend_and_dir
     (base / "tree" / "deep" / "er").mkdir(parents=True)
     (base / "tree" / "deep" / "er" / "f").write_text("x")
+    (base / "half").mkdir()
+    (base / "target").write_text("in the way")  # a clone never overwrites
     with pytest.raises(StorageError) as caught:
-        await backend.clone_tree(base / "missing-source", base / "target")
+        await clone(backend, base / "half", base / "target")
     assert caught.value.reason == "CLONE_FAILED"
-    await backend.remove_tree(base / "tree")
+    await remove_path(backend, base / "tree")
     assert not (base / "tree").exists()
-    await backend.remove_tree(base / "tree")
+    await remove_path(backend, base / "tree")

@@ -15,7 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import make_config
-from tests.helpers import assert_fsck_clean, create_workspace, free_port, key, wait_task
+from tests.helpers import (
+    assert_fsck_clean,
+    create_workspace,
+    free_port,
+    in_flight,
+    key,
+    snapshot_is_complete,
+    snapshots_dir,
+    wait_task,
+)
 from tests.plugins.failing_ops import OpOverrides, SlowClaim, SlowSnapshot
 from wvs_controlfile import QuiesceResponder
 from wvs_core.db.engine import async_dsn
@@ -76,7 +85,7 @@ async def test_a_killed_schedulers_task_is_reaped_and_run_again(database, mount,
     ]
     assert failures == ["LEASE_EXPIRED"]
     assert task["status"] == "SUCCEEDED" and task["attempt"] == 2
-    assert (root / "snapshots" / accepted["snapshot_id"] / ".wvs" / "snapshot.json").exists()
+    assert snapshot_is_complete(mount, "orphaned", accepted["snapshot_id"])
     await assert_fsck_clean(database, mount)
 
 
@@ -100,7 +109,8 @@ async def test_a_run_past_its_timeout_fails_with_executor_timeout(database, moun
     elapsed = (datetime.fromisoformat(task["ended_at"]) - datetime.fromisoformat(task["started_at"])).total_seconds()
     assert 1.5 < elapsed < 6
     assert slow.cut_short == [accepted["task_id"]], "the executor's op was cancelled, not left running"
-    assert not list((mount / "too-slow" / "snapshots").iterdir())
+    assert not list(snapshots_dir(mount, "too-slow").iterdir())
+    assert in_flight(mount, "too-slow") == []
     await assert_fsck_clean(database, mount)
 
 
@@ -130,7 +140,7 @@ async def test_graceful_shutdown_finishes_what_it_can_and_releases_the_rest(data
     assert released["status"] == "PENDING" and released["attempt"] == 0 and released["worker_id"] is None
     assert stuck.cut_short == [late.json()["task_id"]]
     assert "task.released" in [action for action, _ in await audit(database, late.json()["task_id"])]
-    assert not [p for p in (mount / "finishes" / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+    assert in_flight(mount, "finishes") == []
     await assert_fsck_clean(database, mount)
 
 

@@ -86,7 +86,9 @@ def test_wvs_up_serves_and_cleans_up(tmp_path: Path) -> None:
         snap = wvsctl(api_url, "snapshot", "create", "demo", "-m", "first", "--wait", "--json")
         assert snap.returncode == 0, snap.stderr
         snapshot_id = json.loads(snap.stdout)["snapshot_id"]
-        assert (mount / "demo" / "snapshots" / snapshot_id / "hello.txt").read_text() == "hello from the agent\n"
+        assert (
+            mount / ".wvs" / "snapshots" / "demo" / snapshot_id / "hello.txt"
+        ).read_text() == "hello from the agent\n"
         listed = wvsctl(api_url, "snapshot", "list", "demo")
         assert snapshot_id in listed.stdout and "first" in listed.stdout
 

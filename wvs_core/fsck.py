@@ -4,25 +4,33 @@ Repairs never delete a tree that may hold user data unless ``prune`` is given: t
 snapshots and the trees of deleted snapshots go with ``fix``; snapshot trees unknown to the database and
 live trees that never became current need ``prune``. A workspace with a RUNNING task, or whose lock an
 executor holds, is skipped: its disk and database may legitimately differ for a moment.
+
+The agent views are read as the executor reads them (``wvs_core.agentview``): nothing is followed through a
+link, and a workspace whose view was tampered with is reported (``workspace_tampered``), never repaired
+through what the agent planted. Every workspace is checked on its own: one that cannot be checked is a
+finding, and the others are still checked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
 import attrs
 
+from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.db.consistency import ConsistencyStore
-from wvs_core.fsutil import switch_symlink
 from wvs_core.ids import is_uuid, is_wsid
-from wvs_core.layout import WorkspaceLayout, snapshot_metadata
+from wvs_core.layout import CURRENT, LIVE, METADATA_SUFFIX, VolumeLayout, WorkspaceLayout, snapshot_metadata
 from wvs_core.locks import workspace_lock
 from wvs_core.models import Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol
 from wvs_core.recovery import recover_workspace
-from wvs_core.storage import StorageBackend
+from wvs_core.storage import StorageBackend, remove_path
+
+log = logging.getLogger(__name__)
 
 
 @attrs.define
@@ -55,117 +63,137 @@ class Fsck:
 
     def __init__(self, store: ConsistencyStore, mount: Path, storage: StorageBackend, quiesce: QuiesceProtocol) -> None:
         self.store = store
-        self.mount = mount
+        self.volume = VolumeLayout(mount)
         self.storage = storage
         self.quiesce = quiesce
 
     async def run(self, wsid: str | None = None, fix: bool = False, prune: bool = False) -> Report:
         """Check (and repair) ``wsid``, or every workspace plus directories the database does not know."""
+        await asyncio.to_thread(self.volume.ensure_area)
         known = await self.store.workspaces(wsid)
         checked, skipped, findings = [], [], []
         if wsid is None:
-            on_disk = {name for name in await asyncio.to_thread(os.listdir, self.mount) if is_wsid(name)}
+            on_disk = {name for name in await asyncio.to_thread(os.listdir, self.volume.mount) if is_wsid(name)}
             for stray in sorted(on_disk - {w.wsid for w in known}):
-                findings.append(Finding(stray, "workspace_unknown_to_db", str(self.mount / stray), "manual"))
+                findings.append(Finding(stray, "workspace_unknown_to_db", str(self.volume.mount / stray), "manual"))
         for workspace in known:
-            layout = WorkspaceLayout(self.mount, workspace.wsid)
+            layout = self.volume.workspace(workspace.wsid)
             async with workspace_lock(layout, wait=False) as acquired:
                 if not acquired or await self.store.is_busy(workspace.wsid):
                     skipped.append(workspace.wsid)
                     continue
                 checked.append(workspace.wsid)
-                findings += await self._check(workspace, layout, fix, prune)
+                try:
+                    findings += await self._check(workspace, layout, fix, prune)
+                except Exception as error:  # one bad workspace never stops the check of the others
+                    log.exception("fsck of %s failed", workspace.wsid)
+                    findings.append(
+                        Finding(workspace.wsid, "check_failed", f"{type(error).__name__}: {error}", "manual")
+                    )
         return Report(checked, skipped, findings)
 
     async def _check(self, workspace: Workspace, layout: WorkspaceLayout, fix: bool, prune: bool) -> list[Finding]:
-        if not await asyncio.to_thread(layout.root.is_dir):
-            if workspace.state in (WorkspaceState.ACTIVE, WorkspaceState.DISABLED):
-                return [Finding(workspace.wsid, "workspace_missing_on_disk", str(layout.root), "manual")]
-            return []
-        findings = await self._leftovers(workspace, layout, fix)
-        findings += await self._snapshots(workspace, layout, fix, prune)
-        findings += await self._current_and_live(workspace, layout, fix, prune)
+        findings = await self._snapshots(workspace, layout, fix, prune)
+        try:
+            view = await asyncio.to_thread(AgentView.open, layout)
+        except WorkspaceTampered as error:
+            if await asyncio.to_thread(os.path.lexists, layout.root):
+                findings.append(Finding(workspace.wsid, "workspace_tampered", str(error), "manual"))
+            elif workspace.state in (WorkspaceState.ACTIVE, WorkspaceState.DISABLED):
+                findings.append(Finding(workspace.wsid, "workspace_missing_on_disk", str(layout.root), "manual"))
+            return findings
+        with view:
+            try:
+                actions = await recover_workspace(layout, view, self.storage, self.quiesce, dry_run=not fix)
+                findings += [Finding(workspace.wsid, "crash_leftover", action, "fix", fixed=fix) for action in actions]
+                findings += await self._current_and_live(workspace, layout, view, fix, prune)
+            except WorkspaceTampered as error:
+                findings.append(Finding(workspace.wsid, "workspace_tampered", str(error), "manual"))
         return findings
 
-    async def _leftovers(self, workspace: Workspace, layout: WorkspaceLayout, fix: bool) -> list[Finding]:
-        """What a crashed op left (temporary trees and files, a frozen agent): the executor's own recovery."""
-        actions = await recover_workspace(layout, self.storage, self.quiesce, dry_run=not fix)
-        return [Finding(workspace.wsid, "crash_leftover", action, "fix", fixed=fix) for action in actions]
-
     async def _snapshots(self, workspace: Workspace, layout: WorkspaceLayout, fix: bool, prune: bool) -> list[Finding]:
+        """Snapshot rows against ``<area>/snapshots/<wsid>/`` (WVS's area: paths are trusted)."""
         findings = []
         rows = {row.snapshot_id: row for row in await self.store.snapshots(workspace.wsid)}
-        trees = {name for name in await _names(layout.snapshots_dir) if is_uuid(name)}
+        names = await asyncio.to_thread(_names, layout.snapshots_dir)
+        trees = {name for name in names if is_uuid(name)}
+        metadata_files = {name.removesuffix(METADATA_SUFFIX) for name in names if name.endswith(METADATA_SUFFIX)}
         for snapshot_id, row in rows.items():
             complete = await asyncio.to_thread(snapshot_metadata, layout, snapshot_id) is not None
             if row.deleted_at is None and not complete:
                 finding = Finding(workspace.wsid, "snapshot_missing_on_disk", snapshot_id, "fix")
                 if fix:
                     await self.store.mark_deleted(workspace.wsid, snapshot_id)
-                    finding.fixed = True
-                findings.append(finding)
-            elif row.deleted_at is not None and snapshot_id in trees:
+                findings.append(await self._remove_snapshot(finding, layout, snapshot_id, fix))
+            elif row.deleted_at is not None and (snapshot_id in trees or snapshot_id in metadata_files):
                 finding = Finding(workspace.wsid, "deleted_snapshot_on_disk", str(layout.snapshot(snapshot_id)), "fix")
-                findings.append(await self._remove(finding, layout.snapshot(snapshot_id), fix))
-        for snapshot_id in sorted(trees - set(rows)):
-            tree = layout.snapshot(snapshot_id)
-            if await asyncio.to_thread(snapshot_metadata, layout, snapshot_id) is not None:
-                findings.append(
-                    await self._remove(
-                        Finding(workspace.wsid, "snapshot_unknown_to_db", str(tree), "prune"), tree, prune
-                    )
-                )
+                findings.append(await self._remove_snapshot(finding, layout, snapshot_id, fix))
+        for snapshot_id in sorted((trees | metadata_files) - set(rows)):
+            if not is_uuid(snapshot_id):
+                continue
+            if await asyncio.to_thread(snapshot_metadata, layout, snapshot_id) is not None and snapshot_id in trees:
+                finding = Finding(workspace.wsid, "snapshot_unknown_to_db", str(layout.snapshot(snapshot_id)), "prune")
+                findings.append(await self._remove_snapshot(finding, layout, snapshot_id, prune))
             else:
-                findings.append(
-                    await self._remove(Finding(workspace.wsid, "incomplete_snapshot", str(tree), "fix"), tree, fix)
-                )
+                finding = Finding(workspace.wsid, "incomplete_snapshot", str(layout.snapshot(snapshot_id)), "fix")
+                findings.append(await self._remove_snapshot(finding, layout, snapshot_id, fix))
         return findings
 
     async def _current_and_live(
-        self, workspace: Workspace, layout: WorkspaceLayout, fix: bool, prune: bool
+        self, workspace: Workspace, layout: WorkspaceLayout, view: AgentView, fix: bool, prune: bool
     ) -> list[Finding]:
         findings = []
         made = await self.store.live_ids_made_current(workspace.wsid)
-        link = layout.current_link
-        target = await asyncio.to_thread(_resolved_dir, link)
-        if target is None:
-            finding = Finding(workspace.wsid, "current_dangling", str(link), "fix")
-            recorded = Path(workspace.current_path) if workspace.current_path else None
-            if fix and recorded is not None and recorded.parent == layout.live_dir and recorded.is_dir():
-                await asyncio.to_thread(switch_symlink, link, layout.current_target(recorded.name))
+        live_ids = [name for name in await asyncio.to_thread(view.entries, LIVE) if is_uuid(name)]
+        target = await asyncio.to_thread(_current_live_id, view)
+        recorded = Path(workspace.current_path) if workspace.current_path else None
+        if target is None or target not in live_ids:
+            finding = Finding(workspace.wsid, "current_dangling", view.describe(CURRENT), "fix")
+            if fix and recorded is not None and recorded.parent == layout.root / LIVE and recorded.name in live_ids:
+                await asyncio.to_thread(view.has_live_tree, recorded.name)  # a real directory, or tampered
+                await asyncio.to_thread(view.switch_current, recorded.name)
                 finding.fixed = True
+                target = recorded.name
             findings.append(finding)
-        elif workspace.current_path != str(target):
-            detail = f"current → {target}, database says {workspace.current_path}"
+        elif workspace.current_path != str(layout.live(target)):
+            detail = f"current → {layout.live(target)}, database says {workspace.current_path}"
             finding = Finding(workspace.wsid, "current_mismatch", detail, "fix")
             if fix:
-                snapshot_id = made.get(target.name, workspace.current_snapshot_id)
-                await self.store.set_current_path(workspace.wsid, str(target), snapshot_id, workspace.current_path)
+                snapshot_id = made.get(target, workspace.current_snapshot_id)
+                await self.store.set_current_path(
+                    workspace.wsid, str(layout.live(target)), snapshot_id, workspace.current_path
+                )
                 finding.fixed = True
             findings.append(finding)
-        for name in await _names(layout.live_dir):
-            tree = layout.live_dir / name
-            if is_uuid(name) and name not in made and tree != target:
-                finding = Finding(workspace.wsid, "live_tree_never_current", str(tree), "prune")
-                findings.append(await self._remove(finding, tree, prune))
+        for live_id in live_ids:
+            if live_id not in made and live_id != target:
+                finding = Finding(workspace.wsid, "live_tree_never_current", str(layout.live(live_id)), "prune")
+                if prune:
+                    await self.storage.remove_tree(view.directory(LIVE), live_id)
+                    finding.fixed = True
+                findings.append(finding)
         return findings
 
-    async def _remove(self, finding: Finding, tree: Path, allowed: bool) -> Finding:
+    async def _remove_snapshot(
+        self, finding: Finding, layout: WorkspaceLayout, snapshot_id: str, allowed: bool
+    ) -> Finding:
+        """Remove a snapshot's metadata, then its tree (the order of ``snapshot_drop``)."""
         if allowed:
-            await self.storage.remove_tree(tree)
+            await asyncio.to_thread(layout.snapshot_metadata(snapshot_id).unlink, missing_ok=True)
+            await remove_path(self.storage, layout.snapshot(snapshot_id))
             finding.fixed = True
         return finding
 
 
-async def _names(directory: Path) -> list[str]:
-    try:
-        return sorted(await asyncio.to_thread(os.listdir, directory))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _resolved_dir(link: Path) -> Path | None:
-    if not link.is_symlink():
+def _current_live_id(view: AgentView) -> str | None:
+    """The live id ``current`` names; None when it is missing; WorkspaceTampered when it is anything else."""
+    if CURRENT not in view.entries():
         return None
-    target = link.resolve()
-    return target if target.is_dir() else None
+    return view.current_live_id()
+
+
+def _names(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []

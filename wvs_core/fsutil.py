@@ -1,4 +1,5 @@
-"""Crash-safe filesystem primitives shared by executor ops and plugins."""
+"""Crash-safe file writes for trusted paths (WVS's area, an agent's own files); an agent view is written
+only through ``wvs_core.agentview``."""
 
 from __future__ import annotations
 
@@ -17,15 +18,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and ``rename(2)``."""
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``rename(2)``."""
     tmp = _temporary_name(path)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, separators=(",", ":"), ensure_ascii=False)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and ``rename(2)``."""
+    atomic_write_bytes(path, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def read_json(path: Path) -> Any | None:
@@ -34,14 +40,6 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-
-
-def switch_symlink(link: Path, target: str) -> None:
-    """Point ``link`` at ``target`` atomically: a new symlink under a temporary name, then ``rename(2)``."""
-    tmp = _temporary_name(link)
-    os.symlink(target, tmp)
-    os.replace(tmp, link)
-    fsync_dir(link.parent)
 
 
 def _temporary_name(path: Path) -> Path:

@@ -1,7 +1,15 @@
-"""The on-disk layout of a workspace (SPEC §1); every path is derived from validated ids only."""
+"""The on-disk layout of the volume (SPEC §1); every path is derived from validated ids only.
+
+Two areas. Each workspace's **agent view** ``<mount>/<wsid>/`` is what the agent's sandbox mounts: it may
+write anything there, so WVS reads it only through ``wvs_core.agentview``. **WVS's area**
+``<mount>/.wvs/`` (root, 0700) holds the snapshots, the trees of clones in flight and the workspace locks;
+no agent view contains it, so paths inside it are trusted.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,18 +18,74 @@ import attrs
 from wvs_core.fsutil import read_json
 from wvs_core.ids import is_uuid, is_wsid
 
-TMP_PREFIX = ".tmp-"
+AREA = ".wvs"  # WVS's area under the mount; never a wsid (a wsid starts with [a-z0-9])
+CURRENT = "current"  # names inside an agent view
+LIVE = "live"
+META = ".wvs"
+CONTROL_FILE = "control.json"
+CONTROL_LOCK = "control.lock"
+METADATA_SUFFIX = ".json"
+AREA_MODE = 0o700
 
 
-def _checked_id(value: str) -> str:
+def checked_id(value: str) -> str:
+    """``value`` when it is a WVS id (UUID text), else ValueError."""
     if not is_uuid(value):
         raise ValueError(f"not a WVS id: {value!r}")
     return value
 
 
 @attrs.frozen
+class VolumeLayout:
+    """The volume-wide paths: WVS's area and its three folders."""
+
+    mount: Path
+
+    @property
+    def area(self) -> Path:
+        """``<mount>/.wvs``: root-owned, mode 0700, never in an agent view."""
+        return self.mount / AREA
+
+    @property
+    def snapshots(self) -> Path:
+        """``<area>/snapshots``: one folder per workspace."""
+        return self.area / "snapshots"
+
+    @property
+    def tmp(self) -> Path:
+        """``<area>/tmp``: one folder per workspace, for clones in flight."""
+        return self.area / "tmp"
+
+    @property
+    def locks(self) -> Path:
+        """``<area>/locks``: one lock file per workspace (``wvs_core.locks``)."""
+        return self.area / "locks"
+
+    def ensure_area(self) -> None:
+        """Create WVS's area (idempotent) and make sure it is a real directory only root can enter.
+
+        Raises RuntimeError when ``<mount>/.wvs`` or one of its folders is a link or not a directory: that
+        is not something WVS made, and trusting it would hand the area to whoever did.
+        """
+        for directory in (self.area, self.snapshots, self.tmp, self.locks):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(directory, AREA_MODE)
+            info = os.lstat(directory)
+            if not (info.st_mode & 0o170000 == 0o040000):
+                raise RuntimeError(f"{directory} is not a directory WVS made (a link or another file)")
+            if os.geteuid() == 0 and (info.st_uid, info.st_gid) != (0, 0):
+                os.chown(directory, 0, 0, follow_symlinks=False)
+            if info.st_mode & 0o777 != AREA_MODE:
+                os.chmod(directory, AREA_MODE, follow_symlinks=False)
+
+    def workspace(self, wsid: str) -> WorkspaceLayout:
+        """The layout of one workspace."""
+        return WorkspaceLayout(self.mount, wsid)
+
+
+@attrs.frozen
 class WorkspaceLayout:
-    """Paths of one workspace under the volume's mount point."""
+    """Paths of one workspace: its agent view and its folders in WVS's area."""
 
     mount: Path
     wsid: str = attrs.field()
@@ -32,68 +96,73 @@ class WorkspaceLayout:
             raise ValueError(f"not a workspace id: {value!r}")
 
     @property
+    def volume(self) -> VolumeLayout:
+        """The volume this workspace lives on."""
+        return VolumeLayout(self.mount)
+
+    # --- the agent view: read and written only through wvs_core.agentview --------------------
+
+    @property
     def root(self) -> Path:
-        """``<mount>/<wsid>``."""
+        """``<mount>/<wsid>``: the agent view."""
         return self.mount / self.wsid
+
+    def live(self, live_id: str) -> Path:
+        """``<root>/live/<live_id>``, as recorded in ``current_path`` (never opened by this path)."""
+        return self.root / LIVE / checked_id(live_id)
+
+    @staticmethod
+    def current_target(live_id: str) -> str:
+        """What ``current`` holds to point at ``live/<live_id>``: relative, so any mount point works."""
+        return f"{LIVE}/{checked_id(live_id)}"
+
+    # --- WVS's area ---------------------------------------------------------------------------
 
     @property
     def lock_file(self) -> Path:
-        """The workspace lock (``wvs_core.locks``), outside the workspace so it exists before init."""
-        return self.mount / ".wvs-locks" / f"{self.wsid}.lock"
-
-    @property
-    def current_link(self) -> Path:
-        """The symlink agents use: ``<root>/current``."""
-        return self.root / "current"
-
-    @property
-    def live_dir(self) -> Path:
-        """Parent of the writable trees."""
-        return self.root / "live"
+        """The workspace lock (``wvs_core.locks``); exists before the workspace does."""
+        return self.volume.locks / f"{self.wsid}.lock"
 
     @property
     def snapshots_dir(self) -> Path:
-        """Parent of the read-only snapshot trees."""
-        return self.root / "snapshots"
+        """``<area>/snapshots/<wsid>``: the workspace's snapshot trees and their metadata files."""
+        return self.volume.snapshots / self.wsid
 
     @property
-    def meta_dir(self) -> Path:
-        """``<root>/.wvs``: WVS's own files for the workspace."""
-        return self.root / ".wvs"
-
-    @property
-    def control_file(self) -> Path:
-        """The quiesce handshake file (SPEC §6)."""
-        return self.meta_dir / "control.json"
-
-    def live(self, live_id: str) -> Path:
-        """A writable tree ``live/<live_id>``."""
-        return self.live_dir / _checked_id(live_id)
-
-    def current_target(self, live_id: str) -> str:
-        """What ``current`` holds to point at ``live/<live_id>``: relative, so any mount point works."""
-        return f"live/{_checked_id(live_id)}"
-
-    def live_tmp(self, live_id: str) -> Path:
-        """Where a live tree is built before it is renamed into place."""
-        return self.live_dir / (TMP_PREFIX + _checked_id(live_id))
+    def tmp_dir(self) -> Path:
+        """``<area>/tmp/<wsid>``: trees of clones in flight, renamed into place when complete."""
+        return self.volume.tmp / self.wsid
 
     def snapshot(self, snapshot_id: str) -> Path:
-        """A snapshot tree ``snapshots/<snapshot_id>``."""
-        return self.snapshots_dir / _checked_id(snapshot_id)
+        """A snapshot tree: an exact clone, WVS writes nothing inside it."""
+        return self.snapshots_dir / checked_id(snapshot_id)
+
+    def snapshot_metadata(self, snapshot_id: str) -> Path:
+        """``<snapshot_id>.json`` beside the tree: written after the tree is in place, it marks it complete."""
+        return self.snapshots_dir / (checked_id(snapshot_id) + METADATA_SUFFIX)
 
     def snapshot_tmp(self, snapshot_id: str) -> Path:
         """Where a snapshot is cloned before it is renamed into place."""
-        return self.snapshots_dir / (TMP_PREFIX + _checked_id(snapshot_id))
+        return self.tmp_dir / f"snapshot-{checked_id(snapshot_id)}"
 
-    def snapshot_metadata(self, snapshot_id: str) -> Path:
-        """``snapshots/<id>/.wvs/snapshot.json``: written last, so its presence marks a complete snapshot."""
-        return self.snapshot(snapshot_id) / ".wvs" / "snapshot.json"
+    def live_tmp(self, live_id: str) -> Path:
+        """Where a live tree is cloned before it is renamed into the agent view."""
+        return self.tmp_dir / f"live-{checked_id(live_id)}"
+
+    def ensure_area_dirs(self) -> None:
+        """Create the workspace's folders in WVS's area (idempotent)."""
+        for directory in (self.snapshots_dir, self.tmp_dir):
+            directory.mkdir(mode=AREA_MODE, exist_ok=True)
 
 
 def snapshot_metadata(layout: WorkspaceLayout, snapshot_id: str) -> dict[str, Any] | None:
-    """The snapshot's metadata when the snapshot is complete (its ``snapshot.json`` names it), else None."""
+    """The snapshot's metadata when the snapshot is complete (its tree is there and its metadata file names
+    it), else None."""
     metadata = read_json(layout.snapshot_metadata(snapshot_id))
-    if isinstance(metadata, dict) and metadata.get("snapshot_id") == snapshot_id:
+    if (
+        isinstance(metadata, dict)
+        and metadata.get("snapshot_id") == snapshot_id
+        and layout.snapshot(snapshot_id).is_dir()
+    ):
         return metadata
     return None

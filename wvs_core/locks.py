@@ -1,7 +1,8 @@
 """The workspace lock: one op (or fsck) at a time per workspace, across every executor on the volume.
 
-A ``flock`` on ``<mount>/.wvs-locks/<wsid>.lock``: JuiceFS honours it across clients, and the kernel drops
-it the moment its holder dies, even by kill -9, so a crashed executor never leaves a workspace locked.
+A ``flock`` on ``<mount>/.wvs/locks/<wsid>.lock`` in WVS's area: JuiceFS honours it across clients, and the
+kernel drops it the moment its holder dies, even by kill -9, so a crashed executor never leaves a workspace
+locked.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ POLL_INTERVAL = 0.05
 @asynccontextmanager
 async def workspace_lock(layout: WorkspaceLayout, wait: bool = True) -> AsyncIterator[bool]:
     """Hold the workspace's lock for the block; yields False (without holding it) when ``wait`` is False
-    and someone else holds it. Waiting polls, so the wait can be cancelled."""
-    await asyncio.to_thread(layout.lock_file.parent.mkdir, parents=True, exist_ok=True)
-    fd = await asyncio.to_thread(os.open, layout.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    and someone else holds it. Waiting polls, so the wait can be cancelled. WVS's area must exist
+    (``VolumeLayout.ensure_area``)."""
+    fd = await asyncio.to_thread(os.open, layout.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         while True:
             try:

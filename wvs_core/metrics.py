@@ -35,3 +35,6 @@ QUIESCE_WAIT = Histogram("wvs_quiesce_wait_seconds", "Time from REQUEST_FREEZE t
 QUIESCE_TIMEOUTS = Counter("wvs_quiesce_timeout_total", "Freezes the agent did not confirm in time.")
 SWITCH_DURATION = Histogram("wvs_switch_duration_seconds", "Time to switch the current symlink.")
 EXECUTOR_ACTIVE = Gauge("wvs_executor_active_tasks", "Ops running in this executor.")
+EXECUTOR_READY = Gauge(
+    "wvs_executor_ready", "1 while the executor's mount is the volume it started on, else 0 (ops fail, retryable)."
+)

@@ -133,3 +133,4 @@ class ExecutionResult:
     error_code: str = ""
     error_message: str = ""
     results: dict[str, str] = attrs.field(factory=dict)
+    retryable: bool = True  # for a failure: False when a retry cannot help (the task goes DEAD)

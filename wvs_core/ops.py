@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 import attrs
 
+from wvs_core.agentview import AgentView
 from wvs_core.cancellation import OpCanceled
 from wvs_core.errors import ErrorCode
 from wvs_core.layout import WorkspaceLayout
@@ -28,7 +29,10 @@ log = logging.getLogger(__name__)
 
 
 class OpFailed(Exception):
-    """An executor step failed; ``reason`` is a short machine-readable cause (``QUIESCE_TIMEOUT``…)."""
+    """An executor step failed; ``reason`` is a short machine-readable cause (``QUIESCE_TIMEOUT``…).
+
+    ``retryable=False`` marks a failure a retry cannot fix: the task goes DEAD at once.
+    """
 
     def __init__(self, reason: str, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
@@ -38,12 +42,18 @@ class OpFailed(Exception):
 
 @attrs.frozen
 class ExecutionContext:
-    """Everything an executor step may use: the workspace's paths, the storage and quiesce plugins."""
+    """Everything an executor step may use: the workspace's paths, its agent view, the storage and quiesce
+    plugins.
+
+    ``layout`` gives paths in WVS's area, which are trusted. The agent view (``<mount>/<wsid>``) is
+    hostile input: read and write it only through ``view`` (SPEC §13), never by path.
+    """
 
     task_id: str
     wsid: str
     params: Mapping[str, str]
     layout: WorkspaceLayout
+    view: AgentView
     storage: StorageBackend
     quiesce: QuiesceProtocol
     quiesce_timeout: float
@@ -53,7 +63,7 @@ class ExecutionContext:
 
     def quiesced(self) -> AbstractAsyncContextManager[None]:
         """Hold the workspace's writers frozen for the body (fail-closed, always resumed)."""
-        return quiesced(self.quiesce, self.layout, self.task_id, self.quiesce_timeout, self.cancel_requested)
+        return quiesced(self.quiesce, self.view, self.task_id, self.quiesce_timeout, self.cancel_requested)
 
     def reached(self, step: str) -> None:
         """Mark a step of the op as done (logged at debug; observed by ``on_step``)."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Sequence
+from typing import Any
 
 # util-linux's setpriv makes the child get SIGKILL when its parent dies, so a kill -9 of the executor never
 # leaves a clone running on after recovery cleaned up. (A preexec_fn would do it too, but is not safe in a
@@ -22,10 +24,19 @@ class CommandFailed(Exception):
         self.output = output
 
 
-async def run_command(*argv: str) -> str:
-    """Run ``argv``; return its combined output, or raise CommandFailed on a non-zero exit."""
+async def run_command(*argv: str, cwd: int | None = None) -> str:
+    """Run ``argv``; return its combined output, or raise CommandFailed on a non-zero exit.
+
+    ``cwd`` is a directory descriptor to run in: the child inherits it and starts in
+    ``/proc/self/fd/<cwd>``, that very directory, with no path resolved again (and no ``PWD`` to mislead
+    it).
+    """
+    options: dict[str, Any] = {}
+    if cwd is not None:
+        environment = {key: value for key, value in os.environ.items() if key != "PWD"}
+        options = {"cwd": f"/proc/self/fd/{cwd}", "pass_fds": (cwd,), "env": environment}
     process = await asyncio.create_subprocess_exec(
-        *_DIE_WITH_PARENT, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *_DIE_WITH_PARENT, *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, **options
     )
     try:
         output, _ = await process.communicate()

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from wvs_core import metrics
+from wvs_core.agentview import AgentView
 from wvs_core.cancellation import OpCanceled
-from wvs_core.layout import WorkspaceLayout
 
 
 class QuiesceTimeout(Exception):
@@ -22,7 +22,9 @@ class QuiesceProtocol(abc.ABC):
     """Freezes and resumes the writers of one workspace.
 
     Subclasses set ``name`` (the value of ``quiesce.protocol`` that selects them) and take their own
-    ``[quiesce.<name>]`` config table as ``settings``.
+    ``[quiesce.<name>]`` config table as ``settings``. The workspace comes as an ``AgentView``: the agent
+    owns everything in it, so read and write it only through the view's methods (SPEC §13), never by path,
+    and never wait on it longer than the freeze timeout allows.
     """
 
     name: ClassVar[str]
@@ -30,10 +32,10 @@ class QuiesceProtocol(abc.ABC):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = settings
 
-    async def prepare(self, layout: WorkspaceLayout, task_id: str) -> None:  # noqa: B027 - optional hook
+    async def prepare(self, view: AgentView, task_id: str) -> None:  # noqa: B027 - optional hook
         """Set up whatever the protocol needs in a new workspace (called by init_workspace)."""
 
-    async def recover(self, layout: WorkspaceLayout, dry_run: bool = False) -> str | None:
+    async def recover(self, view: AgentView, dry_run: bool = False) -> str | None:
         """After a crash: release writers an interrupted op left frozen (unless ``dry_run``); returns what
         was found, or None when the writers are not frozen.
 
@@ -42,17 +44,17 @@ class QuiesceProtocol(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def freeze(self, layout: WorkspaceLayout, task_id: str, timeout: float) -> None:
+    async def freeze(self, view: AgentView, task_id: str, timeout: float) -> None:
         """Ask the writers to stop and wait until they confirm; raise QuiesceTimeout after ``timeout``."""
 
     @abc.abstractmethod
-    async def resume(self, layout: WorkspaceLayout, task_id: str) -> None:
+    async def resume(self, view: AgentView, task_id: str) -> None:
         """Tell the writers they may go on. Called after every freeze attempt, successful or not."""
 
 
 @asynccontextmanager
 async def quiesced(
-    protocol: QuiesceProtocol, layout: WorkspaceLayout, task_id: str, timeout: float, cancel: asyncio.Event
+    protocol: QuiesceProtocol, view: AgentView, task_id: str, timeout: float, cancel: asyncio.Event
 ) -> AsyncIterator[None]:
     """Hold the workspace frozen for the body; resume on every path, including a failed freeze.
 
@@ -60,7 +62,7 @@ async def quiesced(
     """
     started = time.monotonic()
     try:
-        freezing = asyncio.ensure_future(protocol.freeze(layout, task_id, timeout))
+        freezing = asyncio.ensure_future(protocol.freeze(view, task_id, timeout))
         canceling = asyncio.ensure_future(cancel.wait())
         try:
             await asyncio.wait({freezing, canceling}, return_when=asyncio.FIRST_COMPLETED)
@@ -79,4 +81,4 @@ async def quiesced(
         metrics.QUIESCE_WAIT.observe(time.monotonic() - started)
         yield
     finally:
-        await protocol.resume(layout, task_id)
+        await protocol.resume(view, task_id)

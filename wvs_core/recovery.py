@@ -5,38 +5,37 @@ from __future__ import annotations
 import asyncio
 import os
 
-from wvs_core.layout import TMP_PREFIX, WorkspaceLayout
+from wvs_core.agentview import AgentView
+from wvs_core.layout import META, WorkspaceLayout
 from wvs_core.quiesce import QuiesceProtocol
-from wvs_core.storage import StorageBackend
-
-STRAY_FILE_MARK = ".tmp-"  # atomic writes' temporary files: .control.json.tmp-…, .current.tmp-…
+from wvs_core.storage import StorageBackend, remove_path
 
 
 async def recover_workspace(
-    layout: WorkspaceLayout, storage: StorageBackend, quiesce: QuiesceProtocol, dry_run: bool = False
+    layout: WorkspaceLayout, view: AgentView, storage: StorageBackend, quiesce: QuiesceProtocol, dry_run: bool = False
 ) -> list[str]:
-    """Remove temporary trees and files and resume a workspace left frozen; returns what was (with
-    ``dry_run``: would be) done."""
+    """Remove the workspace's trees in flight (WVS's area) and WVS's temporary files in the agent view, and
+    resume an agent left frozen; returns what was (with ``dry_run``: would be) done.
+
+    Raises WorkspaceTampered when the agent view is not as WVS made it; nothing outside it is touched.
+    """
     actions = []
-    for parent in (layout.snapshots_dir, layout.live_dir):
-        for name in await asyncio.to_thread(_names, parent):
-            if name.startswith(TMP_PREFIX):
-                if not dry_run:
-                    await storage.remove_tree(parent / name)
-                actions.append(f"temporary tree {parent / name}")
-    for parent in (layout.root, layout.meta_dir):
-        for name in await asyncio.to_thread(_names, parent):
-            if name.startswith(".") and STRAY_FILE_MARK in name and not name.startswith(TMP_PREFIX):
-                if not dry_run:
-                    await asyncio.to_thread((parent / name).unlink, missing_ok=True)
-                actions.append(f"temporary file {parent / name}")
-    if stuck := await quiesce.recover(layout, dry_run):
+    for name in await asyncio.to_thread(_names, layout.tmp_dir):
+        if not dry_run:
+            await remove_path(storage, layout.tmp_dir / name)
+        actions.append(f"temporary tree {layout.tmp_dir / name}")
+    for directory in (None, META):
+        for name in await asyncio.to_thread(view.stray_temporary_files, directory):
+            if not dry_run:
+                await asyncio.to_thread(view.remove_file, directory, name)
+            actions.append(f"temporary file {view.describe(*filter(None, (directory, name)))}")
+    if stuck := await quiesce.recover(view, dry_run):
         actions.append(stuck)
     return actions
 
 
 def _names(directory: os.PathLike[str]) -> list[str]:
     try:
-        return os.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError):
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
         return []

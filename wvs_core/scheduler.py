@@ -16,6 +16,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core import metrics
+from wvs_core.agentview import TAMPERED
 from wvs_core.config import WorkerConfig
 from wvs_core.db.audit import write_audit
 from wvs_core.db.transaction import SCHEDULER_ACTOR, SqlWorkspaceTransaction
@@ -31,8 +32,6 @@ from wvs_core.rpc.client import ExecutorClient, ExecutorUnavailable
 
 log = logging.getLogger(__name__)
 
-# Executor error codes that a retry cannot fix.
-PERMANENT_FAILURES = frozenset({"INVALID_PARAMS", "NO_CURRENT", "UNKNOWN_OP", "SNAPSHOT_MISSING"})
 CANCELED = "CANCELED"
 
 
@@ -197,7 +196,8 @@ class Scheduler:
             decision = self._decisions.pop(task.task_id, ClaimDecision.proceed())
             result: ExecutionResult | None = None
             if op is None:
-                outcome = self._failure(task, "UNKNOWN_OP", f"no loaded plugin provides op {task.op!r}")
+                message = f"no loaded plugin provides op {task.op!r}"
+                outcome = self._failure(task, "UNKNOWN_OP", message, permanent=True)
             elif decision.reject_code is not None:
                 outcome = self._rejected(task, decision.reject_code, decision.reject_message)
             elif decision.result is not None:
@@ -264,7 +264,8 @@ class Scheduler:
         if result.error_code == CANCELED:
             error = {"code": "WVS_CANCELED", "reason": CANCELED, "message": "canceled at a safe point"}
             return TaskOutcome(TaskStatus.CANCELED, error=error)
-        return self._failure(task, result.error_code or "EXECUTOR_ERROR", result.error_message)
+        reason = result.error_code or "EXECUTOR_ERROR"
+        return self._failure(task, reason, result.error_message, permanent=not result.retryable)
 
     async def _forward_cancel(self, task: Task, executor: ExecutorClient) -> None:
         """While the executor works, pass a cancel request on to it (it stops at its next safe point)."""
@@ -289,10 +290,17 @@ class Scheduler:
         )
 
     def _failure(
-        self, task: Task, reason: str, message: str, code: ErrorCode = ErrorCode.EXECUTOR_ERROR
+        self,
+        task: Task,
+        reason: str,
+        message: str,
+        code: ErrorCode = ErrorCode.EXECUTOR_ERROR,
+        *,
+        permanent: bool = False,
     ) -> TaskOutcome:
+        """FAILED with a backoff, or DEAD when ``permanent`` or out of attempts."""
         error = {"code": code.value, "reason": reason, "message": message, "attempt": task.attempt}
-        if reason in PERMANENT_FAILURES or task.attempt >= task.max_attempts:
+        if permanent or task.attempt >= task.max_attempts:
             return TaskOutcome(TaskStatus.DEAD, error=error)
         delay = backoff(task.attempt, self.config.retry_base, self.config.retry_max)
         return TaskOutcome(TaskStatus.FAILED, error=error, next_run_in=delay)
@@ -322,6 +330,8 @@ class Scheduler:
                 "error": finished.error,
             }
             await self._audit(conn, finished, f"task.{finished.status.lower()}", payload)
+            if (finished.error or {}).get("reason") == TAMPERED:
+                await self._audit(conn, finished, "workspace.tampered", {"error": finished.error})
             op = self.registry.ops.get(finished.op)
             if op is not None:
                 if finished.status == TaskStatus.SUCCEEDED and result is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,21 +33,43 @@ class StorageBackend(abc.ABC):
         self.settings = settings
 
     @abc.abstractmethod
-    async def clone_tree(self, source: Path, destination: Path) -> None:
-        """Clone ``source`` to ``destination`` (which must not exist).
+    async def clone_tree(self, source: int, destination: Path) -> None:
+        """Clone the directory open as ``source`` to ``destination`` (which must not exist; its parent is in
+        WVS's area, so the path is trusted).
 
-        The clone keeps content, mode, owner, timestamps, empty directories and symlinks (as links,
-        never followed). It may leave a partial ``destination`` on failure; callers clone into a
-        temporary name and rename, so a partial tree never looks complete.
+        ``source`` is a directory descriptor the executor resolved without following links. Read the tree
+        through it — e.g. give a child process ``/proc/self/fd/<source>`` as its working directory (with
+        ``pass_fds``) and clone ``.`` — never through a path, which an agent could redirect to another
+        workspace between the check and the clone. The clone keeps content, mode, owner, timestamps, empty
+        directories and symlinks (as links, never followed). It may leave a partial ``destination`` on
+        failure; callers clone into a temporary name and rename, so a partial tree never looks complete.
         """
 
     @abc.abstractmethod
-    async def remove_tree(self, path: Path) -> None:
-        """Remove ``path`` and everything below it; a missing ``path`` is not an error."""
+    async def remove_tree(self, parent: int, name: str) -> None:
+        """Remove the entry ``name`` of the directory open as ``parent`` and everything below it, never
+        following a link (a link named ``name`` is removed itself); a missing entry is not an error."""
 
     @abc.abstractmethod
     def capabilities(self) -> StorageCapabilities:
         """Describe this backend."""
+
+
+async def remove_path(storage: StorageBackend, path: Path) -> None:
+    """Remove ``path``, a tree in WVS's area (where paths are trusted), with ``storage``; missing is fine."""
+    try:
+        parent = await asyncio.to_thread(os.open, path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        await storage.remove_tree(parent, path.name)
+    finally:
+        os.close(parent)
+
+
+def open_tree(path: Path) -> int:
+    """A descriptor of the directory ``path`` in WVS's area, for ``clone_tree``; the caller closes it."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 
 class StorageError(Exception):

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wvs_core import metrics
+from wvs_core.agentview import TAMPERED, AgentView, WorkspaceTampered
 from wvs_core.config import Config
 from wvs_core.ids import is_wsid
-from wvs_core.layout import WorkspaceLayout
+from wvs_core.layout import VolumeLayout, WorkspaceLayout
 from wvs_core.locks import workspace_lock
 from wvs_core.logs import log_context
 from wvs_core.models import ExecutionRequest, ExecutionResult
@@ -20,6 +21,7 @@ from wvs_core.plugins import PluginRegistry
 from wvs_core.quiesce import QuiesceTimeout
 from wvs_core.recovery import recover_workspace
 from wvs_core.storage import StorageError
+from wvs_executor.volume import VolumeWatch
 
 log = logging.getLogger(__name__)
 
@@ -30,42 +32,58 @@ class InvalidRequest(Exception):
     """The request names an unknown op or an invalid workspace id; retrying cannot help."""
 
 
-def failure(reason: str, message: str) -> ExecutionResult:
+def failure(reason: str, message: str, retryable: bool = True) -> ExecutionResult:
     """A failed result, counted by reason."""
     metrics.CLONE_FAILURES.labels(reason).inc()
-    return ExecutionResult(success=False, error_code=reason, error_message=message)
+    return ExecutionResult(success=False, error_code=reason, error_message=message, retryable=retryable)
 
 
 class OpRunner:
-    """Runs ops under the workspace lock, after undoing whatever a crashed op left in the workspace."""
+    """Runs ops under the workspace lock, after undoing whatever a crashed op left in the workspace.
+
+    At construction WVS's area is made (or checked) and the mount's identity noted; an op finds the mount
+    unchanged or fails, retryable, with ``VOLUME_UNAVAILABLE``.
+    """
 
     def __init__(self, config: Config, registry: PluginRegistry, on_step: Callable[[str], None] | None = None) -> None:
         plugins = config.plugins
         self.registry = registry
         self.mount = Path(config.executor.mount_path)
+        self.volume = VolumeLayout(self.mount)
+        self.volume.ensure_area()
+        self.volume_watch = VolumeWatch(self.mount)
         self.quiesce_timeout = config.executor.quiesce_timeout
         self.storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
         self.quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
         self.on_step = on_step
-        self.running: dict[str, ExecutionContext] = {}
+        self.running: dict[str, asyncio.Event] = {}  # cancel requests of the ops running here
 
     def cancel(self, task_id: str) -> bool:
         """Ask the running op of ``task_id`` to stop at its next safe point; False when not running here."""
-        ctx = self.running.get(task_id)
-        if ctx is None:
+        cancel = self.running.get(task_id)
+        if cancel is None:
             return False
-        ctx.cancel_requested.set()
+        cancel.set()
         return True
 
     async def recover_all(self) -> int:
-        """At start-up: recover every workspace no op holds (a crash may have left any of them unfinished)."""
+        """At start-up: recover every workspace no op holds (a crash may have left any of them unfinished).
+        A workspace that cannot be recovered (its agent view tampered with) is logged and passed over."""
         recovered = 0
         for name in sorted(await asyncio.to_thread(os.listdir, self.mount)):
             if not is_wsid(name):
                 continue
             layout = WorkspaceLayout(self.mount, name)
             async with workspace_lock(layout, wait=False) as acquired:
-                if acquired and (actions := await recover_workspace(layout, self.storage, self.quiesce)):
+                if not acquired:
+                    continue
+                try:
+                    with await asyncio.to_thread(AgentView.open, layout) as view:
+                        actions = await recover_workspace(layout, view, self.storage, self.quiesce)
+                except (WorkspaceTampered, OSError, StorageError) as error:
+                    log.warning("cannot recover workspace %s: %s", name, error, extra={"wsid": name})
+                    continue
+                if actions:
                     log.warning("recovered workspace %s: %s", name, "; ".join(actions), extra={"wsid": name})
                     recovered += 1
         return recovered
@@ -79,42 +97,63 @@ class OpRunner:
             layout = WorkspaceLayout(self.mount, request.wsid)
         except ValueError as error:
             raise InvalidRequest(str(error)) from None
-        ctx = ExecutionContext(
-            task_id=request.task_id,
-            wsid=request.wsid,
-            params=request.params,
-            layout=layout,
-            storage=self.storage,
-            quiesce=self.quiesce,
-            quiesce_timeout=self.quiesce_timeout,
-            request_id=request.request_id,
-            on_step=self.on_step,
-        )
         with log_context(request_id=request.request_id, task_id=request.task_id, wsid=request.wsid, op=op.name):
-            self.running[request.task_id] = ctx
+            if problem := await asyncio.to_thread(self.volume_watch.problem):
+                log.error("op refused: %s", problem)
+                return failure("VOLUME_UNAVAILABLE", problem)
+            self.running[request.task_id] = cancel = asyncio.Event()
             metrics.EXECUTOR_ACTIVE.inc()
             try:
                 async with workspace_lock(layout):
-                    if actions := await recover_workspace(layout, self.storage, self.quiesce):
-                        log.warning("recovered before the op: %s", "; ".join(actions))
-                    log.info("op started")
-                    result = await self._execute(op, ctx)
+                    result = await self._run_locked(op, request, layout, cancel)
             finally:
                 metrics.EXECUTOR_ACTIVE.dec()
                 self.running.pop(request.task_id, None)
             log.info("op %s", "succeeded" if result.success else f"failed: {result.error_code}")
             return result
 
-    @staticmethod
-    async def _execute(op: TaskOp, ctx: ExecutionContext) -> ExecutionResult:
+    async def _run_locked(
+        self, op: TaskOp, request: ExecutionRequest, layout: WorkspaceLayout, cancel: asyncio.Event
+    ) -> ExecutionResult:
         try:
-            return await op.execute(ctx)
-        except OpCanceled as error:
-            return ExecutionResult(success=False, error_code=CANCELED, error_message=str(error))
-        except QuiesceTimeout as error:
-            return failure("QUIESCE_TIMEOUT", str(error))
-        except (OpFailed, StorageError) as error:
-            return failure(error.reason, str(error))
-        except (OSError, ValueError) as error:
-            log.exception("op failed")
-            return failure("EXECUTOR_ERROR", str(error))
+            view = await asyncio.to_thread(AgentView.open, layout, True)
+        except WorkspaceTampered as error:
+            return _tampered(error)
+        with view:
+            ctx = ExecutionContext(
+                task_id=request.task_id,
+                wsid=request.wsid,
+                params=request.params,
+                layout=layout,
+                view=view,
+                storage=self.storage,
+                quiesce=self.quiesce,
+                quiesce_timeout=self.quiesce_timeout,
+                request_id=request.request_id,
+                cancel_requested=cancel,
+                on_step=self.on_step,
+            )
+            try:
+                await asyncio.to_thread(layout.ensure_area_dirs)
+                if actions := await recover_workspace(layout, view, self.storage, self.quiesce):
+                    log.warning("recovered before the op: %s", "; ".join(actions))
+                log.info("op started")
+                return await op.execute(ctx)
+            except OpCanceled as error:
+                return ExecutionResult(success=False, error_code=CANCELED, error_message=str(error))
+            except WorkspaceTampered as error:
+                return _tampered(error)
+            except QuiesceTimeout as error:
+                return failure("QUIESCE_TIMEOUT", str(error))
+            except OpFailed as error:
+                return failure(error.reason, str(error), retryable=error.retryable)
+            except StorageError as error:
+                return failure(error.reason, str(error))
+            except (OSError, ValueError) as error:
+                log.exception("op failed")
+                return failure("EXECUTOR_ERROR", str(error))
+
+
+def _tampered(error: WorkspaceTampered) -> ExecutionResult:
+    log.error("workspace tampered with: %s", error)
+    return failure(TAMPERED, str(error), retryable=False)

@@ -1,4 +1,4 @@
-"""The control.json handshake (SPEC §6): file format and the executor's side."""
+"""The control.json handshake (SPEC §6): the file's format, the agent's side and the executor's side."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import enum
 import fcntl
+import json
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -13,12 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wvs_core.fsutil import atomic_write_json, read_json
-from wvs_core.layout import WorkspaceLayout
+from wvs_core.agentview import AgentView
+from wvs_core.fsutil import atomic_write_bytes
+from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META
 from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
+
+log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.02
 LOCK_TIMEOUT = 10.0  # a lock is held for one read and one rename; longer means its holder is stuck
+LOCK_POLL = 0.005
+MAX_CONTROL_BYTES = 4096  # SPEC §6: a larger control.json is no answer
 
 
 class ControlState(enum.StrEnum):
@@ -30,14 +37,35 @@ class ControlState(enum.StrEnum):
     REQUEST_RESUME = "REQUEST_RESUME"  # executor → agent: go on
 
 
+def encode_control(state: ControlState, task_id: str | None) -> bytes:
+    """control.json's content: ``{"state", "timestamp" (RFC 3339, ms), "task_id"}``."""
+    timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return json.dumps({"state": state.value, "timestamp": timestamp, "task_id": task_id}).encode()
+
+
+def decode_control(data: bytes | None) -> dict[str, Any] | None:
+    """The parsed control.json, or None when ``data`` is missing, too large, or not a JSON object (the agent
+    writes this file: anything may be in it)."""
+    if data is None or len(data) > MAX_CONTROL_BYTES:
+        return None
+    try:
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+# --- the agent's side: its own files, by path ---------------------------------------------------------
+
+
 @contextlib.contextmanager
 def control_lock(path: Path) -> Iterator[None]:
-    """Hold the exclusive ``flock`` on ``control.lock`` beside control.json.
+    """Hold the exclusive ``flock`` on ``control.lock`` beside control.json (the agent's side).
 
     Both sides take it around every write, and the agent re-reads the request under it, so an answer
     never overwrites a newer request. Raises TimeoutError when the lock stays held for LOCK_TIMEOUT.
     """
-    lock_file = path.with_name("control.lock")
+    lock_file = path.with_name(CONTROL_LOCK)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
@@ -48,27 +76,19 @@ def control_lock(path: Path) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"{lock_file} held for over {LOCK_TIMEOUT:g}s") from None
-                time.sleep(0.005)
+                time.sleep(LOCK_POLL)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
-def _replace(path: Path, state: ControlState, task_id: str | None) -> None:
-    atomic_write_json(
-        path,
-        {
-            "state": state.value,
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "task_id": task_id,
-        },
-    )
-
-
-def write_control(path: Path, state: ControlState, task_id: str | None) -> None:
-    """The executor's side: atomically replace control.json with a request, under the control lock."""
-    with control_lock(path):
-        _replace(path, state, task_id)
+def read_control(path: Path) -> dict[str, Any] | None:
+    """The agent's side: control.json as it is now, or None when missing or unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return decode_control(handle.read(MAX_CONTROL_BYTES + 1))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) -> bool:
@@ -77,18 +97,20 @@ def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) 
     with control_lock(path):
         if read_control(path) != request:
             return False
-        _replace(path, state, request.get("task_id"))
+        atomic_write_bytes(path, encode_control(state, request.get("task_id")))
         return True
 
 
-def read_control(path: Path) -> dict[str, Any] | None:
-    """The current contents of control.json, or None when missing or unreadable."""
-    data = read_json(path)
-    return data if isinstance(data, dict) else None
+# --- the executor's side: a hostile file, through the agent view ------------------------------------
 
 
 class ControlFileQuiesce(QuiesceProtocol):
     """Freeze through ``<root>/.wvs/control.json``; the agent runs ``QuiesceResponder`` or ``wvs agent``.
+
+    The agent owns the file, so the executor reads it through the ``AgentView`` only: a regular file of at
+    most 4 KiB holding the JSON object, anything else (a link, a FIFO, a device, a huge file) is "no
+    answer" and the freeze times out. The lock is polled, never waited on in a thread, and never past the
+    freeze's deadline, so one workspace's control file cannot hold up another's task.
 
     Settings (``[plugins.settings.control-json]``): ``poll_interval`` seconds (default 0.02).
     """
@@ -99,38 +121,65 @@ class ControlFileQuiesce(QuiesceProtocol):
         super().__init__(settings)
         self.poll_interval = float(settings.get("poll_interval", DEFAULT_POLL_INTERVAL))
 
-    async def prepare(self, layout: WorkspaceLayout, task_id: str) -> None:
-        """Create control.json in state RUNNING unless it exists."""
-        if read_control(layout.control_file) is None:
-            await asyncio.to_thread(write_control, layout.control_file, ControlState.RUNNING, task_id)
+    async def prepare(self, view: AgentView, task_id: str) -> None:
+        """Create ``.wvs/`` and control.json in state RUNNING unless it holds a state already."""
+        await asyncio.to_thread(view.directory, META, True)
+        if await self._read(view) is None:
+            await self._write(view, ControlState.RUNNING, task_id, time.monotonic() + LOCK_TIMEOUT)
 
-    async def recover(self, layout: WorkspaceLayout, dry_run: bool = False) -> str | None:
+    async def recover(self, view: AgentView, dry_run: bool = False) -> str | None:
         """A control.json left in REQUEST_FREEZE or FROZEN gets the REQUEST_RESUME it never received."""
-        control = await asyncio.to_thread(read_control, layout.control_file) or {}
+        control = await self._read(view) or {}
         state = control.get("state")
         if state not in (ControlState.REQUEST_FREEZE, ControlState.FROZEN):
             return None
         if not dry_run:
-            await asyncio.to_thread(
-                write_control, layout.control_file, ControlState.REQUEST_RESUME, control.get("task_id")
-            )
+            task_id = control.get("task_id") if isinstance(control.get("task_id"), str) else None
+            await self._write(view, ControlState.REQUEST_RESUME, task_id, time.monotonic() + LOCK_TIMEOUT)
         return f"agent left frozen: control.json is {state}"
 
-    async def freeze(self, layout: WorkspaceLayout, task_id: str, timeout: float) -> None:
-        """Write REQUEST_FREEZE and wait for FROZEN naming this task."""
-        await asyncio.to_thread(write_control, layout.control_file, ControlState.REQUEST_FREEZE, task_id)
+    async def freeze(self, view: AgentView, task_id: str, timeout: float) -> None:
+        """Write REQUEST_FREEZE and wait for FROZEN naming this task, all within ``timeout``."""
         deadline = time.monotonic() + timeout
+        if not await self._write(view, ControlState.REQUEST_FREEZE, task_id, deadline):
+            raise QuiesceTimeout(f"control.lock of {view.layout.wsid} stayed locked for {timeout:g}s")
         while True:
-            control = await asyncio.to_thread(read_control, layout.control_file)
+            control = await self._read(view)
             if control and control.get("state") == ControlState.FROZEN and control.get("task_id") == task_id:
                 return
             if time.monotonic() >= deadline:
-                raise QuiesceTimeout(f"agent of {layout.wsid} did not confirm FROZEN within {timeout:g}s")
+                raise QuiesceTimeout(f"agent of {view.layout.wsid} did not confirm FROZEN within {timeout:g}s")
             await asyncio.sleep(self.poll_interval)
 
-    async def resume(self, layout: WorkspaceLayout, task_id: str) -> None:
-        """Write REQUEST_RESUME."""
-        await asyncio.to_thread(write_control, layout.control_file, ControlState.REQUEST_RESUME, task_id)
+    async def resume(self, view: AgentView, task_id: str) -> None:
+        """Write REQUEST_RESUME; when the agent keeps the lock, log it (recovery resumes before the next op)."""
+        if not await self._write(view, ControlState.REQUEST_RESUME, task_id, time.monotonic() + LOCK_TIMEOUT):
+            log.warning("could not write REQUEST_RESUME for %s: control.lock stays locked", view.layout.wsid)
+
+    @staticmethod
+    async def _read(view: AgentView) -> dict[str, Any] | None:
+        return decode_control(await asyncio.to_thread(view.read_file, META, CONTROL_FILE, MAX_CONTROL_BYTES))
+
+    async def _write(self, view: AgentView, state: ControlState, task_id: str | None, deadline: float) -> bool:
+        """Replace control.json under control.lock; False when the lock was not had before ``deadline``."""
+        fd = await asyncio.to_thread(view.open_lock_file, META, CONTROL_LOCK)
+        try:
+            while not _try_flock(fd):
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(LOCK_POLL)
+            await asyncio.to_thread(view.replace_file, META, CONTROL_FILE, encode_control(state, task_id))
+            return True
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 class NoQuiesce(QuiesceProtocol):
@@ -138,8 +187,8 @@ class NoQuiesce(QuiesceProtocol):
 
     name = "none"
 
-    async def freeze(self, layout: WorkspaceLayout, task_id: str, timeout: float) -> None:
+    async def freeze(self, view: AgentView, task_id: str, timeout: float) -> None:
         """Nothing to wait for."""
 
-    async def resume(self, layout: WorkspaceLayout, task_id: str) -> None:
+    async def resume(self, view: AgentView, task_id: str) -> None:
         """Nothing to tell."""

@@ -13,6 +13,14 @@ from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
 from wvs_juicefs.binary import find_juicefs
 
 
+def _exists_at(parent: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 class JuiceFSBackend(StorageBackend):
     """Clones cost metadata only; ``-p`` keeps uid, gid and mode, and timestamps are kept as they are.
 
@@ -26,27 +34,29 @@ class JuiceFSBackend(StorageBackend):
         self.binary = find_juicefs(settings.get("binary"))
         self.clone_threads = int(settings.get("clone_threads", 4))
 
-    async def clone_tree(self, source: Path, destination: Path) -> None:
-        """``juicefs clone -p SOURCE DESTINATION``."""
+    async def clone_tree(self, source: int, destination: Path) -> None:
+        """``juicefs clone -p . DESTINATION`` in the directory open as ``source``.
+
+        ``juicefs clone`` takes the inode to clone from ``lstat(SRC)``; run in ``/proc/self/fd/<source>``
+        with SRC ``.``, that is the inode the executor checked, whatever an agent renames meanwhile.
+        """
         try:
             await run_command(
-                self.binary,
-                "clone",
-                "-p",
-                "--threads",
-                str(self.clone_threads),
-                str(source),
-                str(destination),
+                self.binary, "clone", "-p", "--threads", str(self.clone_threads), ".", str(destination), cwd=source
             )
         except CommandFailed as error:
             raise StorageError("CLONE_FAILED", str(error)) from None
 
-    async def remove_tree(self, path: Path) -> None:
-        """``juicefs rmr PATH`` (fast: removes in the metadata engine); missing is fine."""
-        if not await asyncio.to_thread(os.path.lexists, path):
+    async def remove_tree(self, parent: int, name: str) -> None:
+        """``juicefs rmr NAME`` in the directory open as ``parent`` (fast: removes in the metadata engine).
+
+        ``rmr`` looks the parent up with ``lstat`` (never through a link) and removes ``name`` by inode
+        without following links below it. A missing entry is fine.
+        """
+        if not await asyncio.to_thread(_exists_at, parent, name):
             return
         try:
-            await run_command(self.binary, "rmr", str(path))
+            await run_command(self.binary, "rmr", name, cwd=parent)
         except CommandFailed as error:
             raise StorageError("REMOVE_FAILED", str(error)) from None
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import attrs
 
-from wvs_core.fsutil import switch_symlink
+from wvs_core.agentview import AgentView
 from wvs_core.ids import check_uuid
-from wvs_core.layout import WorkspaceLayout
+from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task, WorkspaceState
 from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_ops.params import parse_params
@@ -22,23 +21,16 @@ class InitWorkspaceParams:
     live_id: str = attrs.field(validator=check_uuid)
 
 
-def _create_directories(layout: WorkspaceLayout, live_id: str) -> None:
-    for directory in (
-        layout.root,
-        layout.live_dir,
-        layout.snapshots_dir,
-        layout.meta_dir,
-        layout.live(live_id),
-    ):
-        directory.mkdir(exist_ok=True)
+def _create_live_tree(view: AgentView, live_id: str) -> None:
+    view.directory(LIVE, create=True)
+    view.make_live_tree(live_id)
 
 
-def _point_current(layout: WorkspaceLayout, live_id: str) -> bool:
+def _point_current(view: AgentView, live_id: str) -> bool:
     """Switch ``current`` to the live tree; False when it already pointed there."""
-    target = layout.current_target(live_id)
-    if layout.current_link.is_symlink() and os.readlink(layout.current_link) == target:
+    if view.points_to(live_id):
         return False
-    switch_symlink(layout.current_link, target)
+    view.switch_current(live_id)
     return True
 
 
@@ -51,17 +43,16 @@ class InitWorkspace(TaskOp):
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Create the directories, let the quiesce protocol set up, then switch ``current`` last."""
         params = parse_params(ctx, InitWorkspaceParams)
-        layout = ctx.layout
-        await asyncio.to_thread(_create_directories, layout, params.live_id)
+        await asyncio.to_thread(_create_live_tree, ctx.view, params.live_id)
         ctx.reached("directories")
-        await ctx.quiesce.prepare(layout, ctx.task_id)
+        await ctx.quiesce.prepare(ctx.view, ctx.task_id)
         ctx.reached("prepared")
-        switched = await asyncio.to_thread(_point_current, layout, params.live_id)
+        switched = await asyncio.to_thread(_point_current, ctx.view, params.live_id)
         ctx.reached("switched")
         return ExecutionResult(
             success=True,
             noop=not switched,
-            results={"root_path": str(layout.root), "current_path": str(layout.live(params.live_id))},
+            results={"root_path": str(ctx.layout.root), "current_path": str(ctx.layout.live(params.live_id))},
         )
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:

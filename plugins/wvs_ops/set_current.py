@@ -11,13 +11,13 @@ import attrs
 
 from wvs_core import metrics
 from wvs_core.errors import ErrorCode
-from wvs_core.fsutil import switch_symlink
 from wvs_core.ids import check_uuid
-from wvs_core.layout import snapshot_metadata
+from wvs_core.layout import LIVE, snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
+from wvs_core.storage import open_tree, remove_path
 from wvs_ops.params import parse_params
-from wvs_ops.trees import count_entries, live_tree, unseal_snapshot
+from wvs_ops.trees import check_clone, count_entries
 
 log = logging.getLogger(__name__)
 
@@ -53,44 +53,47 @@ class SetCurrent(TaskOp):
         return ClaimDecision.proceed(previous_live_path=workspace.current_path or "")
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        """Under quiesce: clone the snapshot into ``live/.tmp-<id>``, rename, switch ``current``."""
+        """Under quiesce: clone the snapshot into WVS's area, rename it to ``live/<id>``, switch ``current``."""
         params = parse_params(ctx, SetCurrentParams)
-        layout = ctx.layout
+        layout, view = ctx.layout, ctx.view
         new_live, tmp = layout.live(params.new_live_id), layout.live_tmp(params.new_live_id)
-        target = layout.current_target(params.new_live_id)
-        if await asyncio.to_thread(_points_to, layout.current_link, target):  # switched before a crash
+        if await asyncio.to_thread(view.points_to, params.new_live_id):  # switched before a crash
             return _switched(new_live, params.previous_live_path)
         snapshot = layout.snapshot(params.snapshot_id)
         if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
             raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
-        previous = await asyncio.to_thread(live_tree, layout)
+        previous = layout.live(await asyncio.to_thread(view.current_live_id))
         ctx.checkpoint()
         try:
             async with ctx.quiesced():
                 ctx.reached("frozen")
                 ctx.checkpoint()
-                if not await asyncio.to_thread(new_live.is_dir):
-                    await ctx.storage.remove_tree(tmp)
+                if not await asyncio.to_thread(view.has_live_tree, params.new_live_id):
+                    await remove_path(ctx.storage, tmp)
                     started = time.monotonic()
-                    await ctx.storage.clone_tree(snapshot, tmp)
+                    source = await asyncio.to_thread(open_tree, snapshot)
+                    try:
+                        await ctx.storage.clone_tree(source, tmp)
+                    finally:
+                        os.close(source)
                     metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
                     ctx.reached("cloned")
-                    await asyncio.to_thread(unseal_snapshot, tmp, snapshot)
-                    ctx.reached("unsealed")
-                    await asyncio.to_thread(tmp.rename, new_live)
+                    await asyncio.to_thread(check_clone, tmp)
+                    await asyncio.to_thread(view.adopt_live_tree, tmp, params.new_live_id)
                     ctx.reached("renamed")
                 ctx.checkpoint()  # the last safe point: after the switch the rollback has happened
                 started = time.monotonic()
-                await asyncio.to_thread(switch_symlink, layout.current_link, target)
+                await asyncio.to_thread(view.switch_current, params.new_live_id)
                 metrics.SWITCH_DURATION.observe(time.monotonic() - started)
                 ctx.reached("switched")
         except BaseException:
             # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
-            if not await asyncio.to_thread(_points_to, layout.current_link, target):
-                await ctx.storage.remove_tree(tmp)  # the new tree never became current: no user writes in it
-                await ctx.storage.remove_tree(new_live)
+            if not await asyncio.to_thread(view.points_to, params.new_live_id):
+                await remove_path(ctx.storage, tmp)
+                # The new tree never became current: no user writes in it.
+                await ctx.storage.remove_tree(view.directory(LIVE), params.new_live_id)
             raise
-        metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, new_live))
+        metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, snapshot))
         return _switched(new_live, str(previous))
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
@@ -104,7 +107,3 @@ def _switched(new_live: os.PathLike[str], previous_live_path: str) -> ExecutionR
     if previous_live_path:
         results["previous_live_path"] = previous_live_path
     return ExecutionResult(success=True, results=results)
-
-
-def _points_to(link: os.PathLike[str], target: str) -> bool:
-    return os.path.islink(link) and os.readlink(link) == target

@@ -1,4 +1,4 @@
-"""snapshot_create: quiesce, clone ``current`` into a temporary name, seal it with snapshot.json, rename."""
+"""snapshot_create: quiesce, clone ``current`` into WVS's area under a temporary name, rename, write metadata."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from wvs_core.ids import check_uuid
 from wvs_core.layout import snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.storage import remove_path
 from wvs_ops.params import parse_params
-from wvs_ops.trees import count_entries, live_tree, seal_snapshot
+from wvs_ops.trees import check_clone, count_entries, current_tree, write_snapshot_metadata
 
 
 @attrs.frozen
@@ -39,31 +40,32 @@ class SnapshotCreate(TaskOp):
         results = {"snapshot_id": params.snapshot_id, "fs_path": str(final)}
         if await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
             return ExecutionResult(success=True, noop=True, results=results)
-        source = await asyncio.to_thread(live_tree, layout)
-        # Leftovers of an attempt that crashed: a half-made clone, or a tree renamed without metadata.
-        await ctx.storage.remove_tree(tmp)
-        await ctx.storage.remove_tree(final)
-        ctx.reached("cleaned")
-        ctx.checkpoint()
-        try:
-            async with ctx.quiesced():
-                ctx.reached("frozen")
-                ctx.checkpoint()
-                started = time.monotonic()
-                await ctx.storage.clone_tree(source, tmp)
-                metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
-                ctx.reached("cloned")
-            ctx.reached("resumed")
+        async with current_tree(ctx) as (_live_id, source):
+            # Leftovers of an attempt that crashed: a half-made clone, or a tree renamed without metadata.
+            await remove_path(ctx.storage, tmp)
+            await remove_path(ctx.storage, final)
+            ctx.reached("cleaned")
             ctx.checkpoint()
-            metadata = {"snapshot_id": params.snapshot_id, "wsid": ctx.wsid, "message": params.message}
-            await asyncio.to_thread(seal_snapshot, tmp, source, metadata)
-            ctx.reached("sealed")
-            await asyncio.to_thread(tmp.rename, final)
-            await asyncio.to_thread(fsync_dir, layout.snapshots_dir)
-            ctx.reached("renamed")
-        except BaseException:
-            await ctx.storage.remove_tree(tmp)  # never leave a half-made tree behind
-            raise
+            try:
+                async with ctx.quiesced():
+                    ctx.reached("frozen")
+                    ctx.checkpoint()
+                    started = time.monotonic()
+                    await ctx.storage.clone_tree(source, tmp)
+                    metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
+                    ctx.reached("cloned")
+                ctx.reached("resumed")
+                ctx.checkpoint()
+                await asyncio.to_thread(check_clone, tmp)
+                await asyncio.to_thread(tmp.rename, final)
+                await asyncio.to_thread(fsync_dir, layout.snapshots_dir)
+                ctx.reached("renamed")
+                metadata = {"wsid": ctx.wsid, "message": params.message}
+                await asyncio.to_thread(write_snapshot_metadata, layout, params.snapshot_id, metadata)
+                ctx.reached("sealed")
+            except BaseException:
+                await remove_path(ctx.storage, tmp)  # never leave a half-made tree behind
+                raise
         metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, final))
         return ExecutionResult(success=True, results=results)
 

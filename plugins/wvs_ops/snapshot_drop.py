@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import attrs
 
@@ -11,6 +12,7 @@ from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.storage import remove_path
 from wvs_ops.params import parse_params
 
 log = logging.getLogger(__name__)
@@ -48,13 +50,16 @@ class SnapshotDrop(TaskOp):
         return ClaimDecision.proceed()
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        """Remove the tree (``juicefs rmr`` on JuiceFS) and any temporary leftovers."""
+        """Remove the metadata first (the snapshot is no longer complete), then the tree (``juicefs rmr`` on
+        JuiceFS) and any temporary leftovers."""
         params = parse_params(ctx, SnapshotDropParams)
-        tree = ctx.layout.snapshot(params.snapshot_id)
-        existed = await asyncio.to_thread(tree.exists)
-        await ctx.storage.remove_tree(ctx.layout.snapshot_tmp(params.snapshot_id))
+        layout = ctx.layout
+        tree = layout.snapshot(params.snapshot_id)
+        existed = await asyncio.to_thread(os.path.lexists, tree)
+        await asyncio.to_thread(layout.snapshot_metadata(params.snapshot_id).unlink, missing_ok=True)
+        await remove_path(ctx.storage, layout.snapshot_tmp(params.snapshot_id))
         ctx.reached("cleaned")
-        await ctx.storage.remove_tree(tree)
+        await remove_path(ctx.storage, tree)
         ctx.reached("removed")
         return ExecutionResult(success=True, noop=not existed, results={"snapshot_id": params.snapshot_id})
 

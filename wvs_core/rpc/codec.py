@@ -36,6 +36,7 @@ def result_to_pb(result: ExecutionResult) -> executor_pb2.ExecuteTaskResponse:
         error_code=result.error_code,
         error_message=result.error_message,
         results=result.results,
+        retryable=result.retryable,
     )
 
 
@@ -47,4 +48,5 @@ def result_from_pb(message: executor_pb2.ExecuteTaskResponse) -> ExecutionResult
         error_code=message.error_code,
         error_message=message.error_message,
         results=dict(message.results),
+        retryable=message.retryable,
     )

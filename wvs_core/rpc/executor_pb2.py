@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwvs_core/rpc/executor.proto\x12\x0fwvs.executor.v1\"\xc3\x01\n\x12\x45xecuteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04wsid\x18\x02 \x01(\t\x12\n\n\x02op\x18\x03 \x01(\t\x12?\n\x06params\x18\x04 \x03(\x0b\x32/.wvs.executor.v1.ExecuteTaskRequest.ParamsEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd3\x01\n\x13\x45xecuteTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0c\n\x04noop\x18\x02 \x01(\x08\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x42\n\x07results\x18\x05 \x03(\x0b\x32\x31.wvs.executor.v1.ExecuteTaskResponse.ResultsEntry\x1a.\n\x0cResultsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"#\n\x12\x43\x61ncelTaskResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x32\xc2\x01\n\x0f\x45xecutorService\x12X\n\x0b\x45xecuteTask\x12#.wvs.executor.v1.ExecuteTaskRequest\x1a$.wvs.executor.v1.ExecuteTaskResponse\x12U\n\nCancelTask\x12\".wvs.executor.v1.CancelTaskRequest\x1a#.wvs.executor.v1.CancelTaskResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bwvs_core/rpc/executor.proto\x12\x0fwvs.executor.v1\"\xc3\x01\n\x12\x45xecuteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04wsid\x18\x02 \x01(\t\x12\n\n\x02op\x18\x03 \x01(\t\x12?\n\x06params\x18\x04 \x03(\x0b\x32/.wvs.executor.v1.ExecuteTaskRequest.ParamsEntry\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe6\x01\n\x13\x45xecuteTaskResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0c\n\x04noop\x18\x02 \x01(\x08\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x15\n\rerror_message\x18\x04 \x01(\t\x12\x42\n\x07results\x18\x05 \x03(\x0b\x32\x31.wvs.executor.v1.ExecuteTaskResponse.ResultsEntry\x12\x11\n\tretryable\x18\x06 \x01(\x08\x1a.\n\x0cResultsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"#\n\x12\x43\x61ncelTaskResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x32\xc2\x01\n\x0f\x45xecutorService\x12X\n\x0b\x45xecuteTask\x12#.wvs.executor.v1.ExecuteTaskRequest\x1a$.wvs.executor.v1.ExecuteTaskResponse\x12U\n\nCancelTask\x12\".wvs.executor.v1.CancelTaskRequest\x1a#.wvs.executor.v1.CancelTaskResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,13 +40,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTETASKREQUEST_PARAMSENTRY']._serialized_start=199
   _globals['_EXECUTETASKREQUEST_PARAMSENTRY']._serialized_end=244
   _globals['_EXECUTETASKRESPONSE']._serialized_start=247
-  _globals['_EXECUTETASKRESPONSE']._serialized_end=458
-  _globals['_EXECUTETASKRESPONSE_RESULTSENTRY']._serialized_start=412
-  _globals['_EXECUTETASKRESPONSE_RESULTSENTRY']._serialized_end=458
-  _globals['_CANCELTASKREQUEST']._serialized_start=460
-  _globals['_CANCELTASKREQUEST']._serialized_end=496
-  _globals['_CANCELTASKRESPONSE']._serialized_start=498
-  _globals['_CANCELTASKRESPONSE']._serialized_end=533
-  _globals['_EXECUTORSERVICE']._serialized_start=536
-  _globals['_EXECUTORSERVICE']._serialized_end=730
+  _globals['_EXECUTETASKRESPONSE']._serialized_end=477
+  _globals['_EXECUTETASKRESPONSE_RESULTSENTRY']._serialized_start=431
+  _globals['_EXECUTETASKRESPONSE_RESULTSENTRY']._serialized_end=477
+  _globals['_CANCELTASKREQUEST']._serialized_start=479
+  _globals['_CANCELTASKREQUEST']._serialized_end=515
+  _globals['_CANCELTASKRESPONSE']._serialized_start=517
+  _globals['_CANCELTASKRESPONSE']._serialized_end=552
+  _globals['_EXECUTORSERVICE']._serialized_start=555
+  _globals['_EXECUTORSERVICE']._serialized_end=749
 # @@protoc_insertion_point(module_scope)

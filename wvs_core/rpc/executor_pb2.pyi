@@ -103,11 +103,16 @@ class ExecuteTaskResponse(_message.Message):
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
+    RETRYABLE_FIELD_NUMBER: _builtins.int
     success: _builtins.bool
     noop: _builtins.bool
     error_code: _builtins.str
     """Machine-readable cause when success is false: QUIESCE_TIMEOUT, CLONE_FAILED, ..."""
     error_message: _builtins.str
+    retryable: _builtins.bool
+    """For a failure: false when a retry cannot help (WORKSPACE_TAMPERED, INVALID_PARAMS, ...): the task
+    goes DEAD at once. Executors always set it.
+    """
     @_builtins.property
     def results(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -118,10 +123,11 @@ class ExecuteTaskResponse(_message.Message):
         error_code: _builtins.str = ...,
         error_message: _builtins.str = ...,
         results: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        retryable: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "noop", b"noop", "results", b"results", "success", b"success"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "noop", b"noop", "results", b"results", "retryable", b"retryable", "success", b"success"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
