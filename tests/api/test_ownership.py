@@ -4,6 +4,7 @@ workspace, is absent from every list, and is left untouched. An admin token sees
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -11,10 +12,12 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import StartService, make_config
 from tests.helpers import bearer, new_token
+from wvs_core.cli import wvsctl
 from wvs_core.db.engine import async_dsn
 from wvs_core.ids import uuid7
 
@@ -193,6 +196,18 @@ async def test_the_owner_defaults_to_the_tokens_subject(api) -> None:
     await api.create("bob", "bobs-too", owner="bob")  # naming oneself is allowed too
     audit = (await api("bob", "GET", "/v1/workspaces/bobs/audit")).json()["items"]
     assert {event["actor"]["subject"] for event in audit} == {"bob"}
+
+
+async def test_wvsctl_creates_for_the_tokens_subject_when_no_owner_is_given(api) -> None:
+    url = str(api.client.base_url)
+    created = await asyncio.to_thread(
+        CliRunner().invoke,
+        wvsctl.cli,
+        ["--api-url", url, "workspace", "create", "from-cli", "--json"],
+        env={"WVS_TOKEN": api.tokens["carol"]},
+    )
+    assert created.exit_code == 0, created.output
+    assert (await api("carol", "GET", "/v1/workspaces/from-cli")).json()["owner"] == "carol"
 
 
 async def test_a_token_acting_for_a_team_sees_and_acts_on_the_teams_workspaces(api) -> None:
