@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 
+from wvs_core.cli.wvs import cli as wvs_cli
 from wvs_core.ids import uuid7
 from wvs_core.layout import WorkspaceLayout
 
@@ -28,6 +30,21 @@ def free_port() -> int:
 def key() -> dict[str, str]:
     """A fresh Idempotency-Key header."""
     return {"Idempotency-Key": uuid7()}
+
+
+def new_token(tokens_file: Path, subject: str, role: str, owners: str = "") -> str:
+    """Make a token with ``wvs token new`` (``owners``: comma-separated), append its table to
+    ``tokens_file``, return the token."""
+    made = CliRunner().invoke(wvs_cli, ["token", "new", "--subject", subject, "--role", role, "--owners", owners])
+    assert made.exit_code == 0, made.output
+    with tokens_file.open("a") as handle:
+        handle.write(made.stdout)
+    return made.stderr.rsplit(": ", 1)[1].strip()
+
+
+def bearer(token: str, **extra: str) -> dict[str, str]:
+    """An Authorization header for ``token``, plus ``extra`` headers."""
+    return {"Authorization": f"Bearer {token}", **extra}
 
 
 async def wait_task(

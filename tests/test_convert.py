@@ -1,4 +1,4 @@
-"""The converter: strict scalars and real enums."""
+"""The converter: strict scalars, lists of names and real enums."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def test_no_silent_coercion() -> None:
     with pytest.raises(ValueError):
         structure("maybe", bool)
     assert structure("yes", bool) is True and structure("12", int) == 12
+
+
+def test_a_list_of_names_is_never_a_string_taken_apart() -> None:
+    assert structure(["team", "ops"], tuple[str, ...]) == ("team", "ops")
+    with pytest.raises(ValueError, match="list of strings"):
+        structure("team", tuple[str, ...])
+    with pytest.raises(ValueError):
+        structure(["team", 1], tuple[str, ...])

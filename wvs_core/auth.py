@@ -1,11 +1,12 @@
-"""Bearer tokens for the API: who may call it, and whether they may write.
+"""Bearer tokens for the API: who may call it, whether they may write, and whose workspaces they see.
 
 The tokens file (``api.tokens_file``) lists one table per token and never holds a token itself, only its
 SHA-256::
 
     [[tokens]]
-    subject = "ci-bot"      # recorded as the actor of every write it makes
-    role = "write"          # "read": GET only; "write": everything
+    subject = "ci-bot"      # recorded as the actor of every write it makes; owns what it creates
+    role = "write"          # "read": GET only; "write": everything; "admin": everything, on every workspace
+    owners = ["team-a"]     # optional: other owners it acts for, besides its subject
     sha256 = "9f86d0…"      # hex SHA-256 of the token; `wvs token new` prints token and table
 
 Without a tokens file the API is open (the embedded default, listening on 127.0.0.1). The file is
@@ -27,6 +28,7 @@ import cattrs
 
 from wvs_core.convert import describe_error, structure
 from wvs_core.errors import ConfigError
+from wvs_core.scope import EVERYTHING, Scope, check_owner
 
 TOKEN_PREFIX = "wvs_"
 RELOAD_CHECK = 1.0  # seconds between looks at the tokens file for changes
@@ -37,8 +39,9 @@ log = logging.getLogger(__name__)
 class Role(enum.StrEnum):
     """What a token may do."""
 
-    READ = "read"
-    WRITE = "write"
+    READ = "read"  # GET only, on the workspaces of its subject and owners
+    WRITE = "write"  # every method, on the workspaces of its subject and owners
+    ADMIN = "admin"  # every method, on every workspace
 
 
 def _check_digest(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
@@ -46,22 +49,33 @@ def _check_digest(_instance: object, _attribute: attrs.Attribute[str], value: st
         raise ValueError(f"sha256 must be 64 lowercase hex digits, got {value!r}")
 
 
-def _check_subject(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
-    if not value.strip() or not value.isprintable():
-        raise ValueError(f"subject must be a non-empty printable name, got {value!r}")
+def _check_owners(instance: Principal, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+    for owner in value:
+        check_owner(instance, attribute, owner)
+    if value and instance.role == Role.ADMIN:
+        raise ValueError("owners: an admin token acts for every owner already; leave owners out")
 
 
 @attrs.frozen
 class Principal:
-    """The holder of a token."""
+    """The holder of a token: ``subject`` (an owner name), ``role``, and the ``owners`` it also acts for."""
 
-    subject: str = attrs.field(validator=_check_subject)
+    subject: str = attrs.field(validator=check_owner)
     role: Role
     sha256: str = attrs.field(validator=_check_digest, repr=False)
+    owners: tuple[str, ...] = attrs.field(default=(), validator=_check_owners)
 
     def may(self, method: str) -> bool:
         """Whether this principal may send a request with ``method``."""
-        return self.role == Role.WRITE or method in ("GET", "HEAD")
+        return self.role != Role.READ or method in ("GET", "HEAD")
+
+    @property
+    def scope(self) -> Scope:
+        """The workspaces it sees and acts on: every one for an admin, else those owned by its subject or
+        by one of its ``owners``."""
+        if self.role == Role.ADMIN:
+            return EVERYTHING
+        return Scope(owners=frozenset((self.subject, *self.owners)))
 
 
 @attrs.frozen

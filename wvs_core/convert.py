@@ -69,6 +69,13 @@ def _structure_strict_bool(value: Any, _type: Any) -> bool:
     raise ValueError(f"expected a boolean, got {value!r}")
 
 
+def _structure_names(value: Any, _type: Any) -> tuple[str, ...]:
+    # A list of names, never a string taken apart into its characters.
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return tuple(_structure_strict_str(item, str) for item in value)
+
+
 def _structure_datetime(value: Any, _type: Any) -> datetime:
     if isinstance(value, datetime):
         return value
@@ -78,12 +85,14 @@ def _structure_datetime(value: Any, _type: Any) -> datetime:
 
 
 def register_hooks(converter: cattrs.Converter) -> None:
-    """Configure ``converter``: strict scalars (no silent ``"1"`` → ``True``), durations, datetimes."""
+    """Configure ``converter``: strict scalars (no silent ``"1"`` → ``True``), lists of names (``tuple[str,
+    ...]``: never a string split into characters), durations, datetimes."""
     converter.register_structure_hook(Seconds, _structure_seconds)
     converter.register_structure_hook(str, _structure_strict_str)
     converter.register_structure_hook(int, _structure_strict_int)
     converter.register_structure_hook(float, _structure_strict_float)
     converter.register_structure_hook(bool, _structure_strict_bool)
+    converter.register_structure_hook_func(lambda type_: type_ == tuple[str, ...], _structure_names)
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
 

@@ -1,9 +1,11 @@
 """Bearer-token auth: 401 without a valid token, 403 when a read-only token writes, the token's subject as
-the actor of every write, probes open, and a clear startup error for a bad tokens file."""
+the actor of every write, probes open, `wvs token new` tables (with owners), and a clear startup error for
+a bad tokens file."""
 
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,25 +15,17 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import StartService, make_config
+from tests.helpers import bearer, new_token
 from wvs_core.cli import wvsctl
 from wvs_core.cli.wvs import cli as wvs_cli
 from wvs_core.errors import ConfigError
 from wvs_core.runtime import Service
 
 
-def new_token(tokens_file: Path, subject: str, role: str) -> str:
-    """Make a token with ``wvs token new``, append its table to ``tokens_file``, return the token."""
-    made = CliRunner().invoke(wvs_cli, ["token", "new", "--subject", subject, "--role", role])
-    assert made.exit_code == 0, made.output
-    with tokens_file.open("a") as handle:
-        handle.write(made.stdout)
-    return made.stderr.rsplit(": ", 1)[1].strip()
-
-
 def revoke(tokens_file: Path, subject: str) -> None:
     """Delete ``subject``'s table from the tokens file."""
     tables = tokens_file.read_text().split("\n[[tokens]]")
-    tokens_file.write_text("\n[[tokens]]".join(table for table in tables if f'"{subject}"' not in table))
+    tokens_file.write_text("\n[[tokens]]".join(table for table in tables if f'subject = "{subject}"' not in table))
 
 
 @pytest.fixture
@@ -39,16 +33,12 @@ async def secured(database: str, tmp_path: Path, start_service: StartService) ->
     tokens_file = tmp_path / "tokens.toml"
     tokens = {
         "writer": new_token(tokens_file, "ci-bot", "write"),
-        "reader": new_token(tokens_file, "dashboard", "read"),
+        "reader": new_token(tokens_file, "dashboard", "read", owners="ci-bot"),
     }
     config = make_config(database, tmp_path, api={"tokens_file": str(tokens_file)})
     service = await start_service(config, planes=("api",))
     async with httpx.AsyncClient(base_url=service.api_url or "", timeout=30) as client:
         yield {"client": client, "tokens_file": tokens_file, **tokens}
-
-
-def bearer(token: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", **extra}
 
 
 async def test_without_a_valid_token_every_api_call_is_401_but_probes_stay_open(secured) -> None:
@@ -70,7 +60,7 @@ async def test_without_a_valid_token_every_api_call_is_401_but_probes_stay_open(
 
 async def test_a_read_token_reads_and_a_write_token_writes_as_its_subject(secured) -> None:
     client: httpx.AsyncClient = secured["client"]
-    body = {"wsid": "guarded", "owner": "ops"}
+    body = {"wsid": "guarded", "owner": "ci-bot"}
     forbidden = await client.post(
         "/v1/workspaces", json=body, headers=bearer(secured["reader"], **{"Idempotency-Key": "k1"})
     )
@@ -123,12 +113,25 @@ async def test_wvsctl_sends_the_token_from_wvs_token(secured) -> None:
     assert refused.exit_code != 0 and "WVS_UNAUTHORIZED" in refused.output
 
 
+def test_wvs_token_new_lists_the_owners_it_acts_for() -> None:
+    made = CliRunner().invoke(wvs_cli, ["token", "new", "--subject", "carol", "--role", "read", "--owners", "a, b"])
+    assert made.exit_code == 0, made.output
+    (table,) = tomllib.loads(made.stdout)["tokens"]
+    assert table["owners"] == ["a", "b"] and table["role"] == "read"
+    plain = CliRunner().invoke(wvs_cli, ["token", "new", "--subject", "carol"])
+    assert "owners" not in tomllib.loads(plain.stdout)["tokens"][0]
+    admin = CliRunner().invoke(wvs_cli, ["token", "new", "--subject", "ops", "--role", "admin", "--owners", "a"])
+    assert admin.exit_code != 0 and "admin" in admin.output
+
+
 @pytest.mark.parametrize(
     ("content", "complaint"),
     [
         (None, "cannot read"),
         ("[[tokens]\n", "not valid TOML"),
-        ('[[tokens]]\nsubject = "x"\nrole = "admin"\nsha256 = "' + "0" * 64 + '"\n', "role"),
+        ('[[tokens]]\nsubject = "x"\nrole = "root"\nsha256 = "' + "0" * 64 + '"\n', "role"),
+        ('[[tokens]]\nsubject = "x"\nrole = "read"\nowners = "team"\nsha256 = "' + "0" * 64 + '"\n', "owners"),
+        ('[[tokens]]\nsubject = "x"\nrole = "admin"\nowners = ["t"]\nsha256 = "' + "0" * 64 + '"\n', "owners"),
         ('[[tokens]]\nsubject = "x"\nrole = "read"\nsha256 = "secret"\n', "sha256"),
         ('[[tokens]]\nsubject = "x"\nrole = "read"\nsha256 = "' + "0" * 64 + '"\nexpires = 1\n', "expires"),
     ],

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import json_body, path_wsid, submission
+from wvs_core.api.inputs import json_body, path_wsid, scope, submission
 from wvs_core.api.workspaces import accepted_response, task_spec
 from wvs_core.convert import structure_request
 from wvs_core.db.store import require_snapshot
@@ -25,7 +25,7 @@ class SetCurrent:
 
 async def get_current(request: Request) -> JSONResponse:
     """The live tree ``current`` points to and the snapshot it was restored from."""
-    workspace = await state.store(request).get_workspace(path_wsid(request))
+    workspace = await state.store(request).get_workspace(path_wsid(request), scope=scope(request))
     return JSONResponse(
         {
             "wsid": workspace.wsid,
@@ -43,5 +43,7 @@ async def set_current(request: Request) -> JSONResponse:
     wanted = structure_request(body, SetCurrent)
     spec = task_spec(request, SET_CURRENT_OP, {"snapshot_id": wanted.snapshot_id, "new_live_id": uuid7()})
     check = require_snapshot(wanted.snapshot_id)
-    accepted = await state.store(request).submit_task(wsid, spec, submission(request, body), check)
+    accepted = await state.store(request).submit_task(
+        wsid, spec, submission(request, body), check, scope=scope(request)
+    )
     return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})

@@ -14,6 +14,7 @@ from wvs_core.db.store import Submission
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.hashing import request_hash
 from wvs_core.ids import is_uuid, is_wsid
+from wvs_core.scope import EVERYTHING, Scope
 
 MAX_KEY_LENGTH = 255
 
@@ -105,6 +106,12 @@ def submission(request: Request, body: dict[str, Any]) -> Submission:
         request_id=request.state.request_id,
         actor=actor(request),
     )
+
+
+def scope(request: Request) -> Scope:
+    """The workspaces the caller sees and acts on: its token's scope, or every one without auth."""
+    principal = request.state.principal
+    return EVERYTHING if principal is None else principal.scope
 
 
 def actor(request: Request) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import json_body, list_query, path_id, path_wsid, submission
+from wvs_core.api.inputs import json_body, list_query, path_id, path_wsid, scope, submission
 from wvs_core.api.views import page_view, snapshot_view
 from wvs_core.api.workspaces import NoBody, accepted_response, task_spec
 from wvs_core.convert import structure_request
@@ -37,7 +37,7 @@ async def create_snapshot(request: Request) -> JSONResponse:
     body = await json_body(request, state.config(request).api.max_body_bytes)
     create = structure_request(body, CreateSnapshot)
     spec = task_spec(request, SNAPSHOT_OP, {"snapshot_id": uuid7(), "message": create.message})
-    accepted = await state.store(request).submit_task(wsid, spec, submission(request, body))
+    accepted = await state.store(request).submit_task(wsid, spec, submission(request, body), scope=scope(request))
     task = accepted.task
     return accepted_response(
         accepted, {"task_id": task.task_id, "status": "PENDING", "snapshot_id": task.params["snapshot_id"]}
@@ -48,7 +48,7 @@ async def list_snapshots(request: Request) -> JSONResponse:
     """Snapshots not deleted, newest first."""
     wsid = path_wsid(request)
     query = list_query(request)
-    page = await state.store(request).list_snapshots(wsid, query.cursor, query.limit)
+    page = await state.store(request).list_snapshots(wsid, query.cursor, query.limit, scope=scope(request))
     return JSONResponse(page_view(page, snapshot_view))
 
 
@@ -60,5 +60,7 @@ async def drop_snapshot(request: Request) -> JSONResponse:
     structure_request(body, NoBody)
     spec = task_spec(request, DROP_OP, {"snapshot_id": snapshot_id})
     check = require_snapshot(snapshot_id, droppable=True)
-    accepted = await state.store(request).submit_task(wsid, spec, submission(request, body), check)
+    accepted = await state.store(request).submit_task(
+        wsid, spec, submission(request, body), check, scope=scope(request)
+    )
     return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})

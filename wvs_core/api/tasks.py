@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import actor, bad_request, list_query, one_of, path_id
+from wvs_core.api.inputs import actor, bad_request, list_query, one_of, path_id, scope
 from wvs_core.api.views import page_view, task_view
 from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.ids import is_wsid
@@ -22,13 +22,13 @@ async def list_tasks(request: Request) -> JSONResponse:
         raise bad_request(f"invalid wsid {wsid!r}")
     status = one_of("status", query.filters.get("status"), TaskStatus.__members__)
     op = one_of("op", query.filters.get("op"), state.registry(request).ops)
-    page = await state.store(request).list_tasks(query.cursor, query.limit, wsid, status, op)
+    page = await state.store(request).list_tasks(query.cursor, query.limit, wsid, status, op, scope=scope(request))
     return JSONResponse(page_view(page, task_view))
 
 
 async def get_task(request: Request) -> JSONResponse:
     """One task."""
-    task = await state.store(request).get_task(path_id(request, "task_id"))
+    task = await state.store(request).get_task(path_id(request, "task_id"), scope=scope(request))
     return JSONResponse(task_view(task))
 
 
@@ -41,7 +41,9 @@ async def cancel_task(request: Request) -> JSONResponse:
         if (op := registry.ops.get(task.op)) is not None:
             await op.on_canceled(SqlWorkspaceTransaction(conn, task, actor(request)), task)
 
-    task = await state.store(request).cancel_task(task_id, request.state.request_id, actor(request), on_canceled)
+    task = await state.store(request).cancel_task(
+        task_id, request.state.request_id, actor(request), on_canceled, scope=scope(request)
+    )
     return JSONResponse(
         {"task_id": task.task_id, "status": task.status.value, "cancel_requested": task.cancel_requested}
     )

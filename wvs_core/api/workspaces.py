@@ -9,12 +9,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import actor, json_body, list_query, one_of, path_wsid, submission
+from wvs_core.api.inputs import actor, bad_request, json_body, list_query, one_of, path_wsid, scope, submission
 from wvs_core.api.views import page_view, workspace_view
 from wvs_core.convert import structure_request
 from wvs_core.db.store import INIT_OP, Accepted, TaskSpec
+from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import WSID_PATTERN, uuid7
 from wvs_core.models import WorkspaceState
+from wvs_core.scope import check_owner
 
 
 def _check_wsid(_instance: object, _attribute: object, value: str) -> None:
@@ -22,17 +24,12 @@ def _check_wsid(_instance: object, _attribute: object, value: str) -> None:
         raise ValueError(f"wsid {value!r} must match {WSID_PATTERN.pattern}")
 
 
-def _check_owner(_instance: object, _attribute: object, value: str) -> None:
-    if not value.strip() or len(value) > 256 or not value.isprintable():
-        raise ValueError("owner must be 1 to 256 printable characters")
-
-
 @attrs.frozen
 class CreateWorkspace:
-    """Body of ``POST /v1/workspaces``."""
+    """Body of ``POST /v1/workspaces``; ``owner`` defaults to the token's subject (see ``new_owner``)."""
 
     wsid: str = attrs.field(validator=_check_wsid)
-    owner: str = attrs.field(validator=_check_owner)
+    owner: str | None = attrs.field(default=None, validator=attrs.validators.optional(check_owner))
 
 
 def task_spec(request: Request, op: str, params: dict[str, object]) -> TaskSpec:
@@ -54,13 +51,30 @@ def accepted_response(accepted: Accepted, body: dict[str, object]) -> JSONRespon
     return JSONResponse(body, status_code=202, headers=headers)
 
 
+def new_owner(request: Request, named: str | None) -> str:
+    """The owner of a workspace being created: the one ``named`` in the body — 403 WVS_FORBIDDEN unless the
+    caller acts for it (an admin token acts for everyone) — else the token's subject; without auth the body
+    must name one (400)."""
+    principal = request.state.principal
+    if named is None:
+        if principal is None:
+            raise bad_request("invalid body: owner is required")
+        return str(principal.subject)
+    if not scope(request).sees(named):
+        raise WVSError(
+            ErrorCode.FORBIDDEN, f"the token of {principal.subject!r} may not create workspaces for {named!r}"
+        )
+    return named
+
+
 async def create_workspace(request: Request) -> JSONResponse:
     """Create a workspace and its init task."""
     body = await json_body(request, state.config(request).api.max_body_bytes)
     create = structure_request(body, CreateWorkspace)
+    owner = new_owner(request, create.owner)
     root_path = str(PurePosixPath(state.config(request).executor.mount_path) / create.wsid)
     accepted = await state.store(request).create_workspace(
-        create.wsid, create.owner, root_path, init_spec(request), submission(request, body)
+        create.wsid, owner, root_path, init_spec(request), submission(request, body), scope=scope(request)
     )
     return accepted_response(
         accepted,
@@ -76,13 +90,13 @@ async def list_workspaces(request: Request) -> JSONResponse:
     """Workspaces, newest first, optionally by ``state``."""
     query = list_query(request, ("state",))
     wanted = one_of("state", query.filters.get("state"), WorkspaceState.__members__)
-    page = await state.store(request).list_workspaces(query.cursor, query.limit, wanted)
+    page = await state.store(request).list_workspaces(query.cursor, query.limit, wanted, scope=scope(request))
     return JSONResponse(page_view(page, workspace_view))
 
 
 async def get_workspace(request: Request) -> JSONResponse:
     """One workspace."""
-    workspace = await state.store(request).get_workspace(path_wsid(request))
+    workspace = await state.store(request).get_workspace(path_wsid(request), scope=scope(request))
     return JSONResponse(workspace_view(workspace))
 
 
@@ -91,14 +105,16 @@ async def retry_init(request: Request) -> JSONResponse:
     wsid = path_wsid(request)
     body = await json_body(request, state.config(request).api.max_body_bytes)
     structure_request(body, NoBody)
-    accepted = await state.store(request).retry_init(wsid, init_spec(request), submission(request, body))
+    accepted = await state.store(request).retry_init(
+        wsid, init_spec(request), submission(request, body), scope=scope(request)
+    )
     return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})
 
 
 async def disable_workspace(request: Request) -> JSONResponse:
     """Disable (synchronously): the workspace stays readable, every later write answers 410."""
     wsid = path_wsid(request)
-    workspace = await state.store(request).disable(wsid, request.state.request_id, actor(request))
+    workspace = await state.store(request).disable(wsid, request.state.request_id, actor(request), scope=scope(request))
     return JSONResponse({"wsid": wsid, "state": workspace.state.value, "updated_at": workspace.updated_at.isoformat()})
 
 

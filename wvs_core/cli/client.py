@@ -39,6 +39,7 @@ class WvsClient:
 
     def __init__(self, api_url: str, token: str | None = None, timeout: float = 30.0) -> None:
         self.api_url = api_url.rstrip("/")
+        self.authenticated = bool(token)  # then the API knows who is calling (e.g. a new workspace's owner)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout)
 

@@ -121,17 +121,22 @@ def token() -> None:
 @token.command("new")
 @click.option("--subject", required=True, help="Who holds the token; recorded as the actor of its writes.")
 @click.option("--role", type=click.Choice([role.value for role in Role]), default=Role.WRITE.value, show_default=True)
-def new_token_command(subject: str, role: str) -> None:
+@click.option("--owners", default="", help="Comma-separated owners it also acts for (read and write roles).")
+def new_token_command(subject: str, role: str, owners: str) -> None:
     """Make a token: the token itself goes to stderr (shown once, give it to the client as WVS_TOKEN), its
     ``[[tokens]]`` table to stdout, e.g. ``wvs token new --subject ci-bot >> /etc/wvs/tokens.toml``."""
     secret = new_token()
+    acts_for = tuple(owner.strip() for owner in owners.split(",") if owner.strip())
     try:
-        principal = Principal(subject=subject, role=Role(role), sha256=token_digest(secret))
+        principal = Principal(subject=subject, role=Role(role), sha256=token_digest(secret), owners=acts_for)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--subject") from None
+        raise click.BadParameter(str(error)) from None
     click.echo(f"token for {principal.subject}: {secret}", err=True)
-    subject = json.dumps(principal.subject, ensure_ascii=False)  # a valid TOML basic string too
-    click.echo(f'\n[[tokens]]\nsubject = {subject}\nrole = "{principal.role}"\nsha256 = "{principal.sha256}"')
+    table: dict[str, object] = {"subject": principal.subject, "role": principal.role.value}
+    if principal.owners:
+        table["owners"] = list(principal.owners)
+    lines = [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in table.items()]  # valid TOML too
+    click.echo("\n[[tokens]]\n" + "\n".join(lines) + f'\nsha256 = "{principal.sha256}"')
 
 
 def main() -> None:

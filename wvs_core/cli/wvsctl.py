@@ -128,20 +128,23 @@ def workspace() -> None:
 
 @workspace.command("create")
 @click.argument("wsid")
-@click.option("--owner", default=getpass.getuser, show_default="current user", help="Owner recorded on the workspace.")
+@click.option("--owner", help="Owner recorded on the workspace  [default: the token's subject, else the current user]")
 @write_options
 @click.pass_context
 def workspace_create(
     ctx: click.Context,
     wsid: str,
-    owner: str,
+    owner: str | None,
     wait: bool,
     idempotency_key: str | None,
     as_json: bool,
     output: str,
 ) -> None:
     """Create workspace WSID."""
-    answer = client(ctx).write("/v1/workspaces", {"wsid": wsid, "owner": owner}, idempotency_key)
+    if owner is None and not client(ctx).authenticated:
+        owner = getpass.getuser()
+    body = {"wsid": wsid} if owner is None else {"wsid": wsid, "owner": owner}
+    answer = client(ctx).write("/v1/workspaces", body, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
 
 

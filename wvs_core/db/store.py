@@ -1,4 +1,8 @@
-"""The control plane's database operations: workspaces, tasks, snapshots, with idempotency and audit."""
+"""The control plane's database operations: workspaces, tasks, snapshots, with idempotency and audit.
+
+Every operation takes the caller's ``Scope`` and applies it in SQL: a workspace outside it, with its tasks,
+snapshots and audit rows, is absent from lists and answers WVS_NOT_FOUND exactly like a missing one.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import uuid7
 from wvs_core.models import UNFINISHED, AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
 from wvs_core.queue import TaskQueue
+from wvs_core.scope import Scope
 
 INIT_OP = "init_workspace"
 
@@ -71,9 +76,13 @@ class Store:
     # --- workspaces ---------------------------------------------------------------------------
 
     async def create_workspace(
-        self, wsid: str, owner: str, root_path: str, spec: TaskSpec, submission: Submission
+        self, wsid: str, owner: str, root_path: str, spec: TaskSpec, submission: Submission, *, scope: Scope
     ) -> Accepted:
-        """Create the workspace row and its init task, or replay/refuse per the idempotency rules."""
+        """Create the workspace row and its init task, or replay/refuse per the idempotency rules.
+
+        A taken wsid is 409 WVS_CONFLICT_EXISTS — and only that when its workspace is outside ``scope``
+        (no replay, no idempotency mismatch): a wsid is a global name, so "taken" is all that leaks.
+        """
         async with self.engine.begin() as conn:
             inserted = await conn.execute(
                 pg_insert(workspaces)
@@ -82,7 +91,10 @@ class Store:
                 .returning(workspaces.c.wsid)
             )
             if inserted.first() is None:
-                replay = await self._replay(conn, wsid, INIT_OP, submission)
+                visible = await conn.execute(
+                    sa.select(workspaces.c.wsid).where(workspaces.c.wsid == wsid, _visible(scope))
+                )
+                replay = await self._replay(conn, wsid, INIT_OP, submission) if visible.first() else None
                 if replay is None:
                     raise WVSError(ErrorCode.CONFLICT_EXISTS, f"workspace {wsid!r} already exists")
                 return replay
@@ -97,17 +109,17 @@ class Store:
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
-    async def get_workspace(self, wsid: str) -> Workspace:
+    async def get_workspace(self, wsid: str, *, scope: Scope) -> Workspace:
         """The workspace, or WVS_NOT_FOUND."""
         async with self.engine.connect() as conn:
-            row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid))).first()
+            row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid, _visible(scope)))).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
         return from_row(row, Workspace)
 
-    async def list_workspaces(self, cursor: str | None, limit: int, state: str | None = None) -> Page:
+    async def list_workspaces(self, cursor: str | None, limit: int, state: str | None = None, *, scope: Scope) -> Page:
         """Workspaces, newest first."""
-        query = workspaces.select()
+        query = workspaces.select().where(_visible(scope))
         if state:
             query = query.where(workspaces.c.state == state)
         query = keyset_page(query, workspaces.c.created_at, workspaces.c.wsid, cursor, limit)
@@ -119,7 +131,7 @@ class Store:
     # --- tasks --------------------------------------------------------------------------------
 
     async def submit_task(
-        self, wsid: str, spec: TaskSpec, submission: Submission, check: WorkspaceCheck | None = None
+        self, wsid: str, spec: TaskSpec, submission: Submission, check: WorkspaceCheck | None = None, *, scope: Scope
     ) -> Accepted:
         """Create a task on an ACTIVE workspace, or replay/refuse per the idempotency rules.
 
@@ -127,7 +139,7 @@ class Store:
         committed) one after the other: creation order is the order schedulers see them in.
         """
         async with self.engine.begin() as conn:
-            workspace = await self._lock_workspace(conn, wsid)
+            workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
                 return replay
@@ -137,10 +149,10 @@ class Store:
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
-    async def retry_init(self, wsid: str, spec: TaskSpec, submission: Submission) -> Accepted:
+    async def retry_init(self, wsid: str, spec: TaskSpec, submission: Submission, *, scope: Scope) -> Accepted:
         """INIT_FAILED → PROVISIONING with a new init_workspace task."""
         async with self.engine.begin() as conn:
-            workspace = await self._lock_workspace(conn, wsid)
+            workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, INIT_OP, submission)
             if replay is not None:
                 return replay
@@ -149,10 +161,10 @@ class Store:
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
-    async def disable(self, wsid: str, request_id: str, actor: dict[str, Any]) -> Workspace:
+    async def disable(self, wsid: str, request_id: str, actor: dict[str, Any], *, scope: Scope) -> Workspace:
         """Make the workspace read-only for good; refused while it has unfinished tasks; repeatable."""
         async with self.engine.begin() as conn:
-            workspace = await self._lock_workspace(conn, wsid)
+            workspace = await self._lock_workspace(conn, wsid, scope)
             if workspace.state == WorkspaceState.DISABLED:
                 return workspace
             busy = (
@@ -164,10 +176,13 @@ class Store:
                 raise WVSError(ErrorCode.CONFLICT_LOCKED, f"workspace {wsid!r} has unfinished tasks (e.g. {busy[0]})")
             return await self._set_state(conn, workspace, WorkspaceState.DISABLED, request_id, actor)
 
-    async def cancel_task(self, task_id: str, request_id: str, actor: dict[str, Any], on_canceled: TaskRule) -> Task:
+    async def cancel_task(
+        self, task_id: str, request_id: str, actor: dict[str, Any], on_canceled: TaskRule, *, scope: Scope
+    ) -> Task:
         """PENDING (or FAILED awaiting retry) → CANCELED now; RUNNING → ``cancel_requested``; else 409."""
         async with self.engine.begin() as conn:
-            row = (await conn.execute(tasks.select().where(tasks.c.task_id == task_id).with_for_update())).first()
+            found = tasks.select().where(tasks.c.task_id == task_id, _in_visible_workspace(tasks.c.wsid, scope))
+            row = (await conn.execute(found.with_for_update())).first()
             if row is None:
                 raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
             task = from_row(row, Task)
@@ -196,19 +211,20 @@ class Store:
                 await self.queue.announce(conn)  # the workspace's next task may start
             return updated
 
-    async def get_task(self, task_id: str) -> Task:
+    async def get_task(self, task_id: str, *, scope: Scope) -> Task:
         """The task, or WVS_NOT_FOUND."""
+        query = tasks.select().where(tasks.c.task_id == task_id, _in_visible_workspace(tasks.c.wsid, scope))
         async with self.engine.connect() as conn:
-            row = (await conn.execute(tasks.select().where(tasks.c.task_id == task_id))).first()
+            row = (await conn.execute(query)).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
         return from_row(row, Task)
 
     async def list_tasks(
-        self, cursor: str | None, limit: int, wsid: str | None, status: str | None, op: str | None
+        self, cursor: str | None, limit: int, wsid: str | None, status: str | None, op: str | None, *, scope: Scope
     ) -> Page:
         """Tasks, newest first, optionally filtered."""
-        query = tasks.select()
+        query = tasks.select().where(_in_visible_workspace(tasks.c.wsid, scope))
         for column, value in ((tasks.c.wsid, wsid), (tasks.c.status, status), (tasks.c.op, op)):
             if value:
                 query = query.where(column == value)
@@ -220,9 +236,9 @@ class Store:
 
     # --- snapshots ----------------------------------------------------------------------------
 
-    async def list_snapshots(self, wsid: str, cursor: str | None, limit: int) -> Page:
-        """Live (not deleted) snapshots of a workspace, newest first."""
-        await self.get_workspace(wsid)
+    async def list_snapshots(self, wsid: str, cursor: str | None, limit: int, *, scope: Scope) -> Page:
+        """Live (not deleted) snapshots of a workspace, newest first; WVS_NOT_FOUND without the workspace."""
+        await self.get_workspace(wsid, scope=scope)
         query = snapshots.select().where(snapshots.c.wsid == wsid, snapshots.c.deleted_at.is_(None))
         query = keyset_page(query, snapshots.c.created_at, snapshots.c.snapshot_id, cursor, limit)
         async with self.engine.connect() as conn:
@@ -230,9 +246,9 @@ class Store:
         items, next_cursor = split_page(rows, limit, "created_at", "snapshot_id")
         return Page(items, next_cursor)
 
-    async def list_audit(self, wsid: str, cursor: str | None, limit: int) -> Page:
-        """Audit events of a workspace, newest first."""
-        await self.get_workspace(wsid)
+    async def list_audit(self, wsid: str, cursor: str | None, limit: int, *, scope: Scope) -> Page:
+        """Audit events of a workspace, newest first; WVS_NOT_FOUND without the workspace."""
+        await self.get_workspace(wsid, scope=scope)
         query = keyset_page(audit.select().where(audit.c.wsid == wsid), audit.c.ts, audit.c.event_id, cursor, limit)
         async with self.engine.connect() as conn:
             rows = [from_row(row, AuditEvent) for row in await conn.execute(query)]
@@ -241,8 +257,9 @@ class Store:
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _lock_workspace(self, conn: AsyncConnection, wsid: str) -> Workspace:
-        row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid).with_for_update())).first()
+    async def _lock_workspace(self, conn: AsyncConnection, wsid: str, scope: Scope) -> Workspace:
+        query = workspaces.select().where(workspaces.c.wsid == wsid, _visible(scope))
+        row = (await conn.execute(query.with_for_update())).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
         return from_row(row, Workspace)
@@ -325,6 +342,18 @@ class Store:
         )
         await self.queue.announce(conn)
         return task
+
+
+def _visible(scope: Scope) -> sa.ColumnElement[bool]:
+    """SQL: the ``workspaces`` row is in ``scope``."""
+    return sa.true() if scope.owners is None else workspaces.c.owner.in_(sorted(scope.owners))
+
+
+def _in_visible_workspace(wsid: sa.ColumnElement[str], scope: Scope) -> sa.ColumnElement[bool]:
+    """SQL: the row's workspace (its ``wsid`` column) is in ``scope``."""
+    if scope.owners is None:
+        return sa.true()
+    return wsid.in_(sa.select(workspaces.c.wsid).where(_visible(scope)))
 
 
 def _require_state(workspace: Workspace, wanted: WorkspaceState) -> None:

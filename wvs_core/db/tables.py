@@ -49,6 +49,7 @@ workspaces = sa.Table(
     sa.CheckConstraint(f"wsid ~ '{WSID_REGEX}'", name="wsid_format"),
     sa.CheckConstraint(_in("state", WORKSPACE_STATES), name="state"),
     sa.Index("ix_workspaces_created_at_wsid", sa.text("created_at DESC"), sa.text("wsid DESC")),
+    sa.Index("ix_workspaces_owner_created_at_wsid", "owner", sa.text("created_at DESC"), sa.text("wsid DESC")),  # 0003
 )
 
 snapshots = sa.Table(
