@@ -28,6 +28,7 @@ from wvs_core.embedded import EmbeddedPostgres
 from wvs_core.ids import uuid7
 from wvs_core.migrate import upgrade
 from wvs_core.runtime import Service
+from wvs_core.storage import open_tree
 from wvs_juicefs.backend import JuiceFSBackend
 from wvs_juicefs.volume import JuiceFSVolume, fuse_unavailable_reason
 from wvs_localfs import LocalFSBackend
@@ -192,7 +193,11 @@ async def bench_clone(mount: Path, storage: str) -> None:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / f"f{n}.txt").write_bytes(b"x" * 4096)
         started = time.monotonic()
-        await backend.clone_tree(source, mount / f"clone-{files}")
+        fd = open_tree(source)
+        try:
+            await backend.clone_tree(fd, mount / f"clone-{files}")
+        finally:
+            os.close(fd)
         elapsed = time.monotonic() - started
         print(f"clone ({storage}) of {files:>6} files x 4 KiB: {elapsed * 1000:8.1f} ms")
 

@@ -80,7 +80,7 @@ class AgentView:
     # --- directories ----------------------------------------------------------------------------
 
     def directory(self, name: str, create: bool = False) -> int:
-        """The descriptor of the view's directory ``name`` (``live`` or ``.wvs``), kept open with the view.
+        """The descriptor of the view's directory ``name`` (``live``, ``.wvs``), kept open with the view.
 
         With ``create``, a missing directory is made first. Raises WorkspaceTampered when it is missing
         or is a link or another kind of file.
@@ -90,6 +90,12 @@ class AgentView:
                 _mkdir_at(self._root, name)
             self._dirs[name] = _open_dir_at(self._root, name, self.describe(name))
         return self._dirs[name]
+
+    def remove_empty_directory(self, name: str) -> None:
+        """Remove the view's empty directory ``name`` (``rmdir``: a link or a non-empty one stays, OSError)."""
+        if name in self._dirs:
+            os.close(self._dirs.pop(name))
+        os.rmdir(name, dir_fd=self._root)
 
     def entries(self, directory: str | None = None) -> list[str]:
         """Names in the view's root or in its directory ``directory`` (none when that does not exist)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from wvs_core.fsutil import read_json
+from wvs_core.fsutil import atomic_write_json, fsync_dir, read_json
 from wvs_core.ids import is_uuid, is_wsid
 
 AREA = ".wvs"  # WVS's area under the mount; never a wsid (a wsid starts with [a-z0-9])
@@ -166,3 +166,10 @@ def snapshot_metadata(layout: WorkspaceLayout, snapshot_id: str) -> dict[str, An
     ):
         return metadata
     return None
+
+
+def write_snapshot_metadata(layout: WorkspaceLayout, snapshot_id: str, metadata: dict[str, Any]) -> None:
+    """Write ``<snapshot_id>.json`` (``{snapshot_id, wsid, message, created_at}``) beside the tree, which must
+    be in place already: from now on the snapshot is complete."""
+    atomic_write_json(layout.snapshot_metadata(snapshot_id), {"snapshot_id": snapshot_id, **metadata})
+    fsync_dir(layout.snapshots_dir)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 
 import attrs
 
 from wvs_core import metrics
 from wvs_core.fsutil import fsync_dir
 from wvs_core.ids import check_uuid
-from wvs_core.layout import snapshot_metadata
+from wvs_core.layout import snapshot_metadata, write_snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_core.storage import remove_path
 from wvs_ops.params import parse_params
-from wvs_ops.trees import check_clone, count_entries, current_tree, write_snapshot_metadata
+from wvs_ops.trees import check_clone, count_entries, current_tree
 
 
 @attrs.frozen
@@ -60,7 +61,8 @@ class SnapshotCreate(TaskOp):
                 await asyncio.to_thread(tmp.rename, final)
                 await asyncio.to_thread(fsync_dir, layout.snapshots_dir)
                 ctx.reached("renamed")
-                metadata = {"wsid": ctx.wsid, "message": params.message}
+                created_at = datetime.now(UTC).isoformat()
+                metadata = {"wsid": ctx.wsid, "message": params.message, "created_at": created_at}
                 await asyncio.to_thread(write_snapshot_metadata, layout, params.snapshot_id, metadata)
                 ctx.reached("sealed")
             except BaseException:

@@ -7,12 +7,8 @@ import os
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from wvs_core.fsutil import atomic_write_json, fsync_dir
-from wvs_core.layout import WorkspaceLayout
 from wvs_core.ops import ExecutionContext, OpFailed
 
 
@@ -32,13 +28,6 @@ def check_clone(tree: Path) -> None:
     """A finished clone of a directory is a real directory; anything else fails the op (and is retried)."""
     if not stat.S_ISDIR(os.lstat(tree).st_mode):
         raise OpFailed("CLONE_FAILED", f"the clone at {tree} is not a directory")
-
-
-def write_snapshot_metadata(layout: WorkspaceLayout, snapshot_id: str, metadata: dict[str, Any]) -> None:
-    """Write ``<snapshot_id>.json`` beside the tree (already in place): from now on the snapshot is complete."""
-    path = layout.snapshot_metadata(snapshot_id)
-    atomic_write_json(path, {"snapshot_id": snapshot_id, **metadata, "created_at": datetime.now(UTC).isoformat()})
-    fsync_dir(path.parent)
 
 
 def count_entries(tree: Path) -> int:

@@ -16,11 +16,13 @@ from wvs_core.db.engine import create_engine
 from wvs_core.errors import ConfigError
 from wvs_core.fsck import Fsck, Report
 from wvs_core.ids import is_wsid
+from wvs_core.layout_migration import LayoutMigration
 from wvs_core.plugins import PluginRegistry
 
 
-def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool) -> Report:
-    """Check with the configured database, mount, storage and quiesce plugins."""
+def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool, migrate_layout: bool = False) -> Report:
+    """Check with the configured database, mount, storage and quiesce plugins; with ``migrate_layout``,
+    migrate the volume first (its findings lead the report)."""
     if wsid is not None and not is_wsid(wsid):
         raise click.BadParameter(f"{wsid!r} is not a workspace id", param_hint="WSID")
     try:
@@ -34,8 +36,10 @@ def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool) -> Report
 
     async def main() -> Report:
         try:
-            fsck = Fsck(ConsistencyStore(engine), Path(config.executor.mount_path), storage, quiesce)
-            return await fsck.run(wsid, fix=fix, prune=prune)
+            store, mount = ConsistencyStore(engine), Path(config.executor.mount_path)
+            migrated = await LayoutMigration(store, mount, storage).run() if migrate_layout else []
+            report = await Fsck(store, mount, storage, quiesce).run(wsid, fix=fix, prune=prune)
+            return attrs.evolve(report, findings=migrated + report.findings)
         finally:
             await engine.dispose()
 

@@ -101,14 +101,24 @@ def plugins(config_path: Path | None, as_json: bool) -> None:
     is_flag=True,
     help="With --fix: also delete trees that may hold data (unknown snapshots, live trees that never became current).",
 )
+@click.option(
+    "--migrate-layout",
+    is_flag=True,
+    help="First move a volume of the earlier layout (snapshots inside agent views) to the current one; "
+    "idempotent. Stop the executors first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
-def fsck(config_path: Path | None, wsid: str | None, fix: bool, prune: bool, as_json: bool) -> None:
+def fsck(
+    config_path: Path | None, wsid: str | None, fix: bool, prune: bool, migrate_layout: bool, as_json: bool
+) -> None:
     """Compare the database with the filesystem for WSID (or every workspace); exit 1 when inconsistent."""
     from wvs_core.cli.fsck import run_fsck
 
     config = load_or_exit(config_path)
     setup_logging("warning", "fsck")
-    report = run_fsck(config, wsid, fix, fix and prune)
+    if migrate_layout and wsid is not None:
+        raise click.UsageError("--migrate-layout moves the whole volume: give no WSID")
+    report = run_fsck(config, wsid, fix, fix and prune, migrate_layout)
     emit_report(report, as_json)
     sys.exit(0 if report.clean else 1)
 

@@ -78,3 +78,16 @@ class ConsistencyStore:
             )
             payload = {"after": {"snapshot_id": snapshot_id, "reason": "tree missing on disk"}}
             await write_audit(conn, action="fsck.snapshot_deleted", wsid=wsid, actor=FSCK_ACTOR, payload=payload)
+
+    async def move_snapshot(self, wsid: str, snapshot_id: str, fs_path: str) -> None:
+        """Point the snapshot's row at its tree's new path (the layout migration); a no-op when it already does."""
+        async with self.engine.begin() as conn:
+            moved = await conn.execute(
+                snapshots.update()
+                .where(snapshots.c.snapshot_id == snapshot_id, snapshots.c.wsid == wsid, snapshots.c.fs_path != fs_path)
+                .values(fs_path=fs_path)
+                .returning(snapshots.c.snapshot_id)
+            )
+            if moved.first() is not None:
+                payload = {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path}}
+                await write_audit(conn, action="fsck.snapshot_moved", wsid=wsid, actor=FSCK_ACTOR, payload=payload)
