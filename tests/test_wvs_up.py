@@ -1,6 +1,6 @@
 """``wvs up`` starts everything, serves a create+snapshot flow driven by wvsctl and ``wvs agent`` and the
-whole smoke test (scripts/smoke-test.sh), and leaves no mount and no PostgreSQL behind when stopped; one
-``wvs up`` at a time holds a data directory."""
+whole smoke test (scripts/smoke-test.sh), and leaves no mount and no PostgreSQL behind when stopped, even
+after a kill -9 of an earlier one; one ``wvs up`` at a time holds a data directory."""
 
 from __future__ import annotations
 
@@ -214,4 +214,31 @@ def test_a_second_wvs_up_on_the_same_data_dir_leaves_the_first_alone(wvs_up: Sta
     create_workspace(api_url, "still-served")  # the database, the executor and the mount all still work
     assert (mount / "still-served" / "current").is_dir()
     assert first.stop() == 0
+    assert leftovers(data_dir) == []
+
+
+def test_after_a_kill_9_the_next_wvs_up_starts_and_stops_leaving_nothing_behind(
+    wvs_up: StartUp, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "wvs-data"
+    killed = wvs_up(data_dir)
+    api_url = killed.wait_for(API_LINE)
+    mount = Path(killed.wait_for(MOUNT_LINE))
+    create_workspace(api_url, "survivor")
+    (mount / "survivor" / "current" / "kept.txt").write_text("written before the crash\n")
+
+    os.killpg(killed.process.pid, signal.SIGKILL)  # the whole process group
+    killed.process.wait(30)
+    # PostgreSQL and the JuiceFS mount daemon run in sessions of their own: the kill leaves both behind.
+    assert postgres_processes(data_dir) and juicefs_mounts(data_dir) == [str(mount)]
+
+    restarted = wvs_up(data_dir)
+    api_url = restarted.wait_for(API_LINE)
+    assert httpx.get(f"{api_url}/readyz").json() == {"status": "ok", "database": "ok"}
+    assert is_mounted(mount) and juicefs_mounts(data_dir) == [str(mount)]  # remounted, not mounted twice
+    assert (mount / "survivor" / "current" / "kept.txt").read_text() == "written before the crash\n"
+    workspace = json.loads(wvsctl(api_url, "workspace", "get", "survivor", "--json").stdout)
+    assert workspace["state"] == "ACTIVE"
+
+    assert restarted.stop() == 0
     assert leftovers(data_dir) == []
