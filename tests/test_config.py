@@ -21,7 +21,7 @@ def test_defaults_follow_the_spec() -> None:
     assert config.api.listen_addr == "0.0.0.0:8080"
     assert config.api.metrics_addr == "0.0.0.0:9090"
     assert config.worker.metrics_addr == "0.0.0.0:9091"
-    assert config.executor.grpc_addr == "0.0.0.0:7070"
+    assert config.executor.grpc_addr == "127.0.0.1:7070" and config.executor.insecure is False
     assert config.executor.metrics_addr == "0.0.0.0:9092"
     assert config.executor.mount_path == "/ws"
     assert config.executor.task_timeout == 300
@@ -56,6 +56,7 @@ def test_file_then_environment_overrides(tmp_path: Path) -> None:
         "EXECUTOR_QUIESCE_TIMEOUT": "10s",
         "EXECUTOR_TASK_TIMEOUT": "2m",
         "WVS_METRICS_ADDR": "127.0.0.1:9999",
+        "EXECUTOR_INSECURE": "true",
     }
     config = load_config(path, env=env)
     assert config.database.dsn == "postgresql://env@db/wvs"
@@ -63,6 +64,7 @@ def test_file_then_environment_overrides(tmp_path: Path) -> None:
     assert config.worker.poll_interval == 0.25
     assert config.executor.quiesce_timeout == 10 and config.executor.task_timeout == 120
     assert config.api.metrics_addr == config.worker.metrics_addr == "127.0.0.1:9999"
+    assert config.executor.insecure is True
     assert config.plugins.settings_for("juicefs") == {"binary": "/opt/juicefs"}
     assert config.log_level == "debug"
 
@@ -76,6 +78,7 @@ def test_file_then_environment_overrides(tmp_path: Path) -> None:
         ("[worker]\nsurprise = 1", {}, "surprise"),
         ("", {"EXECUTOR_GRPC_ADDR": "bad"}, "grpc_addr"),
         ("", {"WORKER_IDLE_BACKOFF": "-1s"}, "worker.idle_backoff"),
+        ("", {"EXECUTOR_INSECURE": "maybe"}, "executor.insecure"),
         ("", {"EXECUTOR_QUIESCE_TIMEOUT": "400s"}, "quiesce_timeout"),
         ("log_level = 'loud'", {}, "log_level"),
     ],

@@ -1,5 +1,6 @@
 """``wvs up`` starts everything, serves a create+snapshot flow driven by wvsctl and ``wvs agent`` and the
-whole smoke test (scripts/smoke-test.sh), and leaves no mount and no PostgreSQL behind when stopped."""
+whole smoke test (scripts/smoke-test.sh), and leaves no mount and no PostgreSQL behind when stopped, even
+after a kill -9 of an earlier one; one ``wvs up`` at a time holds a data directory."""
 
 from __future__ import annotations
 
@@ -10,32 +11,133 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
 from tests.helpers import free_port
+from wvs_juicefs.binary import find_juicefs
 from wvs_juicefs.volume import fuse_unavailable_reason, is_mounted
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
+API_LINE = r"API:\s+(http://\S+)"
+MOUNT_LINE = r"mount:\s+(\S+)"
 
 
-def wait_for_line(process: subprocess.Popen[str], pattern: str, timeout: float = 90) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    seen = []
-    assert process.stderr is not None
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            if process.poll() is not None:
+class Up:
+    """A ``wvs up`` process (the leader of a process group of its own) and the file its stderr goes to."""
+
+    def __init__(self, data_dir: Path, log: Path) -> None:
+        self.data_dir = data_dir
+        self.log = log
+        self.port = free_port()
+        with open(log, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [str(BIN / "wvs"), "up", "--port", str(self.port), "--data-dir", str(data_dir)],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+
+    def wait_for(self, pattern: str, timeout: float = 90) -> str:
+        """The first group of the first line of output matching ``pattern``; fails if it exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            exited = self.process.poll() is not None
+            if match := re.search(pattern, self.log.read_text(), re.MULTILINE):
+                return match.group(1)
+            if exited:
                 break
-            continue
-        seen.append(line)
-        if match := re.search(pattern, line):
-            return match
-    raise AssertionError(f"never saw {pattern!r}; output was:\n{''.join(seen)[-4000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"never saw {pattern!r}; output was:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> int:
+        """SIGTERM, as an operator would; its exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+StartUp = Callable[[Path], Up]
+
+
+@pytest.fixture
+def wvs_up(tmp_path: Path) -> Iterator[StartUp]:
+    """Starts ``wvs up --data-dir DIR`` on a free port. After the test, pass or fail, it kills every one
+    still running, then stops whatever PostgreSQL and JuiceFS they left under their data directories."""
+    if (reason := fuse_unavailable_reason()) is not None and not os.environ.get("CI"):
+        pytest.skip(f"JuiceFS needs FUSE: {reason}")
+    started: list[Up] = []
+
+    def start(data_dir: Path) -> Up:
+        started.append(Up(data_dir, tmp_path / f"up-{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for up in started:
+        if up.process.poll() is None:
+            os.killpg(up.process.pid, signal.SIGKILL)
+            up.process.wait()
+    for data_dir in {up.data_dir for up in started}:
+        reap(data_dir)
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """PostgreSQL servers whose data directory is under ``data_dir``."""
+    return processes_named("postgres", data_dir)
+
+
+def juicefs_processes(data_dir: Path) -> list[psutil.Process]:
+    """JuiceFS processes (mount daemons) working under ``data_dir``."""
+    return processes_named("juicefs", data_dir)
+
+
+def processes_named(name: str, data_dir: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if process.info["name"] == name and str(data_dir) in cmdline:
+            found.append(process)
+    return found
+
+
+def juicefs_mounts(data_dir: Path) -> list[str]:
+    """JuiceFS mount points under ``data_dir``, from /proc/mounts."""
+    with open("/proc/mounts", encoding="utf-8") as mounts:
+        return [
+            fields[1]
+            for fields in (line.split() for line in mounts)
+            if fields[2].startswith("fuse.juicefs") and fields[1].startswith(f"{data_dir}/")
+        ]
+
+
+def leftovers(data_dir: Path, timeout: float = 10) -> list[str]:
+    """What still runs or is mounted under ``data_dir`` after ``timeout`` seconds (servers stop
+    asynchronously): PostgreSQL servers, JuiceFS processes and mounts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [
+            *(f"postgres {p.pid}" for p in postgres_processes(data_dir)),
+            *(f"juicefs {p.pid}" for p in juicefs_processes(data_dir)),
+            *(f"mount {m}" for m in juicefs_mounts(data_dir)),
+        ]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def reap(data_dir: Path) -> None:
+    """Stop what a test left under ``data_dir``: PostgreSQL (fast shutdown), JuiceFS mounts and daemons."""
+    for mount in juicefs_mounts(data_dir):
+        subprocess.run([find_juicefs(None), "umount", "--force", mount], capture_output=True)
+    for process in [*postgres_processes(data_dir), *juicefs_processes(data_dir)]:
+        process.send_signal(signal.SIGINT)
+    _gone, alive = psutil.wait_procs([*postgres_processes(data_dir), *juicefs_processes(data_dir)], timeout=10)
+    for process in alive:
+        process.kill()
 
 
 def wvsctl(api_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -48,36 +150,23 @@ def wvsctl(api_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def postgres_processes(data_dir: Path) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["name", "cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if process.info["name"] == "postgres" and str(data_dir) in cmdline:
-            found.append(process)
-    return found
+def create_workspace(api_url: str, wsid: str) -> None:
+    created = wvsctl(api_url, "workspace", "create", wsid, "--owner", "me", "--wait", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["task"]["status"] == "SUCCEEDED"
 
 
-def test_wvs_up_serves_and_cleans_up(tmp_path: Path) -> None:
-    if (reason := fuse_unavailable_reason()) is not None and not os.environ.get("CI"):
-        pytest.skip(f"JuiceFS needs FUSE: {reason}")
+def test_wvs_up_serves_and_cleans_up(wvs_up: StartUp, tmp_path: Path) -> None:
     data_dir = tmp_path / "wvs-data"
-    port = free_port()
-    up = subprocess.Popen(
-        [str(BIN / "wvs"), "up", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    up = wvs_up(data_dir)
     agent = None
     try:
-        api_url = wait_for_line(up, r"API:\s+(http://\S+)").group(1)
-        assert api_url == f"http://127.0.0.1:{port}"
-        mount = Path(wait_for_line(up, r"mount:\s+(\S+)").group(1))
+        api_url = up.wait_for(API_LINE)
+        assert api_url == f"http://127.0.0.1:{up.port}"
+        mount = Path(up.wait_for(MOUNT_LINE))
         assert mount == data_dir / "juicefs" / "mnt" and is_mounted(mount)
 
-        created = wvsctl(api_url, "workspace", "create", "demo", "--owner", "me", "--wait", "--json")
-        assert created.returncode == 0, created.stderr
-        assert json.loads(created.stdout)["task"]["status"] == "SUCCEEDED"
+        create_workspace(api_url, "demo")
         workspace = json.loads(wvsctl(api_url, "workspace", "get", "demo", "--json").stdout)
         assert workspace["state"] == "ACTIVE" and workspace["root_path"] == str(mount / "demo")
         (mount / "demo" / "current" / "hello.txt").write_text("hello from the agent\n")
@@ -105,11 +194,53 @@ def test_wvs_up_serves_and_cleans_up(tmp_path: Path) -> None:
         if agent is not None:
             agent.terminate()
             agent.wait(10)
-        up.send_signal(signal.SIGTERM)
-        exit_code = up.wait(60)
-    assert exit_code == 0
-    assert not is_mounted(data_dir / "juicefs" / "mnt")
-    deadline = time.monotonic() + 10
-    while postgres_processes(data_dir) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert postgres_processes(data_dir) == []
+    assert up.stop() == 0
+    assert leftovers(data_dir) == []
+
+
+def test_a_second_wvs_up_on_the_same_data_dir_leaves_the_first_alone(wvs_up: StartUp, tmp_path: Path) -> None:
+    data_dir = tmp_path / "wvs-data"
+    first = wvs_up(data_dir)
+    api_url = first.wait_for(API_LINE)
+    mount = Path(first.wait_for(MOUNT_LINE))
+
+    second = wvs_up(data_dir)
+    assert second.process.wait(60) == 1
+    assert second.log.read_text().strip().splitlines() == [
+        f"Error: another `wvs up` (pid {first.process.pid}) is using {data_dir}; "
+        "stop it first or choose another --data-dir"
+    ]
+
+    assert httpx.get(f"{api_url}/readyz").json() == {"status": "ok", "database": "ok"}
+    assert is_mounted(mount)
+    create_workspace(api_url, "still-served")  # the database, the executor and the mount all still work
+    assert (mount / "still-served" / "current").is_dir()
+    assert first.stop() == 0
+    assert leftovers(data_dir) == []
+
+
+def test_after_a_kill_9_the_next_wvs_up_starts_and_stops_leaving_nothing_behind(
+    wvs_up: StartUp, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "wvs-data"
+    killed = wvs_up(data_dir)
+    api_url = killed.wait_for(API_LINE)
+    mount = Path(killed.wait_for(MOUNT_LINE))
+    create_workspace(api_url, "survivor")
+    (mount / "survivor" / "current" / "kept.txt").write_text("written before the crash\n")
+
+    os.killpg(killed.process.pid, signal.SIGKILL)  # the whole process group
+    killed.process.wait(30)
+    # PostgreSQL and the JuiceFS mount daemon run in sessions of their own: the kill leaves both behind.
+    assert postgres_processes(data_dir) and juicefs_mounts(data_dir) == [str(mount)]
+
+    restarted = wvs_up(data_dir)
+    api_url = restarted.wait_for(API_LINE)
+    assert httpx.get(f"{api_url}/readyz").json() == {"status": "ok", "database": "ok"}
+    assert is_mounted(mount) and juicefs_mounts(data_dir) == [str(mount)]  # remounted, not mounted twice
+    assert (mount / "survivor" / "current" / "kept.txt").read_text() == "written before the crash\n"
+    workspace = json.loads(wvsctl(api_url, "workspace", "get", "survivor", "--json").stdout)
+    assert workspace["state"] == "ACTIVE"
+
+    assert restarted.stop() == 0
+    assert leftovers(data_dir) == []

@@ -92,13 +92,14 @@ class WorkerConfig:
 class ExecutorConfig:
     """The execution plane (``wvs executor``)."""
 
-    grpc_addr: str = attrs.field(default="0.0.0.0:7070", validator=_check_addr)
+    grpc_addr: str = attrs.field(default="127.0.0.1:7070", validator=_check_addr)  # see wvs_core.rpc.binding
     metrics_addr: str = attrs.field(default="0.0.0.0:9092", validator=_check_addr)
     mount_path: str = "/ws"
     task_timeout: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
     quiesce_timeout: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)
     shutdown_timeout: Seconds = Seconds(300.0)
     tls: TlsConfig = attrs.field(factory=TlsConfig)
+    insecure: bool = False  # plaintext gRPC off loopback, for a private network only
 
 
 @attrs.frozen
@@ -158,6 +159,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "EXECUTOR_TASK_TIMEOUT": ("executor.task_timeout",),
     "EXECUTOR_QUIESCE_TIMEOUT": ("executor.quiesce_timeout",),
     "EXECUTOR_SHUTDOWN_TIMEOUT": ("executor.shutdown_timeout",),
+    "EXECUTOR_INSECURE": ("executor.insecure",),
     "JFS_META_URL": ("plugins.settings.juicefs.meta_url",),
 }
 LIST_KEYS = {"worker.executor_addrs"}

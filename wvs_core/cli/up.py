@@ -10,6 +10,8 @@ import click
 import platformdirs
 
 from wvs_core.cli.common import config_option, load_or_exit, run_service
+from wvs_core.config import Config
+from wvs_core.datadir import DataDirBusy, hold_data_dir
 from wvs_core.embedded import EmbeddedPostgres
 from wvs_core.errors import ConfigError
 from wvs_core.logs import setup_logging
@@ -53,6 +55,16 @@ def up(config_path: Path | None, port: int, data_dir: Path) -> None:
         registry = PluginRegistry.load(config.plugins)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    try:
+        with hold_data_dir(data_dir):
+            run_embedded(config, registry, port, data_dir)
+    except DataDirBusy as error:
+        raise click.ClickException(str(error)) from None
+
+
+def run_embedded(config: Config, registry: PluginRegistry, port: int, data_dir: Path) -> None:
+    """PostgreSQL, the volume and every plane on ``data_dir`` (held by this process) until SIGINT/SIGTERM;
+    stops them all on the way out. Raises click.ClickException for a configuration they refuse."""
     postgres = EmbeddedPostgres(data_dir / "postgres")
     volume: LocalVolume | None = None
     try:
