@@ -165,6 +165,9 @@ def test_wvs_up_serves_and_cleans_up(wvs_up: StartUp, tmp_path: Path) -> None:
         assert api_url == f"http://127.0.0.1:{up.port}"
         mount = Path(up.wait_for(MOUNT_LINE))
         assert mount == data_dir / "juicefs" / "mnt" and is_mounted(mount)
+        assert up.wait_for(r"agent view:\s+(\S+)") == f"{mount}/<wsid>", "it says what to mount into a sandbox"
+        area = os.stat(mount / ".wvs")
+        assert (area.st_uid, area.st_mode & 0o777) == (0, 0o700), "WVS's area is root's alone"
 
         create_workspace(api_url, "demo")
         workspace = json.loads(wvsctl(api_url, "workspace", "get", "demo", "--json").stdout)

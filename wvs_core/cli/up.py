@@ -99,6 +99,7 @@ def run_embedded(config: Config, registry: PluginRegistry, port: int, data_dir: 
         run_service(
             service,
             on_started=f"WVS is up.\n  API:   {{api_url}}\n  mount: {mount_path}\n"
+            f"  agent view: {mount_path}/<wsid> (mount only that into an agent's sandbox)\n"
             f"  data:  {data_dir}\nPress Ctrl-C to stop.",
         )
     finally:
