@@ -77,7 +77,7 @@ def assert_instant_invariants(root: Path) -> None:
 
 def assert_recovered(root: Path) -> None:
     assert in_flight(root.parent, root.name) == []
-    assert not [p for p in root.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in root.iterdir() if p.name.endswith(".wvs-tmp")]
     state = json.loads((root / ".wvs" / "control.json").read_text())["state"]
     assert state in ("RUNNING", "REQUEST_RESUME"), f"agent left {state}"
 

@@ -47,7 +47,7 @@ async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -
     snapshots = snapshots_dir(mount, "checked")
     (snapshots.parent.parent / "tmp" / "checked" / f"snapshot-{uuid7()}").mkdir()
     (snapshots.parent.parent / "tmp" / "checked" / f"live-{uuid7()}").mkdir()
-    (root / ".current.tmp-abc123").symlink_to("live/nowhere")
+    (root / ".current.wvs-tmp").symlink_to("live/nowhere")  # a switch of current cut short
     control = json.loads((root / ".wvs" / "control.json").read_text())
     (root / ".wvs" / "control.json").write_text(json.dumps({**control, "state": "FROZEN"}))
     shutil.rmtree(snapshots / snapshot_ids[1])  # the database still lists it

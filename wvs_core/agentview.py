@@ -25,7 +25,7 @@ from wvs_core.layout import CURRENT, LIVE, WorkspaceLayout
 
 TAMPERED = "WORKSPACE_TAMPERED"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_TEMPORARY_MARK = ".tmp-"
+_TEMPORARY_SUFFIX = ".wvs-tmp"  # WVS's own temporary names in a view: fixed, so recovery never lists a directory
 
 
 class WorkspaceTampered(Exception):
@@ -173,7 +173,8 @@ class AgentView:
     def switch_current(self, live_id: str) -> None:
         """Point ``current`` at ``live/<live_id>`` atomically: a new link under a temporary name, then
         ``rename(2)`` over ``current``. Raises WorkspaceTampered when ``current`` is a directory."""
-        temporary = f".{CURRENT}{_TEMPORARY_MARK}{os.urandom(6).hex()}"
+        temporary = temporary_name(CURRENT)
+        self._unlink(self._root, temporary)  # a leftover of a crash (ops of a workspace never overlap)
         os.symlink(self.layout.current_target(live_id), temporary, dir_fd=self._root)
         try:
             os.rename(temporary, CURRENT, src_dir_fd=self._root, dst_dir_fd=self._root)
@@ -199,7 +200,8 @@ class AgentView:
         """Replace ``<directory>/<name>`` with ``data`` atomically: a new file under a temporary name (created
         exclusively, never through a link), then ``rename(2)``."""
         parent = self.directory(directory)
-        temporary = f".{name}{_TEMPORARY_MARK}{os.urandom(6).hex()}"
+        temporary = temporary_name(name)
+        self._unlink(parent, temporary)  # callers serialize their writes (a lock), so this is ours
         fd = os.open(
             temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent
         )
@@ -234,19 +236,29 @@ class AgentView:
 
     # --- leftovers --------------------------------------------------------------------------------
 
-    def stray_temporary_files(self, directory: str | None = None) -> list[str]:
-        """Names of WVS's own temporary files (``.<name>.tmp-…``) in the view's root or ``directory`` (none
-        when ``directory`` does not exist)."""
+    def leftover(self, directory: str | None, name: str, remove: bool) -> bool:
+        """Whether a crash left WVS's temporary file ``temporary_name(name)`` in the view's root or in
+        ``directory``; with ``remove``, unlink it. Never lists a directory (an agent may fill one)."""
         if directory is not None and _kind_at(self._root, directory) is None:
-            return []
+            return False
         parent = self._root if directory is None else self.directory(directory)
-        return [name for name in os.listdir(parent) if _is_temporary(name) and _is_file_or_link(parent, name)]
+        if not remove:
+            return _kind_at(parent, temporary_name(name)) is not None
+        return self._unlink(parent, temporary_name(name))
 
-    def remove_file(self, directory: str | None, name: str) -> None:
-        """Unlink ``name`` (a file or a link, never what a link points to); missing is fine."""
-        parent = self._root if directory is None else self.directory(directory)
-        with contextlib.suppress(FileNotFoundError):
+    def _unlink(self, parent: int, name: str) -> bool:
+        try:
             os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            return False
+        except IsADirectoryError:
+            raise WorkspaceTampered(f"{self.describe(name)} is a directory where WVS keeps a temporary file") from None
+        return True
+
+
+def temporary_name(name: str) -> str:
+    """The name WVS writes ``name`` under before ``rename(2)``-ing it into place: ``.<name>.wvs-tmp``."""
+    return f".{name}{_TEMPORARY_SUFFIX}"
 
 
 def read_small_file_at(parent: int, name: str, limit: int) -> bytes | None:
@@ -268,15 +280,6 @@ def read_small_file_at(parent: int, name: str, limit: int) -> bytes | None:
     finally:
         os.close(fd)
     return data if len(data) <= limit else None
-
-
-def _is_temporary(name: str) -> bool:
-    return name.startswith(".") and _TEMPORARY_MARK in name
-
-
-def _is_file_or_link(parent: int, name: str) -> bool:
-    kind = _kind_at(parent, name)
-    return kind is not None and (stat.S_ISREG(kind) or stat.S_ISLNK(kind))
 
 
 def _kind_at(parent: int, name: str) -> int | None:

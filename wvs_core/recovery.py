@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
-from wvs_core.agentview import AgentView
-from wvs_core.layout import META, WorkspaceLayout
+from wvs_core.agentview import AgentView, temporary_name
+from wvs_core.layout import CONTROL_FILE, CURRENT, META, WorkspaceLayout
 from wvs_core.quiesce import QuiesceProtocol
 from wvs_core.storage import StorageBackend, remove_path
 
@@ -24,11 +24,9 @@ async def recover_workspace(
         if not dry_run:
             await remove_path(storage, layout.tmp_dir / name)
         actions.append(f"temporary tree {layout.tmp_dir / name}")
-    for directory in (None, META):
-        for name in await asyncio.to_thread(view.stray_temporary_files, directory):
-            if not dry_run:
-                await asyncio.to_thread(view.remove_file, directory, name)
-            actions.append(f"temporary file {view.describe(*filter(None, (directory, name)))}")
+    for directory, name in ((None, CURRENT), (META, CONTROL_FILE)):
+        if await asyncio.to_thread(view.leftover, directory, name, not dry_run):
+            actions.append(f"temporary file {view.describe(*filter(None, (directory, temporary_name(name))))}")
     if stuck := await quiesce.recover(view, dry_run):
         actions.append(stuck)
     return actions

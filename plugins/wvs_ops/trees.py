@@ -31,5 +31,19 @@ def check_clone(tree: Path) -> None:
 
 
 def count_entries(tree: Path) -> int:
-    """Files, directories and links below ``tree`` (for the clone-entries metric); ``tree`` is in WVS's area."""
-    return sum(len(dirs) + len(files) for _root, dirs, files in os.walk(tree))
+    """Files, directories and links below ``tree`` (for the clone-entries metric); ``tree`` is in WVS's area.
+
+    Iterative, never following links, so an agent's tree of any depth cannot exhaust the recursion limit;
+    a directory that cannot be read is not counted into.
+    """
+    count, pending = 0, [os.fspath(tree)]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+        except OSError:
+            continue
+    return count
