@@ -33,7 +33,7 @@ class StorageBackend(abc.ABC):
         self.settings = settings
 
     @abc.abstractmethod
-    async def clone_tree(self, source: int, destination: Path) -> None:
+    async def clone_tree(self, source: int, destination: Path) -> int:
         """Clone the directory open as ``source`` to ``destination`` (which must not exist; its parent is in
         WVS's area, so the path is trusted).
 
@@ -41,7 +41,9 @@ class StorageBackend(abc.ABC):
         through it — e.g. give a child process ``/proc/self/fd/<source>`` as its working directory (with
         ``pass_fds``) and clone ``.`` — never through a path, which an agent could redirect to another
         workspace between the check and the clone. The clone keeps content, mode, owner, timestamps, empty
-        directories and symlinks (as links, never followed). It may leave a partial ``destination`` on
+        directories and symlinks (as links, never followed) — SPEC §5's "Clones are exact" lists the rest —
+        and do not change the source (no atime updates from your reads). Returns the number of entries
+        cloned below the root (for ``wvs_clone_entries_total``). It may leave a partial ``destination`` on
         failure; callers clone into a temporary name and rename, so a partial tree never looks complete.
         """
 

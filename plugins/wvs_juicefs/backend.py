@@ -11,6 +11,7 @@ from typing import Any
 from wvs_core.process import CommandFailed, run_command
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
 from wvs_juicefs.binary import find_juicefs
+from wvs_juicefs.hardlinks import relink, scan
 
 
 def _exists_at(parent: int, name: str) -> bool:
@@ -19,6 +20,14 @@ def _exists_at(parent: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _relink_at(destination: Path, groups: list[list[tuple[str, ...]]]) -> None:
+    clone = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        relink(clone, groups)
+    finally:
+        os.close(clone)
 
 
 class JuiceFSBackend(StorageBackend):
@@ -34,18 +43,25 @@ class JuiceFSBackend(StorageBackend):
         self.binary = find_juicefs(settings.get("binary"))
         self.clone_threads = int(settings.get("clone_threads", 4))
 
-    async def clone_tree(self, source: int, destination: Path) -> None:
-        """``juicefs clone -p . DESTINATION`` in the directory open as ``source``.
+    async def clone_tree(self, source: int, destination: Path) -> int:
+        """``juicefs clone -p . DESTINATION`` in the directory open as ``source``, then the hard links.
 
         ``juicefs clone`` takes the inode to clone from ``lstat(SRC)``; run in ``/proc/self/fd/<source>``
-        with SRC ``.``, that is the inode the executor checked, whatever an agent renames meanwhile.
+        with SRC ``.``, that is the inode the executor checked, whatever an agent renames meanwhile. The
+        clone splits hard links, so the source is scanned while it runs and the links are made again.
         """
+        scanning = asyncio.create_task(asyncio.to_thread(scan, source))
         try:
             await run_command(
                 self.binary, "clone", "-p", "--threads", str(self.clone_threads), ".", str(destination), cwd=source
             )
         except CommandFailed as error:
             raise StorageError("CLONE_FAILED", str(error)) from None
+        finally:
+            found = await scanning
+        if found.groups:
+            await asyncio.to_thread(_relink_at, destination, found.groups)
+        return found.entries
 
     async def remove_tree(self, parent: int, name: str) -> None:
         """``juicefs rmr NAME`` in the directory open as ``parent`` (fast: removes in the metadata engine).

@@ -37,7 +37,8 @@ def fuse_unavailable_reason() -> str | None:
 
 
 class JuiceFSVolume(LocalVolume):
-    """Formats (once) and mounts a JuiceFS volume whose metadata and data live under ``base``."""
+    """Formats (once) and mounts a JuiceFS volume whose metadata and data live under ``base``, with extended
+    attributes, POSIX ACLs and file capabilities enabled so agents can use them and clones keep them."""
 
     storage = "juicefs"
 
@@ -53,8 +54,17 @@ class JuiceFSVolume(LocalVolume):
         self.base.mkdir(parents=True, exist_ok=True)
         if not (self.base / "meta.db").exists():
             self._juicefs(
-                "format", "--storage", "file", "--bucket", str(self.base / "bucket"), self.meta_url, self.name
+                "format",
+                "--storage",
+                "file",
+                "--bucket",
+                str(self.base / "bucket"),
+                "--enable-acl",
+                self.meta_url,
+                self.name,
             )
+        else:  # a volume formatted before ACLs were enabled by default gets them (irreversibly: ACLs are data)
+            self._juicefs("config", "--yes", "--enable-acl", self.meta_url)
         self.mount_path.mkdir(exist_ok=True)
         if is_mounted(self.mount_path):  # left over by a process that died
             self._juicefs("umount", "--force", str(self.mount_path))
@@ -62,6 +72,8 @@ class JuiceFSVolume(LocalVolume):
             "mount",
             "--background",
             "--no-usage-report",
+            "--enable-xattr",  # xattrs, and with --enable-acl at format POSIX ACLs, are part of an exact clone
+            "--enable-cap",
             "--cache-dir",
             str(self.base / "cache"),
             "--log",

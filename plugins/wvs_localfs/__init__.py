@@ -9,8 +9,8 @@ import stat
 from pathlib import Path
 
 from wvs_core import hookimpl
-from wvs_core.process import CommandFailed, run_command
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_localfs.copy import copy_tree
 
 
 def _remove_at(parent: int, name: str) -> None:
@@ -24,18 +24,26 @@ def _remove_at(parent: int, name: str) -> None:
         os.unlink(name, dir_fd=parent)
 
 
+def _copy_to(source: int, destination: Path) -> int:
+    parent = os.open(destination.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return copy_tree(source, parent, destination.name)
+    finally:
+        os.close(parent)
+
+
 class LocalFSBackend(StorageBackend):
-    """``cp -a --reflink=auto``: keeps mode, owner, timestamps and symlinks; O(1) data on btrfs/XFS."""
+    """Exact copies by descriptors (reflinks where the filesystem supports them: O(1) data on btrfs/XFS)."""
 
     name = "localfs"
 
-    async def clone_tree(self, source: int, destination: Path) -> None:
-        """``cp -a --reflink=auto . DESTINATION`` in the directory open as ``source``: every attribute kept,
-        links copied as links."""
+    async def clone_tree(self, source: int, destination: Path) -> int:
+        """An exact copy (``wvs_localfs.copy``): reflinked data where the filesystem can, every attribute,
+        hard links and holes kept, any depth."""
         try:
-            await run_command("cp", "-a", "--reflink=auto", "--no-target-directory", ".", str(destination), cwd=source)
-        except CommandFailed as error:
-            raise StorageError("CLONE_FAILED", str(error)) from None
+            return await asyncio.to_thread(_copy_to, source, destination)
+        except OSError as error:
+            raise StorageError("CLONE_FAILED", f"copy to {destination} failed: {error}") from None
 
     async def remove_tree(self, parent: int, name: str) -> None:
         """Remove ``name`` below ``parent`` with ``shutil.rmtree(dir_fd=…)``, which walks by descriptor and

@@ -17,7 +17,7 @@ from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
 from wvs_core.storage import open_tree, remove_path
 from wvs_ops.params import parse_params
-from wvs_ops.trees import check_clone, count_entries
+from wvs_ops.trees import check_clone
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,11 @@ class SetCurrent(TaskOp):
                     started = time.monotonic()
                     source = await asyncio.to_thread(open_tree, snapshot)
                     try:
-                        await ctx.storage.clone_tree(source, tmp)
+                        entries = await ctx.storage.clone_tree(source, tmp)
                     finally:
                         os.close(source)
                     metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
+                    metrics.CLONE_ENTRIES.labels(self.name).inc(entries)
                     ctx.reached("cloned")
                     await asyncio.to_thread(check_clone, tmp)
                     await asyncio.to_thread(view.adopt_live_tree, tmp, params.new_live_id)
@@ -93,7 +94,6 @@ class SetCurrent(TaskOp):
                 # The new tree never became current: no user writes in it.
                 await ctx.storage.remove_tree(view.directory(LIVE), params.new_live_id)
             raise
-        metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, snapshot))
         return _switched(new_live, str(previous))
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:

@@ -16,7 +16,7 @@ from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_core.storage import remove_path
 from wvs_ops.params import parse_params
-from wvs_ops.trees import check_clone, count_entries, current_tree
+from wvs_ops.trees import check_clone, current_tree
 
 
 @attrs.frozen
@@ -52,7 +52,7 @@ class SnapshotCreate(TaskOp):
                     ctx.reached("frozen")
                     ctx.checkpoint()
                     started = time.monotonic()
-                    await ctx.storage.clone_tree(source, tmp)
+                    entries = await ctx.storage.clone_tree(source, tmp)
                     metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
                     ctx.reached("cloned")
                 ctx.reached("resumed")
@@ -68,7 +68,7 @@ class SnapshotCreate(TaskOp):
             except BaseException:
                 await remove_path(ctx.storage, tmp)  # never leave a half-made tree behind
                 raise
-        metrics.CLONE_ENTRIES.labels(self.name).inc(await asyncio.to_thread(count_entries, final))
+        metrics.CLONE_ENTRIES.labels(self.name).inc(entries)
         return ExecutionResult(success=True, results=results)
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:

@@ -28,22 +28,3 @@ def check_clone(tree: Path) -> None:
     """A finished clone of a directory is a real directory; anything else fails the op (and is retried)."""
     if not stat.S_ISDIR(os.lstat(tree).st_mode):
         raise OpFailed("CLONE_FAILED", f"the clone at {tree} is not a directory")
-
-
-def count_entries(tree: Path) -> int:
-    """Files, directories and links below ``tree`` (for the clone-entries metric); ``tree`` is in WVS's area.
-
-    Iterative, never following links, so an agent's tree of any depth cannot exhaust the recursion limit;
-    a directory that cannot be read is not counted into.
-    """
-    count, pending = 0, [os.fspath(tree)]
-    while pending:
-        try:
-            with os.scandir(pending.pop()) as entries:
-                for entry in entries:
-                    count += 1
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append(entry.path)
-        except OSError:
-            continue
-    return count
