@@ -94,3 +94,25 @@ async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -
     (mount / "not-in-the-db").rmdir()
     code, report = await fsck(config_file)
     assert code == 0 and report["findings"] == []
+
+
+async def test_fsck_where_no_volume_is_mounted_says_so_and_creates_nothing(database: str, tmp_path: Path) -> None:
+    empty = tmp_path / "not-a-volume"
+    empty.mkdir()
+    config_file = tmp_path / "wvs.toml"
+    config_file.write_text(f'[database]\ndsn = "{database}"\n[executor]\nmount_path = "{empty}"\n')
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config_file), "--fix"])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: no WVS area at {empty}/.wvs: is the volume mounted at {empty}?"
+    assert list(empty.iterdir()) == []
+
+
+async def test_fsck_without_its_database_is_one_line_naming_the_setting(mount: Path, tmp_path: Path) -> None:
+    (mount / ".wvs").mkdir()  # a WVS volume, so the database is what is missing
+    config_file = tmp_path / "wvs.toml"
+    dsn = f"postgresql+asyncpg://postgres@/wvs?host={tmp_path / 'no-server-here'}"
+    config_file.write_text(f'[database]\ndsn = "{dsn}"\n[executor]\nmount_path = "{mount}"\n')
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config_file)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach the database (database.dsn, WVS_DB_DSN)")
+    assert "Traceback" not in result.output and len(result.output.splitlines()) == 1

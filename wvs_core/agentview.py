@@ -40,24 +40,33 @@ class AgentView:
     beneath it without following links.
     """
 
-    def __init__(self, layout: WorkspaceLayout, root: int) -> None:
+    def __init__(self, layout: WorkspaceLayout, root: int, agent: tuple[int, int] | None = None) -> None:
         self.layout = layout
+        self.agent = agent
         self._root = root
         self._dirs: dict[str, int] = {}
 
     @classmethod
-    def open(cls, layout: WorkspaceLayout, create: bool = False) -> AgentView:
-        """Open the view of ``layout``; with ``create``, make the directory first if it is missing.
+    def open(cls, layout: WorkspaceLayout, create: bool = False, agent: tuple[int, int] | None = None) -> AgentView:
+        """Open the view of ``layout``; with ``create``, make the directory first if it is missing. The
+        directories made for the agent to write in (its live trees, ``.wvs``) are given to ``agent``
+        (``(uid, gid)``) when set; everything else in the view stays WVS's.
 
-        Raises WorkspaceTampered when the view is missing (without ``create``) or is not a real directory.
+        Raises WorkspaceTampered when the view is missing (without ``create``), is not a real directory, or
+        is not owned by this process's user (WVS made it; anyone else could have planted it in advance).
         """
         mount = os.open(layout.mount, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # configured: trusted
         try:
             if create:
                 _mkdir_at(mount, layout.wsid)
-            return cls(layout, _open_dir_at(mount, layout.wsid, str(layout.root)))
+            root = _open_dir_at(mount, layout.wsid, str(layout.root))
         finally:
             os.close(mount)
+        owner = os.fstat(root).st_uid
+        if owner != os.geteuid():  # someone else made it before WVS did (or gave it away since)
+            os.close(root)
+            raise WorkspaceTampered(f"{layout.root} is owned by uid {owner}, not by WVS")
+        return cls(layout, root, agent)
 
     def close(self) -> None:
         """Close every descriptor; safe to call twice."""
@@ -90,6 +99,11 @@ class AgentView:
                 _mkdir_at(self._root, name)
             self._dirs[name] = _open_dir_at(self._root, name, self.describe(name))
         return self._dirs[name]
+
+    def give_to_agent(self, name: str) -> None:
+        """Hand the view's directory ``name`` (``.wvs``) to the agent's user, when one is configured."""
+        if self.agent is not None:
+            os.fchown(self.directory(name), *self.agent)
 
     def remove_empty_directory(self, name: str) -> None:
         """Remove the view's empty directory ``name`` (``rmdir``: a link or a non-empty one stays, OSError)."""
@@ -133,8 +147,14 @@ class AgentView:
         return True
 
     def make_live_tree(self, live_id: str) -> None:
-        """Create the empty directory ``live/<live_id>`` (idempotent)."""
+        """Create the empty directory ``live/<live_id>`` (idempotent), the agent's when one is configured."""
         _mkdir_at(self.directory(LIVE), live_id)
+        if self.agent is not None:
+            tree = self.open_live_tree(live_id)
+            try:
+                os.fchown(tree, *self.agent)
+            finally:
+                os.close(tree)
         self.has_live_tree(live_id)
 
     def adopt_live_tree(self, tree: os.PathLike[str], live_id: str) -> None:
@@ -220,7 +240,7 @@ class AgentView:
     def open_lock_file(self, directory: str, name: str) -> int:
         """A descriptor of the lock file ``<directory>/<name>`` (created when missing) for ``flock``; raises
         WorkspaceTampered when it is a link or not a regular file. Never blocks."""
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # flock needs no more
         try:
             handle = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.directory(directory))
         except FileNotFoundError:

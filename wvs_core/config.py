@@ -88,6 +88,12 @@ class WorkerConfig:
             _check_addr(self, attribute, addr)
 
 
+def _check_owner(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
+    uid, colon, gid = value.partition(":")
+    if value and not (colon and uid.isascii() and uid.isdigit() and gid.isascii() and gid.isdigit()):
+        raise ValueError(f"agent_owner must be UID:GID (numbers), got {value!r}")
+
+
 @attrs.frozen
 class ExecutorConfig:
     """The execution plane (``wvs executor``)."""
@@ -100,6 +106,15 @@ class ExecutorConfig:
     shutdown_timeout: Seconds = Seconds(300.0)
     tls: TlsConfig = attrs.field(factory=TlsConfig)
     insecure: bool = False  # plaintext gRPC off loopback, for a private network only
+    agent_owner: str = attrs.field(default="", validator=_check_owner)  # "UID:GID" the agents run as
+
+    @property
+    def agent_ids(self) -> tuple[int, int] | None:
+        """``agent_owner`` as ``(uid, gid)``; None when unset (the agent view stays root's)."""
+        if not self.agent_owner:
+            return None
+        uid, gid = self.agent_owner.split(":")
+        return int(uid), int(gid)
 
 
 @attrs.frozen
@@ -160,6 +175,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "EXECUTOR_QUIESCE_TIMEOUT": ("executor.quiesce_timeout",),
     "EXECUTOR_SHUTDOWN_TIMEOUT": ("executor.shutdown_timeout",),
     "EXECUTOR_INSECURE": ("executor.insecure",),
+    "EXECUTOR_AGENT_OWNER": ("executor.agent_owner",),
     "JFS_META_URL": ("plugins.settings.juicefs.meta_url",),
 }
 LIST_KEYS = {"worker.executor_addrs"}

@@ -58,4 +58,5 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         with contextlib.suppress(Exception):
             server.cleanup()  # drops this process from the handle list; stops the server if it was the last
-        server.stop()  # a no-op when cleanup stopped it
+        if (self.data_dir / "postmaster.pid").exists():  # still running: a killed process kept it in the list
+            server.stop()

@@ -68,8 +68,9 @@ class Fsck:
         self.quiesce = quiesce
 
     async def run(self, wsid: str | None = None, fix: bool = False, prune: bool = False) -> Report:
-        """Check (and repair) ``wsid``, or every workspace plus directories the database does not know."""
-        await asyncio.to_thread(self.volume.ensure_area)
+        """Check (and repair) ``wsid``, or every workspace plus directories the database does not know.
+        Raises NotAVolume when the mount holds no WVS area (the volume is not mounted there)."""
+        await asyncio.to_thread(self.volume.require_area)
         known = await self.store.workspaces(wsid)
         checked, skipped, findings = [], [], []
         if wsid is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ def checked_id(value: str) -> str:
     if not is_uuid(value):
         raise ValueError(f"not a WVS id: {value!r}")
     return value
+
+
+class NotAVolume(Exception):
+    """The mount path holds no WVS area."""
 
 
 @attrs.frozen
@@ -65,18 +70,29 @@ class VolumeLayout:
         """Create WVS's area (idempotent) and make sure it is a real directory only root can enter.
 
         Raises RuntimeError when ``<mount>/.wvs`` or one of its folders is a link or not a directory: that
-        is not something WVS made, and trusting it would hand the area to whoever did.
+        is not something WVS made, and trusting it would hand the area to whoever did. The mount's own root
+        loses group and other write permission (a fresh JuiceFS volume's is 0777): whoever may create names
+        there could plant a future workspace's view.
         """
+        mount = os.stat(self.mount)
+        if mount.st_mode & 0o022:
+            os.chmod(self.mount, stat.S_IMODE(mount.st_mode) & ~0o022)
         for directory in (self.area, self.snapshots, self.tmp, self.locks):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(directory, AREA_MODE)
             info = os.lstat(directory)
-            if not (info.st_mode & 0o170000 == 0o040000):
+            if not stat.S_ISDIR(info.st_mode):
                 raise RuntimeError(f"{directory} is not a directory WVS made (a link or another file)")
             if os.geteuid() == 0 and (info.st_uid, info.st_gid) != (0, 0):
                 os.chown(directory, 0, 0, follow_symlinks=False)
             if info.st_mode & 0o777 != AREA_MODE:
                 os.chmod(directory, AREA_MODE, follow_symlinks=False)
+
+    def require_area(self) -> None:
+        """Raise NotAVolume unless WVS's area exists: ``<mount>`` is not (yet) a WVS volume, or the volume
+        is not mounted there."""
+        if not self.area.is_dir():
+            raise NotAVolume(f"no WVS area at {self.area}: is the volume mounted at {self.mount}?")
 
     def workspace(self, wsid: str) -> WorkspaceLayout:
         """The layout of one workspace."""

@@ -53,6 +53,7 @@ class OpRunner:
         self.volume.ensure_area()
         self.volume_watch = VolumeWatch(self.mount)
         self.quiesce_timeout = config.executor.quiesce_timeout
+        self.agent = config.executor.agent_ids
         self.storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
         self.quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
         self.on_step = on_step
@@ -116,7 +117,7 @@ class OpRunner:
         self, op: TaskOp, request: ExecutionRequest, layout: WorkspaceLayout, cancel: asyncio.Event
     ) -> ExecutionResult:
         try:
-            view = await asyncio.to_thread(AgentView.open, layout, True)
+            view = await asyncio.to_thread(AgentView.open, layout, True, self.agent)
         except WorkspaceTampered as error:
             return _tampered(error)
         with view:

@@ -66,7 +66,7 @@ def control_lock(path: Path) -> Iterator[None]:
     never overwrites a newer request. Raises TimeoutError when the lock stays held for LOCK_TIMEOUT.
     """
     lock_file = path.with_name(CONTROL_LOCK)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT, 0o644)  # read-only is enough for flock, whoever owns it
     try:
         deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
@@ -122,8 +122,10 @@ class ControlFileQuiesce(QuiesceProtocol):
         self.poll_interval = float(settings.get("poll_interval", DEFAULT_POLL_INTERVAL))
 
     async def prepare(self, view: AgentView, task_id: str) -> None:
-        """Create ``.wvs/`` and control.json in state RUNNING unless it holds a state already."""
+        """Create ``.wvs/`` (the agent's: it answers by replacing control.json there) and control.json in
+        state RUNNING unless it holds a state already."""
         await asyncio.to_thread(view.directory, META, True)
+        await asyncio.to_thread(view.give_to_agent, META)
         if await self._read(view) is None:
             await self._write(view, ControlState.RUNNING, task_id, time.monotonic() + LOCK_TIMEOUT)
 

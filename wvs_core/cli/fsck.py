@@ -8,6 +8,7 @@ from pathlib import Path
 
 import attrs
 import click
+import sqlalchemy.exc
 
 from wvs_core.cli.output import emit_table
 from wvs_core.config import Config
@@ -16,6 +17,7 @@ from wvs_core.db.engine import create_engine
 from wvs_core.errors import ConfigError
 from wvs_core.fsck import Fsck, Report
 from wvs_core.ids import is_wsid
+from wvs_core.layout import NotAVolume
 from wvs_core.layout_migration import LayoutMigration
 from wvs_core.plugins import PluginRegistry
 
@@ -43,7 +45,12 @@ def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool, migrate_l
         finally:
             await engine.dispose()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except NotAVolume as error:  # the volume is not mounted where the config says
+        raise click.ClickException(str(error)) from None
+    except (OSError, sqlalchemy.exc.SQLAlchemyError) as error:
+        raise click.ClickException(f"cannot reach the database (database.dsn, WVS_DB_DSN): {error}") from None
 
 
 def emit_report(report: Report, as_json: bool) -> None:
