@@ -31,13 +31,13 @@ MOUNT_LINE = r"mount:\s+(\S+)"
 class Up:
     """A ``wvs up`` process (the leader of a process group of its own) and the file its stderr goes to."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
+    def __init__(self, data_dir: Path, log: Path, *options: str) -> None:
         self.data_dir = data_dir
         self.log = log
         self.port = free_port()
         with open(log, "wb") as stderr:
             self.process = subprocess.Popen(
-                [str(BIN / "wvs"), "up", "--port", str(self.port), "--data-dir", str(data_dir)],
+                [str(BIN / "wvs"), "up", "--port", str(self.port), "--data-dir", str(data_dir), *options],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,
@@ -61,7 +61,7 @@ class Up:
         return self.process.wait(60)
 
 
-StartUp = Callable[[Path], Up]
+StartUp = Callable[..., Up]
 
 
 @pytest.fixture
@@ -72,8 +72,8 @@ def wvs_up(tmp_path: Path) -> Iterator[StartUp]:
         pytest.skip(f"JuiceFS needs FUSE: {reason}")
     started: list[Up] = []
 
-    def start(data_dir: Path) -> Up:
-        started.append(Up(data_dir, tmp_path / f"up-{len(started)}.log"))
+    def start(data_dir: Path, *options: str) -> Up:
+        started.append(Up(data_dir, tmp_path / f"up-{len(started)}.log", *options))
         return started[-1]
 
     yield start
@@ -246,4 +246,19 @@ def test_after_a_kill_9_the_next_wvs_up_starts_and_stops_leaving_nothing_behind(
     assert workspace["state"] == "ACTIVE"
 
     assert restarted.stop() == 0
+    assert leftovers(data_dir) == []
+
+
+def test_wvs_up_uses_plain_directories_when_the_config_asks_for_localfs(wvs_up: StartUp, tmp_path: Path) -> None:
+    config = tmp_path / "wvs.toml"
+    config.write_text('[plugins]\nstorage = "localfs"\n')
+    data_dir = tmp_path / "plain"
+    up = wvs_up(data_dir, "--config", str(config))
+    api_url = up.wait_for(API_LINE)
+    mount = Path(up.wait_for(MOUNT_LINE))
+    assert mount == data_dir / "workspaces" and juicefs_mounts(data_dir) == []
+    assert "warning" not in up.log.read_text(), "asked for, not fallen back to"
+    create_workspace(api_url, "plain")
+    assert (mount / "plain" / "current").is_symlink()
+    assert up.stop() == 0
     assert leftovers(data_dir) == []

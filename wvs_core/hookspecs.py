@@ -81,10 +81,11 @@ def wvs_register_notifiers() -> list[type[Notifier]]:
 
 
 @hookspec(firstresult=True)
-def wvs_local_volume(data_dir: Path) -> LocalVolume | None:
+def wvs_local_volume(data_dir: Path, storage: str) -> LocalVolume | None:
     """Provide a workspace volume under ``data_dir`` for the embedded single-machine mode.
 
-    Return a started ``LocalVolume`` (its ``storage`` names the storage backend to use on it), or
-    None when this plugin cannot provide one here (say, no FUSE); the first non-None result wins,
-    and ``wvs up`` falls back to a plain directory with the ``localfs`` backend.
+    ``storage`` is the backend the configuration asks for (``plugins.storage``). Return a started
+    ``LocalVolume`` for it (its ``storage`` names the backend to use on it), or None when this plugin does
+    not provide that backend or cannot here (say, no FUSE); the first non-None result wins, and ``wvs up``
+    falls back to a plain directory with the ``localfs`` backend.
     """

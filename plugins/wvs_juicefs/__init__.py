@@ -21,8 +21,10 @@ def wvs_register_storage_backends() -> list[type[StorageBackend]]:
 
 
 @hookimpl(trylast=True)
-def wvs_local_volume(data_dir: Path) -> LocalVolume | None:
-    """A JuiceFS volume under ``data_dir/juicefs`` when FUSE is usable here."""
+def wvs_local_volume(data_dir: Path, storage: str) -> LocalVolume | None:
+    """A JuiceFS volume under ``data_dir/juicefs`` when the config asks for ``juicefs`` and FUSE is usable."""
+    if storage != JuiceFSBackend.name:
+        return None
     reason = fuse_unavailable_reason()
     if reason is not None:
         log.warning("JuiceFS needs FUSE, which is not usable here: %s", reason)

@@ -23,6 +23,7 @@ from wvs_core.volume import LocalVolume
 log = logging.getLogger("wvs.up")
 
 DATABASE = "wvs"
+PLAIN_DIRECTORIES = "localfs"  # the storage backend for a plain directory, when no plugin mounts a volume
 
 
 def embedded_database(postgres: EmbeddedPostgres) -> str:
@@ -72,16 +73,17 @@ def run_embedded(config: Config, registry: PluginRegistry, port: int, data_dir: 
         postgres.start()
         click.echo("migrating the database…", err=True)
         dsn = embedded_database(postgres)
-        volume = registry.pm.hook.wvs_local_volume(data_dir=data_dir)
+        volume = registry.pm.hook.wvs_local_volume(data_dir=data_dir, storage=config.plugins.storage)
         if volume is None:
-            mount_path, storage = data_dir / "workspaces", "localfs"
+            mount_path, storage = data_dir / "workspaces", PLAIN_DIRECTORIES
             mount_path.mkdir(exist_ok=True)
-            click.secho(
-                "warning: no JuiceFS volume could be mounted here (FUSE unusable); using plain directories "
-                f"with the localfs backend in {mount_path}: snapshots are copies, not metadata clones",
-                fg="yellow",
-                err=True,
-            )
+            if config.plugins.storage != PLAIN_DIRECTORIES:
+                click.secho(
+                    f"warning: no {config.plugins.storage} volume could be mounted here; using plain directories "
+                    f"with the localfs backend in {mount_path}: snapshots are copies, not metadata clones",
+                    fg="yellow",
+                    err=True,
+                )
         else:
             mount_path, storage = volume.mount_path, volume.storage
         config = attrs.evolve(
