@@ -109,7 +109,7 @@ def serialization_violations(events: list[Any]) -> list[str]:
     open_attempt: dict[str, str] = {}
     violations = []
     for event in events:
-        if event.action == "task.running":
+        if event.action == "task.started":
             if event.wsid in open_attempt:
                 violations.append(f"{event.wsid}: {event.task_id} started while {open_attempt[event.wsid]} ran")
             open_attempt[event.wsid] = event.task_id

@@ -14,8 +14,8 @@ from wvs_core.scheduler import Scheduler
 def test_routing_is_stable_and_spreads_workspaces() -> None:
     addrs = ["10.0.0.1:7070", "10.0.0.2:7070", "10.0.0.3:7070"]
     config = WorkerConfig(executor_addrs=addrs)
-    first = Scheduler(config, None, None, [])  # type: ignore[arg-type]
-    again = Scheduler(WorkerConfig(executor_addrs=list(reversed(addrs))), None, None, [])  # type: ignore[arg-type]
+    first = Scheduler(config, None, None)  # type: ignore[arg-type]
+    again = Scheduler(WorkerConfig(executor_addrs=list(reversed(addrs))), None, None)  # type: ignore[arg-type]
     orders = {wsid: [c.addr for c in first.executors_for(wsid)] for wsid in (f"ws-{n}" for n in range(60))}
     assert all(sorted(order) == sorted(addrs) for order in orders.values())
     assert all([c.addr for c in again.executors_for(wsid)] == order for wsid, order in orders.items())
@@ -29,7 +29,7 @@ async def test_fails_over_when_the_workspaces_executor_is_down(database, mount, 
     addrs = [one.executor_addr, two.executor_addr]
     worker = attrs.evolve(base.worker, executor_addrs=addrs)
     api = await start_service(attrs.evolve(base, worker=worker), planes=("api", "worker"))
-    probe = Scheduler(worker, None, None, [])  # type: ignore[arg-type]
+    probe = Scheduler(worker, None, None)  # type: ignore[arg-type]
     wsid = next(f"fo-{n}" for n in range(100) if probe.executors_for(f"fo-{n}")[0].addr == one.executor_addr)
     async with httpx.AsyncClient(base_url=api.api_url or "") as client:
         await create_workspace(client, wsid)

@@ -27,7 +27,7 @@ async def task_rows(database: str) -> list[sa.Row]:
                 sa.text(
                     "SELECT t.task_id, t.wsid, t.status, t.attempt, t.created_at, t.started_at, t.ended_at, "
                     "  (SELECT a.actor->>'worker_id' FROM wvs.audit a "
-                    "   WHERE a.task_id = t.task_id AND a.action = 'task.running' LIMIT 1) AS worker "
+                    "   WHERE a.task_id = t.task_id AND a.action = 'task.started' LIMIT 1) AS worker "
                     "FROM wvs.tasks t ORDER BY t.wsid, t.created_at, t.task_id"
                 )
             )

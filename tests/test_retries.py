@@ -48,9 +48,9 @@ async def test_failures_back_off_then_go_dead(database, mount, start_service) ->
 
     events = await audit_times(database, task_id)
     actions = [action for action, _ in events]
-    assert actions == ["task.create"] + ["task.running", "task.failed"] * 4 + ["task.running", "task.dead"]
+    assert actions == ["task.created"] + ["task.started", "task.failed"] * 4 + ["task.started", "task.dead"]
     failed_at = [ts for action, ts in events if action == "task.failed"]
-    restarted_at = [ts for action, ts in events if action == "task.running"][1:]
+    restarted_at = [ts for action, ts in events if action == "task.started"][1:]
     for attempt, (failed, restarted) in enumerate(zip(failed_at, restarted_at, strict=True), start=1):
         waited = restarted - failed
         assert waited >= backoff(attempt, 0.1, 300) - 0.01, (attempt, waited)

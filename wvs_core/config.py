@@ -88,6 +88,15 @@ class WorkerConfig:
             _check_addr(self, attribute, addr)
 
 
+@attrs.frozen
+class EventsConfig:
+    """The event dispatcher, in every ``wvs worker`` (one at a time delivers; the others stand by)."""
+
+    dispatch: bool = True  # false: this worker never delivers events (another process must)
+    poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=_positive)  # besides NOTIFY wake-ups
+    concurrency: int = attrs.field(default=16, validator=_positive)  # deliveries in flight per subscription
+
+
 def _check_owner(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
     uid, colon, gid = value.partition(":")
     if value and not (colon and uid.isascii() and uid.isdigit() and gid.isascii() and gid.isdigit()):
@@ -124,7 +133,7 @@ class PluginsConfig:
     storage: str = "juicefs"
     quiesce: str = "control-json"
     queue: str = "postgres"
-    notifiers: list[str] = attrs.field(factory=lambda: ["log"])
+    notifiers: list[str] = attrs.field(factory=lambda: ["log", "webhook"])
     modules: list[str] = attrs.field(factory=list)  # extra plugin modules to import by name
     settings: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # [plugins.settings.<name>]
 
@@ -141,6 +150,7 @@ class Config:
     api: ApiConfig = attrs.field(factory=ApiConfig)
     worker: WorkerConfig = attrs.field(factory=WorkerConfig)
     executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
+    events: EventsConfig = attrs.field(factory=EventsConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
     log_level: str = attrs.field(default="info")
 

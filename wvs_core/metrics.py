@@ -27,6 +27,20 @@ LOCK_WAIT = Histogram(
 DEQUEUE_EMPTY = Counter("wvs_dequeue_empty_total", "Claims that found nothing to run.")
 WORKSPACE_TRANSITIONS = Counter("wvs_workspace_state_transitions_total", "Workspace state changes.", ["from", "to"])
 
+# --- events (the dispatcher, in the worker) --------------------------------------------------------
+EVENT_DELIVERIES = Counter(
+    "wvs_event_deliveries_total",
+    "Event delivery attempts' outcomes per subscription: delivered, retried (failed, will retry), failed (given up).",
+    ["subscription", "outcome"],
+)
+EVENT_LAG = Gauge(
+    "wvs_event_delivery_lag_seconds",
+    "Age of the oldest event not yet settled for the subscription (0: none).",
+    ["subscription"],
+)
+EVENT_POSITION = Gauge(
+    "wvs_event_position", "The subscription's stored position: every event up to it is settled.", ["subscription"]
+)
 # --- executor --------------------------------------------------------------------------------------
 CLONE_DURATION = Histogram("wvs_clone_duration_seconds", "Time to clone a tree.", ["op"])
 CLONE_ENTRIES = Counter("wvs_clone_entries_total", "Files, directories and links cloned.", ["op"])

@@ -15,7 +15,9 @@ from prometheus_client import start_http_server
 from wvs_core.api.app import create_app
 from wvs_core.auth import TokenFile
 from wvs_core.config import Config
-from wvs_core.db.engine import create_engine
+from wvs_core.db.engine import asyncpg_dsn, create_engine
+from wvs_core.db.outbox import Outbox
+from wvs_core.dispatcher import Dispatcher
 from wvs_core.plugins import PluginRegistry
 from wvs_core.rpc.binding import check_executor_binding
 from wvs_core.rpc.tls import channel_credentials, server_credentials
@@ -74,6 +76,7 @@ class Service:
         self.serve_metrics = serve_metrics
         self.api_url: str | None = None
         self.executor_addr: str | None = None
+        self.dispatcher: Dispatcher | None = None  # with the worker plane, once started
         self._stop = asyncio.Event()  # the API and the schedulers: stop taking work
         self._executor_stop = asyncio.Event()  # the executor: once this process's schedulers are done with it
         self._tasks: list[asyncio.Task[Any]] = []
@@ -166,13 +169,28 @@ class Service:
         engine = create_engine(self.config.database)
         self._closers.append(engine.dispose)
         plugins = self.config.plugins
-        notifiers = [self.registry.notifiers[name](plugins.settings_for(name)) for name in plugins.notifiers]
         for _ in range(self.scheduler_count):
             queue = self.registry.queues[plugins.queue](engine, plugins.settings_for(plugins.queue))
             await queue.start()
             self._closers.append(queue.close)
-            scheduler = Scheduler(worker, self.registry, queue, notifiers, credentials=self.worker_credentials)
+            scheduler = Scheduler(worker, self.registry, queue, credentials=self.worker_credentials)
             self._tasks.append(asyncio.create_task(scheduler.run(self._stop), name="wvs-scheduler"))
+        if self.config.events.dispatch:
+            self._start_dispatcher()
+
+    def _start_dispatcher(self) -> None:
+        """The event dispatcher, on an engine of its own: deliveries never wait for a scheduler's connection,
+        nor a scheduler for theirs."""
+        plugins = self.config.plugins
+        notifiers = [self.registry.notifiers[name](plugins.settings_for(name)) for name in plugins.notifiers]
+        engine = create_engine(attrs.evolve(self.config.database, pool_size=2))
+        self._closers.append(engine.dispose)
+        for notifier in notifiers:
+            self._closers.append(notifier.close)
+        subscriptions = [subscription for notifier in notifiers for subscription in notifier.subscriptions()]
+        dsn = asyncpg_dsn(self.config.database.dsn)
+        self.dispatcher = Dispatcher(Outbox(engine), dsn, subscriptions, self.config.events)
+        self._tasks.append(asyncio.create_task(self.dispatcher.run(self._stop), name="wvs-event-dispatcher"))
 
     async def _start_api(self) -> None:
         host, port = split_addr(self.config.api.listen_addr)

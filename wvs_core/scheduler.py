@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wvs_core import metrics
 from wvs_core.agentview import TAMPERED
 from wvs_core.config import WorkerConfig
-from wvs_core.db.audit import write_audit
+from wvs_core.db.events import record
 from wvs_core.db.transaction import SCHEDULER_ACTOR, SqlWorkspaceTransaction
 from wvs_core.errors import ErrorCode
+from wvs_core.events import EventType, NewEvent, task_event_type
 from wvs_core.ids import uuid7
 from wvs_core.logs import log_context
 from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskStatus
-from wvs_core.notifier import Event, Notifier
 from wvs_core.ops import ClaimDecision, TaskOp
 from wvs_core.plugins import PluginRegistry
 from wvs_core.queue import InTransaction, LeaseLost, TaskOutcome, TaskQueue
@@ -56,14 +56,12 @@ class Scheduler:
         config: WorkerConfig,
         registry: PluginRegistry,
         queue: TaskQueue,
-        notifiers: list[Notifier],
         worker_id: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.queue = queue
-        self.notifiers = notifiers
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
         self.executors = [ExecutorClient(addr, credentials) for addr in config.executor_addrs]
         self._decisions: dict[str, ClaimDecision] = {}
@@ -164,25 +162,17 @@ class Scheduler:
     def _lease_expired(self, task: Task) -> TaskOutcome:
         return self._failure(task, "LEASE_EXPIRED", f"scheduler {task.worker_id} stopped renewing its lease")
 
-    async def _audit(self, conn: AsyncConnection, task: Task, action: str, payload: dict[str, Any]) -> None:
-        await write_audit(
-            conn,
-            action=action,
-            wsid=task.wsid,
-            task_id=task.task_id,
-            request_id=task.request_id,
-            actor={**SCHEDULER_ACTOR, "worker_id": self.worker_id},
-            payload=payload,
-        )
+    async def _record(self, conn: AsyncConnection, type_: EventType, task: Task, data: dict[str, Any]) -> None:
+        actor = {**SCHEDULER_ACTOR, "worker_id": self.worker_id}
+        await record(conn, NewEvent.of_task(type_, task, actor, data))
 
     async def _audit_release(self, conn: AsyncConnection, task: Task) -> None:
-        payload = {"before": {"status": TaskStatus.RUNNING}, "after": {"status": task.status}}
-        await self._audit(conn, task, "task.released", payload)
+        data = {"before": {"status": TaskStatus.RUNNING}, "after": {"status": task.status, "attempt": task.attempt}}
+        await self._record(conn, EventType.TASK_RELEASED, task, data)
 
     async def _on_claimed(self, conn: AsyncConnection, task: Task) -> None:
-        await self._audit(
-            conn, task, "task.running", {"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}}
-        )
+        data = {"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}}
+        await self._record(conn, EventType.TASK_STARTED, task, data)
         op = self.registry.ops.get(task.op)
         if op is not None:
             self._decisions[task.task_id] = await op.on_claimed(SqlWorkspaceTransaction(conn, task), task)
@@ -226,7 +216,6 @@ class Scheduler:
                 return
             self._count(finished, transitions)
             log.info("task %s", finished.status.lower(), extra={"attempt": finished.attempt})
-            await self._notify(finished)
 
     async def _execute(
         self, task: Task, op: TaskOp, facts: Mapping[str, str]
@@ -320,18 +309,18 @@ class Scheduler:
             metrics.WORKSPACE_TRANSITIONS.labels(before, after).inc()
 
     def _rules(self, result: ExecutionResult | None, transitions: list[tuple[str, str]]) -> InTransaction:
-        """The outcome's audit row and the op's DB rule; workspace transitions are reported in ``transitions``."""
+        """The outcome's event and the op's DB rule; workspace transitions are reported in ``transitions``."""
 
         async def apply(conn: AsyncConnection, finished: Task) -> None:
             tx = SqlWorkspaceTransaction(conn, finished)
-            payload = {
+            data = {
                 "before": {"status": TaskStatus.RUNNING},
-                "after": {"status": finished.status, "result": finished.result},
+                "after": {"status": finished.status, "attempt": finished.attempt, "result": finished.result},
                 "error": finished.error,
             }
-            await self._audit(conn, finished, f"task.{finished.status.lower()}", payload)
+            await self._record(conn, task_event_type(finished.status), finished, data)
             if (finished.error or {}).get("reason") == TAMPERED:
-                await self._audit(conn, finished, "workspace.tampered", {"error": finished.error})
+                await self._record(conn, EventType.WORKSPACE_TAMPERED, finished, {"error": finished.error})
             op = self.registry.ops.get(finished.op)
             if op is not None:
                 if finished.status == TaskStatus.SUCCEEDED and result is not None:
@@ -343,17 +332,3 @@ class Scheduler:
             transitions.extend(tx.state_changes)
 
         return apply
-
-    async def _notify(self, task: Task) -> None:
-        event = Event(
-            action=f"task.{task.status.lower()}",
-            wsid=task.wsid,
-            task_id=task.task_id,
-            request_id=task.request_id,
-            payload={"op": task.op, "attempt": task.attempt, "error": task.error},
-        )
-        for notifier in self.notifiers:
-            try:
-                await notifier.notify(event)
-            except Exception:
-                log.exception("notifier %s failed", notifier.name)

@@ -1,4 +1,4 @@
-"""The ``log`` notifier: every task and workspace event as a structured log line."""
+"""The ``log`` notifier: every event as a structured log line (logger ``wvs.events``)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,22 @@ log = logging.getLogger("wvs.events")
 
 
 class LogNotifier(Notifier):
-    """Logs each event at INFO with its wsid, task_id and request_id as fields."""
+    """Logs each event at INFO: the message is its type; ``event_id``, ``wsid``, ``task_id``, ``request_id``,
+    ``actor`` and ``data`` are fields of the JSON line."""
 
     name = "log"
 
     async def notify(self, event: Event) -> None:
         """Write one log line."""
         log.info(
-            event.action,
+            event.type,
             extra={
+                "event_id": event.event_id,
                 "wsid": event.wsid,
                 "task_id": event.task_id,
                 "request_id": event.request_id,
-                **event.payload,
+                "actor": event.actor,
+                "data": event.data,
             },
         )
 

@@ -37,7 +37,7 @@ async def test_twenty_concurrent_identical_posts_create_one_task(api, database: 
     assert all(r.json() == responses[0].json() for r in responses)
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 19
     assert await count(database, "SELECT count(*) FROM wvs.tasks WHERE wsid = 'same-ws'") == 1
-    assert await count(database, "SELECT count(*) FROM wvs.audit WHERE action = 'workspace.create'") == 1
+    assert await count(database, "SELECT count(*) FROM wvs.audit WHERE action = 'workspace.created'") == 1
 
 
 async def test_same_key_other_body_is_a_mismatch(api) -> None:
@@ -82,7 +82,7 @@ async def test_every_write_is_audited_with_its_request_id(api, database: str) ->
         await count(
             database,
             "SELECT count(*) FROM wvs.audit WHERE request_id = 'req-audit-1' AND wsid = 'audited' "
-            "AND action IN ('workspace.create', 'task.create')",
+            "AND action IN ('workspace.created', 'task.created')",
         )
         == 2
     )

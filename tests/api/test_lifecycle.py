@@ -70,7 +70,13 @@ async def test_audit_trail_of_a_workspace(api) -> None:
     rest = (await api.get("/v1/workspaces/audited-ws/audit", params={"cursor": page["next_cursor"]})).json()
     events = page["items"] + rest["items"]
     actions = [event["action"] for event in reversed(events)]
-    assert actions == ["workspace.create", "task.create", "task.canceled", "workspace.state", "workspace.state"]
+    assert actions == [
+        "workspace.created",
+        "task.created",
+        "task.canceled",
+        "workspace.init_failed",
+        "workspace.disabled",
+    ]
     newest = events[0]
     assert newest["request_id"] == "req-disable"
     assert newest["payload"] == {"before": {"state": "INIT_FAILED"}, "after": {"state": "DISABLED"}}

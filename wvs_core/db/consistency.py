@@ -5,16 +5,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wvs_core.db.audit import write_audit
+from wvs_core.db.events import record
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import snapshots, tasks, workspaces
+from wvs_core.events import AuditOnly, EventType, NewEvent
 from wvs_core.models import Snapshot, TaskStatus, Workspace
 
 FSCK_ACTOR = {"type": "fsck"}
 
 
 class ConsistencyStore:
-    """Reads and repairs for the consistency check; every repair is audited."""
+    """Reads and repairs for the consistency check; every repair is audited, and one that changes a
+    workspace or a snapshot is the same event as any other such change, by the actor ``{"type": "fsck"}``."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -65,19 +67,28 @@ class ConsistencyStore:
                     current_path=current_path, current_snapshot_id=snapshot_id, updated_at=sa.func.clock_timestamp()
                 )
             )
-            payload = {"before": {"current_path": before}, "after": {"current_path": current_path}}
-            await write_audit(conn, action="fsck.current", wsid=wsid, actor=FSCK_ACTOR, payload=payload)
+            data = {
+                "before": {"current_path": before},
+                "after": {"current_snapshot_id": snapshot_id, "current_path": current_path},
+                "reason": "fsck: the database follows the disk",
+            }
+            await record(conn, NewEvent(type=EventType.CURRENT_CHANGED, wsid=wsid, actor=FSCK_ACTOR, data=data))
 
     async def mark_deleted(self, wsid: str, snapshot_id: str) -> None:
         """A snapshot whose tree is gone is gone: set ``deleted_at``."""
         async with self.engine.begin() as conn:
-            await conn.execute(
+            marked = await conn.execute(
                 snapshots.update()
-                .where(snapshots.c.snapshot_id == snapshot_id)
-                .values(deleted_at=sa.func.coalesce(snapshots.c.deleted_at, sa.func.clock_timestamp()))
+                .where(snapshots.c.snapshot_id == snapshot_id, snapshots.c.deleted_at.is_(None))
+                .values(deleted_at=sa.func.clock_timestamp())
+                .returning(snapshots.c.deleted_at)
             )
-            payload = {"after": {"snapshot_id": snapshot_id, "reason": "tree missing on disk"}}
-            await write_audit(conn, action="fsck.snapshot_deleted", wsid=wsid, actor=FSCK_ACTOR, payload=payload)
+            if (deleted_at := marked.scalar_one_or_none()) is not None:
+                data = {
+                    "after": {"snapshot_id": snapshot_id, "deleted_at": deleted_at.isoformat()},
+                    "reason": "fsck: tree missing on disk",
+                }
+                await record(conn, NewEvent(type=EventType.SNAPSHOT_DROPPED, wsid=wsid, actor=FSCK_ACTOR, data=data))
 
     async def move_snapshot(self, wsid: str, snapshot_id: str, fs_path: str) -> None:
         """Point the snapshot's row at its tree's new path (the layout migration); a no-op when it already does."""
@@ -89,5 +100,5 @@ class ConsistencyStore:
                 .returning(snapshots.c.snapshot_id)
             )
             if moved.first() is not None:
-                payload = {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path}}
-                await write_audit(conn, action="fsck.snapshot_moved", wsid=wsid, actor=FSCK_ACTOR, payload=payload)
+                data = {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path}}
+                await record(conn, NewEvent(type=AuditOnly.SNAPSHOT_MOVED, wsid=wsid, actor=FSCK_ACTOR, data=data))

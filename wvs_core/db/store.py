@@ -15,12 +15,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_core import metrics
-from wvs_core.db.audit import write_audit
+from wvs_core.db.events import list_events, record
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import audit, snapshots, tasks, workspaces
 from wvs_core.db.transaction import snapshot_users
 from wvs_core.errors import ErrorCode, WVSError
+from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
 from wvs_core.ids import uuid7
 from wvs_core.models import UNFINISHED, AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
 from wvs_core.queue import TaskQueue
@@ -98,13 +99,15 @@ class Store:
                 if replay is None:
                     raise WVSError(ErrorCode.CONFLICT_EXISTS, f"workspace {wsid!r} already exists")
                 return replay
-            await write_audit(
+            await record(
                 conn,
-                action="workspace.create",
-                wsid=wsid,
-                request_id=submission.request_id,
-                actor=submission.actor,
-                payload={"after": {"state": WorkspaceState.PROVISIONING, "owner": owner}},
+                NewEvent(
+                    type=EventType.WORKSPACE_CREATED,
+                    wsid=wsid,
+                    request_id=submission.request_id,
+                    actor=submission.actor,
+                    data={"after": {"state": WorkspaceState.PROVISIONING, "owner": owner}},
+                ),
             )
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
@@ -194,18 +197,10 @@ class Store:
             query = tasks.update().where(tasks.c.task_id == task_id).values(**values).returning(*tasks.c)
             updated = from_row((await conn.execute(query)).one(), Task)
             canceled = updated.status == TaskStatus.CANCELED
-            await write_audit(
-                conn,
-                action="task.canceled" if canceled else "task.cancel_requested",
-                wsid=task.wsid,
-                task_id=task_id,
-                request_id=request_id,
-                actor=actor,
-                payload={
-                    "before": {"status": task.status},
-                    "after": {"status": updated.status, "cancel_requested": True},
-                },
-            )
+            data = {"before": {"status": task.status}, "after": {"status": updated.status, "cancel_requested": True}}
+            kind = EventType.TASK_CANCELED if canceled else AuditOnly.CANCEL_REQUESTED
+            # The request's id, not the task's: this row records who canceled.
+            await record(conn, attrs.evolve(NewEvent.of_task(kind, updated, actor, data), request_id=request_id))
             if canceled:
                 await on_canceled(conn, updated)
                 await self.queue.announce(conn)  # the workspace's next task may start
@@ -255,6 +250,13 @@ class Store:
         items, next_cursor = split_page(rows, limit, "ts", "event_id")
         return Page(items, next_cursor)
 
+    async def list_events(
+        self, wsid: str | None, after: int, limit: int, *, scope: Scope
+    ) -> list[tuple[Event, list[DeliveryState]]]:
+        """Events after ``after``, oldest first, with their delivery states (see ``db.events.list_events``)."""
+        async with self.engine.connect() as conn:
+            return await list_events(conn, wsid, after, limit, scope)
+
     # --- helpers ------------------------------------------------------------------------------
 
     async def _lock_workspace(self, conn: AsyncConnection, wsid: str, scope: Scope) -> Workspace:
@@ -275,13 +277,15 @@ class Store:
                 .returning(*workspaces.c)
             )
         ).one()
-        await write_audit(
+        await record(
             conn,
-            action="workspace.state",
-            wsid=workspace.wsid,
-            request_id=request_id,
-            actor=actor,
-            payload={"before": {"state": workspace.state}, "after": {"state": state}},
+            NewEvent(
+                type=workspace_event_type(state),
+                wsid=workspace.wsid,
+                request_id=request_id,
+                actor=actor,
+                data={"before": {"state": workspace.state}, "after": {"state": state}},
+            ),
         )
         metrics.WORKSPACE_TRANSITIONS.labels(workspace.state, state).inc()
         return from_row(row, Workspace)
@@ -331,15 +335,8 @@ class Store:
             )
         ).one()
         task = from_row(row, Task)
-        await write_audit(
-            conn,
-            action="task.create",
-            wsid=wsid,
-            task_id=task.task_id,
-            request_id=submission.request_id,
-            actor=submission.actor,
-            payload={"after": {"status": TaskStatus.PENDING, "op": spec.op, "params": spec.params}},
-        )
+        data = {"after": {"status": TaskStatus.PENDING, "params": spec.params}}
+        await record(conn, NewEvent.of_task(EventType.TASK_CREATED, task, submission.actor, data))
         await self.queue.announce(conn)
         return task
 

@@ -121,6 +121,39 @@ audit = sa.Table(
     sa.Column("request_id", sa.Text, nullable=True),
     sa.Column("task_id", sa.Text, nullable=True),
     sa.Column("payload", JSONB, nullable=True),
+    # Migration 0004: the next unassigned transaction id just after this row's event_id was allocated. Once
+    # every transaction below it has ended, no lower event_id can still appear (see wvs_core/db/events.py).
+    sa.Column("horizon", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_audit_wsid_ts", "wsid", sa.text("ts DESC")),
     sa.Index("ix_audit_task_id", "task_id"),
+    sa.Index("ix_audit_wsid_event_id", "wsid", "event_id"),  # 0004: GET /v1/events?wsid=
+)
+
+# Migration 0004: where each subscription of the event dispatcher is (every event up to last_event_id is
+# settled for it), and whether the dispatcher currently runs it (the API lists only those).
+event_cursors = sa.Table(
+    "event_cursors",
+    metadata,
+    sa.Column("subscription", sa.Text, primary_key=True),
+    sa.Column("last_event_id", sa.BigInteger, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+)
+
+DELIVERY_STATES = ("delivered", "retrying", "failed")
+
+# Migration 0004: how delivering one event to one subscription went (absent: not tried yet, or not wanted).
+event_deliveries = sa.Table(
+    "event_deliveries",
+    metadata,
+    sa.Column("subscription", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.BigInteger, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("first_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.CheckConstraint(_in("state", DELIVERY_STATES), name="state"),
+    sa.Index("ix_event_deliveries_event_id", "event_id"),
 )

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wvs_core.db.audit import write_audit
+from wvs_core.db.events import record
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import snapshots, tasks, workspaces
+from wvs_core.events import EventType, NewEvent, workspace_event_type
 from wvs_core.models import UNFINISHED, Snapshot, Task, Workspace, WorkspaceState
 
 SCHEDULER_ACTOR = {"type": "scheduler"}
@@ -48,15 +49,17 @@ class SqlWorkspaceTransaction:
         self.actor = actor or SCHEDULER_ACTOR
         self.state_changes: list[tuple[str, str]] = []  # (from, to), for metrics once committed
 
-    async def _audit(self, action: str, payload: dict[str, Any]) -> None:
-        await write_audit(
+    async def _record(self, type_: EventType, data: dict[str, Any]) -> None:
+        await record(
             self.conn,
-            action=action,
-            wsid=self.task.wsid,
-            task_id=self.task.task_id,
-            request_id=self.task.request_id,
-            actor=self.actor,
-            payload=payload,
+            NewEvent(
+                type=type_,
+                wsid=self.task.wsid,
+                task_id=self.task.task_id,
+                request_id=self.task.request_id,
+                actor=self.actor,
+                data=data,
+            ),
         )
 
     async def get_workspace(self, wsid: str) -> Workspace:
@@ -65,7 +68,7 @@ class SqlWorkspaceTransaction:
         return from_row(row, Workspace)
 
     async def set_workspace_state(self, wsid: str, state: WorkspaceState, **fields: Any) -> None:
-        """Move the workspace to ``state`` and update ``fields``, with an audit row."""
+        """Move the workspace to ``state`` and update ``fields``; a change of state is an event."""
         before = await self.get_workspace(wsid)
         await self.conn.execute(
             workspaces.update()
@@ -74,7 +77,8 @@ class SqlWorkspaceTransaction:
         )
         if before.state != state:
             self.state_changes.append((before.state, state))
-        await self._audit("workspace.state", {"before": {"state": before.state}, "after": {"state": state, **fields}})
+            data = {"before": {"state": before.state}, "after": {"state": state, **fields}}
+            await self._record(workspace_event_type(state), data)
 
     async def set_current(self, wsid: str, snapshot_id: str, current_path: str) -> None:
         """Update ``current_snapshot_id`` and ``current_path`` together."""
@@ -84,8 +88,8 @@ class SqlWorkspaceTransaction:
             .where(workspaces.c.wsid == wsid)
             .values(current_snapshot_id=snapshot_id, current_path=current_path, updated_at=sa.func.clock_timestamp())
         )
-        await self._audit(
-            "workspace.current",
+        await self._record(
+            EventType.CURRENT_CHANGED,
             {
                 "before": {"current_snapshot_id": before.current_snapshot_id, "current_path": before.current_path},
                 "after": {"current_snapshot_id": snapshot_id, "current_path": current_path},
@@ -103,30 +107,35 @@ class SqlWorkspaceTransaction:
 
     async def add_snapshot(self, wsid: str, snapshot_id: str, fs_path: str, message: str | None) -> None:
         """Record a snapshot that exists on disk; a re-run after a crash finds it recorded already."""
-        await self.conn.execute(
+        inserted = await self.conn.execute(
             pg_insert(snapshots)
             .values(snapshot_id=snapshot_id, wsid=wsid, fs_path=fs_path, message=message)
             .on_conflict_do_nothing(index_elements=["snapshot_id"])
+            .returning(snapshots.c.snapshot_id)
         )
-        await self._audit(
-            "snapshot.create", {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message}}
-        )
+        if inserted.first() is not None:
+            data = {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message}}
+            await self._record(EventType.SNAPSHOT_CREATED, data)
 
     async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:
         """Why the snapshot may not go (other than this task)."""
         return await snapshot_users(self.conn, wsid, snapshot_id, except_task_id=self.task.task_id)
 
     async def mark_snapshot_deleted(self, snapshot_id: str) -> datetime:
-        """Set ``deleted_at`` unless already set; returns it."""
+        """Set ``deleted_at`` unless already set (the drop is an event the first time only); returns it."""
+        already = (
+            await self.conn.execute(sa.select(snapshots.c.deleted_at).where(snapshots.c.snapshot_id == snapshot_id))
+        ).scalar_one()
+        if already is not None:
+            return already
         deleted_at: datetime = (
             await self.conn.execute(
                 snapshots.update()
                 .where(snapshots.c.snapshot_id == snapshot_id)
-                .values(deleted_at=sa.func.coalesce(snapshots.c.deleted_at, sa.func.clock_timestamp()))
+                .values(deleted_at=sa.func.clock_timestamp())
                 .returning(snapshots.c.deleted_at)
             )
         ).scalar_one()
-        await self._audit(
-            "snapshot.delete", {"after": {"snapshot_id": snapshot_id, "deleted_at": deleted_at.isoformat()}}
-        )
+        data = {"after": {"snapshot_id": snapshot_id, "deleted_at": deleted_at.isoformat()}}
+        await self._record(EventType.SNAPSHOT_DROPPED, data)
         return deleted_at

@@ -1,0 +1,169 @@
+"""The one door every event goes through (``record``), and reading the outbox safely.
+
+``record`` writes the audit row that *is* the event, inside the caller's transaction, so an event exists if
+and only if its change committed. Readers tail the table by ``event_id``, which a BIGSERIAL allocates at
+insert time, not at commit: a transaction may commit id 7 while id 6, taken by a transaction still running,
+is not visible yet. A tail that moved past 7 would never see 6. So ``record``:
+
+1. locks the workspace row (which also gives the transaction its xid) *before* allocating the id: the events
+   of one workspace get ids in the order their transactions commit;
+2. stores in ``horizon`` the next unassigned xid as seen by a statement run *after* the id was allocated.
+   Every transaction that could still insert a lower id allocated it earlier, so its xid is below
+   ``horizon``.
+
+A reader then only reads up to ``safe_upto``: the highest visible row whose ``horizon`` is at or below the
+oldest running xid (``pg_snapshot_xmin``) in the reader's own snapshot. Every id up to it is final — visible
+now, or never (a rollback). See docs/architecture.md, "Events".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wvs_core.db.tables import audit, event_cursors, event_deliveries, workspaces
+from wvs_core.events import EVENT_TYPES, DeliveryState, Event, NewEvent
+from wvs_core.scope import Scope
+
+CHANNEL = "wvs_events"
+"""NOTIFY channel: a wake-up for the dispatcher (empty payload), sent when a recording transaction commits."""
+
+_ALLOCATE = sa.text(
+    """
+    WITH locked AS MATERIALIZED (SELECT wsid FROM wvs.workspaces WHERE wsid = :wsid FOR UPDATE)
+    SELECT pg_current_xact_id() AS xid, nextval(pg_get_serial_sequence('wvs.audit', 'event_id')) AS event_id
+    FROM locked
+    """
+)
+_ALLOCATE_UNLOCKED = sa.text("SELECT pg_current_xact_id() AS xid")
+_NEXT_ID = sa.text("SELECT nextval(pg_get_serial_sequence('wvs.audit', 'event_id'))")
+
+# A statement of its own, after the allocation: its snapshot's xmax is at least the next xid at that time.
+_INSERT = sa.text(
+    """
+    WITH recorded AS (
+        INSERT INTO wvs.audit (event_id, action, wsid, task_id, request_id, actor, payload, horizon)
+        VALUES (:event_id, :action, :wsid, :task_id, :request_id, :actor, :payload,
+                pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+        RETURNING event_id
+    )
+    SELECT pg_notify(:channel, '') FROM recorded
+    """
+).bindparams(sa.bindparam("actor", type_=JSONB), sa.bindparam("payload", type_=JSONB))
+
+
+async def record(conn: AsyncConnection, event: NewEvent) -> int:
+    """Append ``event`` to the outbox inside the caller's transaction; returns its ``event_id``.
+
+    Takes the workspace's row lock until the transaction ends (every writer of a workspace takes it anyway).
+    """
+    allocated = (await conn.execute(_ALLOCATE, {"wsid": event.wsid})).first()
+    if allocated is not None:
+        event_id = int(allocated.event_id)
+    else:  # no such workspace row (never the case for WVS's own changes): order by commit is not needed
+        await conn.execute(_ALLOCATE_UNLOCKED)
+        event_id = int((await conn.execute(_NEXT_ID)).scalar_one())
+    await conn.execute(
+        _INSERT,
+        {
+            "event_id": event_id,
+            "action": event.type,
+            "wsid": event.wsid,
+            "task_id": event.task_id,
+            "request_id": event.request_id,
+            "actor": event.actor,
+            "payload": event.data,
+            "channel": CHANNEL,
+        },
+    )
+    return event_id
+
+
+def safe_upto() -> sa.ScalarSelect[Any]:
+    """SQL: the highest event_id up to which the outbox is final in this statement's snapshot (0: none)."""
+    oldest_running = sa.cast(sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text), sa.BigInteger)
+    newest_final = (
+        sa.select(audit.c.event_id)
+        .where(audit.c.horizon <= oldest_running)
+        .order_by(audit.c.event_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.select(sa.func.coalesce(newest_final, 0)).scalar_subquery()
+
+
+def events_after(after: int, limit: int) -> sa.Select[Any]:
+    """SQL: events (not audit-only rows) with ``event_id > after``, oldest first, never past ``safe_upto``;
+    one statement, so one snapshot."""
+    return (
+        audit.select()
+        .where(audit.c.event_id > after, audit.c.event_id <= safe_upto(), audit.c.action.in_(sorted(EVENT_TYPES)))
+        .order_by(audit.c.event_id)
+        .limit(limit)
+    )
+
+
+def visible(scope: Scope) -> sa.ColumnElement[bool]:
+    """SQL: the audit row's workspace is one ``scope`` sees."""
+    if scope.owners is None:
+        return sa.true()
+    return audit.c.wsid.in_(sa.select(workspaces.c.wsid).where(workspaces.c.owner.in_(sorted(scope.owners))))
+
+
+def event_from_row(row: Row[Any]) -> Event:
+    """An audit row as an Event."""
+    return Event(
+        event_id=row.event_id,
+        type=row.action,
+        ts=row.ts,
+        wsid=row.wsid,
+        task_id=row.task_id,
+        actor=row.actor,
+        request_id=row.request_id,
+        data=row.payload or {},
+    )
+
+
+async def list_events(
+    conn: AsyncConnection, wsid: str | None, after: int, limit: int, scope: Scope
+) -> list[tuple[Event, list[DeliveryState]]]:
+    """A page of ``GET /v1/events``: events after ``after`` in ``scope`` (and of ``wsid``), oldest first, each
+    with where it stands with every subscription the dispatcher runs."""
+    query = events_after(after, limit).where(visible(scope))
+    if wsid is not None:
+        query = query.where(audit.c.wsid == wsid)
+    events = [event_from_row(row) for row in await conn.execute(query)]
+    if not events:
+        return []
+    cursors = await conn.execute(
+        sa.select(event_cursors.c.subscription, event_cursors.c.last_event_id)
+        .where(event_cursors.c.enabled)
+        .order_by(event_cursors.c.subscription)
+    )
+    positions = {row.subscription: row.last_event_id for row in cursors}
+    rows = await conn.execute(
+        event_deliveries.select().where(
+            event_deliveries.c.event_id.in_([event.event_id for event in events]),
+            event_deliveries.c.subscription.in_(sorted(positions)),
+        )
+    )
+    known = {(row.subscription, row.event_id): row for row in rows}
+    page = []
+    for event in events:
+        states = []
+        for name, position in positions.items():
+            row = known.get((name, event.event_id))
+            if row is not None:
+                states.append(
+                    DeliveryState(
+                        name, row.state, row.attempts, row.last_attempt_at, row.next_attempt_at, row.last_error
+                    )
+                )
+            else:
+                states.append(DeliveryState(name, "skipped" if event.event_id <= position else "pending"))
+        page.append((event, states))
+    return page
