@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from wvs_core.api import audit, current, health, openapi, snapshots, tasks, workspaces
+from wvs_core.api import audit, current, events, health, openapi, snapshots, tasks, workspaces
 from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware
@@ -39,6 +39,7 @@ routes = [
     Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
     Route("/v1/tasks/{task_id}:cancel", tasks.cancel_task, methods=["POST"]),
+    Route("/v1/events", events.list_events, methods=["GET"]),
 ]
 
 
