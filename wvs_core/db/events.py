@@ -7,9 +7,10 @@ is not visible yet. A tail that moved past 7 would never see 6. So ``record``:
 
 1. locks the workspace row (which also gives the transaction its xid) *before* allocating the id: the events
    of one workspace get ids in the order their transactions commit;
-2. stores in ``horizon`` the next unassigned xid as seen by a statement run *after* the id was allocated.
-   Every transaction that could still insert a lower id allocated it earlier, so its xid is below
-   ``horizon``.
+2. inserts the row in a subtransaction, whose xid is assigned only then — after the id was allocated — and
+   stores that xid in ``horizon``. Every transaction that could still insert a lower id got its xid before
+   allocating that id, so before ``horizon`` was assigned: its xid is below ``horizon``. (A snapshot's xmax
+   would not do: it is one past the newest *completed* xid, and running transactions may hold higher ones.)
 
 A reader then only reads up to ``safe_upto``: the highest visible row whose ``horizon`` is at or below the
 oldest running xid (``pg_snapshot_xmin``) in the reader's own snapshot. Every id up to it is final — visible
@@ -35,25 +36,34 @@ CHANNEL = "wvs_events"
 _ALLOCATE = sa.text(
     """
     WITH locked AS MATERIALIZED (SELECT wsid FROM wvs.workspaces WHERE wsid = :wsid FOR UPDATE)
-    SELECT pg_current_xact_id() AS xid, nextval(pg_get_serial_sequence('wvs.audit', 'event_id')) AS event_id
+    SELECT pg_current_xact_id()::text::bigint AS xid,
+           nextval(pg_get_serial_sequence('wvs.audit', 'event_id')) AS event_id
     FROM locked
     """
 )
-_ALLOCATE_UNLOCKED = sa.text("SELECT pg_current_xact_id() AS xid")
+_ALLOCATE_UNLOCKED = sa.text("SELECT pg_current_xact_id()::text::bigint AS xid")
 _NEXT_ID = sa.text("SELECT nextval(pg_get_serial_sequence('wvs.audit', 'event_id'))")
 
-# A statement of its own, after the allocation: its snapshot's xmax is at least the next xid at that time.
+# Run in a subtransaction: the row's xmin is then a transaction id assigned after the event_id was allocated.
 _INSERT = sa.text(
     """
-    WITH recorded AS (
-        INSERT INTO wvs.audit (event_id, action, wsid, task_id, request_id, actor, payload, horizon)
-        VALUES (:event_id, :action, :wsid, :task_id, :request_id, :actor, :payload,
-                pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
-        RETURNING event_id
-    )
-    SELECT pg_notify(:channel, '') FROM recorded
+    INSERT INTO wvs.audit (event_id, action, wsid, task_id, request_id, actor, payload)
+    VALUES (:event_id, :action, :wsid, :task_id, :request_id, :actor, :payload)
+    RETURNING xmin::text::bigint AS xmin
     """
 ).bindparams(sa.bindparam("actor", type_=JSONB), sa.bindparam("payload", type_=JSONB))
+
+# xmin is 32 bits; widen it to the 64-bit id beside our own transaction's (it was assigned just after it).
+_SET_HORIZON = sa.text(
+    """
+    WITH widened AS (
+        UPDATE wvs.audit SET horizon = :top + ((:sub - :top % 4294967296 + 4294967296) % 4294967296)
+        WHERE event_id = :event_id
+        RETURNING event_id
+    )
+    SELECT pg_notify(:channel, '') FROM widened
+    """
+)
 
 
 async def record(conn: AsyncConnection, event: NewEvent) -> int:
@@ -63,23 +73,15 @@ async def record(conn: AsyncConnection, event: NewEvent) -> int:
     """
     allocated = (await conn.execute(_ALLOCATE, {"wsid": event.wsid})).first()
     if allocated is not None:
-        event_id = int(allocated.event_id)
-    else:  # no such workspace row (never the case for WVS's own changes): order by commit is not needed
-        await conn.execute(_ALLOCATE_UNLOCKED)
+        top, event_id = int(allocated.xid), int(allocated.event_id)
+    else:  # no such workspace row (never the case for WVS's own changes): no commit order to keep
+        top = int((await conn.execute(_ALLOCATE_UNLOCKED)).scalar_one())
         event_id = int((await conn.execute(_NEXT_ID)).scalar_one())
-    await conn.execute(
-        _INSERT,
-        {
-            "event_id": event_id,
-            "action": event.type,
-            "wsid": event.wsid,
-            "task_id": event.task_id,
-            "request_id": event.request_id,
-            "actor": event.actor,
-            "payload": event.data,
-            "channel": CHANNEL,
-        },
-    )
+    async with conn.begin_nested():
+        row = {"event_id": event_id, "action": event.type, "wsid": event.wsid, "task_id": event.task_id}
+        row |= {"request_id": event.request_id, "actor": event.actor, "payload": event.data}
+        sub = int((await conn.execute(_INSERT, row)).scalar_one())
+        await conn.execute(_SET_HORIZON, {"top": top, "sub": sub, "event_id": event_id, "channel": CHANNEL})
     return event_id
 
 
