@@ -33,6 +33,7 @@ RENAMED = {
 # fsck's repairs were actions of their own; they are the same changes, made by the actor {"type": "fsck"}.
 FSCK_RENAMED = {"fsck.current": "current.changed", "fsck.snapshot_deleted": "snapshot.dropped"}
 STATES = ("PROVISIONING", "ACTIVE", "INIT_FAILED", "DISABLED")
+ORIGIN = "(origin)"  # wvs_core.db.outbox.ORIGIN
 
 
 def upgrade() -> None:
@@ -62,6 +63,11 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index("ix_event_deliveries_event_id", "event_deliveries", ["event_id"], schema=SCHEMA)
+    # Where the first subscription ever starts: after what this database already holds (nothing when new).
+    op.execute(
+        f"INSERT INTO {SCHEMA}.event_cursors (subscription, last_event_id, enabled) "
+        f"SELECT '{ORIGIN}', coalesce(max(event_id), 0), false FROM {SCHEMA}.audit"
+    )
     for old, new in {**RENAMED, **FSCK_RENAMED}.items():
         op.execute(sa.text(f"UPDATE {SCHEMA}.audit SET action = :new WHERE action = :old").bindparams(old=old, new=new))
     op.execute(

@@ -15,6 +15,10 @@ from wvs_core.db.events import event_from_row, events_after, safe_upto
 from wvs_core.db.tables import event_cursors, event_deliveries
 from wvs_core.events import Event
 
+ORIGIN = "(origin)"
+"""A position row that is no subscription: where the first subscription starts (migration 0004 sets it to the
+newest event the database held then: 0 for a new one)."""
+
 
 @attrs.frozen
 class Delivery:
@@ -36,19 +40,33 @@ class Outbox:
         self.engine = engine
 
     async def positions(self, names: Iterable[str]) -> dict[str, int]:
-        """The position of each subscription in ``names``; one seen for the first time starts at the newest
-        final event (it is not sent the history). Only these are marked enabled."""
+        """The position of each subscription in ``names``; only these are marked enabled. One seen for the
+        first time starts where the furthest-behind enabled subscription is — or, when there is none, at the
+        origin — so it gets what the others still get, never the history before them."""
         names = sorted(set(names))
         async with self.engine.begin() as conn:
+            cursors = event_cursors.c
+            behind = sa.select(sa.func.min(cursors.last_event_id)).where(
+                cursors.enabled, cursors.subscription != ORIGIN
+            )
+            origin = sa.select(cursors.last_event_id).where(cursors.subscription == ORIGIN)
+            start = (
+                await conn.execute(
+                    sa.select(sa.func.coalesce(behind.scalar_subquery(), origin.scalar_subquery(), safe_upto()))
+                )
+            ).scalar_one()
             if names:
                 await conn.execute(
                     pg_insert(event_cursors)
-                    .values([{"subscription": name, "last_event_id": safe_upto()} for name in names])
+                    .values([{"subscription": name, "last_event_id": start} for name in names])
                     .on_conflict_do_nothing(index_elements=["subscription"])
                 )
             await conn.execute(
                 event_cursors.update()
-                .where(event_cursors.c.enabled != event_cursors.c.subscription.in_(names))
+                .where(
+                    event_cursors.c.enabled != event_cursors.c.subscription.in_(names),
+                    event_cursors.c.subscription != ORIGIN,
+                )
                 .values(enabled=event_cursors.c.subscription.in_(names), updated_at=sa.func.clock_timestamp())
             )
             rows = await conn.execute(
