@@ -8,6 +8,7 @@ retry_max = "10m"        # ... up to this between attempts ...
 retry_period = "24h"     # ... for this long after the first attempt; then the event is given up
 endpoints = [
   { url = "https://hooks.example.com/wvs", secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", events = ["task.dead"] },
+  { url = "http://10.0.0.7:9000/in", secret = "a raw secret", name = "ops", timeout = "30s", retry_period = "1h" },
 ]
 ```
 """
@@ -29,7 +30,7 @@ from prometheus_client import Counter
 from wvs_core import hookimpl
 from wvs_core.convert import Seconds, describe_error, structure
 from wvs_core.errors import ConfigError
-from wvs_core.notifier import Event, Notifier, Subscription, check_event_types
+from wvs_core.notifier import Event, Notifier, Retry, Subscription, check_event_types
 from wvs_webhook.signing import headers, secret_key
 
 DELIVERIES = Counter(
@@ -60,6 +61,9 @@ class EndpointSettings:
     events: tuple[str, ...] | None = None  # None: every event type
     name: str | None = None
     timeout: Seconds = Seconds(10.0)  # per POST
+    retry_base: Seconds | None = None  # unset: the webhook table's
+    retry_max: Seconds | None = None
+    retry_period: Seconds | None = None
 
 
 @attrs.frozen
@@ -87,6 +91,8 @@ class Endpoint:
         # The url's path may hold a token (chat webhooks do): names, logs and metrics never show it.
         digest = hashlib.sha256(settings.url.encode()).hexdigest()[:8]
         self.name = settings.name or f"webhook:{urlsplit(settings.url).hostname}-{digest}"
+        own = {key: value for key in ("retry_base", "retry_max", "retry_period") if (value := getattr(settings, key))}
+        self.retry = Retry.from_settings({**notifier.settings, **own}, where)
 
     async def deliver(self, event: Event) -> None:
         """POST the event once; raise WebhookFailed unless the answer is 2xx."""
@@ -131,7 +137,7 @@ class WebhookNotifier(Notifier):
 
     def subscriptions(self) -> list[Subscription]:
         """One per endpoint."""
-        return [Subscription(e.name, e.deliver, types=e.types, retry=self.retry) for e in self.endpoints]
+        return [Subscription(e.name, e.deliver, types=e.types, retry=e.retry) for e in self.endpoints]
 
     async def notify(self, event: Event) -> None:
         """One attempt to every endpoint that wants ``event`` (the dispatcher uses ``subscriptions``)."""
