@@ -1,0 +1,86 @@
+"""The outbox is read safely: event ids are allocated at insert, not at commit, so a reader must never move
+past an id that a transaction still running may yet commit — and a workspace's events get ids in the order
+their transactions commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wvs_core.config import DatabaseConfig
+from wvs_core.db.engine import create_engine
+from wvs_core.db.events import list_events, record
+from wvs_core.db.outbox import Outbox
+from wvs_core.events import EventType, NewEvent
+from wvs_core.scope import EVERYTHING
+
+
+@pytest.fixture
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseConfig(dsn=database, pool_size=5))
+    async with engine.begin() as conn:
+        for wsid in ("gap-a", "gap-b"):
+            await conn.execute(
+                sa.text("INSERT INTO wvs.workspaces (wsid, root_path, owner) VALUES (:w, '/ws/' || :w, 'o')"),
+                {"w": wsid},
+            )
+    yield engine
+    await engine.dispose()
+
+
+def event(wsid: str) -> NewEvent:
+    return NewEvent(type=EventType.WORKSPACE_DISABLED, wsid=wsid, actor={"type": "test"})
+
+
+async def ids_after(engine: AsyncEngine, after: int) -> list[int]:
+    """What the dispatcher reads, checked against what the API lists."""
+    read = [e.event_id for e in await Outbox(engine).read(after, 100)]
+    async with engine.connect() as conn:
+        listed = [e.event_id for e, _ in await list_events(conn, None, after, 100, EVERYTHING)]
+    assert read == listed
+    return read
+
+
+async def test_a_reader_waits_for_an_earlier_id_still_in_flight(engine) -> None:
+    async with engine.connect() as late, engine.connect() as early:
+        slow = await late.begin()
+        held = await record(late, event("gap-a"))  # allocated first, committed last
+        async with early.begin():
+            overtaking = await record(early, event("gap-b"))
+        assert overtaking > held
+        assert await ids_after(engine, held - 1) == [], "not past an id a running transaction holds"
+        await slow.commit()
+    assert await ids_after(engine, held - 1) == [held, overtaking]
+
+    async with engine.connect() as doomed, engine.connect() as other:
+        rolled_back = await doomed.begin()
+        lost = await record(doomed, event("gap-a"))
+        async with other.begin():
+            kept = await record(other, event("gap-b"))
+        assert await ids_after(engine, overtaking) == []
+        await rolled_back.rollback()
+    assert await ids_after(engine, overtaking) == [kept], f"{lost} never committed: the reader moves on"
+
+
+async def test_a_workspaces_events_are_numbered_in_commit_order(engine) -> None:
+    async with engine.connect() as first, engine.connect() as second:
+        one = await first.begin()
+        first_id = await record(first, event("gap-a"))
+
+        async def later() -> int:
+            async with second.begin():
+                return await record(second, event("gap-a"))
+
+        waiting = asyncio.create_task(later())
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the second writer of a workspace waits for the first to commit"
+        await asyncio.sleep(0)
+        nudge = await record(first, event("gap-a"))  # still ours: the first transaction goes on
+        await one.commit()
+        second_id = await waiting
+    assert first_id < nudge < second_id
+    assert await ids_after(engine, first_id - 1) == [first_id, nudge, second_id]
