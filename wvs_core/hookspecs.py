@@ -74,7 +74,12 @@ def wvs_register_ops() -> list[TaskOp]:
 
 @hookspec
 def wvs_register_notifiers() -> list[type[Notifier]]:
-    """Return notifier classes; those named in ``notifiers.enabled`` receive every event."""
+    """Return notifier classes; those named in ``plugins.notifiers`` receive every event (SPEC §14).
+
+    The worker builds each with its ``[plugins.settings.<name>]`` table; the event dispatcher then hands
+    every event to each of its ``subscriptions()`` (by default one: ``notify``), after the transaction that
+    recorded it committed, at least once and in order per workspace, never inside a task's slot.
+    """
 
 
 # --- embedded mode: ``wvs up`` on one machine ---------------------------------------------------
