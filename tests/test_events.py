@@ -17,7 +17,7 @@ from tests.helpers import create_workspace, key, wait_task
 from tests.plugins.failing_ops import OpOverrides
 from tests.webhook_receiver import Receiver
 from wvs_controlfile import QuiesceResponder
-from wvs_core.config import DatabaseConfig
+from wvs_core.config import Config, DatabaseConfig
 from wvs_core.db.engine import create_engine
 from wvs_core.events import EventType
 from wvs_core.models import ExecutionResult
@@ -52,7 +52,7 @@ class FailsFirstInit(InitWorkspace):
         return await super().execute(ctx)
 
 
-def events_config(database: str, mount: Path, receiver: Receiver) -> object:
+def events_config(database: str, mount: Path, receiver: Receiver) -> Config:
     return make_config(
         database,
         mount,
