@@ -22,6 +22,7 @@ import stat
 
 from wvs_core.ids import is_uuid
 from wvs_core.layout import CURRENT, LIVE, WorkspaceLayout
+from wvs_core.treewalk import remove_entry
 
 TAMPERED = "WORKSPACE_TAMPERED"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -54,6 +55,7 @@ class AgentView:
 
         Raises WorkspaceTampered when the view is missing (without ``create``), is not a real directory, or
         is not owned by this process's user (WVS made it; anyone else could have planted it in advance).
+        The root is kept closed to everyone but WVS and the agent's group.
         """
         mount = os.open(layout.mount, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # configured: trusted
         try:
@@ -62,10 +64,11 @@ class AgentView:
             root = _open_dir_at(mount, layout.wsid, str(layout.root))
         finally:
             os.close(mount)
-        owner = os.fstat(root).st_uid
-        if owner != os.geteuid():  # someone else made it before WVS did (or gave it away since)
+        info = os.fstat(root)
+        if info.st_uid != os.geteuid():  # someone else made it before WVS did (or gave it away since)
             os.close(root)
-            raise WorkspaceTampered(f"{layout.root} is owned by uid {owner}, not by WVS")
+            raise WorkspaceTampered(f"{layout.root} is owned by uid {info.st_uid}, not by WVS")
+        _close_to_others(root, info, agent)
         return cls(layout, root, agent)
 
     def close(self) -> None:
@@ -156,6 +159,12 @@ class AgentView:
             finally:
                 os.close(tree)
         self.has_live_tree(live_id)
+
+    def remove_tree(self, directory: str, name: str) -> None:
+        """Remove ``<directory>/<name>`` and everything below it by descriptors, never following a link; never
+        with a storage tool that resolves paths in the view (``juicefs rmr`` opens a control file in the
+        parent directory, which the agent could have planted)."""
+        remove_entry(name, self.directory(directory))
 
     def adopt_live_tree(self, tree: os.PathLike[str], live_id: str) -> None:
         """Rename ``tree`` (a finished clone in WVS's area) to ``live/<live_id>``, into the directory that was
@@ -300,6 +309,16 @@ def read_small_file_at(parent: int, name: str, limit: int) -> bytes | None:
     finally:
         os.close(fd)
     return data if len(data) <= limit else None
+
+
+def _close_to_others(root: int, info: os.stat_result, agent: tuple[int, int] | None) -> None:
+    """The view's root: WVS's, entered by the agent's group only (0710), or by no one else at all (0700) —
+    other users of the host never read a workspace."""
+    group, mode = (agent[1], 0o710) if agent is not None else (info.st_gid, 0o700)
+    if info.st_gid != group:
+        os.fchown(root, -1, group)
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.fchmod(root, mode)
 
 
 def _kind_at(parent: int, name: str) -> int | None:

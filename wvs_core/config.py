@@ -70,7 +70,7 @@ class WorkerConfig:
 
     metrics_addr: str = attrs.field(default="0.0.0.0:9091", validator=_check_addr)
     executor_addrs: list[str] = attrs.field(factory=lambda: ["127.0.0.1:7070"])
-    concurrency: int = attrs.field(default=4, validator=_positive)
+    concurrency: int = attrs.field(default=16, validator=_positive)
     poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=_positive)
     idle_backoff: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)
     shutdown_timeout: Seconds = Seconds(120.0)

@@ -28,7 +28,7 @@ from wvs_core.locks import workspace_lock
 from wvs_core.models import Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol
 from wvs_core.recovery import recover_workspace
-from wvs_core.storage import StorageBackend, remove_path
+from wvs_core.storage import StorageBackend
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class Fsck:
             if live_id not in made and live_id != target:
                 finding = Finding(workspace.wsid, "live_tree_never_current", str(layout.live(live_id)), "prune")
                 if prune:
-                    await self.storage.remove_tree(view.directory(LIVE), live_id)
+                    await asyncio.to_thread(view.remove_tree, LIVE, live_id)
                     finding.fixed = True
                 findings.append(finding)
         return findings
@@ -181,7 +181,7 @@ class Fsck:
         """Remove a snapshot's metadata, then its tree (the order of ``snapshot_drop``)."""
         if allowed:
             await asyncio.to_thread(layout.snapshot_metadata(snapshot_id).unlink, missing_ok=True)
-            await remove_path(self.storage, layout.snapshot(snapshot_id))
+            await self.storage.remove_tree(layout.snapshot(snapshot_id))
             finding.fixed = True
         return finding
 

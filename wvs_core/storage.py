@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,25 +47,15 @@ class StorageBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def remove_tree(self, parent: int, name: str) -> None:
-        """Remove the entry ``name`` of the directory open as ``parent`` and everything below it, never
-        following a link (a link named ``name`` is removed itself); a missing entry is not an error."""
+    async def remove_tree(self, path: Path) -> None:
+        """Remove ``path`` and everything below it, never following a link (a link at ``path`` is removed
+        itself); missing is not an error. ``path`` is always in WVS's area: the executor removes trees in an
+        agent view itself, by descriptors (a tool that resolves paths there — ``juicefs rmr`` opens a
+        control file in the parent directory — could be handed one the agent planted)."""
 
     @abc.abstractmethod
     def capabilities(self) -> StorageCapabilities:
         """Describe this backend."""
-
-
-async def remove_path(storage: StorageBackend, path: Path) -> None:
-    """Remove ``path``, a tree in WVS's area (where paths are trusted), with ``storage``; missing is fine."""
-    try:
-        parent = await asyncio.to_thread(os.open, path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        await storage.remove_tree(parent, path.name)
-    finally:
-        os.close(parent)
 
 
 def open_tree(path: Path) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 
@@ -111,3 +112,17 @@ def open_path(root: int, path: tuple[str, ...]) -> int:
         finally:
             os.close(parent)
     return fd
+
+
+def remove_entry(path: os.PathLike[str] | str, parent: int | None = None) -> None:
+    """Remove ``path`` (relative to the directory open as ``parent`` when given) and everything below it
+    with ``shutil.rmtree``, which walks by descriptors and never follows a link; a link or file is unlinked
+    itself; missing is fine."""
+    try:
+        kind = os.stat(path, dir_fd=parent, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(kind):
+        shutil.rmtree(path, dir_fd=parent)
+    else:
+        os.unlink(path, dir_fd=parent)

@@ -15,7 +15,7 @@ from wvs_core.ids import check_uuid
 from wvs_core.layout import LIVE, snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
-from wvs_core.storage import open_tree, remove_path
+from wvs_core.storage import open_tree
 from wvs_ops.params import parse_params
 from wvs_ops.trees import check_clone
 
@@ -69,7 +69,7 @@ class SetCurrent(TaskOp):
                 ctx.reached("frozen")
                 ctx.checkpoint()
                 if not await asyncio.to_thread(view.has_live_tree, params.new_live_id):
-                    await remove_path(ctx.storage, tmp)
+                    await ctx.storage.remove_tree(tmp)
                     started = time.monotonic()
                     source = await asyncio.to_thread(open_tree, snapshot)
                     try:
@@ -90,9 +90,9 @@ class SetCurrent(TaskOp):
         except BaseException:
             # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
             if not await asyncio.to_thread(view.points_to, params.new_live_id):
-                await remove_path(ctx.storage, tmp)
+                await ctx.storage.remove_tree(tmp)
                 # The new tree never became current: no user writes in it.
-                await ctx.storage.remove_tree(view.directory(LIVE), params.new_live_id)
+                await asyncio.to_thread(view.remove_tree, LIVE, params.new_live_id)
             raise
         return _switched(new_live, str(previous))
 
