@@ -417,7 +417,7 @@ async def arena(
             dsn,
             mount,
             api={"tokens_file": str(tokens_file)},
-            executor={"quiesce_timeout": f"{QUIESCE_TIMEOUT:g}s"},
+            executor={"quiesce_timeout": f"{QUIESCE_TIMEOUT:g}s", "agent_owner": "1000:1000"},
             worker={"max_attempts": 1, "concurrency": 12},
         )
         service = Service(config, PluginRegistry.load(config.plugins), serve_metrics=False)
@@ -507,21 +507,9 @@ LIVE_ATTACKS: dict[str, Plant] = {
 }
 
 
-ROLLBACK_BUG = (
-    "BUG: set_current reads current as live/<uuid> but never checks that live/<uuid> is a real directory "
-    "(SPEC §13), so the rollback succeeds and reports previous_live_path = a link the agent planted"
-)
-ROLLBACK_NOT_CHECKED = {"dangling", "live-id-links-to-victim-tree", "live-id-links-to-decoy", "live-id-is-a-fifo"}
-
-
 @pytest.mark.parametrize(
     "attack",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=ROLLBACK_BUG))
-        if name in ROLLBACK_NOT_CHECKED
-        else name
-        for name in [*CURRENT_ATTACKS, *LIVE_ATTACKS]
-    ],
+    [*CURRENT_ATTACKS, *LIVE_ATTACKS],
 )
 async def test_current_or_live_not_as_wvs_made_them(hostile: Arena, attack: str) -> None:
     """A snapshot and a rollback of a view whose ``current`` or ``live`` was replaced both die
@@ -775,9 +763,9 @@ async def test_fifo_control_files_in_many_workspaces_block_nobody(hostile: Arena
     for number, attacker in enumerate(attackers):
         (_fifo_with_writer if number % 2 else CONTROL_PLANTS["fifo"])(hostile, attacker)
     plant(attackers[0].meta / "control.lock", "fifo")
-    plant(attackers[1].meta / ".control.json.tmp-0123456789ab", "fifo")  # a FIFO named like WVS's temporary
-    plant(attackers[2].root / ".current.tmp-0123456789ab", "fifo")
-    link(attackers[3].meta / ".control.json.tmp-ba9876543210", hostile.decoy / "secret.txt")
+    plant(attackers[1].meta / ".control.json.wvs-tmp", "fifo")  # FIFOs named as WVS's temporaries: unlinked
+    plant(attackers[2].root / ".current.wvs-tmp", "fifo")
+    link(attackers[3].meta / ".control.json.wvs-tmp", hostile.decoy / "secret.txt")
     config = config_from_dict(
         {"executor": {"mount_path": str(hostile.mount), "quiesce_timeout": f"{QUIESCE_TIMEOUT:g}s"}}
     )
@@ -787,7 +775,9 @@ async def test_fifo_control_files_in_many_workspaces_block_nobody(hostile: Arena
     await asyncio.wait_for(recovery, timeout=PROMPT)
     for attacker in attackers:
         assert stat.S_ISFIFO(attacker.control.lstat().st_mode), "recovery replaced a control file it could not read"
-    stray = attackers[3].meta / ".control.json.tmp-ba9876543210"
+    for stray in (attackers[1].meta / ".control.json.wvs-tmp", attackers[2].root / ".current.wvs-tmp"):
+        assert not await asyncio.to_thread(os.path.lexists, stray), "a leftover named as WVS's was kept"
+    stray = attackers[3].meta / ".control.json.wvs-tmp"
     assert not await asyncio.to_thread(os.path.lexists, stray), "the stray link was kept"
     await hostile.assert_untouched()
 
@@ -817,11 +807,6 @@ def _task_seconds(task: dict[str, Any]) -> float:
     return (datetime.fromisoformat(task["ended_at"]) - datetime.fromisoformat(task["started_at"])).total_seconds()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after a freeze timed out on a held control.lock, ControlFileQuiesce.resume waits for the lock "
-    "up to LOCK_TIMEOUT (10 s), not within the freeze timeout (SPEC §6)",
-)
 async def test_agent_holding_the_control_lock(hostile: Arena) -> None:
     """The agent holds control.lock for 6 s: WVS cannot even ask for the freeze, so the task must fail
     QUIESCE_TIMEOUT within the freeze timeout — never wait on the lock longer than that (SPEC §6)."""
@@ -849,11 +834,6 @@ sys.stdin.read()
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a write lease (F_SETLEASE) on a handshake file makes the executor's O_NONBLOCK open fail with "
-    "EAGAIN, which escapes AgentView as OSError: EXECUTOR_ERROR with a traceback instead of 'no answer'",
-)
 @pytest.mark.parametrize("name", ["control.json", "control.lock"])
 async def test_agent_holds_a_lease_on_a_handshake_file(hostile: Arena, name: str) -> None:
     """A write lease would make a blocking open wait 45 s for the lease break: WVS must neither block nor
@@ -960,21 +940,32 @@ async def run_fsck_library(arena: Arena, wsid: str | None, fix: bool, prune: boo
 
 
 async def test_names_like_wvs_temporaries_pointing_outside(hostile: Arena) -> None:
-    """Links named like WVS's temporary files (which recovery removes) point at decoy files: recovery
-    removes the links themselves, never their targets; a hard link's other name survives."""
+    """Links at the names of WVS's temporary files (``.current.wvs-tmp``, ``.wvs/.control.json.wvs-tmp``,
+    which recovery removes) point at decoy files: recovery removes the links themselves, never their
+    targets; names that merely look temporary are the agent's and stay."""
     attacker = await hostile.attacker(respond=True)
-    link(attacker.root / ".current.tmp-aaaaaaaaaaaa", hostile.decoy / "secret.txt")
-    link(attacker.root / ".current.tmp-bbbbbbbbbbbb", hostile.decoy)
-    link(attacker.meta / ".control.json.tmp-cccccccccccc", hostile.decoy / "control.json")
-    link(attacker.meta / ".control.json.tmp-dddddddddddd", hostile.volume_decoy / "secret.txt")
+    link(attacker.root / ".current.wvs-tmp", hostile.decoy / "secret.txt")
+    link(attacker.meta / ".control.json.wvs-tmp", hostile.volume_decoy / "secret.txt")
+    link(attacker.root / ".current.tmp-aaaaaaaaaaaa", hostile.decoy)
     os.link(attacker.tree / "mine.txt", attacker.meta / ".control.json.tmp-eeeeeeeeeeee")
-    plant(attacker.root / ".current.tmp-ffffffffffff", "dir")  # a directory: not WVS's, left alone
     (task,) = await hostile.during(await attacker.snapshot())
     await hostile.assert_untouched()
     hostile.assert_succeeded(task)
-    leftovers = [p.name for p in (*attacker.root.iterdir(), *attacker.meta.iterdir()) if ".tmp-" in p.name]
-    assert leftovers == [".current.tmp-ffffffffffff"], leftovers
+    names = {p.name for p in (*attacker.root.iterdir(), *attacker.meta.iterdir())}
+    assert ".current.wvs-tmp" not in names and ".control.json.wvs-tmp" not in names
+    assert {".current.tmp-aaaaaaaaaaaa", ".control.json.tmp-eeeeeeeeeeee"} <= names, "the agent's own names stay"
     assert (attacker.tree / "mine.txt").read_text() == f"attacker {attacker.wsid}\n"
+
+
+async def test_a_directory_at_a_wvs_temporary_name_is_tampering(hostile: Arena) -> None:
+    """A directory where WVS writes ``current``'s replacement link: WVS cannot use its own name, so the
+    op fails WORKSPACE_TAMPERED (and nothing in the directory is touched)."""
+    attacker = await hostile.attacker(respond=True)
+    plant(attacker.root / ".current.wvs-tmp", "dir")
+    (task,) = await hostile.during(await attacker.snapshot())
+    await hostile.assert_untouched()
+    await hostile.assert_tampered(attacker, task)
+    assert (attacker.root / ".current.wvs-tmp").is_dir()
 
 
 async def test_own_live_tree_named_like_the_victims(hostile: Arena) -> None:
@@ -1004,12 +995,6 @@ def _make_deep_tree(root: Path, depth: int) -> None:
         os.close(fd)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: count_entries (wvs_ops/trees.py) walks the finished clone with os.walk, recursive on "
-    "Python 3.11: a 1100-deep tree raises RecursionError after the snapshot is sealed, the executor answers "
-    "gRPC INTERNAL and the task fails (EXECUTOR_ERROR), leaving a complete snapshot the database never records",
-)
 async def test_very_deep_tree(hostile: Arena) -> None:
     """1100 nested directories (deeper than Python's recursion limit) are data like any other."""
     attacker = await hostile.attacker(respond=True)
@@ -1474,13 +1459,6 @@ while True:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: JuiceFSBackend.remove_tree runs `juicefs rmr NAME` in /proc/self/fd/<parent>, but rmr turns "
-    "NAME into an absolute path (getcwd) and looks its parent up again BY PATH, following links: an agent "
-    "swapping its `live` with a link while fsck --prune removes a never-current tree of a chosen name makes "
-    "rmr delete that name in the link's target — another workspace's live tree, or the agent's own snapshot",
-)
 @pytest.mark.parametrize("target_kind", ["another-views-live-tree", "own-snapshot-tree"])
 async def test_fsck_prune_racing_live_swaps_deletes_nothing_outside(hostile: Arena, target_kind: str) -> None:
     """The attacker makes a never-current tree named like the target in its own ``live`` and swaps ``live``

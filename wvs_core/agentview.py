@@ -246,8 +246,9 @@ class AgentView:
             raise WorkspaceTampered(f"{self.describe(directory, name)} is a directory") from None
         os.fsync(parent)
 
-    def open_lock_file(self, directory: str, name: str) -> int:
-        """A descriptor of the lock file ``<directory>/<name>`` (created when missing) for ``flock``; raises
+    def open_lock_file(self, directory: str, name: str) -> int | None:
+        """A descriptor of the lock file ``<directory>/<name>`` (created when missing) for ``flock``; None
+        while the agent holds a lease on it (opening would wait for the lease to break); raises
         WorkspaceTampered when it is a link or not a regular file. Never blocks."""
         flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # flock needs no more
         try:
@@ -259,6 +260,8 @@ class AgentView:
                 if not stat.S_ISREG(os.fstat(handle).st_mode):
                     raise WorkspaceTampered(f"{self.describe(directory, name)} is not a regular file")
                 fd = os.open(f"/proc/self/fd/{handle}", flags & ~(os.O_CREAT | os.O_NOFOLLOW))
+            except BlockingIOError:  # a lease: O_NONBLOCK refuses to wait for its break
+                return None
             finally:
                 os.close(handle)
         return fd
@@ -302,6 +305,8 @@ def read_small_file_at(parent: int, name: str, limit: int) -> bytes | None:
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
             return None
         fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except BlockingIOError:  # the agent holds a lease: opening would wait for its break; no answer
+        return None
     finally:
         os.close(handle)
     try:

@@ -10,6 +10,7 @@ import time
 import attrs
 
 from wvs_core import metrics
+from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid
 from wvs_core.layout import LIVE, snapshot_metadata
@@ -62,7 +63,7 @@ class SetCurrent(TaskOp):
         snapshot = layout.snapshot(params.snapshot_id)
         if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
             raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
-        previous = layout.live(await asyncio.to_thread(view.current_live_id))
+        previous = layout.live(await asyncio.to_thread(_current_tree, view))
         ctx.checkpoint()
         try:
             async with ctx.quiesced():
@@ -100,6 +101,14 @@ class SetCurrent(TaskOp):
         """``current_snapshot_id`` and ``current_path`` change together."""
         if not result.noop:
             await tx.set_current(task.wsid, task.params["snapshot_id"], result.results["current_path"])
+
+
+def _current_tree(view: AgentView) -> str:
+    """The live id of the tree ``current`` points to, which must be a real directory (else WorkspaceTampered)."""
+    live_id = view.current_live_id()
+    if not view.has_live_tree(live_id):
+        raise WorkspaceTampered(f"{view.describe(LIVE, live_id)}, where current points, is missing")
+    return live_id
 
 
 def _switched(new_live: os.PathLike[str], previous_live_path: str) -> ExecutionResult:
