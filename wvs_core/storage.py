@@ -41,9 +41,10 @@ class StorageBackend(abc.ABC):
         ``pass_fds``) and clone ``.`` — never through a path, which an agent could redirect to another
         workspace between the check and the clone. The clone keeps content, mode, owner, timestamps, empty
         directories and symlinks (as links, never followed) — SPEC §5's "Clones are exact" lists the rest —
-        and do not change the source (no atime updates from your reads). Returns the number of entries
-        cloned below the root (for ``wvs_clone_entries_total``). It may leave a partial ``destination`` on
-        failure; callers clone into a temporary name and rename, so a partial tree never looks complete.
+        and does not change the source (no atime updates from its reads). Returns the number of entries
+        cloned below the root (for ``wvs_clone_entries_total``), 0 when it cannot be known without a walk.
+        It may leave a partial ``destination`` on failure; callers clone into a temporary name and rename,
+        so a partial tree never looks complete.
         """
 
     @abc.abstractmethod
