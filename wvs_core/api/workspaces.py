@@ -114,6 +114,7 @@ async def retry_init(request: Request) -> JSONResponse:
 async def disable_workspace(request: Request) -> JSONResponse:
     """Disable (synchronously): the workspace stays readable, every later write answers 410."""
     wsid = path_wsid(request)
+    structure_request(await json_body(request, state.config(request).api.max_body_bytes), NoBody)
     workspace = await state.store(request).disable(wsid, request.state.request_id, actor(request), scope=scope(request))
     return JSONResponse({"wsid": wsid, "state": workspace.state.value, "updated_at": workspace.updated_at.isoformat()})
 
