@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 from starlette.requests import Request
 
+from wvs_core import metrics
+from wvs_core.api import state
 from wvs_core.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from wvs_core.db.store import Submission
 from wvs_core.errors import ErrorCode, WVSError
@@ -24,18 +27,25 @@ def bad_request(message: str) -> WVSError:
     return WVSError(ErrorCode.BAD_REQUEST, message)
 
 
-async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object (an empty body is ``{}``), parsed under the rules of
     ``wvs_core.untrusted`` (depth, number range, duplicate keys, the string rule); anything else is a 400
-    naming the problem. Every route that takes a body reads it here."""
+    naming the problem: a body over ``api.max_body_bytes``, or not received within ``api.read_timeout``.
+    Every route that takes a body reads it here."""
+    limits = state.config(request).api
     declared = request.headers.get("content-length")
-    if declared is not None and ascii_int(declared, 0, max_bytes) is None:
-        raise bad_request(f"body larger than {max_bytes} bytes")
+    if declared is not None and ascii_int(declared, 0, limits.max_body_bytes) is None:
+        raise bad_request(f"body larger than {limits.max_body_bytes} bytes")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise bad_request(f"body larger than {max_bytes} bytes")
+    try:
+        async with asyncio.timeout(limits.read_timeout):
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > limits.max_body_bytes:
+                    raise bad_request(f"body larger than {limits.max_body_bytes} bytes")
+    except TimeoutError:
+        metrics.HTTP_STALLED.labels("body").inc()
+        raise bad_request(f"body not received within {limits.read_timeout:g}s") from None
     if not raw.strip():
         return {}
     try:

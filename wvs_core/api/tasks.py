@@ -37,7 +37,7 @@ async def get_task(request: Request) -> JSONResponse:
 async def cancel_task(request: Request) -> JSONResponse:
     """Cancel: PENDING at once, RUNNING at its next safe point; a finished task is 409."""
     task_id = path_id(request, "task_id")
-    structure_request(await json_body(request, state.config(request).api.max_body_bytes), NoBody)
+    structure_request(await json_body(request), NoBody)
     registry = state.registry(request)
 
     async def on_canceled(conn: AsyncConnection, task: Task) -> None:
