@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from wvs_core import metrics
 from wvs_core.api import state
@@ -46,6 +46,8 @@ async def json_body(request: Request) -> dict[str, Any]:
     except TimeoutError:
         metrics.HTTP_STALLED.labels("body").inc()
         raise bad_request(f"body not received within {limits.read_timeout:g}s") from None
+    except ClientDisconnect:  # nobody reads the answer, but it is an answer, not an unhandled error
+        raise bad_request("the client went away before its body arrived") from None
     if not raw.strip():
         return {}
     try:
