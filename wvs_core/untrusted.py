@@ -1,8 +1,8 @@
 """Input a client controls: the one JSON parser and the one string rule every request goes through.
 
-The API reads request bodies with ``parse_json`` and checks every query parameter, every header it keeps and
-every field of a cursor with ``check_text``, so nothing that reaches the database, the request hash or the
-error envelope can make them fail (SPEC §2: "… never 500"). The limits:
+The API reads request bodies and cursors with ``parse_json`` and checks the path and every query parameter
+with ``text_problem``, so nothing that reaches the database, the request hash or the error envelope can make
+them fail (SPEC §2: "… never 500"). The limits:
 
 - nesting of arrays and objects at most ``MAX_DEPTH`` deep (measured before parsing: the parser never
   recurses further);
@@ -14,7 +14,7 @@ error envelope can make them fail (SPEC §2: "… never 500"). The limits:
 
 Why not a faster parser from PyPI: orjson and msgspec have a fixed depth limit of their own and keep the last of
 duplicate keys silently; the standard library's ``json`` has a hook for each rule but depth, which a scan of
-the brackets (outside strings) decides in one pass before parsing.
+the brackets (outside strings) decides before parsing.
 """
 
 from __future__ import annotations
