@@ -12,7 +12,7 @@ from starlette.routing import Route
 from wvs_core.api import audit, current, health, openapi, snapshots, tasks, workspaces
 from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
-from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware
+from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware, RequestLineMiddleware
 from wvs_core.api.state import ApiState
 from wvs_core.auth import TokenFile
 from wvs_core.config import Config
@@ -63,6 +63,7 @@ def create_app(config: Config, registry: PluginRegistry | None = None, tokens: T
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware),
             Middleware(AuthMiddleware, tokens=tokens),
+            Middleware(RequestLineMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
