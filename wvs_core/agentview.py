@@ -22,10 +22,9 @@ import stat
 
 from wvs_core.ids import is_uuid
 from wvs_core.layout import CURRENT, LIVE, WorkspaceLayout
-from wvs_core.treewalk import remove_entry
+from wvs_core.treewalk import DIRECTORY_FLAGS, remove_entry
 
 TAMPERED = "WORKSPACE_TAMPERED"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TEMPORARY_SUFFIX = ".wvs-tmp"  # WVS's own temporary names in a view: fixed, so recovery never lists a directory
 
 
@@ -341,7 +340,7 @@ def _mkdir_at(parent: int, name: str) -> None:
 def _open_dir_at(parent: int, name: str, described: str) -> int:
     """``openat(parent, name, O_DIRECTORY|O_NOFOLLOW)``, every refusal a WorkspaceTampered."""
     try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        return os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
     except FileNotFoundError:
         raise WorkspaceTampered(f"{described} is missing") from None
     except NotADirectoryError:

@@ -30,6 +30,7 @@ from wvs_core.ids import is_uuid
 from wvs_core.layout import LIVE, META, VolumeLayout, WorkspaceLayout, snapshot_metadata, write_snapshot_metadata
 from wvs_core.locks import workspace_lock
 from wvs_core.storage import StorageBackend
+from wvs_core.treewalk import DIRECTORY_FLAGS
 
 OLD_SNAPSHOTS = "snapshots"  # <root>/snapshots in the earlier layout
 OLD_METADATA = "snapshot.json"  # <snapshot>/.wvs/snapshot.json in the earlier layout
@@ -134,10 +135,10 @@ def _take_out_old_metadata(tree: Path, source: int, source_had_wvs_dir: bool) ->
     """Make the clone ``tree`` exactly the tree that was snapshotted: without WVS's ``.wvs/snapshot.json``
     (and ``.wvs`` itself when the agent had none), with the times the agent's tree had. The clone holds
     whatever the agent had (its ``.wvs`` may be a link by now): it is touched by descriptors only."""
-    root = os.open(tree, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    root = os.open(tree, DIRECTORY_FLAGS)
     try:
         try:
-            meta = os.open(META, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root)
+            meta = os.open(META, DIRECTORY_FLAGS, dir_fd=root)
         except OSError:  # no directory there (any more): nothing of WVS's to take out
             meta = -1
         if meta >= 0:

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 import attrs
 
+from wvs_core.treewalk import DIRECTORY_FLAGS
+
 
 @attrs.frozen
 class StorageCapabilities:
@@ -61,7 +63,7 @@ class StorageBackend(abc.ABC):
 
 def open_tree(path: Path) -> int:
     """A descriptor of the directory ``path`` in WVS's area, for ``clone_tree``; the caller closes it."""
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.open(path, DIRECTORY_FLAGS)
 
 
 class StorageError(Exception):

@@ -10,12 +10,13 @@ from typing import Any
 
 from wvs_core.process import CommandFailed, run_command
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.treewalk import DIRECTORY_FLAGS
 from wvs_juicefs.binary import find_juicefs
 from wvs_juicefs.hardlinks import relink, scan
 
 
 def _relink_at(destination: Path, groups: list[list[tuple[str, ...]]]) -> None:
-    clone = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    clone = os.open(destination, DIRECTORY_FLAGS)
     try:
         relink(clone, groups)
     finally:
