@@ -47,6 +47,7 @@ from tests.helpers import (
     TERMINAL,
     bearer,
     create_workspace,
+    default_fsck,
     in_flight,
     key,
     new_token,
@@ -55,18 +56,15 @@ from tests.helpers import (
     tree_signature,
     wait_task,
 )
-from wvs_controlfile import ControlFileQuiesce, QuiesceResponder
+from wvs_controlfile import QuiesceResponder
 from wvs_core.cli.wvs import cli as wvs_cli
 from wvs_core.config import DatabaseConfig, config_from_dict
-from wvs_core.db.consistency import ConsistencyStore
 from wvs_core.db.engine import create_engine
 from wvs_core.embedded import EmbeddedPostgres
-from wvs_core.fsck import Fsck
 from wvs_core.ids import uuid7
 from wvs_core.plugins import PluginRegistry
 from wvs_core.runtime import Service
 from wvs_executor.runner import OpRunner
-from wvs_juicefs.backend import JuiceFSBackend
 from wvs_juicefs.volume import JuiceFSVolume
 
 PROMPT = 8.0  # a victim snapshot started during an attack ends within this many seconds
@@ -933,8 +931,7 @@ async def run_fsck_library(arena: Arena, wsid: str | None, fix: bool, prune: boo
     """``wvs fsck`` through its library entry point (what the CLI runs)."""
     engine = create_engine(DatabaseConfig(dsn=arena.dsn, pool_size=2))
     try:
-        fsck = Fsck(ConsistencyStore(engine), arena.mount, JuiceFSBackend({}), ControlFileQuiesce({}))
-        return await fsck.run(wsid, fix=fix, prune=prune)
+        return await default_fsck(engine, arena.mount).run(wsid, fix=fix, prune=prune)
     finally:
         await engine.dispose()
 
@@ -1484,7 +1481,7 @@ async def test_fsck_prune_racing_live_swaps_deletes_nothing_outside(hostile: Are
     pruned = rounds = 0
     try:
         assert swapper.stdout is not None and swapper.stdout.readline().strip() == b"swapping"
-        fsck = Fsck(ConsistencyStore(engine), hostile.mount, JuiceFSBackend({}), ControlFileQuiesce({}))
+        fsck = default_fsck(engine, hostile.mount)
         deadline = time.monotonic() + RMR_RACE_SECONDS
         while rounds < RMR_RACE_ROUNDS and time.monotonic() < deadline and await asyncio.to_thread(target.is_dir):
             rounds += 1

@@ -185,7 +185,8 @@ class Scheduler:
         )
         op = self.registry.ops.get(task.op)
         if op is not None:
-            self._decisions[task.task_id] = await op.on_claimed(SqlWorkspaceTransaction(conn, task), task)
+            tx = SqlWorkspaceTransaction(conn, task, self.registry.snapshot_references)
+            self._decisions[task.task_id] = await op.on_claimed(tx, task)
 
     async def _run_task(self, task: Task) -> None:
         with log_context(request_id=task.request_id, task_id=task.task_id, wsid=task.wsid, op=task.op):
@@ -323,7 +324,7 @@ class Scheduler:
         """The outcome's audit row and the op's DB rule; workspace transitions are reported in ``transitions``."""
 
         async def apply(conn: AsyncConnection, finished: Task) -> None:
-            tx = SqlWorkspaceTransaction(conn, finished)
+            tx = SqlWorkspaceTransaction(conn, finished, self.registry.snapshot_references)
             payload = {
                 "before": {"status": TaskStatus.RUNNING},
                 "after": {"status": finished.status, "result": finished.result},

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -38,6 +40,14 @@ class SetCurrent(TaskOp):
 
     name = "set_current"
     params_type = SetCurrentParams
+
+    def references(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot being restored."""
+        return [params["snapshot_id"]]
+
+    def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
+        """The new live tree, a clone of the snapshot."""
+        return {params["new_live_id"]: params["snapshot_id"]}
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
         """Refuse a deleted snapshot; setting the current snapshot again is a no-op success; otherwise

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -29,6 +31,10 @@ class SnapshotDrop(TaskOp):
 
     name = "snapshot_drop"
     params_type = SnapshotDropParams
+
+    def references(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot being dropped: a second drop of it waits (it would find it gone)."""
+        return [params["snapshot_id"]]
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
         """Re-check that nothing uses the snapshot and set ``deleted_at``, in the claiming transaction.

@@ -59,7 +59,7 @@ async def drop_snapshot(request: Request) -> JSONResponse:
     body = await json_body(request)
     structure_request(body, NoBody)
     spec = task_spec(request, DROP_OP, {"snapshot_id": snapshot_id})
-    check = require_snapshot(snapshot_id, droppable=True)
+    check = require_snapshot(snapshot_id, droppable_given=state.registry(request).snapshot_references)
     accepted = await state.store(request).submit_task(
         wsid, spec, submission(request, body), check, scope=scope(request)
     )

@@ -42,7 +42,8 @@ async def cancel_task(request: Request) -> JSONResponse:
 
     async def on_canceled(conn: AsyncConnection, task: Task) -> None:
         if (op := registry.ops.get(task.op)) is not None:
-            await op.on_canceled(SqlWorkspaceTransaction(conn, task, actor(request)), task)
+            tx = SqlWorkspaceTransaction(conn, task, registry.snapshot_references, actor(request))
+            await op.on_canceled(tx, task)
 
     task = await state.store(request).cancel_task(
         task_id, request.state.request_id, actor(request), on_canceled, scope=scope(request)
