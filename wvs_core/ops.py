@@ -51,7 +51,7 @@ class ExecutionContext:
 
     task_id: str
     wsid: str
-    params: Mapping[str, str]
+    params: Mapping[str, Any]  # the task's params as JSON values (with the claim's facts)
     layout: WorkspaceLayout
     view: AgentView
     storage: StorageBackend

@@ -41,8 +41,8 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 def executor_request(task: Task, op: TaskOp, facts: Mapping[str, str]) -> ExecutionRequest:
-    """The gRPC request for ``task``: params (and the claim's ``facts``) as strings, absent values left out."""
-    params = {key: str(value) for key, value in {**task.params, **facts}.items() if value is not None}
+    """The gRPC request for ``task``: its params, with the claim's ``facts`` added."""
+    params = {**task.params, **facts}
     return ExecutionRequest(
         task_id=task.task_id, wsid=task.wsid, op=op.wire_name, params=params, request_id=task.request_id or ""
     )
