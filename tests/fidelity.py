@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wvs_core.treewalk import read_link, walk
+from wvs_core.treewalk import data_regions, read_link, walk
 
 OLD = 1_500_000_000 * 10**9  # an atime/mtime far in the past, with nanoseconds below
 DEEP_NAME = "d" * 250
@@ -326,19 +326,13 @@ def _digest(parent: int, name: str) -> str:
     where the filesystem reports holes)."""
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOATIME, dir_fd=parent)
     try:
-        digest, size, offset, next_block = hashlib.sha256(), os.fstat(fd).st_size, 0, 0
-        while offset < size:
-            try:
-                data = os.lseek(fd, offset, os.SEEK_DATA)
-            except OSError:  # ENXIO: only a hole is left
-                break
-            hole = os.lseek(fd, data, os.SEEK_HOLE)
-            for block in range(max(data - data % BLOCK, next_block), hole, BLOCK):
+        digest, size, next_block = hashlib.sha256(), os.fstat(fd).st_size, 0
+        for start, end in data_regions(fd, size):
+            for block in range(max(start - start % BLOCK, next_block), end, BLOCK):
                 chunk = os.pread(fd, BLOCK, block)
                 if chunk.strip(b"\0"):
                     digest.update(struct.pack("<Q", block) + chunk)
                 next_block = block + BLOCK
-            offset = hole
         return f"{size}:{digest.hexdigest()}"
     finally:
         os.close(fd)

@@ -12,10 +12,18 @@ from typing import Any
 
 import httpx
 from click.testing import CliRunner
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wvs_controlfile import ControlFileQuiesce
 from wvs_core.cli.wvs import cli as wvs_cli
+from wvs_core.config import DatabaseConfig, PluginsConfig
+from wvs_core.db.consistency import ConsistencyStore
+from wvs_core.db.engine import create_engine
+from wvs_core.fsck import Fsck
 from wvs_core.ids import uuid7
 from wvs_core.layout import WorkspaceLayout
+from wvs_core.plugins import PluginRegistry
+from wvs_juicefs.backend import JuiceFSBackend
 
 TERMINAL = {"SUCCEEDED", "DEAD", "CANCELED"}
 
@@ -124,18 +132,17 @@ def populate_tree(root: Path) -> None:
     os.utime(root / "link-to-main", ns=(old * 10**9, (old + 7) * 10**9), follow_symlinks=False)
 
 
+def default_fsck(engine: AsyncEngine, mount: Path) -> Fsck:
+    """``wvs fsck`` as the CLI builds it with the default plugins (JuiceFS, control-json, the built-in ops)."""
+    registry = PluginRegistry.load(PluginsConfig())
+    return Fsck(ConsistencyStore(engine), mount, JuiceFSBackend({}), ControlFileQuiesce({}), registry.live_trees)
+
+
 async def assert_fsck_clean(database: str, mount: Path) -> None:
     """``wvs fsck`` finds nothing to repair (run through its library entry point)."""
-    from wvs_controlfile import ControlFileQuiesce
-    from wvs_core.config import DatabaseConfig
-    from wvs_core.db.consistency import ConsistencyStore
-    from wvs_core.db.engine import create_engine
-    from wvs_core.fsck import Fsck
-    from wvs_juicefs.backend import JuiceFSBackend
-
     engine = create_engine(DatabaseConfig(dsn=database, pool_size=2))
     try:
-        report = await Fsck(ConsistencyStore(engine), mount, JuiceFSBackend({}), ControlFileQuiesce({})).run()
+        report = await default_fsck(engine, mount).run()
     finally:
         await engine.dispose()
     assert report.findings == [] and report.skipped == [], report

@@ -62,7 +62,8 @@ async def test_a_non_root_agent_writes_answers_freezes_and_keeps_its_files(
         )
         try:
             accepted = (await client.post("/v1/workspaces/nonroot/snapshots", json={}, headers=key())).json()
-            assert (await wait_task(client, accepted["task_id"]))["status"] == "SUCCEEDED"
+            done = await wait_task(client, accepted["task_id"])
+            assert done["status"] == "SUCCEEDED", done["error"]
             snapshot = snapshots_dir(mount, "nonroot") / accepted["snapshot_id"]
             assert os.stat(snapshot / "hello.txt").st_uid == 1000
 

@@ -104,7 +104,7 @@ async def wait_active(client: httpx.AsyncClient, wsids: list[str]) -> None:
 
 
 def serialization_violations(events: list[Any]) -> list[str]:
-    """From the audit trail: an attempt starts at task.running and ends at the task's next outcome; a
+    """From the audit trail: an attempt starts at task.started and ends at the task's next outcome; a
     workspace must never have two attempts open at once."""
     open_attempt: dict[str, str] = {}
     violations = []

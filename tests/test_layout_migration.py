@@ -22,11 +22,12 @@ from tests.helpers import create_workspace, key, populate_tree, snapshots_dir, t
 from wvs_controlfile import QuiesceResponder
 from wvs_core.cli.wvs import cli
 from wvs_core.ids import uuid7
-from wvs_core.layout import WorkspaceLayout
+from wvs_core.layout import VolumeLayout, WorkspaceLayout
 
 
 async def fsck(config_file: Path, *args: str) -> tuple[int, dict[str, Any]]:
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config_file), "--json", *args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result.exit_code, json.loads(result.output)
 
 
@@ -96,6 +97,7 @@ async def test_a_volume_of_the_earlier_layout_is_migrated_whole(
     (mount / ".wvs-locks").mkdir()
     (mount / ".wvs-locks" / "legacy.lock").touch()
     # An interrupted earlier run of the migration: the first snapshot's copy half made.
+    VolumeLayout(mount).ensure_area()
     half = WorkspaceLayout(mount, "legacy").tmp_dir / f"migrate-{snapshot_ids[0]}"
     half.mkdir(parents=True)
     (half / "partial").write_text("x")

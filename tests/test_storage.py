@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import populate_tree, tree_signature
-from wvs_core.storage import StorageError, open_tree, remove_path
+from wvs_core.storage import StorageError, open_tree
 from wvs_juicefs.backend import JuiceFSBackend
 from wvs_localfs import LocalFSBackend
 
@@ -64,12 +64,8 @@ async def test_remove_never_follows_a_link(backend_and_dir) -> None:
     (base / "doomed").mkdir()
     (base / "doomed" / "link-to-keep").symlink_to(base / "keep")
     (base / "link-named-doomed").symlink_to(base / "keep")
-    parent = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        await backend.remove_tree(parent, "doomed")
-        await backend.remove_tree(parent, "link-named-doomed")
-    finally:
-        os.close(parent)
+    await backend.remove_tree(base / "doomed")
+    await backend.remove_tree(base / "link-named-doomed")
     assert not (base / "doomed").exists() and not (base / "link-named-doomed").is_symlink()
     assert (base / "keep" / "precious").read_text() == "x"
 
@@ -83,6 +79,6 @@ async def test_remove_is_idempotent_and_a_failed_clone_is_a_storage_error(backen
     with pytest.raises(StorageError) as caught:
         await clone(backend, base / "half", base / "target")
     assert caught.value.reason == "CLONE_FAILED"
-    await remove_path(backend, base / "tree")
+    await backend.remove_tree(base / "tree")
     assert not (base / "tree").exists()
-    await remove_path(backend, base / "tree")
+    await backend.remove_tree(base / "tree")

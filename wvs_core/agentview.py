@@ -22,9 +22,9 @@ import stat
 
 from wvs_core.ids import is_uuid
 from wvs_core.layout import CURRENT, LIVE, WorkspaceLayout
+from wvs_core.treewalk import DIRECTORY_FLAGS, remove_entry
 
 TAMPERED = "WORKSPACE_TAMPERED"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TEMPORARY_SUFFIX = ".wvs-tmp"  # WVS's own temporary names in a view: fixed, so recovery never lists a directory
 
 
@@ -54,6 +54,7 @@ class AgentView:
 
         Raises WorkspaceTampered when the view is missing (without ``create``), is not a real directory, or
         is not owned by this process's user (WVS made it; anyone else could have planted it in advance).
+        The root is kept closed to everyone but WVS and the agent's group.
         """
         mount = os.open(layout.mount, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # configured: trusted
         try:
@@ -62,10 +63,11 @@ class AgentView:
             root = _open_dir_at(mount, layout.wsid, str(layout.root))
         finally:
             os.close(mount)
-        owner = os.fstat(root).st_uid
-        if owner != os.geteuid():  # someone else made it before WVS did (or gave it away since)
+        info = os.fstat(root)
+        if info.st_uid != os.geteuid():  # someone else made it before WVS did (or gave it away since)
             os.close(root)
-            raise WorkspaceTampered(f"{layout.root} is owned by uid {owner}, not by WVS")
+            raise WorkspaceTampered(f"{layout.root} is owned by uid {info.st_uid}, not by WVS")
+        _close_to_others(root, info, agent)
         return cls(layout, root, agent)
 
     def close(self) -> None:
@@ -157,6 +159,12 @@ class AgentView:
                 os.close(tree)
         self.has_live_tree(live_id)
 
+    def remove_tree(self, directory: str, name: str) -> None:
+        """Remove ``<directory>/<name>`` and everything below it by descriptors, never following a link; never
+        with a storage tool that resolves paths in the view (``juicefs rmr`` opens a control file in the
+        parent directory, which the agent could have planted)."""
+        remove_entry(name, self.directory(directory))
+
     def adopt_live_tree(self, tree: os.PathLike[str], live_id: str) -> None:
         """Rename ``tree`` (a finished clone in WVS's area) to ``live/<live_id>``, into the directory that was
         checked, whatever the agent has done to the name ``live`` since."""
@@ -237,8 +245,9 @@ class AgentView:
             raise WorkspaceTampered(f"{self.describe(directory, name)} is a directory") from None
         os.fsync(parent)
 
-    def open_lock_file(self, directory: str, name: str) -> int:
-        """A descriptor of the lock file ``<directory>/<name>`` (created when missing) for ``flock``; raises
+    def open_lock_file(self, directory: str, name: str) -> int | None:
+        """A descriptor of the lock file ``<directory>/<name>`` (created when missing) for ``flock``; None
+        while the agent holds a lease on it (opening would wait for the lease to break); raises
         WorkspaceTampered when it is a link or not a regular file. Never blocks."""
         flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # flock needs no more
         try:
@@ -250,6 +259,8 @@ class AgentView:
                 if not stat.S_ISREG(os.fstat(handle).st_mode):
                     raise WorkspaceTampered(f"{self.describe(directory, name)} is not a regular file")
                 fd = os.open(f"/proc/self/fd/{handle}", flags & ~(os.O_CREAT | os.O_NOFOLLOW))
+            except BlockingIOError:  # a lease: O_NONBLOCK refuses to wait for its break
+                return None
             finally:
                 os.close(handle)
         return fd
@@ -293,6 +304,8 @@ def read_small_file_at(parent: int, name: str, limit: int) -> bytes | None:
         if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
             return None
         fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except BlockingIOError:  # the agent holds a lease: opening would wait for its break; no answer
+        return None
     finally:
         os.close(handle)
     try:
@@ -300,6 +313,16 @@ def read_small_file_at(parent: int, name: str, limit: int) -> bytes | None:
     finally:
         os.close(fd)
     return data if len(data) <= limit else None
+
+
+def _close_to_others(root: int, info: os.stat_result, agent: tuple[int, int] | None) -> None:
+    """The view's root: WVS's, entered by the agent's group only (0710), or by no one else at all (0700) —
+    other users of the host never read a workspace."""
+    group, mode = (agent[1], 0o710) if agent is not None else (info.st_gid, 0o700)
+    if info.st_gid != group:
+        os.fchown(root, -1, group)
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.fchmod(root, mode)
 
 
 def _kind_at(parent: int, name: str) -> int | None:
@@ -317,7 +340,7 @@ def _mkdir_at(parent: int, name: str) -> None:
 def _open_dir_at(parent: int, name: str, described: str) -> int:
     """``openat(parent, name, O_DIRECTORY|O_NOFOLLOW)``, every refusal a WorkspaceTampered."""
     try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        return os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
     except FileNotFoundError:
         raise WorkspaceTampered(f"{described} is missing") from None
     except NotADirectoryError:

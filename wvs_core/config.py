@@ -41,6 +41,9 @@ class ApiConfig:
     listen_addr: str = attrs.field(default="0.0.0.0:8080", validator=_check_addr)
     metrics_addr: str = attrs.field(default="0.0.0.0:9090", validator=_check_addr)
     max_body_bytes: int = 64 * 1024
+    # A request's head must arrive within this of the connection opening (or of the previous response),
+    # else the connection is closed; its body within this of the route reading it, else 400.
+    read_timeout: Seconds = attrs.field(default=Seconds(10.0), validator=_positive)
     shutdown_timeout: Seconds = Seconds(30.0)
     tokens_file: str = ""  # bearer tokens (see wvs_core.auth); empty: no authentication
 
@@ -70,7 +73,7 @@ class WorkerConfig:
 
     metrics_addr: str = attrs.field(default="0.0.0.0:9091", validator=_check_addr)
     executor_addrs: list[str] = attrs.field(factory=lambda: ["127.0.0.1:7070"])
-    concurrency: int = attrs.field(default=4, validator=_positive)
+    concurrency: int = attrs.field(default=16, validator=_positive)
     poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=_positive)
     idle_backoff: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)
     shutdown_timeout: Seconds = Seconds(120.0)

@@ -21,14 +21,14 @@ from pathlib import Path
 import attrs
 
 from wvs_core.agentview import AgentView, WorkspaceTampered
-from wvs_core.db.consistency import ConsistencyStore
+from wvs_core.db.consistency import ConsistencyStore, LiveTrees
 from wvs_core.ids import is_uuid, is_wsid
 from wvs_core.layout import CURRENT, LIVE, METADATA_SUFFIX, VolumeLayout, WorkspaceLayout, snapshot_metadata
 from wvs_core.locks import workspace_lock
 from wvs_core.models import Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol
 from wvs_core.recovery import recover_workspace
-from wvs_core.storage import StorageBackend, remove_path
+from wvs_core.storage import StorageBackend
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,16 @@ class Report:
 class Fsck:
     """Checks one workspace or all, repairing with ``fix`` (and ``prune``) as it goes."""
 
-    def __init__(self, store: ConsistencyStore, mount: Path, storage: StorageBackend, quiesce: QuiesceProtocol) -> None:
+    def __init__(
+        self,
+        store: ConsistencyStore,
+        mount: Path,
+        storage: StorageBackend,
+        quiesce: QuiesceProtocol,
+        live_trees: LiveTrees,
+    ) -> None:
         self.store = store
+        self.live_trees = live_trees  # the ops' declarations: which live trees a succeeded task made current
         self.volume = VolumeLayout(mount)
         self.storage = storage
         self.quiesce = quiesce
@@ -144,7 +152,7 @@ class Fsck:
         self, workspace: Workspace, layout: WorkspaceLayout, view: AgentView, fix: bool, prune: bool
     ) -> list[Finding]:
         findings = []
-        made = await self.store.live_ids_made_current(workspace.wsid)
+        made = await self.store.live_ids_made_current(workspace.wsid, self.live_trees)
         live_ids = [name for name in await asyncio.to_thread(view.entries, LIVE) if is_uuid(name)]
         target = await asyncio.to_thread(_current_live_id, view)
         recorded = Path(workspace.current_path) if workspace.current_path else None
@@ -170,7 +178,7 @@ class Fsck:
             if live_id not in made and live_id != target:
                 finding = Finding(workspace.wsid, "live_tree_never_current", str(layout.live(live_id)), "prune")
                 if prune:
-                    await self.storage.remove_tree(view.directory(LIVE), live_id)
+                    await asyncio.to_thread(view.remove_tree, LIVE, live_id)
                     finding.fixed = True
                 findings.append(finding)
         return findings
@@ -181,7 +189,7 @@ class Fsck:
         """Remove a snapshot's metadata, then its tree (the order of ``snapshot_drop``)."""
         if allowed:
             await asyncio.to_thread(layout.snapshot_metadata(snapshot_id).unlink, missing_ok=True)
-            await remove_path(self.storage, layout.snapshot(snapshot_id))
+            await self.storage.remove_tree(layout.snapshot(snapshot_id))
             finding.fixed = True
         return finding
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from wvs_core.errors import ConfigError
 from wvs_core.fsutil import atomic_write_json, fsync_dir, read_json
 from wvs_core.ids import is_uuid, is_wsid
 
@@ -36,8 +37,8 @@ def checked_id(value: str) -> str:
     return value
 
 
-class NotAVolume(Exception):
-    """The mount path holds no WVS area."""
+class NotAVolume(ConfigError):
+    """``executor.mount_path`` holds no WVS area, or one WVS did not make."""
 
 
 @attrs.frozen
@@ -69,8 +70,9 @@ class VolumeLayout:
     def ensure_area(self) -> None:
         """Create WVS's area (idempotent) and make sure it is a real directory only root can enter.
 
-        Raises RuntimeError when ``<mount>/.wvs`` or one of its folders is a link or not a directory: that
-        is not something WVS made, and trusting it would hand the area to whoever did. The mount's own root
+        Raises NotAVolume when ``<mount>/.wvs`` or one of its folders is a link, not a directory, not this
+        user's, or open to others: that is not something WVS made, and adopting it would hand the area (and
+        every snapshot written there) to whoever did. The mount's own root
         loses group and other write permission (a fresh JuiceFS volume's is 0777): whoever may create names
         there could plant a future workspace's view.
         """
@@ -81,12 +83,12 @@ class VolumeLayout:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(directory, AREA_MODE)
             info = os.lstat(directory)
-            if not stat.S_ISDIR(info.st_mode):
-                raise RuntimeError(f"{directory} is not a directory WVS made (a link or another file)")
-            if os.geteuid() == 0 and (info.st_uid, info.st_gid) != (0, 0):
-                os.chown(directory, 0, 0, follow_symlinks=False)
-            if info.st_mode & 0o777 != AREA_MODE:
-                os.chmod(directory, AREA_MODE, follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+                raise NotAVolume(
+                    f"executor.mount_path: {directory} is not as WVS makes it (a directory of uid "
+                    f"{os.geteuid()}, mode 0700): someone else may have written into it; check it, and move it "
+                    "away to let WVS make it afresh"
+                )
 
     def require_area(self) -> None:
         """Raise NotAVolume unless WVS's area exists: ``<mount>`` is not (yet) a WVS volume, or the volume
@@ -166,7 +168,8 @@ class WorkspaceLayout:
         return self.tmp_dir / f"live-{checked_id(live_id)}"
 
     def ensure_area_dirs(self) -> None:
-        """Create the workspace's folders in WVS's area (idempotent)."""
+        """Create the workspace's folders in WVS's area (idempotent; the area is WVS's alone, so what is
+        there was made by WVS)."""
         for directory in (self.snapshots_dir, self.tmp_dir):
             directory.mkdir(mode=AREA_MODE, exist_ok=True)
 

@@ -16,10 +16,10 @@ locks); the agent views are read as the executor reads them (``wvs_core.agentvie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ from wvs_core.fsck import Finding
 from wvs_core.ids import is_uuid
 from wvs_core.layout import LIVE, META, VolumeLayout, WorkspaceLayout, snapshot_metadata, write_snapshot_metadata
 from wvs_core.locks import workspace_lock
-from wvs_core.storage import StorageBackend, remove_path
+from wvs_core.storage import StorageBackend
+from wvs_core.treewalk import DIRECTORY_FLAGS
 
 OLD_SNAPSHOTS = "snapshots"  # <root>/snapshots in the earlier layout
 OLD_METADATA = "snapshot.json"  # <snapshot>/.wvs/snapshot.json in the earlier layout
@@ -58,6 +59,9 @@ class LayoutMigration:
                     findings += await self._workspace(layout)
                 except WorkspaceTampered as error:
                     findings.append(Finding(workspace.wsid, "workspace_tampered", str(error), "manual"))
+                except Exception as error:  # one workspace never stops the migration of the others
+                    detail = f"{type(error).__name__}: {error}"
+                    findings.append(Finding(workspace.wsid, "migration_failed", detail, "manual"))
         old_locks = self.volume.mount / OLD_LOCKS
         if await asyncio.to_thread(os.path.isdir, old_locks):
             await asyncio.to_thread(shutil.rmtree, old_locks)
@@ -78,28 +82,27 @@ class LayoutMigration:
                 await asyncio.to_thread(view.remove_empty_directory, OLD_SNAPSHOTS)
             for name in await asyncio.to_thread(view.entries, LIVE):
                 if name.startswith(OLD_TMP_PREFIX):
-                    await self.storage.remove_tree(view.directory(LIVE), name)
+                    await asyncio.to_thread(view.remove_tree, LIVE, name)
                     done = f"removed {view.describe(LIVE, name)}"
                     findings.append(Finding(layout.wsid, "migrated", done, "fix", fixed=True))
         return findings
 
     async def _old_entry(self, layout: WorkspaceLayout, view: AgentView, name: str) -> str:
         """Migrate (or remove, when it was never a complete snapshot) one entry of the old snapshots dir."""
-        old_parent = view.directory(OLD_SNAPSHOTS)
         metadata = await asyncio.to_thread(_old_metadata, view, name) if is_uuid(name) else None
         if metadata is None:
-            await self.storage.remove_tree(old_parent, name)
-            return f"removed {view.describe(OLD_SNAPSHOTS, name)} (never a complete snapshot)"
+            await asyncio.to_thread(view.remove_tree, OLD_SNAPSHOTS, name)
+            return f"removed {view.describe(OLD_SNAPSHOTS, name)!r} (never a complete snapshot)"
         if await asyncio.to_thread(snapshot_metadata, layout, name) is None:
             await self._copy(layout, view, name, metadata)
         await self.store.move_snapshot(layout.wsid, name, str(layout.snapshot(name)))
-        await self.storage.remove_tree(old_parent, name)
+        await asyncio.to_thread(view.remove_tree, OLD_SNAPSHOTS, name)
         return f"snapshot {name} → {layout.snapshot(name)}"
 
     async def _copy(self, layout: WorkspaceLayout, view: AgentView, snapshot_id: str, metadata: dict[str, Any]) -> None:
         tmp, final = layout.tmp_dir / f"migrate-{snapshot_id}", layout.snapshot(snapshot_id)
-        await remove_path(self.storage, tmp)
-        await remove_path(self.storage, final)
+        await self.storage.remove_tree(tmp)
+        await self.storage.remove_tree(final)
         source = await asyncio.to_thread(view.open_directory, OLD_SNAPSHOTS, snapshot_id)
         try:
             await self.storage.clone_tree(source, tmp)
@@ -123,19 +126,35 @@ def _old_metadata(view: AgentView, snapshot_id: str) -> dict[str, Any] | None:
         os.close(fd)
     try:
         metadata = json.loads(data) if data is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # the agent could write anything there
         return None
     return metadata if isinstance(metadata, dict) and metadata.get("snapshot_id") == snapshot_id else None
 
 
 def _take_out_old_metadata(tree: Path, source: int, source_had_wvs_dir: bool) -> None:
     """Make the clone ``tree`` exactly the tree that was snapshotted: without WVS's ``.wvs/snapshot.json``
-    (and ``.wvs`` itself when the agent had none), with the times the agent's tree had."""
-    (tree / META / OLD_METADATA).unlink(missing_ok=True)
-    if source_had_wvs_dir:
-        meta = os.stat(META, dir_fd=source, follow_symlinks=False)
-        os.utime(tree / META, ns=(meta.st_atime_ns, meta.st_mtime_ns), follow_symlinks=False)
-    elif stat.S_ISDIR(os.lstat(tree / META).st_mode):
-        (tree / META).rmdir()
-    root = os.fstat(source)
-    os.utime(tree, ns=(root.st_atime_ns, root.st_mtime_ns), follow_symlinks=False)
+    (and ``.wvs`` itself when the agent had none), with the times the agent's tree had. The clone holds
+    whatever the agent had (its ``.wvs`` may be a link by now): it is touched by descriptors only."""
+    root = os.open(tree, DIRECTORY_FLAGS)
+    try:
+        try:
+            meta = os.open(META, DIRECTORY_FLAGS, dir_fd=root)
+        except OSError:  # no directory there (any more): nothing of WVS's to take out
+            meta = -1
+        if meta >= 0:
+            try:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.unlink(OLD_METADATA, dir_fd=meta)
+                if source_had_wvs_dir:
+                    with contextlib.suppress(OSError):
+                        times = os.stat(META, dir_fd=source, follow_symlinks=False)
+                        os.utime(meta, ns=(times.st_atime_ns, times.st_mtime_ns))
+            finally:
+                os.close(meta)
+            if not source_had_wvs_dir:
+                with contextlib.suppress(OSError):  # not empty: the agent put something there meanwhile
+                    os.rmdir(META, dir_fd=root)
+        times = os.fstat(source)
+        os.utime(root, ns=(times.st_atime_ns, times.st_mtime_ns))
+    finally:
+        os.close(root)

@@ -8,6 +8,11 @@ from prometheus_client import Counter, Gauge, Histogram
 HTTP_REQUESTS = Counter("wvs_http_requests_total", "HTTP requests answered.", ["route", "method", "code"])
 HTTP_DURATION = Histogram("wvs_http_request_duration_seconds", "HTTP request latency.", ["route", "method"])
 ACTIVE_REQUESTS = Gauge("wvs_active_requests", "HTTP requests in flight.")
+HTTP_STALLED = Counter(
+    "wvs_http_stalled_requests_total",
+    "Requests given up on after api.read_timeout: a head never completed (connection closed) or a body (400).",
+    ["part"],
+)
 
 # --- worker ----------------------------------------------------------------------------------------
 TASKS = Counter("wvs_task_total", "Task runs ended, by final status of the run.", ["op", "status"])

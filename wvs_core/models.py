@@ -120,7 +120,7 @@ class ExecutionRequest:
     task_id: str
     wsid: str
     op: str
-    params: dict[str, str]
+    params: dict[str, Any]  # JSON values: each travels JSON-encoded in the gRPC map
     request_id: str = ""
 
 

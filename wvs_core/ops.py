@@ -51,7 +51,7 @@ class ExecutionContext:
 
     task_id: str
     wsid: str
-    params: Mapping[str, str]
+    params: Mapping[str, Any]  # the task's params as JSON values (with the claim's facts)
     layout: WorkspaceLayout
     view: AgentView
     storage: StorageBackend
@@ -157,6 +157,17 @@ class TaskOp(abc.ABC):
         Raise ``OpFailed`` for an expected failure and call ``ctx.checkpoint()`` at every point where
         stopping leaves nothing half-made; any other exception is reported as ``EXECUTOR_ERROR``.
         """
+
+    def references(self, params: Mapping[str, Any]) -> list[str]:
+        """Ids of the snapshots a task with ``params`` reads: none of them may be dropped while the task is
+        unfinished (drop protection). Default: none."""
+        return []
+
+    def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
+        """The live trees (by live id) that a task with ``params`` made current once it succeeded, each with
+        the snapshot it is a clone of (None: it was made empty). ``wvs fsck`` keeps them; a live tree no
+        succeeded task declares is an orphan (removed with ``--prune``). Default: none."""
+        return {}
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
         """DB-side rule run in the transaction that claims the task; by default, run the executor step."""

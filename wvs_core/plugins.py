@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -99,6 +99,17 @@ class PluginRegistry:
     def op(self, name: str) -> TaskOp:
         """The op called ``name``; KeyError when no plugin provides it."""
         return self.ops[name]
+
+    def snapshot_references(self, op: str, params: Mapping[str, Any]) -> list[str]:
+        """The snapshots a task of ``op`` with ``params`` references (``TaskOp.references``); none for an op
+        no loaded plugin provides."""
+        found = self.ops.get(op)
+        return found.references(params) if found is not None else []
+
+    def live_trees(self, op: str, params: Mapping[str, Any]) -> dict[str, str | None]:
+        """The live trees a succeeded task of ``op`` with ``params`` made current (``TaskOp.live_trees``)."""
+        found = self.ops.get(op)
+        return found.live_trees(params) if found is not None else {}
 
     def op_by_wire_name(self, wire_name: str) -> TaskOp | None:
         """The op whose gRPC name is ``wire_name``, or None."""

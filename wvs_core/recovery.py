@@ -8,7 +8,7 @@ import os
 from wvs_core.agentview import AgentView, temporary_name
 from wvs_core.layout import CONTROL_FILE, CURRENT, META, WorkspaceLayout
 from wvs_core.quiesce import QuiesceProtocol
-from wvs_core.storage import StorageBackend, remove_path
+from wvs_core.storage import StorageBackend
 
 
 async def recover_workspace(
@@ -22,7 +22,7 @@ async def recover_workspace(
     actions = []
     for name in await asyncio.to_thread(_names, layout.tmp_dir):
         if not dry_run:
-            await remove_path(storage, layout.tmp_dir / name)
+            await storage.remove_tree(layout.tmp_dir / name)
         actions.append(f"temporary tree {layout.tmp_dir / name}")
     for directory, name in ((None, CURRENT), (META, CONTROL_FILE)):
         if await asyncio.to_thread(view.leftover, directory, name, not dry_run):

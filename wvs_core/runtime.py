@@ -13,6 +13,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from wvs_core.api.app import create_app
+from wvs_core.api.server import with_head_timeout
 from wvs_core.auth import TokenFile
 from wvs_core.config import Config
 from wvs_core.db.engine import asyncpg_dsn, create_engine
@@ -201,6 +202,7 @@ class Service:
                 port=port,
                 log_config=None,
                 access_log=False,
+                http=with_head_timeout(self.config.api.read_timeout),
                 timeout_graceful_shutdown=int(self.config.api.shutdown_timeout),
             )
         )

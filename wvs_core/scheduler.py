@@ -41,8 +41,8 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 def executor_request(task: Task, op: TaskOp, facts: Mapping[str, str]) -> ExecutionRequest:
-    """The gRPC request for ``task``: params (and the claim's ``facts``) as strings, absent values left out."""
-    params = {key: str(value) for key, value in {**task.params, **facts}.items() if value is not None}
+    """The gRPC request for ``task``: its params, with the claim's ``facts`` added."""
+    params = {**task.params, **facts}
     return ExecutionRequest(
         task_id=task.task_id, wsid=task.wsid, op=op.wire_name, params=params, request_id=task.request_id or ""
     )
@@ -175,7 +175,8 @@ class Scheduler:
         await self._record(conn, EventType.TASK_STARTED, task, data)
         op = self.registry.ops.get(task.op)
         if op is not None:
-            self._decisions[task.task_id] = await op.on_claimed(SqlWorkspaceTransaction(conn, task), task)
+            tx = SqlWorkspaceTransaction(conn, task, self.registry.snapshot_references)
+            self._decisions[task.task_id] = await op.on_claimed(tx, task)
 
     async def _run_task(self, task: Task) -> None:
         with log_context(request_id=task.request_id, task_id=task.task_id, wsid=task.wsid, op=task.op):
@@ -312,7 +313,7 @@ class Scheduler:
         """The outcome's event and the op's DB rule; workspace transitions are reported in ``transitions``."""
 
         async def apply(conn: AsyncConnection, finished: Task) -> None:
-            tx = SqlWorkspaceTransaction(conn, finished)
+            tx = SqlWorkspaceTransaction(conn, finished, self.registry.snapshot_references)
             data = {
                 "before": {"status": TaskStatus.RUNNING},
                 "after": {"status": finished.status, "attempt": finished.attempt, "result": finished.result},

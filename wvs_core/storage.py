@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import abc
-import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
+
+from wvs_core.treewalk import DIRECTORY_FLAGS
 
 
 @attrs.frozen
@@ -42,36 +43,27 @@ class StorageBackend(abc.ABC):
         ``pass_fds``) and clone ``.`` — never through a path, which an agent could redirect to another
         workspace between the check and the clone. The clone keeps content, mode, owner, timestamps, empty
         directories and symlinks (as links, never followed) — SPEC §5's "Clones are exact" lists the rest —
-        and do not change the source (no atime updates from your reads). Returns the number of entries
-        cloned below the root (for ``wvs_clone_entries_total``). It may leave a partial ``destination`` on
-        failure; callers clone into a temporary name and rename, so a partial tree never looks complete.
+        and does not change the source (no atime updates from its reads). Returns the number of entries
+        cloned below the root (for ``wvs_clone_entries_total``), 0 when it cannot be known without a walk.
+        It may leave a partial ``destination`` on failure; callers clone into a temporary name and rename,
+        so a partial tree never looks complete.
         """
 
     @abc.abstractmethod
-    async def remove_tree(self, parent: int, name: str) -> None:
-        """Remove the entry ``name`` of the directory open as ``parent`` and everything below it, never
-        following a link (a link named ``name`` is removed itself); a missing entry is not an error."""
+    async def remove_tree(self, path: Path) -> None:
+        """Remove ``path`` and everything below it, never following a link (a link at ``path`` is removed
+        itself); missing is not an error. ``path`` is always in WVS's area: the executor removes trees in an
+        agent view itself, by descriptors (a tool that resolves paths there — ``juicefs rmr`` opens a
+        control file in the parent directory — could be handed one the agent planted)."""
 
     @abc.abstractmethod
     def capabilities(self) -> StorageCapabilities:
         """Describe this backend."""
 
 
-async def remove_path(storage: StorageBackend, path: Path) -> None:
-    """Remove ``path``, a tree in WVS's area (where paths are trusted), with ``storage``; missing is fine."""
-    try:
-        parent = await asyncio.to_thread(os.open, path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        await storage.remove_tree(parent, path.name)
-    finally:
-        os.close(parent)
-
-
 def open_tree(path: Path) -> int:
     """A descriptor of the directory ``path`` in WVS's area, for ``clone_tree``; the caller closes it."""
-    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    return os.open(path, DIRECTORY_FLAGS)
 
 
 class StorageError(Exception):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 
 import attrs
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC  # a directory, never through a link
 
 
 @attrs.frozen
@@ -45,9 +46,9 @@ def open_directory(parent: int, name: str) -> int:
     """``openat(parent, name, O_DIRECTORY|O_NOFOLLOW|O_NOATIME)``; without O_NOATIME where it is refused
     (a non-root caller that does not own the directory)."""
     try:
-        return os.open(name, _DIR_FLAGS | os.O_NOATIME, dir_fd=parent)
+        return os.open(name, DIRECTORY_FLAGS | os.O_NOATIME, dir_fd=parent)
     except PermissionError:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        return os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
 
 
 def walk(root: int) -> Iterator[Visit]:
@@ -111,3 +112,30 @@ def open_path(root: int, path: tuple[str, ...]) -> int:
         finally:
             os.close(parent)
     return fd
+
+
+def remove_entry(path: os.PathLike[str] | str, parent: int | None = None) -> None:
+    """Remove ``path`` (relative to the directory open as ``parent`` when given) and everything below it
+    with ``shutil.rmtree``, which walks by descriptors and never follows a link; a link or file is unlinked
+    itself; missing is fine."""
+    try:
+        kind = os.stat(path, dir_fd=parent, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(kind):
+        shutil.rmtree(path, dir_fd=parent)
+    else:
+        os.unlink(path, dir_fd=parent)
+
+
+def data_regions(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """The ``(start, end)`` byte ranges of the file open as ``fd`` (of ``size`` bytes) that hold data, as
+    ``SEEK_DATA``/``SEEK_HOLE`` report them: the holes between them read as zeros and need no copying."""
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: only a hole is left
+            return
+        offset = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, offset

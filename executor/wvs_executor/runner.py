@@ -49,8 +49,7 @@ class OpRunner:
         plugins = config.plugins
         self.registry = registry
         self.mount = Path(config.executor.mount_path)
-        self.volume = VolumeLayout(self.mount)
-        self.volume.ensure_area()
+        VolumeLayout(self.mount).ensure_area()
         self.volume_watch = VolumeWatch(self.mount)
         self.quiesce_timeout = config.executor.quiesce_timeout
         self.agent = config.executor.agent_ids

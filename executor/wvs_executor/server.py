@@ -25,7 +25,7 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
         """Run one op."""
         try:
             result = await self.runner.run(request_from_pb(request))
-        except InvalidRequest as error:
+        except (InvalidRequest, ValueError) as error:  # ValueError: a param that is not JSON
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except Exception:
             log.exception("op %s of task %s crashed", request.op, request.task_id)

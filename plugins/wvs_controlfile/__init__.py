@@ -29,7 +29,8 @@ def _shell(command: str | None) -> None:
 
 
 @click.command("agent")
-@click.argument("workspace_root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+# readable=False: an agent may only search its view's root (0710), never list it
+@click.argument("workspace_root", type=click.Path(exists=True, file_okay=False, readable=False, path_type=Path))
 @click.option("--on-freeze", help="Shell command run before answering FROZEN (stop your writes).")
 @click.option("--on-resume", help="Shell command run on REQUEST_RESUME.")
 def agent_command(workspace_root: Path, on_freeze: str | None, on_resume: str | None) -> None:

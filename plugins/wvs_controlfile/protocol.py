@@ -23,7 +23,8 @@ from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.02
-LOCK_TIMEOUT = 10.0  # a lock is held for one read and one rename; longer means its holder is stuck
+LOCK_TIMEOUT = 10.0  # the agent's side: a lock is held for one read and one rename; longer means it is stuck
+EXECUTOR_LOCK_WAIT = 1.0  # the executor's side, outside a freeze: resume, recover, prepare never wait longer
 LOCK_POLL = 0.005
 MAX_CONTROL_BYTES = 4096  # SPEC §6: a larger control.json is no answer
 
@@ -127,7 +128,7 @@ class ControlFileQuiesce(QuiesceProtocol):
         await asyncio.to_thread(view.directory, META, True)
         await asyncio.to_thread(view.give_to_agent, META)
         if await self._read(view) is None:
-            await self._write(view, ControlState.RUNNING, task_id, time.monotonic() + LOCK_TIMEOUT)
+            await self._write(view, ControlState.RUNNING, task_id, time.monotonic() + EXECUTOR_LOCK_WAIT)
 
     async def recover(self, view: AgentView, dry_run: bool = False) -> str | None:
         """A control.json left in REQUEST_FREEZE or FROZEN gets the REQUEST_RESUME it never received."""
@@ -137,7 +138,7 @@ class ControlFileQuiesce(QuiesceProtocol):
             return None
         if not dry_run:
             task_id = control.get("task_id") if isinstance(control.get("task_id"), str) else None
-            await self._write(view, ControlState.REQUEST_RESUME, task_id, time.monotonic() + LOCK_TIMEOUT)
+            await self._write(view, ControlState.REQUEST_RESUME, task_id, time.monotonic() + EXECUTOR_LOCK_WAIT)
         return f"agent left frozen: control.json is {state}"
 
     async def freeze(self, view: AgentView, task_id: str, timeout: float) -> None:
@@ -155,7 +156,7 @@ class ControlFileQuiesce(QuiesceProtocol):
 
     async def resume(self, view: AgentView, task_id: str) -> None:
         """Write REQUEST_RESUME; when the agent keeps the lock, log it (recovery resumes before the next op)."""
-        if not await self._write(view, ControlState.REQUEST_RESUME, task_id, time.monotonic() + LOCK_TIMEOUT):
+        if not await self._write(view, ControlState.REQUEST_RESUME, task_id, time.monotonic() + EXECUTOR_LOCK_WAIT):
             log.warning("could not write REQUEST_RESUME for %s: control.lock stays locked", view.layout.wsid)
 
     @staticmethod
@@ -163,8 +164,12 @@ class ControlFileQuiesce(QuiesceProtocol):
         return decode_control(await asyncio.to_thread(view.read_file, META, CONTROL_FILE, MAX_CONTROL_BYTES))
 
     async def _write(self, view: AgentView, state: ControlState, task_id: str | None, deadline: float) -> bool:
-        """Replace control.json under control.lock; False when the lock was not had before ``deadline``."""
-        fd = await asyncio.to_thread(view.open_lock_file, META, CONTROL_LOCK)
+        """Replace control.json under control.lock; False when the lock was not had before ``deadline`` (held,
+        or leased by the agent: opening a leased file would wait for the lease to break)."""
+        while (fd := await asyncio.to_thread(view.open_lock_file, META, CONTROL_LOCK)) is None:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(LOCK_POLL)
         try:
             while not _try_flock(fd):
                 if time.monotonic() >= deadline:

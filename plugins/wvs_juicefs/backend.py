@@ -10,20 +10,13 @@ from typing import Any
 
 from wvs_core.process import CommandFailed, run_command
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.treewalk import DIRECTORY_FLAGS
 from wvs_juicefs.binary import find_juicefs
 from wvs_juicefs.hardlinks import relink, scan
 
 
-def _exists_at(parent: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=parent, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
 def _relink_at(destination: Path, groups: list[list[tuple[str, ...]]]) -> None:
-    clone = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    clone = os.open(destination, DIRECTORY_FLAGS)
     try:
         relink(clone, groups)
     finally:
@@ -63,16 +56,13 @@ class JuiceFSBackend(StorageBackend):
             await asyncio.to_thread(_relink_at, destination, found.groups)
         return found.entries
 
-    async def remove_tree(self, parent: int, name: str) -> None:
-        """``juicefs rmr NAME`` in the directory open as ``parent`` (fast: removes in the metadata engine).
-
-        ``rmr`` looks the parent up with ``lstat`` (never through a link) and removes ``name`` by inode
-        without following links below it. A missing entry is fine.
-        """
-        if not await asyncio.to_thread(_exists_at, parent, name):
+    async def remove_tree(self, path: Path) -> None:
+        """``juicefs rmr PATH`` (fast: removes in the metadata engine); missing is fine. ``PATH`` is in WVS's
+        area, where no one else can plant the control file ``rmr`` opens in its parent directory."""
+        if not await asyncio.to_thread(os.path.lexists, path):
             return
         try:
-            await run_command(self.binary, "rmr", name, cwd=parent)
+            await run_command(self.binary, "rmr", str(path))
         except CommandFailed as error:
             raise StorageError("REMOVE_FAILED", str(error)) from None
 

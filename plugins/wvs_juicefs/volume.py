@@ -86,6 +86,9 @@ class JuiceFSVolume(LocalVolume):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"JuiceFS did not mount at {self.mount_path}; see {self.base / 'juicefs.log'}")
             time.sleep(0.05)
+        # A fresh volume's root is 0777: anyone could plant a future workspace, WVS's area, or the
+        # .jfs.control file every `juicefs clone` opens in the volume's root.
+        self.mount_path.chmod(0o755)
         return self
 
     def close(self) -> None:

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import stat
 from pathlib import Path
 
 from wvs_core import hookimpl
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.treewalk import remove_entry
 from wvs_localfs.copy import copy_tree
-
-
-def _remove_at(parent: int, name: str) -> None:
-    try:
-        kind = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(kind):
-        shutil.rmtree(name, dir_fd=parent)
-    else:
-        os.unlink(name, dir_fd=parent)
 
 
 def _copy_to(source: int, destination: Path) -> int:
@@ -45,11 +33,11 @@ class LocalFSBackend(StorageBackend):
         except OSError as error:
             raise StorageError("CLONE_FAILED", f"copy to {destination} failed: {error}") from None
 
-    async def remove_tree(self, parent: int, name: str) -> None:
-        """Remove ``name`` below ``parent`` with ``shutil.rmtree(dir_fd=…)``, which walks by descriptor and
-        never follows a link; a link or file named ``name`` is unlinked; missing is fine."""
+    async def remove_tree(self, path: Path) -> None:
+        """``shutil.rmtree``, which walks by descriptors and never follows a link; a link at ``path`` is
+        unlinked; missing is fine."""
         try:
-            await asyncio.to_thread(_remove_at, parent, name)
+            await asyncio.to_thread(remove_entry, path)
         except OSError as error:
             raise StorageError("REMOVE_FAILED", str(error)) from None
 

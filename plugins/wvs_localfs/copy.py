@@ -14,11 +14,10 @@ import fcntl
 import os
 import stat
 
-from wvs_core.treewalk import Visit, open_path, read_link, walk
+from wvs_core.treewalk import DIRECTORY_FLAGS, Visit, data_regions, open_path, read_link, walk
 
 FICLONE = 0x40049409  # ioctl: share the source's extents (btrfs, XFS, ...)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -26,7 +25,7 @@ def copy_tree(source: int, parent: int, name: str) -> int:
     """Copy the directory open as ``source`` to ``name`` (which must not exist) in the directory open as
     ``parent``; returns the number of entries copied below the root. Raises OSError."""
     os.mkdir(name, 0o700, dir_fd=parent)
-    root = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    root = os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
     try:
         return _Copy(root).run(source)
     finally:
@@ -65,7 +64,7 @@ class _Copy:
             return
         if kind == stat.S_IFDIR:
             os.mkdir(name, 0o700, dir_fd=target)
-            self.targets.append(os.open(name, _DIR_FLAGS, dir_fd=target))
+            self.targets.append(os.open(name, DIRECTORY_FLAGS, dir_fd=target))
         elif kind == stat.S_IFREG:
             _copy_file(visit.parent, target, name, info)
         elif kind == stat.S_IFLNK:
@@ -110,20 +109,13 @@ def _copy_content(source: int, target: int, size: int) -> None:
         return
     except OSError:
         pass
-    offset = 0
-    while offset < size:
-        try:
-            data = os.lseek(source, offset, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole is left
-            break
-        hole = os.lseek(source, data, os.SEEK_HOLE)
-        position = data
-        while position < hole:
-            copied = os.copy_file_range(source, target, hole - position, position, position)
+    for start, end in data_regions(source, size):
+        position = start
+        while position < end:
+            copied = os.copy_file_range(source, target, end - position, position, position)
             if copied == 0:
                 break
             position += copied
-        offset = hole
     os.ftruncate(target, size)
 
 

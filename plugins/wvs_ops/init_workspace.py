@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -39,6 +41,10 @@ class InitWorkspace(TaskOp):
 
     name = "init_workspace"
     params_type = InitWorkspaceParams
+
+    def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
+        """The first live tree, made empty."""
+        return {params["live_id"]: None}
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Create the directories, let the quiesce protocol set up, then switch ``current`` last."""

@@ -6,16 +6,19 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from wvs_core import metrics
+from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid
 from wvs_core.layout import LIVE, snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
-from wvs_core.storage import open_tree, remove_path
+from wvs_core.storage import open_tree
 from wvs_ops.params import parse_params
 from wvs_ops.trees import check_clone
 
@@ -37,6 +40,14 @@ class SetCurrent(TaskOp):
 
     name = "set_current"
     params_type = SetCurrentParams
+
+    def references(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot being restored."""
+        return [params["snapshot_id"]]
+
+    def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
+        """The new live tree, a clone of the snapshot."""
+        return {params["new_live_id"]: params["snapshot_id"]}
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
         """Refuse a deleted snapshot; setting the current snapshot again is a no-op success; otherwise
@@ -62,14 +73,14 @@ class SetCurrent(TaskOp):
         snapshot = layout.snapshot(params.snapshot_id)
         if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
             raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
-        previous = layout.live(await asyncio.to_thread(view.current_live_id))
+        previous = layout.live(await asyncio.to_thread(_current_tree, view))
         ctx.checkpoint()
         try:
             async with ctx.quiesced():
                 ctx.reached("frozen")
                 ctx.checkpoint()
                 if not await asyncio.to_thread(view.has_live_tree, params.new_live_id):
-                    await remove_path(ctx.storage, tmp)
+                    await ctx.storage.remove_tree(tmp)
                     started = time.monotonic()
                     source = await asyncio.to_thread(open_tree, snapshot)
                     try:
@@ -90,9 +101,9 @@ class SetCurrent(TaskOp):
         except BaseException:
             # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
             if not await asyncio.to_thread(view.points_to, params.new_live_id):
-                await remove_path(ctx.storage, tmp)
+                await ctx.storage.remove_tree(tmp)
                 # The new tree never became current: no user writes in it.
-                await ctx.storage.remove_tree(view.directory(LIVE), params.new_live_id)
+                await asyncio.to_thread(view.remove_tree, LIVE, params.new_live_id)
             raise
         return _switched(new_live, str(previous))
 
@@ -100,6 +111,14 @@ class SetCurrent(TaskOp):
         """``current_snapshot_id`` and ``current_path`` change together."""
         if not result.noop:
             await tx.set_current(task.wsid, task.params["snapshot_id"], result.results["current_path"])
+
+
+def _current_tree(view: AgentView) -> str:
+    """The live id of the tree ``current`` points to, which must be a real directory (else WorkspaceTampered)."""
+    live_id = view.current_live_id()
+    if not view.has_live_tree(live_id):
+        raise WorkspaceTampered(f"{view.describe(LIVE, live_id)}, where current points, is missing")
+    return live_id
 
 
 def _switched(new_live: os.PathLike[str], previous_live_path: str) -> ExecutionResult:

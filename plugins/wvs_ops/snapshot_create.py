@@ -14,7 +14,6 @@ from wvs_core.ids import check_uuid
 from wvs_core.layout import snapshot_metadata, write_snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
-from wvs_core.storage import remove_path
 from wvs_ops.params import parse_params
 from wvs_ops.trees import check_clone, current_tree
 
@@ -43,8 +42,8 @@ class SnapshotCreate(TaskOp):
             return ExecutionResult(success=True, noop=True, results=results)
         async with current_tree(ctx) as (_live_id, source):
             # Leftovers of an attempt that crashed: a half-made clone, or a tree renamed without metadata.
-            await remove_path(ctx.storage, tmp)
-            await remove_path(ctx.storage, final)
+            await ctx.storage.remove_tree(tmp)
+            await ctx.storage.remove_tree(final)
             ctx.reached("cleaned")
             ctx.checkpoint()
             try:
@@ -66,7 +65,7 @@ class SnapshotCreate(TaskOp):
                 await asyncio.to_thread(write_snapshot_metadata, layout, params.snapshot_id, metadata)
                 ctx.reached("sealed")
             except BaseException:
-                await remove_path(ctx.storage, tmp)  # never leave a half-made tree behind
+                await ctx.storage.remove_tree(tmp)  # never leave a half-made tree behind
                 raise
         metrics.CLONE_ENTRIES.labels(self.name).inc(entries)
         return ExecutionResult(success=True, results=results)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -12,7 +14,6 @@ from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
-from wvs_core.storage import remove_path
 from wvs_ops.params import parse_params
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ class SnapshotDrop(TaskOp):
 
     name = "snapshot_drop"
     params_type = SnapshotDropParams
+
+    def references(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot being dropped: a second drop of it waits (it would find it gone)."""
+        return [params["snapshot_id"]]
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
         """Re-check that nothing uses the snapshot and set ``deleted_at``, in the claiming transaction.
@@ -57,9 +62,9 @@ class SnapshotDrop(TaskOp):
         tree = layout.snapshot(params.snapshot_id)
         existed = await asyncio.to_thread(os.path.lexists, tree)
         await asyncio.to_thread(layout.snapshot_metadata(params.snapshot_id).unlink, missing_ok=True)
-        await remove_path(ctx.storage, layout.snapshot_tmp(params.snapshot_id))
+        await ctx.storage.remove_tree(layout.snapshot_tmp(params.snapshot_id))
         ctx.reached("cleaned")
-        await remove_path(ctx.storage, tree)
+        await ctx.storage.remove_tree(tree)
         ctx.reached("removed")
         return ExecutionResult(success=True, noop=not existed, results={"snapshot_id": params.snapshot_id})
 

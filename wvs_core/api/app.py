@@ -9,10 +9,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from wvs_core.api import audit, current, events, health, openapi, snapshots, tasks, workspaces
+from wvs_core.api import audit, current, events, health, openapi, ops, snapshots, tasks, workspaces
 from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
-from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware
+from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware, RequestLineMiddleware
 from wvs_core.api.state import ApiState
 from wvs_core.auth import TokenFile
 from wvs_core.config import Config
@@ -36,6 +36,7 @@ routes = [
     Route("/v1/workspaces/{wsid}/current", current.get_current, methods=["GET"]),
     Route("/v1/workspaces/{wsid}/current:set", current.set_current, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/audit", audit.list_audit, methods=["GET"]),
+    Route("/v1/ops", ops.list_ops, methods=["GET"]),
     Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
     Route("/v1/tasks/{task_id}:cancel", tasks.cancel_task, methods=["POST"]),
@@ -64,6 +65,7 @@ def create_app(config: Config, registry: PluginRegistry | None = None, tokens: T
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware),
             Middleware(AuthMiddleware, tokens=tokens),
+            Middleware(RequestLineMiddleware),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -39,7 +39,7 @@ async def get_current(request: Request) -> JSONResponse:
 async def set_current(request: Request) -> JSONResponse:
     """Queue a set_current task (rollback); the new live tree's id is chosen now."""
     wsid = path_wsid(request)
-    body = await json_body(request, state.config(request).api.max_body_bytes)
+    body = await json_body(request)
     wanted = structure_request(body, SetCurrent)
     spec = task_spec(request, SET_CURRENT_OP, {"snapshot_id": wanted.snapshot_id, "new_live_id": uuid7()})
     check = require_snapshot(wanted.snapshot_id)

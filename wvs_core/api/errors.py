@@ -17,8 +17,10 @@ RETRY_AFTER_SECONDS = 1
 
 
 def error_response(request: Request, code: ErrorCode, message: str, status: int | None = None) -> JSONResponse:
-    """The JSON envelope for ``code``."""
+    """The JSON envelope for ``code``. A message quoting input that cannot be encoded (a lone surrogate
+    slipping past the string rule) is escaped, so the envelope can always be sent."""
     request_id = getattr(request.state, "request_id", "")
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse(
         {"error": {"code": code.value, "message": message, "request_id": request_id}},
         status_code=status or code.http_status,

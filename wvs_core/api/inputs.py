@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
+from wvs_core import metrics
+from wvs_core.api import state
 from wvs_core.db.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from wvs_core.db.store import Submission
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.hashing import request_hash
 from wvs_core.ids import is_uuid, is_wsid
 from wvs_core.scope import EVERYTHING, Scope
+from wvs_core.untrusted import UntrustedInputError, ascii_int, parse_json
 
 MAX_KEY_LENGTH = 255
 
@@ -24,22 +27,33 @@ def bad_request(message: str) -> WVSError:
     return WVSError(ErrorCode.BAD_REQUEST, message)
 
 
-async def json_body(request: Request, max_bytes: int) -> dict[str, Any]:
-    """The body as a JSON object (an empty body is ``{}``); oversized or malformed bodies are 400."""
+async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (an empty body is ``{}``), parsed under the rules of
+    ``wvs_core.untrusted`` (depth, number range, duplicate keys, the string rule); anything else is a 400
+    naming the problem: a body over ``api.max_body_bytes``, or not received within ``api.read_timeout``.
+    Every route that takes a body reads it here."""
+    limits = state.config(request).api
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise bad_request(f"body larger than {max_bytes} bytes")
+    if declared is not None and ascii_int(declared, 0, limits.max_body_bytes) is None:
+        raise bad_request(f"body larger than {limits.max_body_bytes} bytes")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise bad_request(f"body larger than {max_bytes} bytes")
+    try:
+        async with asyncio.timeout(limits.read_timeout):
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > limits.max_body_bytes:
+                    raise bad_request(f"body larger than {limits.max_body_bytes} bytes")
+    except TimeoutError:
+        metrics.HTTP_STALLED.labels("body").inc()
+        raise bad_request(f"body not received within {limits.read_timeout:g}s") from None
+    except ClientDisconnect:  # nobody reads the answer, but it is an answer, not an unhandled error
+        raise bad_request("the client went away before its body arrived") from None
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise bad_request(f"body is not valid JSON: {error}") from None
+        body = parse_json(raw)
+    except UntrustedInputError as error:
+        raise bad_request(f"body: {error}") from None
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
     return body
@@ -78,11 +92,11 @@ def list_query(request: Request, allowed_filters: tuple[str, ...] = ()) -> ListQ
         raise bad_request(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
     if empty := sorted(name for name, value in params.items() if not value):
         raise bad_request(f"empty query parameter(s): {', '.join(empty)} (leave them out instead)")
-    raw_limit = params.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    limit = ascii_int(params.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT)
+    if limit is None:
+        raise bad_request(f"limit must be an integer from 1 to {MAX_LIMIT}, in ASCII digits")
     filters = {name: params[name] for name in allowed_filters if name in params}
-    return ListQuery(cursor=params.get("cursor"), limit=int(raw_limit), filters=filters)
+    return ListQuery(cursor=params.get("cursor"), limit=limit, filters=filters)
 
 
 def one_of(name: str, value: str | None, allowed: Iterable[str]) -> str | None:

@@ -34,7 +34,7 @@ class CreateSnapshot:
 async def create_snapshot(request: Request) -> JSONResponse:
     """Queue a snapshot_create task; the snapshot id is chosen now and returned at once."""
     wsid = path_wsid(request)
-    body = await json_body(request, state.config(request).api.max_body_bytes)
+    body = await json_body(request)
     create = structure_request(body, CreateSnapshot)
     spec = task_spec(request, SNAPSHOT_OP, {"snapshot_id": uuid7(), "message": create.message})
     accepted = await state.store(request).submit_task(wsid, spec, submission(request, body), scope=scope(request))
@@ -56,10 +56,10 @@ async def drop_snapshot(request: Request) -> JSONResponse:
     """Queue a snapshot_drop task; refused while the snapshot is current or named by an unfinished task."""
     wsid = path_wsid(request)
     snapshot_id = path_id(request, "snapshot_id")
-    body = await json_body(request, state.config(request).api.max_body_bytes)
+    body = await json_body(request)
     structure_request(body, NoBody)
     spec = task_spec(request, DROP_OP, {"snapshot_id": snapshot_id})
-    check = require_snapshot(snapshot_id, droppable=True)
+    check = require_snapshot(snapshot_id, droppable_given=state.registry(request).snapshot_references)
     accepted = await state.store(request).submit_task(
         wsid, spec, submission(request, body), check, scope=scope(request)
     )

@@ -7,8 +7,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import actor, bad_request, list_query, one_of, path_id, scope
+from wvs_core.api.inputs import actor, bad_request, json_body, list_query, one_of, path_id, scope
 from wvs_core.api.views import page_view, task_view
+from wvs_core.api.workspaces import NoBody
+from wvs_core.convert import structure_request
 from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.ids import is_wsid
 from wvs_core.models import Task, TaskStatus
@@ -35,11 +37,13 @@ async def get_task(request: Request) -> JSONResponse:
 async def cancel_task(request: Request) -> JSONResponse:
     """Cancel: PENDING at once, RUNNING at its next safe point; a finished task is 409."""
     task_id = path_id(request, "task_id")
+    structure_request(await json_body(request), NoBody)
     registry = state.registry(request)
 
     async def on_canceled(conn: AsyncConnection, task: Task) -> None:
         if (op := registry.ops.get(task.op)) is not None:
-            await op.on_canceled(SqlWorkspaceTransaction(conn, task, actor(request)), task)
+            tx = SqlWorkspaceTransaction(conn, task, registry.snapshot_references, actor(request))
+            await op.on_canceled(tx, task)
 
     task = await state.store(request).cancel_task(
         task_id, request.state.request_id, actor(request), on_canceled, scope=scope(request)

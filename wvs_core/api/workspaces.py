@@ -69,7 +69,7 @@ def new_owner(request: Request, named: str | None) -> str:
 
 async def create_workspace(request: Request) -> JSONResponse:
     """Create a workspace and its init task."""
-    body = await json_body(request, state.config(request).api.max_body_bytes)
+    body = await json_body(request)
     create = structure_request(body, CreateWorkspace)
     owner = new_owner(request, create.owner)
     root_path = str(PurePosixPath(state.config(request).executor.mount_path) / create.wsid)
@@ -103,7 +103,7 @@ async def get_workspace(request: Request) -> JSONResponse:
 async def retry_init(request: Request) -> JSONResponse:
     """INIT_FAILED → PROVISIONING with a new init task."""
     wsid = path_wsid(request)
-    body = await json_body(request, state.config(request).api.max_body_bytes)
+    body = await json_body(request)
     structure_request(body, NoBody)
     accepted = await state.store(request).retry_init(
         wsid, init_spec(request), submission(request, body), scope=scope(request)
@@ -114,6 +114,7 @@ async def retry_init(request: Request) -> JSONResponse:
 async def disable_workspace(request: Request) -> JSONResponse:
     """Disable (synchronously): the workspace stays readable, every later write answers 410."""
     wsid = path_wsid(request)
+    structure_request(await json_body(request), NoBody)
     workspace = await state.store(request).disable(wsid, request.state.request_id, actor(request), scope=scope(request))
     return JSONResponse({"wsid": wsid, "state": workspace.state.value, "updated_at": workspace.updated_at.isoformat()})
 

@@ -44,4 +44,7 @@ def run_service(service: Service, on_started: str | None = None) -> None:
         finally:
             await service.stop()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ConfigError as error:  # found only at start (a mount that is not a WVS volume, a port taken…)
+        raise click.ClickException(str(error)) from None

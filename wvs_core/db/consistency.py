@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,6 +15,9 @@ from wvs_core.events import AuditOnly, EventType, NewEvent
 from wvs_core.models import Snapshot, TaskStatus, Workspace
 
 FSCK_ACTOR = {"type": "fsck"}
+
+LiveTrees = Callable[[str, Mapping[str, Any]], dict[str, str | None]]
+"""The live trees a succeeded task of an op with given params made current (the ops' declarations)."""
 
 
 class ConsistencyStore:
@@ -41,20 +47,16 @@ class ConsistencyStore:
             rows = await conn.execute(snapshots.select().where(snapshots.c.wsid == wsid))
             return [from_row(row, Snapshot) for row in rows]
 
-    async def live_ids_made_current(self, wsid: str) -> dict[str, str | None]:
-        """Live tree ids that some successful task made current → the snapshot each was cloned from."""
+    async def live_ids_made_current(self, wsid: str, live_trees: LiveTrees) -> dict[str, str | None]:
+        """Live tree ids that some successful task made current → the snapshot each was cloned from, as the
+        tasks' ops declare them (``live_trees``: ``PluginRegistry.live_trees``)."""
         query = sa.select(tasks.c.op, tasks.c.params).where(
-            tasks.c.wsid == wsid,
-            tasks.c.status == TaskStatus.SUCCEEDED,
-            tasks.c.op.in_(("init_workspace", "set_current")),
+            tasks.c.wsid == wsid, tasks.c.status == TaskStatus.SUCCEEDED
         )
         made: dict[str, str | None] = {}
         async with self.engine.connect() as conn:
             for op, params in await conn.execute(query):
-                if op == "init_workspace":
-                    made[params["live_id"]] = None
-                else:
-                    made[params["new_live_id"]] = params["snapshot_id"]
+                made.update(live_trees(op, params))
         return made
 
     async def set_current_path(self, wsid: str, current_path: str, snapshot_id: str | None, before: str | None) -> None:

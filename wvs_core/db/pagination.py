@@ -4,15 +4,34 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from wvs_core.errors import ErrorCode, WVSError
+from wvs_core.ids import is_uuid, is_wsid
+from wvs_core.untrusted import INT_MAX, UntrustedInputError, parse_json
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_CURSOR_LENGTH = 256  # a real one is about 110 characters
+_CURSOR = re.compile(r"[A-Za-z0-9_-]+")
+_MAX_MOMENT_LENGTH = 40  # "2026-05-09T07:35:25.123456+00:00" and a little room
+
+IdRule = Callable[[object], bool]
+"""What a cursor's row id must be to stand for a row of the paged table (and to be accepted by its id column)."""
+
+
+def is_event_id(value: object) -> bool:
+    """An audit ``event_id``: a BIGSERIAL, so an int from 1 to 2**63 - 1 (never a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= INT_MAX
+
+
+ID_RULES: dict[str, IdRule] = {"wsid": is_wsid, "task_id": is_uuid, "snapshot_id": is_uuid, "event_id": is_event_id}
+"""The id column of every paged table and what its values are; ``keyset_page`` refuses another column."""
 
 
 def encode_cursor(created_at: datetime, row_id: str | int) -> str:
@@ -21,16 +40,26 @@ def encode_cursor(created_at: datetime, row_id: str | int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str | int]:
-    """Inverse of ``encode_cursor``; a malformed cursor is a ``WVS_BAD_REQUEST``."""
+def decode_cursor(cursor: str, id_rule: IdRule) -> tuple[datetime, str | int]:
+    """Inverse of ``encode_cursor``: a moment PostgreSQL's timestamptz holds (aware, in UTC) and a row id
+    that ``id_rule`` accepts. Cursors are not signed: each field is checked against what its column holds,
+    so any cursor, forged or not, is a position in the keyset and nothing else. Anything else is a
+    ``WVS_BAD_REQUEST``."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, row_id = json.loads(raw)
-        moment = datetime.fromisoformat(created_at)
-        if moment.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, str | int):
+        if len(cursor) > MAX_CURSOR_LENGTH or not _CURSOR.fullmatch(cursor):
             raise ValueError
-        return moment, row_id
-    except (ValueError, TypeError):
+        fields = parse_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), max_depth=1)
+        if not (isinstance(fields, list) and len(fields) == 2):
+            raise ValueError
+        created_at, row_id = fields
+        if not (isinstance(created_at, str) and len(created_at) <= _MAX_MOMENT_LENGTH) or not id_rule(row_id):
+            raise ValueError
+        moment = datetime.fromisoformat(created_at)
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError
+        # Years 1 to 9999 in UTC, all within timestamptz's range; an offset past either end overflows here.
+        return moment.astimezone(UTC), row_id
+    except (ValueError, TypeError, OverflowError, UntrustedInputError):
         raise WVSError(ErrorCode.BAD_REQUEST, "cursor is not a cursor returned by this API") from None
 
 
@@ -41,10 +70,12 @@ def keyset_page(
     cursor: str | None,
     limit: int,
 ) -> sa.Select[Any]:
-    """Restrict ``query`` to one page after ``cursor``; fetches ``limit + 1`` rows to detect a next page."""
+    """Restrict ``query`` to one page after ``cursor``; fetches ``limit + 1`` rows to detect a next page.
+    ``id_col`` must be one of ``ID_RULES``, whose rule the cursor's row id must pass."""
     if cursor:
-        created_at, row_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(created_col, id_col) < sa.tuple_(sa.literal(created_at), sa.literal(row_id)))
+        created_at, row_id = decode_cursor(cursor, ID_RULES[str(getattr(id_col, "name", ""))])
+        after = sa.tuple_(sa.literal(created_at, created_col.type), sa.literal(row_id, id_col.type))
+        query = query.where(sa.tuple_(created_col, id_col) < after)
     return query.order_by(created_col.desc(), id_col.desc()).limit(limit + 1)
 
 

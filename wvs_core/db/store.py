@@ -19,7 +19,7 @@ from wvs_core.db.events import list_events, record
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import audit, snapshots, tasks, workspaces
-from wvs_core.db.transaction import snapshot_users
+from wvs_core.db.transaction import SnapshotReferences, snapshot_users
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
 from wvs_core.ids import uuid7
@@ -363,9 +363,9 @@ def _require_state(workspace: Workspace, wanted: WorkspaceState) -> None:
         )
 
 
-def require_snapshot(snapshot_id: str, *, droppable: bool = False) -> WorkspaceCheck:
-    """A check: the snapshot belongs to the workspace and is not deleted (404); with ``droppable``, it is
-    neither current nor named by an unfinished task (409 in use)."""
+def require_snapshot(snapshot_id: str, *, droppable_given: SnapshotReferences | None = None) -> WorkspaceCheck:
+    """A check: the snapshot belongs to the workspace and is not deleted (404); with ``droppable_given``
+    (the ops' reference declarations), it is neither current nor referenced by an unfinished task (409)."""
 
     async def check(conn: AsyncConnection, workspace: Workspace) -> None:
         found = (
@@ -379,7 +379,7 @@ def require_snapshot(snapshot_id: str, *, droppable: bool = False) -> WorkspaceC
         ).first()
         if found is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"snapshot {snapshot_id} not found in workspace {workspace.wsid!r}")
-        if droppable and (users := await snapshot_users(conn, workspace.wsid, snapshot_id)):
+        if droppable_given and (users := await snapshot_users(conn, workspace.wsid, snapshot_id, droppable_given)):
             raise WVSError(
                 ErrorCode.CONFLICT_SNAPSHOT_IN_USE, f"snapshot {snapshot_id} is in use by {', '.join(users)}"
             )

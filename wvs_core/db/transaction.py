@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,34 +19,48 @@ from wvs_core.models import UNFINISHED, Snapshot, Task, Workspace, WorkspaceStat
 SCHEDULER_ACTOR = {"type": "scheduler"}
 
 
+SnapshotReferences = Callable[[str, Mapping[str, Any]], list[str]]
+"""The snapshots a task of an op with given params references: the loaded ops' declarations
+(``PluginRegistry.snapshot_references``), so no op or param name is known here."""
+
+
 async def snapshot_users(
-    conn: AsyncConnection, wsid: str, snapshot_id: str, except_task_id: str | None = None
+    conn: AsyncConnection,
+    wsid: str,
+    snapshot_id: str,
+    references: SnapshotReferences,
+    except_task_id: str | None = None,
 ) -> list[str]:
     """``"current"`` if the workspace's current tree came from the snapshot, plus every other unfinished
-    task whose params name it: the reasons it may not be dropped."""
+    task that references it (per its op's declaration): the reasons it may not be dropped."""
     users: list[str] = []
     current = (
         await conn.execute(sa.select(workspaces.c.current_snapshot_id).where(workspaces.c.wsid == wsid))
     ).scalar_one_or_none()
     if current == snapshot_id:
         users.append("current")
-    query = sa.select(tasks.c.task_id).where(
-        tasks.c.wsid == wsid,
-        tasks.c.status.in_(UNFINISHED),
-        tasks.c.params["snapshot_id"].astext == snapshot_id,
+    query = sa.select(tasks.c.task_id, tasks.c.op, tasks.c.params).where(
+        tasks.c.wsid == wsid, tasks.c.status.in_(UNFINISHED)
     )
-    if except_task_id:
-        query = query.where(tasks.c.task_id != except_task_id)
-    users += [row.task_id for row in await conn.execute(query)]
+    for row in await conn.execute(query):  # one workspace's unfinished tasks: a handful
+        if row.task_id != except_task_id and snapshot_id in references(row.op, row.params):
+            users.append(row.task_id)
     return users
 
 
 class SqlWorkspaceTransaction:
     """Implements ``wvs_core.ops.WorkspaceTransaction`` inside the queue's transaction for ``task``."""
 
-    def __init__(self, conn: AsyncConnection, task: Task, actor: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        task: Task,
+        references: SnapshotReferences,
+        actor: dict[str, Any] | None = None,
+    ) -> None:
         self.conn = conn
         self.task = task
+        self.references = references
         self.actor = actor or SCHEDULER_ACTOR
         self.state_changes: list[tuple[str, str]] = []  # (from, to), for metrics once committed
 
@@ -119,7 +134,7 @@ class SqlWorkspaceTransaction:
 
     async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:
         """Why the snapshot may not go (other than this task)."""
-        return await snapshot_users(self.conn, wsid, snapshot_id, except_task_id=self.task.task_id)
+        return await snapshot_users(self.conn, wsid, snapshot_id, self.references, except_task_id=self.task.task_id)
 
     async def mark_snapshot_deleted(self, snapshot_id: str) -> datetime:
         """Set ``deleted_at`` unless already set (the drop is an event the first time only); returns it."""

@@ -56,7 +56,9 @@ class ExecuteTaskRequest(_message.Message):
     request_id: _builtins.str
     """Carried into the executor's logs so one request can be followed through all planes."""
     @_builtins.property
-    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Each value is JSON (so an int stays an int, a list a list); the op structures them with its params type."""
+
     def __init__(
         self,
         *,
