@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -12,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wvs_core.db.events import event_from_row, events_after, safe_upto
+from wvs_core.db.rows import from_row
 from wvs_core.db.tables import event_cursors, event_deliveries
 from wvs_core.events import Event
 
@@ -88,7 +88,7 @@ class Outbox:
             event_deliveries.c.subscription == subscription, event_deliveries.c.event_id > after
         )
         async with self.engine.connect() as conn:
-            return {row.event_id: _delivery(row) for row in await conn.execute(query)}
+            return {row.event_id: from_row(row, Delivery) for row in await conn.execute(query)}
 
     async def save(self, subscription: str, deliveries: list[Delivery], position: int | None) -> None:
         """Record ``deliveries`` and move the position forward to ``position`` (never back)."""
@@ -108,15 +108,3 @@ class Outbox:
                     .where(event_cursors.c.subscription == subscription, event_cursors.c.last_event_id < position)
                     .values(last_event_id=position, updated_at=sa.func.clock_timestamp())
                 )
-
-
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        event_id=row.event_id,
-        state=row.state,
-        attempts=row.attempts,
-        first_attempt_at=row.first_attempt_at,
-        last_attempt_at=row.last_attempt_at,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-    )
