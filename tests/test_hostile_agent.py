@@ -422,7 +422,12 @@ async def arena(
         await service.start()
         try:
             headers = bearer(tokens["admin"])
-            async with httpx.AsyncClient(base_url=service.api_url or "", timeout=30, headers=headers) as client:
+            # Idle connections expire here before the server's keep-alive (5 s) closes them: a request sent on
+            # a connection the server is closing at that instant fails (ReadError), as with any HTTP client.
+            limits = httpx.Limits(keepalive_expiry=1.0)
+            async with httpx.AsyncClient(
+                base_url=service.api_url or "", timeout=30, headers=headers, limits=limits
+            ) as client:
                 arena = Arena(client, mount, dsn, make_decoy(base / "decoy"), tokens)
                 with arena.stack:
                     await arena.set_up()
