@@ -23,7 +23,7 @@ import attrs
 from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.db.consistency import ConsistencyStore, LiveTrees
 from wvs_core.ids import is_uuid, is_wsid
-from wvs_core.layout import CURRENT, LIVE, METADATA_SUFFIX, VolumeLayout, WorkspaceLayout, snapshot_metadata
+from wvs_core.layout import CURRENT, LIVE, METADATA_SUFFIX, VolumeLayout, WorkspaceLayout, area_names, snapshot_metadata
 from wvs_core.locks import workspace_lock
 from wvs_core.models import Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol
@@ -124,7 +124,7 @@ class Fsck:
         """Snapshot rows against ``<area>/snapshots/<wsid>/`` (WVS's area: paths are trusted)."""
         findings = []
         rows = {row.snapshot_id: row for row in await self.store.snapshots(workspace.wsid)}
-        names = await asyncio.to_thread(_names, layout.snapshots_dir)
+        names = await asyncio.to_thread(area_names, layout.snapshots_dir)
         trees = {name for name in names if is_uuid(name)}
         metadata_files = {name.removesuffix(METADATA_SUFFIX) for name in names if name.endswith(METADATA_SUFFIX)}
         for snapshot_id, row in rows.items():
@@ -199,10 +199,3 @@ def _current_live_id(view: AgentView) -> str | None:
     if CURRENT not in view.entries():
         return None
     return view.current_live_id()
-
-
-def _names(directory: Path) -> list[str]:
-    try:
-        return sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return []

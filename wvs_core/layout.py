@@ -174,6 +174,15 @@ class WorkspaceLayout:
             directory.mkdir(mode=AREA_MODE, exist_ok=True)
 
 
+def area_names(directory: Path) -> list[str]:
+    """The names in ``directory``, a folder of WVS's area (trusted: listed by path), sorted; none when it is
+    missing."""
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+
+
 def snapshot_metadata(layout: WorkspaceLayout, snapshot_id: str) -> dict[str, Any] | None:
     """The snapshot's metadata when the snapshot is complete (its tree is there and its metadata file names
     it), else None."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 from wvs_core.agentview import AgentView, temporary_name
-from wvs_core.layout import CONTROL_FILE, CURRENT, META, WorkspaceLayout
+from wvs_core.layout import CONTROL_FILE, CURRENT, META, WorkspaceLayout, area_names
 from wvs_core.quiesce import QuiesceProtocol
 from wvs_core.storage import StorageBackend
 
@@ -20,7 +19,7 @@ async def recover_workspace(
     Raises WorkspaceTampered when the agent view is not as WVS made it; nothing outside it is touched.
     """
     actions = []
-    for name in await asyncio.to_thread(_names, layout.tmp_dir):
+    for name in await asyncio.to_thread(area_names, layout.tmp_dir):
         if not dry_run:
             await storage.remove_tree(layout.tmp_dir / name)
         actions.append(f"temporary tree {layout.tmp_dir / name}")
@@ -30,10 +29,3 @@ async def recover_workspace(
     if stuck := await quiesce.recover(view, dry_run):
         actions.append(stuck)
     return actions
-
-
-def _names(directory: os.PathLike[str]) -> list[str]:
-    try:
-        return sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return []
