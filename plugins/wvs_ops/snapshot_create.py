@@ -10,20 +10,26 @@ import attrs
 
 from wvs_core import metrics
 from wvs_core.fsutil import fsync_dir
-from wvs_core.ids import check_uuid
+from wvs_core.ids import check_uuid, uuid7
 from wvs_core.layout import snapshot_metadata, write_snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_ops.params import parse_params
 from wvs_ops.trees import check_clone, current_tree
+
+MAX_MESSAGE_LENGTH = 4096
 
 
 @attrs.frozen
 class SnapshotCreateParams:
-    """The snapshot's id (chosen when the task is created) and an optional message."""
+    """An optional message (at most 4,096 characters); the snapshot's id is chosen when the task is created."""
 
-    snapshot_id: str = attrs.field(validator=check_uuid)
-    message: str | None = None
+    message: str | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.max_len(MAX_MESSAGE_LENGTH)),
+        metadata={"description": "why the snapshot was taken, at most 4096 characters"},
+    )
+    snapshot_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
 
 
 class SnapshotCreate(TaskOp):

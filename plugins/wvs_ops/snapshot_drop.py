@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class SnapshotDropParams:
     """The snapshot to drop."""
 
-    snapshot_id: str = attrs.field(validator=check_uuid)
+    snapshot_id: str = attrs.field(validator=check_uuid, metadata={"description": "the snapshot to drop"})
 
 
 class SnapshotDrop(TaskOp):
@@ -34,6 +34,10 @@ class SnapshotDrop(TaskOp):
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """The snapshot being dropped: a second drop of it waits (it would find it gone)."""
+        return [params["snapshot_id"]]
+
+    def drops(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot: refused while it is current or another unfinished task references it."""
         return [params["snapshot_id"]]
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
