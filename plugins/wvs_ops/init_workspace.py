@@ -37,7 +37,9 @@ def _point_current(view: AgentView, live_id: str) -> bool:
 
 
 class InitWorkspace(TaskOp):
-    """Idempotent: a re-run finds the directories and the link in place and changes nothing."""
+    """Lay out a new workspace: an empty first live tree, with ``current`` pointing to it.
+
+    Idempotent: a re-run finds the directories and the link in place and changes nothing."""
 
     name = "init_workspace"
     params_type = InitWorkspaceParams

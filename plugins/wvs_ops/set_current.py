@@ -36,7 +36,9 @@ class SetCurrentParams:
 
 
 class SetCurrent(TaskOp):
-    """Idempotent: done once ``current`` points to this task's live tree. The replaced tree is kept."""
+    """Roll back: make ``current`` a fresh clone of a snapshot, quiesced.
+
+    Idempotent: done once ``current`` points to this task's live tree. The replaced tree is kept."""
 
     name = "set_current"
     params_type = SetCurrentParams

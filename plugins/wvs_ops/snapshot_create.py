@@ -33,7 +33,9 @@ class SnapshotCreateParams:
 
 
 class SnapshotCreate(TaskOp):
-    """Idempotent: a complete snapshot is reported as done; a partial one is discarded and redone."""
+    """Snapshot ``current``: a quiesced clone of the live tree into WVS's area.
+
+    Idempotent: a complete snapshot is reported as done; a partial one is discarded and redone."""
 
     name = "snapshot_create"
     params_type = SnapshotCreateParams

@@ -27,7 +27,9 @@ class SnapshotDropParams:
 
 
 class SnapshotDrop(TaskOp):
-    """Idempotent: done when the snapshot's directory is gone."""
+    """Drop a snapshot that is neither current nor in use by an unfinished task.
+
+    Idempotent: done when the snapshot's directory is gone."""
 
     name = "snapshot_drop"
     params_type = SnapshotDropParams
