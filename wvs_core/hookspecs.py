@@ -79,8 +79,9 @@ def wvs_register_ops() -> list[TaskOp]:
     """Return task op instances. Every loaded op is available (no config key selects ops); the first
     registration of a name wins.
 
-    The API publishes the JSON Schema of an op's ``op.params_type`` (``GET /v1/ops``) and reads its
-    declarations, the scheduler runs its DB-side rules and the executor runs ``op.execute``.
+    The API queues a task of any of them (``POST /v1/workspaces/{wsid}/tasks``), validating its params with
+    ``op.params_type``, publishes that type's JSON Schema (``GET /v1/ops``) and reads the op's declarations;
+    the scheduler runs its DB-side rules and the executor runs ``op.execute``.
     """
 
 
