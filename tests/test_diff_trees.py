@@ -356,4 +356,6 @@ async def test_measure_a_diff_of_two_10k_file_juicefs_clones(mount: Path) -> Non
         seconds, found = _timed(lambda options=options: diff(mount / "a", mount / "b", **options))
         assert sorted(item.change.value for item in found) == ["meta_changed"] * 3 + ["modified"] * 7
         figures.append(f"diff_trees(a, b, {options or 'defaults'}): {seconds:.3f}s ({seconds / walk_seconds:.1f}x)")
+    again, _ = _timed(lambda: _walk_and_stat(mount / "b"))
+    figures.append(f"os.walk + lstat of the other tree, after the diffs: {again:.3f}s")
     print("\n" + "\n".join(figures))
