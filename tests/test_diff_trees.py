@@ -286,6 +286,22 @@ def test_an_entry_that_vanishes_mid_diff_is_reported_absent(tmp_path: Path, monk
     assert diff(tmp_path / "before", tmp_path / "after") == [change("link", "removed", ("symlink", None), (6, None))]
 
 
+def test_no_descriptor_is_left_open_even_by_an_abandoned_diff(tmp_path: Path) -> None:
+    for side in ("before", "after"):
+        (tmp_path / side / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "after" / "a" / "b" / "c" / "new").write_bytes(b"")
+    (tmp_path / "after" / "z").write_bytes(b"")
+    open_before = len(os.listdir("/proc/self/fd"))
+    assert len(diff(tmp_path / "before", tmp_path / "after")) == 2
+    first, second = os.open(tmp_path / "before", DIRECTORY_FLAGS), os.open(tmp_path / "after", DIRECTORY_FLAGS)
+    changes = diff_trees(first, second)
+    assert next(changes).path == "a/b/c/new"  # four levels deep, then dropped
+    changes.close()
+    os.close(first)
+    os.close(second)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
 async def test_a_sparse_gigabyte_is_decided_by_metadata(
     backend: tuple[StorageBackend, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -211,10 +211,10 @@ class _Comparison:
                     change = self._compare(path, old, new)
                 if change is not None:
                     yield change
-                below = _Level(path, _open_if_directory(old), _open_if_directory(new))
-                if below.before is None and below.after is None:
-                    continue
-                stack.append(below)
+                below = _Level(path, None, None)
+                stack.append(below)  # closed with the stack whatever fails next; popped at once if empty
+                below.before = _open_if_directory(old)
+                below.after = _open_if_directory(new)
                 below.read_names()
         finally:
             for level in stack:
