@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'  # bench: the queues make bench measures beside WVS
 	touch $@
 
 up: $(STAMP)  ## Run WVS on this machine (embedded PostgreSQL + JuiceFS); ARGS="--port 8080 --data-dir DIR"
