@@ -44,8 +44,8 @@ bench-tools:
 protos: $(STAMP)  ## Regenerate the gRPC stubs after editing protos/
 	$(BIN)/python scripts/gen_protos.py
 
-bench: $(STAMP) bench-tools  ## Print the benchmark figures
-	$(BIN)/python -m bench
+bench: $(STAMP) bench-tools  ## Print WVS's figures beside PgQueuer's and Procrastinate's; ARGS="--rounds 5" or "--quick"
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
