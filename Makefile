@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) test-tools
+pytest: $(STAMP) test-tools bench-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # $(call debian,COMMANDS,PACKAGES,WHY): when a command is missing, install PACKAGES from Debian as root;
