@@ -65,6 +65,6 @@ def report(
     lines = []
     for described, figure in anchors:
         anchor_text = f"{figure[1]} ({described})" if figure else f"not measured ({described})"
-        ratio = f"WVS/anchor = {wvs[0] / figure[0]:.2f}" if wvs and figure and figure[0] else "-"
+        ratio = f"WVS/anchor = {wvs[0] / figure[0]:.3g}" if wvs and figure and figure[0] else "-"
         lines.append(f"{metric.label()} | {wvs_text} | {anchor_text} | {ratio}")
     return lines

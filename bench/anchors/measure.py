@@ -25,7 +25,7 @@ from bench.report import Rounds, percentile
 @attrs.frozen
 class Sizes:
     workspaces: int = 1_000
-    drain_jobs: int = 3_000  # three per workspace
+    drain_jobs: int = 10_000  # ten per workspace: PgQueuer drains 3,000 in about a second, too short to time well
     pickup_samples: int = 200
     enqueue_connections: int = 64
     enqueue_seconds: float = 5.0
