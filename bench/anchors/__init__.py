@@ -8,22 +8,30 @@ extra (``pip install -e '.[bench]'``); ``load_anchors`` says so when they are mi
 
 from __future__ import annotations
 
+import importlib
+
 from bench.anchors.base import Anchor
+
+# Each anchor's adapter by its command-line name, imported on demand: a child process needs only its own library.
+ADAPTERS = {
+    "pgqueuer": ("bench.anchors.pgqueuer_anchor", "PgQueuerAnchor"),
+    "procrastinate": ("bench.anchors.procrastinate_anchor", "ProcrastinateAnchor"),
+}
 
 
 class AnchorsUnavailable(Exception):
     """The ``bench`` extra (PgQueuer, Procrastinate) is not installed."""
 
 
-def load_anchors() -> list[Anchor]:
-    """PgQueuer's and Procrastinate's adapters, in that order."""
+def anchor_named(name: str) -> Anchor:
+    module, adapter = ADAPTERS[name]
     try:
-        from bench.anchors.pgqueuer_anchor import PgQueuerAnchor
-        from bench.anchors.procrastinate_anchor import ProcrastinateAnchor
+        anchor: Anchor = getattr(importlib.import_module(module), adapter)()
     except ImportError as missing:
         raise AnchorsUnavailable(f"{missing}; install the bench extra: pip install -e '.[bench]'") from missing
-    return [PgQueuerAnchor(), ProcrastinateAnchor()]
+    return anchor
 
 
-def anchor_named(name: str) -> Anchor:
-    return next(anchor for anchor in load_anchors() if anchor.name == name)
+def load_anchors() -> list[Anchor]:
+    """PgQueuer's and Procrastinate's adapters, in that order."""
+    return [anchor_named(name) for name in ADAPTERS]
