@@ -381,13 +381,16 @@ def test_fsck_keeps_the_tree_the_op_declares(api: httpx.Client, deployment: Depl
     assert (report["checked"], report["skipped"], report["findings"]) == ([wsid], [], [])
     assert made.is_dir() and (made / "src" / "main.py").exists()
 
-    # Control: what keeps it is the op's declaration. Without the package, a read-only check calls it an orphan.
+    # Control: what keeps it is the op's declaration. Without the package, fsck cannot tell who made the tree:
+    # it reports it for a person to judge and never prunes it, not even when told to.
     without = {key: value for key, value in deployment.env.items() if key != "PYTHONPATH"}
     without["WVS_CONFIG"] = str(deployment.write_config("without-plugin.toml", '["log"]'))
-    orphan = deployment.wvs("fsck", wsid, "--json", env=without)
-    assert orphan.returncode == 1, orphan.stdout + orphan.stderr
-    findings = json.loads(orphan.stdout)["findings"]
-    assert [(f["kind"], f["detail"], f["fixed"]) for f in findings] == [("live_tree_never_current", str(made), False)]
+    unaccounted = deployment.wvs("fsck", wsid, "--fix", "--prune", "--json", env=without)
+    assert unaccounted.returncode == 1, unaccounted.stdout + unaccounted.stderr
+    findings = json.loads(unaccounted.stdout)["findings"]
+    detail = f"{made} (tasks of ops not loaded here: checkout_clean)"
+    assert [(f["kind"], f["detail"], f["fixed"]) for f in findings] == [("live_tree_unaccounted", detail, False)]
+    assert made.is_dir() and (made / "src" / "main.py").exists()
 
 
 def test_a_pending_task_of_the_op_protects_its_snapshot(api: httpx.Client, deployment: Deployment) -> None:
