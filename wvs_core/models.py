@@ -92,6 +92,16 @@ class Task:
 
 
 @attrs.frozen
+class TaskOutcome:
+    """How a run ended, as the scheduler decided it: what ``wvs_core.db.tasks.end`` writes to the row."""
+
+    status: TaskStatus  # SUCCEEDED, FAILED (retry at next_run_in), DEAD or CANCELED
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    next_run_in: float = 0.0  # seconds until a FAILED task may run again
+
+
+@attrs.frozen
 class AuditEvent:
     """One audit row: who did what to which workspace or task, with before/after/error."""
 

@@ -19,15 +19,16 @@ from wvs_core import metrics
 from wvs_core.agentview import TAMPERED
 from wvs_core.config import WorkerConfig
 from wvs_core.db.events import record
+from wvs_core.db.runs import InTransaction, LeaseLost, TaskRuns
 from wvs_core.db.transaction import SCHEDULER_ACTOR, SqlWorkspaceTransaction
 from wvs_core.errors import ErrorCode
 from wvs_core.events import EventType, NewEvent, task_event_type
 from wvs_core.ids import uuid7
 from wvs_core.logs import log_context
-from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskStatus
+from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskOutcome, TaskStatus
 from wvs_core.ops import ClaimDecision, TaskOp
 from wvs_core.plugins import PluginRegistry
-from wvs_core.queue import InTransaction, LeaseLost, TaskOutcome, TaskQueue
+from wvs_core.queue import TaskQueue
 from wvs_core.rpc.client import ExecutorClient, ExecutorUnavailable
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Scheduler:
         self.registry = registry
         self.queue = queue
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
+        self.runs = TaskRuns(queue, self.worker_id)
         self.executors = [ExecutorClient(addr, credentials) for addr in config.executor_addrs]
         self._decisions: dict[str, ClaimDecision] = {}
         self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
@@ -109,7 +111,7 @@ class Scheduler:
             self._stop_call(task.task_id)  # the executor's op stops and cleans up
             await asyncio.gather(job, return_exceptions=True)
             try:
-                await self.queue.release(task, self._audit_release)
+                await self.runs.release(task, self._audit_release)
                 log.info("released task %s back to the queue", task.task_id)
             except Exception:
                 log.exception("could not release task %s; its lease will expire", task.task_id)
@@ -117,7 +119,7 @@ class Scheduler:
     async def _fill(self) -> None:
         while len(self._jobs) < self.config.concurrency:
             try:
-                task = await self.queue.claim(self.worker_id, self.config.lease, self._on_claimed)
+                task = await self.runs.claim(self.config.lease, self._on_claimed)
             except Exception:
                 log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
                 await asyncio.sleep(self.config.idle_backoff)
@@ -139,17 +141,17 @@ class Scheduler:
             try:
                 await self._renew()
                 transitions: list[tuple[str, str]] = []
-                for reaped in await self.queue.reap(self._lease_expired, self._rules(None, transitions)):
+                for reaped in await self.runs.reap(self._lease_expired, self._rules(None, transitions)):
                     log.warning("reaped task %s: its scheduler stopped renewing the lease", reaped.task_id)
                     self._count(reaped, [])
                 self._count_transitions(transitions)
-                metrics.QUEUE_DEPTH.set(await self.queue.depth())
+                metrics.QUEUE_DEPTH.set(await self.runs.depth())
             except Exception:
                 log.warning("lease upkeep failed", exc_info=True)
 
     async def _renew(self) -> None:
         asked = dict(self._jobs)  # tasks claimed while the renewal is in flight are not in it
-        held = await self.queue.renew(self.worker_id, list(asked), self.config.lease)
+        held = await self.runs.renew(list(asked), self.config.lease)
         for task_id, (_task, job) in asked.items():
             if task_id not in held and not job.done():
                 log.warning("lost the lease of task %s; stopping its run", task_id)
@@ -208,7 +210,7 @@ class Scheduler:
                     self._calls.pop(task.task_id, None)
             transitions: list[tuple[str, str]] = []
             try:
-                finished = await self.queue.finish(task, outcome, self._rules(result, transitions))
+                finished = await self.runs.finish(task, outcome, self._rules(result, transitions))
             except LeaseLost:
                 log.warning("task %s was reaped while it ran here; its outcome is dropped", task.task_id)
                 return
@@ -263,7 +265,7 @@ class Scheduler:
             await asyncio.sleep(min(self.config.poll_interval, 1.0))
             try:
                 # Not found yet: the op may still be waiting to start on the executor; ask again.
-                if await self.queue.cancel_requested(task.task_id) and await executor.cancel(task.task_id):
+                if await self.runs.cancel_requested(task.task_id) and await executor.cancel(task.task_id):
                     return
             except Exception:
                 log.warning("could not forward a cancel request", exc_info=True)

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_core import metrics
+from wvs_core.db import tasks as task_table
 from wvs_core.db.events import list_events, record
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
@@ -22,8 +23,7 @@ from wvs_core.db.tables import audit, snapshots, tasks, workspaces
 from wvs_core.db.transaction import SnapshotReferences, snapshot_users
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
-from wvs_core.ids import uuid7
-from wvs_core.models import UNFINISHED, AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
+from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
 from wvs_core.queue import TaskQueue
 from wvs_core.scope import Scope
 
@@ -170,13 +170,9 @@ class Store:
             workspace = await self._lock_workspace(conn, wsid, scope)
             if workspace.state == WorkspaceState.DISABLED:
                 return workspace
-            busy = (
-                await conn.execute(
-                    sa.select(tasks.c.task_id).where(tasks.c.wsid == wsid, tasks.c.status.in_(UNFINISHED)).limit(1)
-                )
-            ).first()
+            busy = await task_table.first_unfinished(conn, wsid)
             if busy is not None:
-                raise WVSError(ErrorCode.CONFLICT_LOCKED, f"workspace {wsid!r} has unfinished tasks (e.g. {busy[0]})")
+                raise WVSError(ErrorCode.CONFLICT_LOCKED, f"workspace {wsid!r} has unfinished tasks (e.g. {busy})")
             return await self._set_state(conn, workspace, WorkspaceState.DISABLED, request_id, actor)
 
     async def cancel_task(
@@ -184,18 +180,12 @@ class Store:
     ) -> Task:
         """PENDING (or FAILED awaiting retry) → CANCELED now; RUNNING → ``cancel_requested``; else 409."""
         async with self.engine.begin() as conn:
-            found = tasks.select().where(tasks.c.task_id == task_id, _in_visible_workspace(tasks.c.wsid, scope))
-            row = (await conn.execute(found.with_for_update())).first()
-            if row is None:
+            task = await task_table.get(conn, task_id, _in_visible_workspace(tasks.c.wsid, scope), lock=True)
+            if task is None:
                 raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
-            task = from_row(row, Task)
             if task.status.is_terminal:
                 raise WVSError(ErrorCode.CONFLICT_LOCKED, f"task {task_id} already ended {task.status}")
-            values: dict[str, Any] = {"cancel_requested": True}
-            if task.status != TaskStatus.RUNNING:
-                values |= {"status": TaskStatus.CANCELED, "ended_at": sa.func.clock_timestamp()}
-            query = tasks.update().where(tasks.c.task_id == task_id).values(**values).returning(*tasks.c)
-            updated = from_row((await conn.execute(query)).one(), Task)
+            updated = await task_table.cancel(conn, task)
             canceled = updated.status == TaskStatus.CANCELED
             data = {"before": {"status": task.status}, "after": {"status": updated.status, "cancel_requested": True}}
             kind = EventType.TASK_CANCELED if canceled else AuditOnly.CANCEL_REQUESTED
@@ -208,24 +198,19 @@ class Store:
 
     async def get_task(self, task_id: str, *, scope: Scope) -> Task:
         """The task, or WVS_NOT_FOUND."""
-        query = tasks.select().where(tasks.c.task_id == task_id, _in_visible_workspace(tasks.c.wsid, scope))
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+            task = await task_table.get(conn, task_id, _in_visible_workspace(tasks.c.wsid, scope))
+        if task is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
-        return from_row(row, Task)
+        return task
 
     async def list_tasks(
         self, cursor: str | None, limit: int, wsid: str | None, status: str | None, op: str | None, *, scope: Scope
     ) -> Page:
         """Tasks, newest first, optionally filtered."""
-        query = tasks.select().where(_in_visible_workspace(tasks.c.wsid, scope))
-        for column, value in ((tasks.c.wsid, wsid), (tasks.c.status, status), (tasks.c.op, op)):
-            if value:
-                query = query.where(column == value)
-        query = keyset_page(query, tasks.c.created_at, tasks.c.task_id, cursor, limit)
+        visible = _in_visible_workspace(tasks.c.wsid, scope)
         async with self.engine.connect() as conn:
-            rows = [from_row(row, Task) for row in await conn.execute(query)]
+            rows = await task_table.newest(conn, visible, cursor, limit, wsid=wsid, status=status, op=op)
         items, next_cursor = split_page(rows, limit, "created_at", "task_id")
         return Page(items, next_cursor)
 
@@ -291,18 +276,9 @@ class Store:
         return from_row(row, Workspace)
 
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
-        row = (
-            await conn.execute(
-                tasks.select().where(
-                    tasks.c.wsid == wsid,
-                    tasks.c.op == op,
-                    tasks.c.idempotency_key == submission.idempotency_key,
-                )
-            )
-        ).first()
-        if row is None:
+        task = await task_table.find_by_key(conn, wsid, op, submission.idempotency_key)
+        if task is None:
             return None
-        task = from_row(row, Task)
         if task.request_hash != submission.request_hash:
             raise WVSError(
                 ErrorCode.CONFLICT_IDEMPOTENT_MISMATCH,
@@ -311,30 +287,18 @@ class Store:
         return Accepted(task, created=False)
 
     async def _insert_task(self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission) -> Task:
-        row = (
-            await conn.execute(
-                tasks.insert()
-                .values(
-                    task_id=uuid7(),
-                    wsid=wsid,
-                    op=spec.op,
-                    status=TaskStatus.PENDING,
-                    idempotency_key=submission.idempotency_key,
-                    request_hash=submission.request_hash,
-                    # clock_timestamp(), not now(): taken under the workspace lock, so per-workspace
-                    # creation order equals commit order.
-                    created_at=sa.func.clock_timestamp(),
-                    next_run_at=sa.func.clock_timestamp(),
-                    max_attempts=spec.max_attempts,
-                    timeout_seconds=spec.timeout_seconds,
-                    params=spec.params,
-                    request_id=submission.request_id,
-                    actor=submission.actor,
-                )
-                .returning(*tasks.c)
-            )
-        ).one()
-        task = from_row(row, Task)
+        task = await task_table.insert(
+            conn,
+            wsid,
+            spec.op,
+            spec.params,
+            max_attempts=spec.max_attempts,
+            timeout_seconds=spec.timeout_seconds,
+            idempotency_key=submission.idempotency_key,
+            request_hash=submission.request_hash,
+            request_id=submission.request_id,
+            actor=submission.actor,
+        )
         data = {"after": {"status": TaskStatus.PENDING, "params": spec.params}}
         await record(conn, NewEvent.of_task(EventType.TASK_CREATED, task, submission.actor, data))
         await self.queue.announce(conn)

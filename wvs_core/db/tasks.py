@@ -1,0 +1,217 @@
+"""Every statement on ``wvs.tasks``: core owns the task table (docs/architecture.md, "Who owns the task table").
+
+A queue plugin only picks which runnable row a claim takes (``TaskQueue.claim``). Everything written to a
+task row — its creation, its start under a lease, renewals, its end, a cancel, a release — and every list of
+tasks is here. Each function runs in the caller's transaction (``conn``) and returns the row as written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wvs_core.db.pagination import keyset_page
+from wvs_core.db.rows import from_row
+from wvs_core.db.tables import tasks
+from wvs_core.ids import uuid7
+from wvs_core.models import UNFINISHED, Task, TaskOutcome, TaskStatus
+
+# The claim's write, on the row the queue picked and locked: RUNNING for a worker under a lease (seconds),
+# its attempt counted. Only a runnable row is started.
+_START = sa.text(
+    """
+    UPDATE wvs.tasks
+    SET status = 'RUNNING',
+        attempt = attempt + 1,
+        started_at = clock_timestamp(),
+        ended_at = NULL,
+        worker_id = :worker_id,
+        lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
+    WHERE task_id = :task_id AND status IN ('PENDING', 'FAILED')
+    RETURNING *
+    """
+)
+
+_END = sa.text(
+    """
+    UPDATE wvs.tasks
+    SET status = :status,
+        ended_at = clock_timestamp(),
+        result = :result,
+        error = :error,
+        next_run_at = clock_timestamp() + make_interval(secs => :next_run_in),
+        worker_id = NULL,
+        lease_expires_at = NULL
+    WHERE task_id = :task_id AND status = 'RUNNING' AND worker_id IS NOT DISTINCT FROM :worker_id
+    RETURNING *
+    """
+).bindparams(sa.bindparam("result", type_=JSONB), sa.bindparam("error", type_=JSONB))
+
+_RENEW = sa.text(
+    """
+    UPDATE wvs.tasks
+    SET lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
+    WHERE task_id = ANY(:task_ids) AND status = 'RUNNING' AND worker_id = :worker_id
+    RETURNING task_id
+    """
+)
+
+# Expired leases: the scheduler that held them died (or lost the database for longer than the lease).
+_EXPIRED = sa.text(
+    """
+    SELECT * FROM wvs.tasks
+    WHERE status = 'RUNNING' AND lease_expires_at < clock_timestamp()
+    ORDER BY lease_expires_at
+    LIMIT 100
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+# Graceful shutdown: back to the queue as if never claimed.
+_RELEASE = sa.text(
+    """
+    UPDATE wvs.tasks
+    SET status = 'PENDING', attempt = greatest(attempt - 1, 0), started_at = NULL,
+        worker_id = NULL, lease_expires_at = NULL, next_run_at = clock_timestamp()
+    WHERE task_id = :task_id AND status = 'RUNNING' AND worker_id = :worker_id
+    RETURNING *
+    """
+)
+
+_DEPTH = sa.text("SELECT count(*) FROM wvs.tasks WHERE status IN ('PENDING', 'FAILED')")
+
+
+def _task(row: sa.Row[Any] | None) -> Task | None:
+    return from_row(row, Task) if row is not None else None
+
+
+# --- the API's: create, find, list, cancel ---------------------------------------------------------------
+
+
+async def insert(
+    conn: AsyncConnection,
+    wsid: str,
+    op: str,
+    params: dict[str, Any],
+    *,
+    max_attempts: int,
+    timeout_seconds: int,
+    idempotency_key: str,
+    request_hash: str,
+    request_id: str,
+    actor: dict[str, Any],
+) -> Task:
+    """A new PENDING task. Call it holding the workspace's row lock: ``created_at`` is ``clock_timestamp()``
+    taken under it, so a workspace's creation order equals its commit order."""
+    query = tasks.insert().values(
+        task_id=uuid7(),
+        wsid=wsid,
+        op=op,
+        status=TaskStatus.PENDING,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        created_at=sa.func.clock_timestamp(),
+        next_run_at=sa.func.clock_timestamp(),
+        max_attempts=max_attempts,
+        timeout_seconds=timeout_seconds,
+        params=params,
+        request_id=request_id,
+        actor=actor,
+    )
+    return from_row((await conn.execute(query.returning(*tasks.c))).one(), Task)
+
+
+async def find_by_key(conn: AsyncConnection, wsid: str, op: str, idempotency_key: str) -> Task | None:
+    """The task an earlier request with this Idempotency-Key created, or None."""
+    query = tasks.select().where(tasks.c.wsid == wsid, tasks.c.op == op, tasks.c.idempotency_key == idempotency_key)
+    return _task((await conn.execute(query)).first())
+
+
+async def first_unfinished(conn: AsyncConnection, wsid: str) -> str | None:
+    """The id of one PENDING, RUNNING or FAILED task of the workspace, or None."""
+    query = sa.select(tasks.c.task_id).where(tasks.c.wsid == wsid, tasks.c.status.in_(UNFINISHED)).limit(1)
+    found: str | None = (await conn.execute(query)).scalar()
+    return found
+
+
+async def get(
+    conn: AsyncConnection, task_id: str, visible: sa.ColumnElement[bool], *, lock: bool = False
+) -> Task | None:
+    """The task if ``visible`` (SQL over ``tasks``) admits it, else None; with ``lock``, its row is locked."""
+    query = tasks.select().where(tasks.c.task_id == task_id, visible)
+    return _task((await conn.execute(query.with_for_update() if lock else query)).first())
+
+
+async def newest(
+    conn: AsyncConnection, visible: sa.ColumnElement[bool], cursor: str | None, limit: int, **equal: str | None
+) -> list[Task]:
+    """One page of the tasks ``visible`` admits, newest first (``limit + 1`` rows: see ``keyset_page``),
+    restricted to the columns in ``equal`` (``wsid``, ``status``, ``op``) that are set."""
+    query = tasks.select().where(visible)
+    for column, value in equal.items():
+        if value:
+            query = query.where(tasks.c[column] == value)
+    query = keyset_page(query, tasks.c.created_at, tasks.c.task_id, cursor, limit)
+    return [from_row(row, Task) for row in await conn.execute(query)]
+
+
+async def cancel(conn: AsyncConnection, task: Task) -> Task:
+    """Set ``cancel_requested``; a task not RUNNING is CANCELED at once (a RUNNING one stops at its next
+    safe point, and its scheduler records how it ended)."""
+    values: dict[str, Any] = {"cancel_requested": True}
+    if task.status != TaskStatus.RUNNING:
+        values |= {"status": TaskStatus.CANCELED, "ended_at": sa.func.clock_timestamp()}
+    query = tasks.update().where(tasks.c.task_id == task.task_id).values(**values).returning(*tasks.c)
+    return from_row((await conn.execute(query)).one(), Task)
+
+
+# --- the schedulers': start, renew, end, release, reap ----------------------------------------------------
+
+
+async def start(conn: AsyncConnection, task_id: str, worker_id: str, lease: float) -> Task | None:
+    """Make the task the queue picked RUNNING for ``worker_id`` until ``lease`` seconds from now, counting an
+    attempt; None when it is not runnable (a queue must only pick runnable tasks)."""
+    params = {"task_id": task_id, "worker_id": worker_id, "lease": lease}
+    return _task((await conn.execute(_START, params)).first())
+
+
+async def renew(conn: AsyncConnection, worker_id: str, task_ids: list[str], lease: float) -> set[str]:
+    """Extend to ``lease`` seconds from now the leases ``worker_id`` still holds; returns their ids."""
+    rows = await conn.execute(_RENEW, {"task_ids": task_ids, "worker_id": worker_id, "lease": lease})
+    return {row.task_id for row in rows}
+
+
+async def end(conn: AsyncConnection, task: Task, outcome: TaskOutcome) -> Task | None:
+    """Write ``outcome`` to a task RUNNING for ``task.worker_id``; None when it no longer is."""
+    params = {
+        "status": outcome.status.value,
+        "result": outcome.result,
+        "error": outcome.error,
+        "next_run_in": outcome.next_run_in,
+        "task_id": task.task_id,
+        "worker_id": task.worker_id,
+    }
+    return _task((await conn.execute(_END, params)).first())
+
+
+async def release(conn: AsyncConnection, task: Task) -> Task | None:
+    """Back to PENDING, the attempt uncounted; None when the task is no longer RUNNING for its worker."""
+    return _task((await conn.execute(_RELEASE, {"task_id": task.task_id, "worker_id": task.worker_id})).first())
+
+
+async def expired(conn: AsyncConnection) -> list[Task]:
+    """Up to 100 RUNNING tasks whose lease expired, oldest expiry first, locked (others' locks skipped)."""
+    return [from_row(row, Task) for row in await conn.execute(_EXPIRED)]
+
+
+async def cancel_requested(conn: AsyncConnection, task_id: str) -> bool:
+    """The task's ``cancel_requested`` flag (False for an unknown task)."""
+    return bool((await conn.execute(sa.select(tasks.c.cancel_requested).where(tasks.c.task_id == task_id))).scalar())
+
+
+async def depth(conn: AsyncConnection) -> int:
+    """Tasks waiting to run: PENDING, or FAILED awaiting a retry."""
+    return int((await conn.execute(_DEPTH)).scalar_one())
