@@ -13,16 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core import metrics
-from wvs_core.agentview import TAMPERED
 from wvs_core.config import WorkerConfig
-from wvs_core.db.events import record
-from wvs_core.db.runs import InTransaction, LeaseLost, TaskRuns
-from wvs_core.db.transaction import SCHEDULER_ACTOR, SqlWorkspaceTransaction
+from wvs_core.db.runs import LeaseLost, TaskRuns
 from wvs_core.errors import ErrorCode
-from wvs_core.events import EventType, NewEvent, task_event_type
 from wvs_core.ids import uuid7
 from wvs_core.logs import log_context
 from wvs_core.models import ExecutionRequest, ExecutionResult, Task, TaskOutcome, TaskStatus
@@ -64,9 +59,8 @@ class Scheduler:
         self.registry = registry
         self.queue = queue
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
-        self.runs = TaskRuns(queue, self.worker_id)
+        self.runs = TaskRuns(queue, registry, self.worker_id)
         self.executors = [ExecutorClient(addr, credentials) for addr in config.executor_addrs]
-        self._decisions: dict[str, ClaimDecision] = {}
         self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
         # The executor calls of those jobs: stopping a run cancels only its call, never a job that is
         # recording an outcome, so no transaction (and no row lock) is ever cut off half-way.
@@ -111,7 +105,7 @@ class Scheduler:
             self._stop_call(task.task_id)  # the executor's op stops and cleans up
             await asyncio.gather(job, return_exceptions=True)
             try:
-                await self.runs.release(task, self._audit_release)
+                await self.runs.release(task)
                 log.info("released task %s back to the queue", task.task_id)
             except Exception:
                 log.exception("could not release task %s; its lease will expire", task.task_id)
@@ -119,15 +113,16 @@ class Scheduler:
     async def _fill(self) -> None:
         while len(self._jobs) < self.config.concurrency:
             try:
-                task = await self.runs.claim(self.config.lease, self._on_claimed)
+                claimed = await self.runs.claim(self.config.lease)
             except Exception:
                 log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
                 await asyncio.sleep(self.config.idle_backoff)
                 return
-            if task is None:
+            if claimed is None:
                 metrics.DEQUEUE_EMPTY.inc()
                 return
-            job = asyncio.create_task(self._run_task(task), name=f"wvs-task-{task.task_id}")
+            task = claimed.task
+            job = asyncio.create_task(self._run_task(task, claimed.decision), name=f"wvs-task-{task.task_id}")
             self._jobs[task.task_id] = (task, job)
             job.add_done_callback(functools.partial(self._forget, task.task_id))
 
@@ -140,11 +135,8 @@ class Scheduler:
             await asyncio.sleep(self.config.lease / 3)
             try:
                 await self._renew()
-                transitions: list[tuple[str, str]] = []
-                for reaped in await self.runs.reap(self._lease_expired, self._rules(None, transitions)):
+                for reaped in await self.runs.reap(self._lease_expired):
                     log.warning("reaped task %s: its scheduler stopped renewing the lease", reaped.task_id)
-                    self._count(reaped, [])
-                self._count_transitions(transitions)
                 metrics.QUEUE_DEPTH.set(await self.runs.depth())
             except Exception:
                 log.warning("lease upkeep failed", exc_info=True)
@@ -164,29 +156,12 @@ class Scheduler:
     def _lease_expired(self, task: Task) -> TaskOutcome:
         return self._failure(task, "LEASE_EXPIRED", f"scheduler {task.worker_id} stopped renewing its lease")
 
-    async def _record(self, conn: AsyncConnection, type_: EventType, task: Task, data: dict[str, Any]) -> None:
-        actor = {**SCHEDULER_ACTOR, "worker_id": self.worker_id}
-        await record(conn, NewEvent.of_task(type_, task, actor, data))
-
-    async def _audit_release(self, conn: AsyncConnection, task: Task) -> None:
-        data = {"before": {"status": TaskStatus.RUNNING}, "after": {"status": task.status, "attempt": task.attempt}}
-        await self._record(conn, EventType.TASK_RELEASED, task, data)
-
-    async def _on_claimed(self, conn: AsyncConnection, task: Task) -> None:
-        data = {"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}}
-        await self._record(conn, EventType.TASK_STARTED, task, data)
-        op = self.registry.ops.get(task.op)
-        if op is not None:
-            tx = SqlWorkspaceTransaction(conn, task, self.registry.snapshot_references)
-            self._decisions[task.task_id] = await op.on_claimed(tx, task)
-
-    async def _run_task(self, task: Task) -> None:
+    async def _run_task(self, task: Task, decision: ClaimDecision) -> None:
         with log_context(request_id=task.request_id, task_id=task.task_id, wsid=task.wsid, op=task.op):
             log.info("task started", extra={"attempt": task.attempt})
             if task.started_at is not None:
                 metrics.LOCK_WAIT.observe(max(0.0, (task.started_at - task.next_run_at).total_seconds()))
             op = self.registry.ops.get(task.op)
-            decision = self._decisions.pop(task.task_id, ClaimDecision.proceed())
             result: ExecutionResult | None = None
             if op is None:
                 message = f"no loaded plugin provides op {task.op!r}"
@@ -208,16 +183,14 @@ class Scheduler:
                     return
                 finally:
                     self._calls.pop(task.task_id, None)
-            transitions: list[tuple[str, str]] = []
             try:
-                finished = await self.runs.finish(task, outcome, self._rules(result, transitions))
+                finished = await self.runs.finish(task, outcome, result)
             except LeaseLost:
                 log.warning("task %s was reaped while it ran here; its outcome is dropped", task.task_id)
                 return
             except Exception:
                 log.exception("could not record the outcome of task %s; its lease will expire", task.task_id)
                 return
-            self._count(finished, transitions)
             log.info("task %s", finished.status.lower(), extra={"attempt": finished.attempt})
 
     async def _execute(
@@ -296,42 +269,3 @@ class Scheduler:
             return TaskOutcome(TaskStatus.DEAD, error=error)
         delay = backoff(task.attempt, self.config.retry_base, self.config.retry_max)
         return TaskOutcome(TaskStatus.FAILED, error=error, next_run_in=delay)
-
-    @classmethod
-    def _count(cls, task: Task, transitions: list[tuple[str, str]]) -> None:
-        metrics.TASKS.labels(task.op, task.status.value).inc()
-        cls._count_transitions(transitions)
-        if task.status == TaskStatus.FAILED:
-            metrics.RETRIES.labels(task.op).inc()
-        if task.started_at and task.ended_at:
-            metrics.TASK_DURATION.labels(task.op).observe((task.ended_at - task.started_at).total_seconds())
-
-    @staticmethod
-    def _count_transitions(transitions: list[tuple[str, str]]) -> None:
-        for before, after in transitions:
-            metrics.WORKSPACE_TRANSITIONS.labels(before, after).inc()
-
-    def _rules(self, result: ExecutionResult | None, transitions: list[tuple[str, str]]) -> InTransaction:
-        """The outcome's event and the op's DB rule; workspace transitions are reported in ``transitions``."""
-
-        async def apply(conn: AsyncConnection, finished: Task) -> None:
-            tx = SqlWorkspaceTransaction(conn, finished, self.registry.snapshot_references)
-            data = {
-                "before": {"status": TaskStatus.RUNNING},
-                "after": {"status": finished.status, "attempt": finished.attempt, "result": finished.result},
-                "error": finished.error,
-            }
-            await self._record(conn, task_event_type(finished.status), finished, data)
-            if (finished.error or {}).get("reason") == TAMPERED:
-                await self._record(conn, EventType.WORKSPACE_TAMPERED, finished, {"error": finished.error})
-            op = self.registry.ops.get(finished.op)
-            if op is not None:
-                if finished.status == TaskStatus.SUCCEEDED and result is not None:
-                    await op.on_succeeded(tx, finished, result)
-                elif finished.status == TaskStatus.DEAD:
-                    await op.on_dead(tx, finished)
-                elif finished.status == TaskStatus.CANCELED:
-                    await op.on_canceled(tx, finished)
-            transitions.extend(tx.state_changes)
-
-        return apply

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -11,9 +10,9 @@ from wvs_core.api.inputs import actor, bad_request, json_body, list_query, one_o
 from wvs_core.api.views import page_view, task_view
 from wvs_core.api.workspaces import NoBody
 from wvs_core.convert import structure_request
-from wvs_core.db.transaction import SqlWorkspaceTransaction
+from wvs_core.db.outcomes import TaskRecorder
 from wvs_core.ids import is_wsid
-from wvs_core.models import Task, TaskStatus
+from wvs_core.models import TaskStatus
 
 
 async def list_tasks(request: Request) -> JSONResponse:
@@ -38,15 +37,9 @@ async def cancel_task(request: Request) -> JSONResponse:
     """Cancel: PENDING at once, RUNNING at its next safe point; a finished task is 409."""
     task_id = path_id(request, "task_id")
     structure_request(await json_body(request), NoBody)
-    registry = state.registry(request)
-
-    async def on_canceled(conn: AsyncConnection, task: Task) -> None:
-        if (op := registry.ops.get(task.op)) is not None:
-            tx = SqlWorkspaceTransaction(conn, task, registry.snapshot_references, actor(request))
-            await op.on_canceled(tx, task)
-
+    recorder = TaskRecorder(state.registry(request))
     task = await state.store(request).cancel_task(
-        task_id, request.state.request_id, actor(request), on_canceled, scope=scope(request)
+        task_id, request.state.request_id, actor(request), recorder, scope=scope(request)
     )
     return JSONResponse(
         {"task_id": task.task_id, "status": task.status.value, "cancel_requested": task.cancel_requested}

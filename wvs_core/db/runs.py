@@ -1,36 +1,53 @@
 """A scheduler's transactions on the task table: claim, renew, end, release, reap.
 
 The queue plugin picks the row a claim takes and wakes schedulers; the rest is core's (``wvs_core.db.tasks``).
-Each method is one transaction, and its ``InTransaction`` callback runs inside it, so a state change, its
-events and the op's DB rule commit together.
+Each method is one transaction that writes the task row and records the change with the op's rules
+(``wvs_core.db.outcomes``), so a state change, its events and its consequences commit together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import attrs
 
 from wvs_core.db import tasks
-from wvs_core.models import Task, TaskOutcome
+from wvs_core.db.outcomes import Recorded, TaskRecorder
+from wvs_core.db.transaction import SCHEDULER_ACTOR
+from wvs_core.models import ExecutionResult, Task, TaskOutcome, TaskStatus
+from wvs_core.ops import ClaimDecision
 from wvs_core.queue import TaskQueue
 
-InTransaction = Callable[[AsyncConnection, Task], Awaitable[None]]
-"""A callback run inside the transaction, with the task row as it was just written."""
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from wvs_core.plugins import PluginRegistry
 
 
 class LeaseLost(Exception):
     """The task is no longer RUNNING for this scheduler (its lease expired and it was reaped)."""
 
 
+@attrs.frozen
+class Claimed:
+    """A task now RUNNING here, and what its op's ``on_claimed`` rule decided the run is to do."""
+
+    task: Task
+    decision: ClaimDecision
+
+
 class TaskRuns:
-    """The runs of one scheduler, ``worker_id``, over ``queue`` (and its engine)."""
+    """The runs of one scheduler, ``worker_id``, over ``queue`` (and its engine), with the rules of the ops
+    ``registry`` loaded. Events are by ``{"type": "scheduler", "worker_id": …}``."""
 
-    def __init__(self, queue: TaskQueue, worker_id: str) -> None:
+    def __init__(self, queue: TaskQueue, registry: PluginRegistry, worker_id: str) -> None:
         self.queue = queue
+        self.recorder = TaskRecorder(registry)
         self.worker_id = worker_id
+        self.actor = {**SCHEDULER_ACTOR, "worker_id": worker_id}
 
-    async def claim(self, lease: float, on_claimed: InTransaction) -> Task | None:
+    async def claim(self, lease: float) -> Claimed | None:
         """The task the queue picks, now RUNNING here with a ``lease`` (seconds); None when none can run."""
         async with self.queue.engine.begin() as conn:
             task_id = await self.queue.claim(conn)
@@ -39,8 +56,7 @@ class TaskRuns:
             task = await tasks.start(conn, task_id, self.worker_id, lease)
             if task is None:
                 raise RuntimeError(f"queue {self.queue.name!r} picked task {task_id}, which is not runnable")
-            await on_claimed(conn, task)
-            return task
+            return Claimed(task, await self.recorder.claimed(conn, task, self.actor))
 
     async def renew(self, task_ids: list[str], lease: float) -> set[str]:
         """Extend the leases of ``task_ids``; returns the ids still held here (the others were lost)."""
@@ -49,36 +65,37 @@ class TaskRuns:
         async with self.queue.engine.begin() as conn:
             return await tasks.renew(conn, self.worker_id, task_ids, lease)
 
-    async def finish(self, task: Task, outcome: TaskOutcome, on_finished: InTransaction) -> Task:
-        """Record ``outcome`` of a task RUNNING here. Raises LeaseLost when it no longer is."""
+    async def finish(self, task: Task, outcome: TaskOutcome, result: ExecutionResult | None = None) -> Task:
+        """Record ``outcome`` of a task RUNNING here (``result``: the executor's answer, for the op's
+        ``on_succeeded``). Raises LeaseLost when it no longer is."""
         async with self.queue.engine.begin() as conn:
-            finished = await tasks.end(conn, task, outcome)
-            if finished is None:
+            recorded = await self._end(conn, task, outcome, result)
+            if recorded is None:
                 raise LeaseLost(f"task {task.task_id} is no longer RUNNING for {task.worker_id}")
-            await on_finished(conn, finished)
             await self.queue.announce(conn)  # the workspace's next task may now start
-            return finished
+        recorded.count()
+        return recorded.task
 
-    async def reap(self, decide: Callable[[Task], TaskOutcome], on_finished: InTransaction) -> list[Task]:
+    async def reap(self, decide: Callable[[Task], TaskOutcome]) -> list[Task]:
         """End RUNNING tasks whose lease expired (their scheduler died) with the outcome ``decide`` picks."""
         reaped = []
         async with self.queue.engine.begin() as conn:
             for expired in await tasks.expired(conn):
-                finished = await tasks.end(conn, expired, decide(expired))
-                if finished is not None:
-                    await on_finished(conn, finished)
-                    reaped.append(finished)
+                if (recorded := await self._end(conn, expired, decide(expired), None)) is not None:
+                    reaped.append(recorded)
             if reaped:
                 await self.queue.announce(conn)
-        return reaped
+        for recorded in reaped:
+            recorded.count()
+        return [recorded.task for recorded in reaped]
 
-    async def release(self, task: Task, on_released: InTransaction) -> None:
+    async def release(self, task: Task) -> None:
         """Give a task RUNNING here back to the queue as PENDING, its attempt uncounted (graceful shutdown);
         nothing when it is no longer ours."""
         async with self.queue.engine.begin() as conn:
             released = await tasks.release(conn, task)
             if released is not None:
-                await on_released(conn, released)
+                await self.recorder.released(conn, released, self.actor)
                 await self.queue.announce(conn)
 
     async def cancel_requested(self, task_id: str) -> bool:
@@ -90,3 +107,11 @@ class TaskRuns:
         """Tasks waiting to run (PENDING, or FAILED awaiting a retry)."""
         async with self.queue.engine.connect() as conn:
             return await tasks.depth(conn)
+
+    async def _end(
+        self, conn: AsyncConnection, task: Task, outcome: TaskOutcome, result: ExecutionResult | None
+    ) -> Recorded | None:
+        ended = await tasks.end(conn, task, outcome)
+        if ended is None:
+            return None
+        return await self.recorder.ended(conn, ended, TaskStatus.RUNNING, self.actor, result=result)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wvs_core import metrics
 from wvs_core.db import tasks as task_table
 from wvs_core.db.events import list_events, record
+from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import audit, snapshots, tasks, workspaces
@@ -31,7 +32,6 @@ INIT_OP = "init_workspace"
 
 WorkspaceCheck = Callable[[AsyncConnection, Workspace], Awaitable[None]]
 """An endpoint's own precondition, run under the workspace lock before the task is created."""
-TaskRule = Callable[[AsyncConnection, Task], Awaitable[None]]
 
 
 @attrs.frozen
@@ -176,9 +176,11 @@ class Store:
             return await self._set_state(conn, workspace, WorkspaceState.DISABLED, request_id, actor)
 
     async def cancel_task(
-        self, task_id: str, request_id: str, actor: dict[str, Any], on_canceled: TaskRule, *, scope: Scope
+        self, task_id: str, request_id: str, actor: dict[str, Any], recorder: TaskRecorder, *, scope: Scope
     ) -> Task:
-        """PENDING (or FAILED awaiting retry) → CANCELED now; RUNNING → ``cancel_requested``; else 409."""
+        """PENDING (or FAILED awaiting retry) → CANCELED now, recorded with the op's ``on_canceled`` rule;
+        RUNNING → ``cancel_requested`` (its scheduler records how it ends); else 409."""
+        recorded: Recorded | None = None
         async with self.engine.begin() as conn:
             task = await task_table.get(conn, task_id, _in_visible_workspace(tasks.c.wsid, scope), lock=True)
             if task is None:
@@ -186,15 +188,18 @@ class Store:
             if task.status.is_terminal:
                 raise WVSError(ErrorCode.CONFLICT_LOCKED, f"task {task_id} already ended {task.status}")
             updated = await task_table.cancel(conn, task)
-            canceled = updated.status == TaskStatus.CANCELED
-            data = {"before": {"status": task.status}, "after": {"status": updated.status, "cancel_requested": True}}
-            kind = EventType.TASK_CANCELED if canceled else AuditOnly.CANCEL_REQUESTED
-            # The request's id, not the task's: this row records who canceled.
-            await record(conn, attrs.evolve(NewEvent.of_task(kind, updated, actor, data), request_id=request_id))
-            if canceled:
-                await on_canceled(conn, updated)
+            # The request's id, not the task's: these rows record who canceled.
+            if updated.status == TaskStatus.CANCELED:
+                recorded = await recorder.ended(conn, updated, task.status, actor, request_id=request_id)
                 await self.queue.announce(conn)  # the workspace's next task may start
-            return updated
+            else:
+                after = {"status": updated.status, "cancel_requested": True}
+                data = {"before": {"status": task.status}, "after": after}
+                event = NewEvent.of_task(AuditOnly.CANCEL_REQUESTED, updated, actor, data)
+                await record(conn, attrs.evolve(event, request_id=request_id))
+        if recorded is not None:
+            recorded.count()
+        return updated
 
     async def get_task(self, task_id: str, *, scope: Scope) -> Task:
         """The task, or WVS_NOT_FOUND."""
