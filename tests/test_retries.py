@@ -10,7 +10,7 @@ from tests.conftest import make_config
 from tests.helpers import create_workspace, key, snapshot_is_complete, wait_task
 from tests.plugins.failing_ops import BrokenInit, FlakySnapshot, OpOverrides
 from wvs_core.db.engine import async_dsn
-from wvs_core.scheduler import backoff
+from wvs_core.scheduler.judging import backoff
 
 
 async def audit_times(database: str, task_id: str) -> list[tuple[str, float]]:

@@ -1,0 +1,128 @@
+"""A scheduler's claim loop: fill free slots with claimed tasks, keep their leases, reap the dead's, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+from typing import Any
+
+import grpc
+
+from wvs_core import metrics
+from wvs_core.config import WorkerConfig
+from wvs_core.db.runs import TaskRuns
+from wvs_core.ids import uuid7
+from wvs_core.models import Task
+from wvs_core.plugins import PluginRegistry
+from wvs_core.queue import TaskQueue
+from wvs_core.rpc.client import ExecutorClient
+from wvs_core.scheduler.executors import ExecutorPool
+from wvs_core.scheduler.judging import Judge
+from wvs_core.scheduler.running import Runner
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """One scheduler instance: up to ``concurrency`` tasks at once, never two of one workspace."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        registry: PluginRegistry,
+        queue: TaskQueue,
+        worker_id: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
+        self.runs = TaskRuns(queue, registry, self.worker_id)
+        self.executors = ExecutorPool(config.executor_addrs, credentials, min(config.poll_interval, 1.0))
+        self.judge = Judge(config.retry_base, config.retry_max)
+        self.runner = Runner(registry, self.runs, self.judge, self.executors)
+        self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
+
+    def executors_for(self, wsid: str) -> list[ExecutorClient]:
+        """The executors in the order ``wsid`` tries them (``ExecutorPool.executors_for``)."""
+        return self.executors.executors_for(wsid)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run tasks until ``stop`` is set; then stop claiming, let running tasks finish within
+        the shutdown timeout, and give the rest back to the queue."""
+        stopping = asyncio.create_task(stop.wait())
+        upkeep = asyncio.create_task(self._upkeep(), name="wvs-scheduler-upkeep")
+        try:
+            while not stop.is_set():
+                await self._fill()
+                running = {job for _, job in self._jobs.values()}
+                waiters: set[asyncio.Future[Any]] = {stopping, *running}
+                if len(running) < self.config.concurrency:
+                    waiters.add(asyncio.create_task(self.queue.wait_for_work(self.config.poll_interval)))
+                _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in pending - running - {stopping}:
+                    waiter.cancel()
+            await self._drain()
+        finally:
+            stopping.cancel()
+            upkeep.cancel()
+            await self.executors.close()
+
+    async def _drain(self) -> None:
+        jobs = dict(self._jobs)
+        if not jobs:
+            return
+        log.info("shutting down: waiting up to %.0fs for %d task(s)", self.config.shutdown_timeout, len(jobs))
+        await asyncio.wait([job for _, job in jobs.values()], timeout=self.config.shutdown_timeout)
+        for task, job in jobs.values():
+            if job.done():
+                continue
+            self.runner.stop(task.task_id)  # the executor's op stops and cleans up
+            await asyncio.gather(job, return_exceptions=True)
+            try:
+                await self.runs.release(task)
+                log.info("released task %s back to the queue", task.task_id)
+            except Exception:
+                log.exception("could not release task %s; its lease will expire", task.task_id)
+
+    async def _fill(self) -> None:
+        while len(self._jobs) < self.config.concurrency:
+            try:
+                claimed = await self.runs.claim(self.config.lease)
+            except Exception:
+                log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
+                await asyncio.sleep(self.config.idle_backoff)
+                return
+            if claimed is None:
+                metrics.DEQUEUE_EMPTY.inc()
+                return
+            task = claimed.task
+            job = asyncio.create_task(self.runner.run(claimed), name=f"wvs-task-{task.task_id}")
+            self._jobs[task.task_id] = (task, job)
+            job.add_done_callback(functools.partial(self._forget, task.task_id))
+
+    def _forget(self, task_id: str, _job: asyncio.Task[None]) -> None:
+        self._jobs.pop(task_id, None)
+
+    async def _upkeep(self) -> None:
+        """Every third of a lease: renew ours, drop runs whose lease was lost, reap dead schedulers' tasks."""
+        while True:
+            await asyncio.sleep(self.config.lease / 3)
+            try:
+                await self._renew()
+                for reaped in await self.runs.reap(self.judge.lease_expired):
+                    log.warning("reaped task %s: its scheduler stopped renewing the lease", reaped.task_id)
+                metrics.QUEUE_DEPTH.set(await self.runs.depth())
+            except Exception:
+                log.warning("lease upkeep failed", exc_info=True)
+
+    async def _renew(self) -> None:
+        asked = dict(self._jobs)  # tasks claimed while the renewal is in flight are not in it
+        held = await self.runs.renew(list(asked), self.config.lease)
+        for task_id, (_task, job) in asked.items():
+            if task_id not in held and not job.done():
+                log.warning("lost the lease of task %s; stopping its run", task_id)
+                self.runner.stop(task_id)
