@@ -1,0 +1,235 @@
+"""The queue conformance suite: what core relies on from any ``TaskQueue`` (docs/plugin-hooks.md).
+
+Run a queue through it by subclassing ``QueueConformance`` in a test module and implementing ``make_queue``
+(``tests/test_queue_conformance.py`` does it for ``postgres``). It needs a ``database`` fixture giving the
+DSN of a fresh, migrated WVS database. The queue is driven as schedulers drive it: through core's
+``TaskRuns``, which wraps the queue's ``claim`` in the transaction that starts the task, with several
+claimers — each with a queue object of its own, as separate schedulers have — at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wvs_core.config import DatabaseConfig, PluginsConfig
+from wvs_core.db import tasks
+from wvs_core.db.engine import create_engine
+from wvs_core.db.runs import TaskRuns
+from wvs_core.db.tables import workspaces
+from wvs_core.ids import uuid7
+from wvs_core.models import TaskOutcome, TaskStatus, WorkspaceState
+from wvs_core.plugins import PluginRegistry
+from wvs_core.queue import TaskQueue
+
+LEASE = 60.0  # seconds; nothing here may expire
+SUCCEEDED = TaskOutcome(TaskStatus.SUCCEEDED, result={})
+
+
+async def add_workspaces(engine: AsyncEngine, wsids: list[str]) -> None:
+    """ACTIVE workspaces, straight into the table."""
+    rows = [{"wsid": wsid, "owner": "conformance", "root_path": f"/conformance/{wsid}"} for wsid in wsids]
+    async with engine.begin() as conn:
+        await conn.execute(workspaces.insert().values(state=WorkspaceState.ACTIVE), rows)
+
+
+async def create_task(conn: AsyncConnection, queue: TaskQueue, wsid: str) -> str:
+    """In ``conn``'s transaction, a PENDING task created as the API creates one (under the workspace's row
+    lock) and announced."""
+    await conn.execute(sa.text("SELECT 1 FROM wvs.workspaces WHERE wsid = :wsid FOR UPDATE"), {"wsid": wsid})
+    task = await tasks.insert(
+        conn,
+        wsid,
+        "conformance",
+        {},
+        max_attempts=5,
+        timeout_seconds=300,
+        idempotency_key=uuid7(),
+        request_hash="-",
+        request_id=uuid7(),
+        actor={"type": "test"},
+    )
+    await queue.announce(conn)
+    return task.task_id
+
+
+async def add_task(engine: AsyncEngine, queue: TaskQueue, wsid: str) -> str:
+    """A task created and committed; returns its id."""
+    async with engine.begin() as conn:
+        return await create_task(conn, queue, wsid)
+
+
+class QueueConformance:
+    """Every check core relies on from a queue. Subclasses implement ``make_queue``."""
+
+    claimers = 4
+    announces = True  # False for a queue that only polls: its wake-up check is skipped
+
+    def make_queue(self, engine: AsyncEngine) -> TaskQueue:
+        """A new, unstarted queue over ``engine``."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def queue_engine(self, database: str) -> AsyncIterator[AsyncEngine]:
+        engine = create_engine(DatabaseConfig(dsn=database, pool_size=2 * self.claimers))
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+
+    @pytest.fixture
+    async def runs(self, queue_engine: AsyncEngine) -> AsyncIterator[list[TaskRuns]]:
+        """One started queue and its ``TaskRuns`` per claimer."""
+        registry = PluginRegistry.load(PluginsConfig())
+        queues = [self.make_queue(queue_engine) for _ in range(self.claimers)]
+        for queue in queues:
+            await queue.start()
+        try:
+            yield [TaskRuns(queue, registry, f"claimer-{n}") for n, queue in enumerate(queues)]
+        finally:
+            for queue in queues:
+                await queue.close()
+
+    async def test_each_task_is_claimed_once_under_concurrent_claimers(
+        self, queue_engine: AsyncEngine, runs: list[TaskRuns]
+    ) -> None:
+        wsids = [f"once-{n:02d}" for n in range(40)]
+        await add_workspaces(queue_engine, wsids)
+        created = [await add_task(queue_engine, runs[0].queue, wsid) for wsid in wsids]
+
+        async def claim_until_none(claimer: TaskRuns) -> list[str]:
+            got = []
+            while (claimed := await claimer.claim(LEASE)) is not None:
+                got.append(claimed.task.task_id)
+            return got
+
+        claimed = [task_id for got in await asyncio.gather(*map(claim_until_none, runs)) for task_id in got]
+        assert sorted(claimed) == sorted(created), "every task claimed exactly once"
+        assert [await claimer.claim(LEASE) for claimer in runs] == [None] * len(runs)
+
+    async def test_a_workspace_runs_one_task_at_a_time_in_creation_order(
+        self, queue_engine: AsyncEngine, runs: list[TaskRuns]
+    ) -> None:
+        wsids = [f"fifo-{n}" for n in range(self.claimers // 2)]  # idle claimers keep trying busy workspaces
+        await add_workspaces(queue_engine, wsids)
+        created: dict[str, list[str]] = defaultdict(list)
+        for _ in range(8):  # interleaved, so creation order differs from one workspace to the next
+            for wsid in random.sample(wsids, len(wsids)):
+                created[wsid].append(await add_task(queue_engine, runs[0].queue, wsid))
+        total = sum(len(ids) for ids in created.values())
+        running: dict[str, str] = {}
+        overlaps: list[tuple[str, str]] = []
+        started: dict[str, list[str]] = defaultdict(list)
+
+        async def work(claimer: TaskRuns) -> None:
+            while sum(len(ids) for ids in started.values()) < total:
+                claimed = await claimer.claim(LEASE)
+                if claimed is None:
+                    await asyncio.sleep(0.005)
+                    continue
+                task = claimed.task
+                if task.wsid in running:
+                    overlaps.append((running[task.wsid], task.task_id))
+                running[task.wsid] = task.task_id
+                started[task.wsid].append(task.task_id)
+                await asyncio.sleep(random.uniform(0.002, 0.02))
+                del running[task.wsid]  # before the outcome commits: the row is RUNNING until then
+                await claimer.finish(task, SUCCEEDED)
+
+        await asyncio.wait_for(asyncio.gather(*map(work, runs)), 60)
+        assert overlaps == [], "two tasks of one workspace ran at once"
+        assert dict(started) == dict(created), "a workspace's tasks ran out of creation order"
+        async with queue_engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT wsid, status, attempt, started_at, ended_at FROM wvs.tasks ORDER BY wsid, created_at"
+                    )
+                )
+            ).all()
+        assert {(row.status, row.attempt) for row in rows} == {("SUCCEEDED", 1)}
+        for earlier, later in itertools.pairwise(rows):
+            if earlier.wsid == later.wsid:
+                assert earlier.ended_at <= later.started_at, (
+                    f"{later.wsid}: a task started before the one before it ended"
+                )
+
+    async def test_a_running_task_holds_its_workspace(self, queue_engine: AsyncEngine, runs: list[TaskRuns]) -> None:
+        await add_workspaces(queue_engine, ["held-ws"])
+        first = await add_task(queue_engine, runs[0].queue, "held-ws")
+        second = await add_task(queue_engine, runs[0].queue, "held-ws")
+        claimed = await runs[0].claim(LEASE)
+        assert claimed is not None and claimed.task.task_id == first
+        assert [await claimer.claim(LEASE) for claimer in runs] == [None] * len(runs), "claimed beside a RUNNING task"
+        await runs[0].finish(claimed.task, SUCCEEDED)
+        claimed = await runs[1].claim(LEASE)
+        assert claimed is not None and claimed.task.task_id == second
+
+    async def test_a_failed_task_awaiting_its_retry_blocks_its_workspace(
+        self, queue_engine: AsyncEngine, runs: list[TaskRuns]
+    ) -> None:
+        await add_workspaces(queue_engine, ["retry-ws", "other-ws"])
+        claimer, queue = runs[0], runs[0].queue
+        first = await add_task(queue_engine, queue, "retry-ws")
+        second = await add_task(queue_engine, queue, "retry-ws")
+        claimed = await claimer.claim(LEASE)
+        assert claimed is not None and claimed.task.task_id == first
+        error = {"code": "WVS_EXECUTOR_ERROR", "reason": "CONFORMANCE", "message": "fails once", "attempt": 1}
+        await claimer.finish(claimed.task, TaskOutcome(TaskStatus.FAILED, error=error, next_run_in=3600))
+
+        assert await claimer.claim(LEASE) is None, "the newer task must wait behind the FAILED one"
+        other = await add_task(queue_engine, queue, "other-ws")
+        claimed = await claimer.claim(LEASE)
+        assert claimed is not None and claimed.task.task_id == other, "other workspaces are not held up"
+        await claimer.finish(claimed.task, SUCCEEDED)
+
+        async with queue_engine.begin() as conn:  # its retry is due
+            await conn.execute(sa.text("UPDATE wvs.tasks SET next_run_at = now() WHERE task_id = :t"), {"t": first})
+        claimed = await claimer.claim(LEASE)
+        assert claimed is not None and (claimed.task.task_id, claimed.task.attempt) == (first, 2)
+        await claimer.finish(claimed.task, SUCCEEDED)
+        claimed = await claimer.claim(LEASE)
+        assert claimed is not None and claimed.task.task_id == second
+
+    async def test_an_enqueue_wakes_a_waiting_scheduler_once_it_commits(
+        self, queue_engine: AsyncEngine, runs: list[TaskRuns]
+    ) -> None:
+        if not self.announces:
+            pytest.skip("this queue only polls")
+        await add_workspaces(queue_engine, ["wake-ws"])
+        queue = runs[0].queue
+        await quiet(queue_engine, queue)
+        waiter = asyncio.create_task(queue.wait_for_work(30))
+        await asyncio.sleep(0.2)
+        assert not waiter.done(), "woken with nothing announced"
+        async with queue_engine.begin() as conn:
+            await create_task(conn, queue, "wake-ws")
+            await asyncio.sleep(0.5)
+            assert not waiter.done(), "woken before the task was committed"
+        try:
+            await asyncio.wait_for(waiter, 5)
+        except TimeoutError:
+            raise AssertionError("not woken within 5 s of the commit") from None
+
+
+async def quiet(engine: AsyncEngine, queue: TaskQueue) -> None:
+    """Wait until ``queue`` hears announcements (its listener is up) and has none pending."""
+    for _ in range(50):
+        async with engine.begin() as conn:
+            await queue.announce(conn)
+        heard = time.monotonic()
+        await queue.wait_for_work(5)
+        assert time.monotonic() - heard < 5, "an announcement was not heard within 5 s"
+        before = time.monotonic()
+        await queue.wait_for_work(0.3)
+        if time.monotonic() - before >= 0.25:
+            return
+    raise AssertionError("the queue keeps waking up with nothing announced")
