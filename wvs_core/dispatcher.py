@@ -75,8 +75,11 @@ class Tail:
                     self._report()
                 except Exception:
                     log.warning("event dispatcher: reading or saving %s failed; trying again", self.name, exc_info=True)
+                # asyncio.timeout, here and below, not wait_for: on 3.11 wait_for drops a cancellation that
+                # lands as the awaited thing completes, and a tail that misses its cancel never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.config.poll_interval)
+                    async with asyncio.timeout(self.config.poll_interval):
+                        await self.wake.wait()
                 self.wake.clear()
         finally:
             for worker in self._workers.values():
@@ -126,8 +129,8 @@ class Tail:
         while True:
             attempts += 1
             try:
-                async with self._slots:
-                    await asyncio.wait_for(self.subscription.deliver(event), ATTEMPT_TIMEOUT)
+                async with self._slots, asyncio.timeout(ATTEMPT_TIMEOUT):
+                    await self.subscription.deliver(event)
             except Exception as error:
                 now = _now()
                 message = f"{type(error).__name__}: {error}"[:1000]
@@ -231,7 +234,8 @@ class Dispatcher:
                 )
                 for task in done - {stopping}:
                     task.result()  # a tail does not end on its own: raise what ended it
-                await asyncio.wait_for(conn.fetchval("SELECT 1"), 10)  # still holding the lock?
+                async with asyncio.timeout(10):
+                    await conn.fetchval("SELECT 1")  # still holding the lock?
         finally:
             stopping.cancel()
             for task in running:
@@ -241,4 +245,5 @@ class Dispatcher:
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
