@@ -4,6 +4,8 @@ executor opened it changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -82,3 +84,25 @@ async def test_remove_is_idempotent_and_a_failed_clone_is_a_storage_error(backen
     await backend.remove_tree(base / "tree")
     assert not (base / "tree").exists()
     await backend.remove_tree(base / "tree")
+
+
+async def test_a_cancelled_clone_returns_only_once_nothing_writes_to_the_destination(backend_and_dir) -> None:
+    """Cancelled mid-copy, the clone has stopped writing (and reading the source, whose descriptor the caller
+    closes next) by the time the cancellation reaches the caller, so the caller's clean-up is final."""
+    backend, base = backend_and_dir
+    for directory in range(20):
+        (base / "source" / f"d{directory}").mkdir(parents=True)
+        for name in range(100):
+            (base / "source" / f"d{directory}" / f"f{name}").write_text(name * "x")
+    fd = open_tree(base / "source")
+    try:
+        cloning = asyncio.create_task(backend.clone_tree(fd, base / "clone"))
+        await asyncio.sleep(0.05)
+        cloning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # or it finished first: then nothing is cancelled
+            await cloning
+    finally:
+        os.close(fd)
+    await backend.remove_tree(base / "clone")
+    await asyncio.sleep(0.3)
+    assert not (base / "clone").exists(), "something went on writing after the clean-up"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from wvs_core.cancellation import finish_in_thread
 from wvs_core.process import CommandFailed, run_command
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
 from wvs_core.treewalk import DIRECTORY_FLAGS
@@ -53,7 +54,7 @@ class JuiceFSBackend(StorageBackend):
         finally:
             found = await scanning
         if found.groups:
-            await asyncio.to_thread(_relink_at, destination, found.groups)
+            await finish_in_thread(_relink_at, destination, found.groups)  # done before a clean-up removes it
         return found.entries
 
     async def remove_tree(self, path: Path) -> None:
