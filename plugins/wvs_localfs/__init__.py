@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wvs_core import hookimpl
 from wvs_core.cancellation import finish_in_thread
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, make_directory
 from wvs_core.treewalk import remove_entry
 from wvs_localfs.copy import copy_tree
 
@@ -36,6 +36,10 @@ class LocalFSBackend(StorageBackend):
             return await finish_in_thread(_copy_to, source, destination, stop, stop=stop)
         except OSError as error:
             raise StorageError("CLONE_FAILED", f"copy to {destination} failed: {error}") from None
+
+    async def make_tree(self, destination: Path) -> None:
+        """A plain directory."""
+        await make_directory(destination)
 
     async def remove_tree(self, path: Path) -> None:
         """``shutil.rmtree``, which walks by descriptors and never follows a link; a link at ``path`` is
