@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'  # bench: the queues make bench measures beside WVS
 	touch $@
 
 up: $(STAMP)  ## Run WVS on this machine (embedded PostgreSQL + JuiceFS); ARGS="--port 8080 --data-dir DIR"
@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) test-tools
+pytest: $(STAMP) test-tools bench-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # $(call debian,COMMANDS,PACKAGES,WHY): when a command is missing, install PACKAGES from Debian as root;
@@ -44,8 +44,8 @@ bench-tools:
 protos: $(STAMP)  ## Regenerate the gRPC stubs after editing protos/
 	$(BIN)/python scripts/gen_protos.py
 
-bench: $(STAMP) bench-tools  ## Print the benchmark figures
-	$(BIN)/python -m bench
+bench: $(STAMP) bench-tools  ## Print WVS's figures beside PgQueuer's and Procrastinate's; ARGS="--rounds 5" or "--quick"
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

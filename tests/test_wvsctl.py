@@ -7,7 +7,9 @@ import json
 
 from click.testing import CliRunner, Result
 
-from wvs_core.cli.wvsctl import cli
+from wvs_core.cli.client import WvsClient
+from wvs_core.cli.wvsctl import cli, parse_params, tail_events
+from wvs_core.ids import uuid7
 
 
 async def run(wvs, *args: str) -> Result:
@@ -98,3 +100,77 @@ async def test_cancel_retry_init_and_disable_from_the_cli(database, tmp_path, st
     assert current.exit_code == 0 and "current_snapshot_id" in current.output
     gone = await cli_run("current", "set", "cli-cancel", "01a21e96-ed6a-7531-a909-a04f53b8d655")
     assert gone.exit_code != 0 and "WVS_GONE" in gone.output
+
+
+async def test_any_op_is_submitted_with_params_typed_by_its_schema(wvs) -> None:
+    from tests.helpers import create_workspace
+
+    await create_workspace(wvs, "submit-cli")
+    listed = await run(wvs, "op", "list")
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[0]: line for line in listed.output.splitlines()[1:]}
+    assert set(rows) >= {"snapshot_create", "set_current", "snapshot_drop", "init_workspace"}
+    assert "snapshot_id" not in rows["snapshot_create"].split("Idempotent")[0]  # the server chooses it
+
+    # "42" is a string param's text, not a number: the op's schema decides.
+    submitted = await run(
+        wvs, "task", "submit", "snapshot_create", "--wsid", "submit-cli", "-p", "message=42", "--json"
+    )
+    assert submitted.exit_code == 0, submitted.output
+    answer = json.loads(submitted.output)
+    assert answer["op"] == "snapshot_create" and answer["params"]["message"] == "42"
+    await run(wvs, "task", "cancel", answer["task_id"])
+
+    missing = await run(wvs, "task", "submit", "set_current", "--wsid", "submit-cli", "-p", f"snapshot_id={uuid7()}")
+    assert missing.exit_code != 0 and "WVS_NOT_FOUND" in missing.output
+    unknown = await run(wvs, "task", "submit", "nope", "--wsid", "submit-cli")
+    assert unknown.exit_code != 0 and "no loaded op 'nope'" in unknown.output and "snapshot_create" in unknown.output
+    malformed = await run(wvs, "task", "submit", "snapshot_create", "--wsid", "submit-cli", "-p", "message")
+    assert malformed.exit_code != 0 and "NAME=VALUE" in malformed.output
+
+
+async def test_audit_list_and_events_tail(wvs) -> None:
+    from tests.helpers import create_workspace
+
+    await create_workspace(wvs, "trail-cli")
+    audit = await run(wvs, "audit", "list", "trail-cli")
+    assert audit.exit_code == 0, audit.output
+    assert audit.output.splitlines()[0].split()[:3] == ["EVENT_ID", "TS", "ACTION"]
+    assert any("workspace.created" in line for line in audit.output.splitlines())
+
+    tail = await run(wvs, "events", "tail", "--wsid", "trail-cli", "--no-follow", "--json")
+    assert tail.exit_code == 0, tail.output
+    events = [json.loads(line) for line in tail.output.splitlines()]
+    types = [event["type"] for event in events]
+    assert types[0] == "workspace.created" and "task.succeeded" in types and "workspace.active" in types
+    assert [event["event_id"] for event in events] == sorted(event["event_id"] for event in events)
+
+    # Following: the tail waits at the end of the log and yields the next event when it is recorded.
+    following = tail_events(WvsClient(str(wvs.base_url)), "trail-cli", events[-1]["event_id"], follow=True)
+    waiting = asyncio.create_task(asyncio.to_thread(next, following))
+    await asyncio.sleep(1.0)
+    assert not waiting.done()
+    disabled = await run(wvs, "workspace", "disable", "trail-cli")
+    assert disabled.exit_code == 0, disabled.output
+    new = await asyncio.wait_for(waiting, 10)
+    assert new["type"] == "workspace.disabled" and new["event_id"] > events[-1]["event_id"]
+
+
+def test_param_values_are_typed_by_the_ops_schema() -> None:
+    schema = {
+        "properties": {
+            "name": {"type": "string"},
+            "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "copies": {"type": "integer"},
+            "paths": {"type": "array", "items": {"type": "string"}},
+        }
+    }
+    pairs = ("name=2", "note=true", "copies=2", 'paths=["a", "b=c"]', "unknown=x y", "empty=")
+    assert parse_params(pairs, schema) == {
+        "name": "2",
+        "note": "true",
+        "copies": 2,
+        "paths": ["a", "b=c"],
+        "unknown": "x y",  # not JSON: passed as text, for the API to judge
+        "empty": "",
+    }

@@ -43,30 +43,38 @@ def _structure_strict_str(value: Any, type_: Any) -> str:
     return type_(value) if issubclass(type_, enum.Enum) else value
 
 
-def _structure_strict_int(value: Any, _type: Any) -> int:
+def _structure_json_int(value: Any, _type: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
         raise ValueError(f"expected an integer, got {value!r}")
     return value
 
 
-def _structure_strict_float(value: Any, _type: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a number, got a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        return float(value)
-    raise ValueError(f"expected a number, got {value!r}")
+def _structure_text_int(value: Any, type_: Any) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return _structure_json_int(value, type_)
 
 
-def _structure_strict_bool(value: Any, _type: Any) -> bool:
-    if isinstance(value, bool):
-        return value
+def _structure_json_float(value: Any, _type: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _structure_text_float(value: Any, type_: Any) -> float:
+    return float(value) if isinstance(value, str) else _structure_json_float(value, type_)
+
+
+def _structure_json_bool(value: Any, _type: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected a boolean, got {value!r}")
+    return value
+
+
+def _structure_text_bool(value: Any, type_: Any) -> bool:
     if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
         return value.lower() in {"1", "true", "yes", "on"}
-    raise ValueError(f"expected a boolean, got {value!r}")
+    return _structure_json_bool(value, type_)
 
 
 def _structure_names(value: Any, _type: Any) -> tuple[str, ...]:
@@ -84,21 +92,26 @@ def _structure_datetime(value: Any, _type: Any) -> datetime:
     raise ValueError(f"expected a timestamp, got {value!r}")
 
 
-def register_hooks(converter: cattrs.Converter) -> None:
-    """Configure ``converter``: strict scalars (no silent ``"1"`` → ``True``), lists of names (``tuple[str,
-    ...]``: never a string split into characters), durations, datetimes."""
+def _make_converter(*, numbers_from_text: bool) -> cattrs.Converter:
+    """A converter with strict scalars (no silent ``1`` → ``"1"`` or ``"1"`` → ``True``), lists of names
+    (``tuple[str, ...]``: never a string split into characters), durations and datetimes. With
+    ``numbers_from_text`` an int, float or bool may also be written as text (``"8"``, ``"true"``): config
+    values from environment variables are text; JSON request bodies are not."""
+    converter = make_converter(forbid_extra_keys=True)
+    text = numbers_from_text
     converter.register_structure_hook(Seconds, _structure_seconds)
     converter.register_structure_hook(str, _structure_strict_str)
-    converter.register_structure_hook(int, _structure_strict_int)
-    converter.register_structure_hook(float, _structure_strict_float)
-    converter.register_structure_hook(bool, _structure_strict_bool)
+    converter.register_structure_hook(int, _structure_text_int if text else _structure_json_int)
+    converter.register_structure_hook(float, _structure_text_float if text else _structure_json_float)
+    converter.register_structure_hook(bool, _structure_text_bool if text else _structure_json_bool)
     converter.register_structure_hook_func(lambda type_: type_ == tuple[str, ...], _structure_names)
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
+    return converter
 
 
-_converter = make_converter(forbid_extra_keys=True)
-register_hooks(_converter)
+_converter = _make_converter(numbers_from_text=True)
+_request_converter = _make_converter(numbers_from_text=False)
 
 
 def describe_error(error: Exception, root: str = "") -> str:
@@ -122,11 +135,12 @@ def structure(data: Any, cls: type[T]) -> T:
 
 
 def structure_request(data: Any, cls: type[T], what: str = "body") -> T:
-    """Build ``cls`` from a request body; any mismatch is a ``WVS_BAD_REQUEST`` naming the field."""
+    """Build ``cls`` from a request body, JSON types only (``"2"`` is not an integer); any mismatch is a
+    ``WVS_BAD_REQUEST`` naming the field."""
     if not isinstance(data, dict):
         raise WVSError(ErrorCode.BAD_REQUEST, f"the {what} must be a JSON object")
     try:
-        return _converter.structure(data, cls)
+        return _request_converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError) as error:
         raise WVSError(ErrorCode.BAD_REQUEST, f"invalid {what}: {describe_error(error)}") from None
 

@@ -152,7 +152,7 @@ class Fsck:
         self, workspace: Workspace, layout: WorkspaceLayout, view: AgentView, fix: bool, prune: bool
     ) -> list[Finding]:
         findings = []
-        made = await self.store.live_ids_made_current(workspace.wsid, self.live_trees)
+        made, unknown_ops = await self.store.live_ids_made_current(workspace.wsid, self.live_trees)
         live_ids = [name for name in await asyncio.to_thread(view.entries, LIVE) if is_uuid(name)]
         target = await asyncio.to_thread(_current_live_id, view)
         recorded = Path(workspace.current_path) if workspace.current_path else None
@@ -175,7 +175,11 @@ class Fsck:
                 finding.fixed = True
             findings.append(finding)
         for live_id in live_ids:
-            if live_id not in made and live_id != target:
+            if live_id not in made and live_id != target and unknown_ops:
+                # A task of an op this process does not load may have made it: never prune on a guess.
+                detail = f"{layout.live(live_id)} (tasks of ops not loaded here: {', '.join(sorted(unknown_ops))})"
+                findings.append(Finding(workspace.wsid, "live_tree_unaccounted", detail, "manual"))
+            elif live_id not in made and live_id != target:
                 finding = Finding(workspace.wsid, "live_tree_never_current", str(layout.live(live_id)), "prune")
                 if prune:
                     await asyncio.to_thread(view.remove_tree, LIVE, live_id)

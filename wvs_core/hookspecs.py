@@ -6,8 +6,11 @@ specs below. Packages expose plugins through the ``wvs`` entry-point group; a de
 name modules in ``plugins.modules``. The defaults shipped with WVS are loaded the same way and are
 marked ``trylast``, so an installed plugin registering the same name takes precedence.
 
-All ``wvs_register_*`` hooks are collecting hooks: every plugin's list is gathered, and the config
-selects among the results by ``name``.
+Every process that loads plugins calls the ``wvs_register_*`` hooks that return lists once, at start. They
+are collecting hooks: every plugin's list is gathered (the first registration of a name wins), and the
+``[plugins]`` table of the config selects by ``name``: ``plugins.storage``, ``plugins.quiesce``,
+``plugins.queue`` and ``plugins.notifiers``; every op is available. Each selected class is built with its
+``[plugins.settings.<name>]`` table. docs/plugin-hooks.md documents every hook with a runnable example.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ hookspec = pluggy.HookspecMarker("wvs")
 def wvs_register_storage_backends() -> list[type[StorageBackend]]:
     """Return storage backend classes this plugin provides.
 
-    Each class sets ``name``; ``storage.backend`` in the config picks one. The executor builds it
-    with the ``[storage.<name>]`` table of the config. Example::
+    Each class sets ``name``; ``plugins.storage`` in the config picks one. The executor (and ``wvs fsck``)
+    builds it with the ``[plugins.settings.<name>]`` table of the config. Example::
 
         @hookimpl
         def wvs_register_storage_backends():
@@ -44,17 +47,28 @@ def wvs_register_storage_backends() -> list[type[StorageBackend]]:
 
 @hookspec
 def wvs_register_quiesce_protocols() -> list[type[QuiesceProtocol]]:
-    """Return quiesce protocol classes; ``quiesce.protocol`` in the config picks one by ``name``."""
+    """Return quiesce protocol classes; ``plugins.quiesce`` in the config picks one by ``name``.
+
+    The executor (and ``wvs fsck``) builds it with its ``[plugins.settings.<name>]`` table.
+    """
 
 
 @hookspec
 def wvs_register_queues() -> list[type[TaskQueue]]:
-    """Return queue classes; ``queue.backend`` in the config picks one by ``name``."""
+    """Return queue classes; ``plugins.queue`` in the config picks one by ``name``.
+
+    Each scheduler of the worker, and the API, builds it with the database engine and its
+    ``[plugins.settings.<name>]`` table.
+    """
 
 
 @hookspec
 def wvs_register_commands(cli: click.Group) -> None:
-    """Add click commands to the ``wvs`` command line (``cli.add_command(...)``)."""
+    """Add click commands to the ``wvs`` command line (``cli.add_command(...)``).
+
+    Called by ``wvs`` at start, before any config is read: only entry-point plugins add commands
+    (``plugins.modules`` is not read here).
+    """
 
 
 # --- scheduling and execution: what tasks exist --------------------------------------------------
@@ -62,10 +76,12 @@ def wvs_register_commands(cli: click.Group) -> None:
 
 @hookspec
 def wvs_register_ops() -> list[TaskOp]:
-    """Return task op instances. Every loaded op is available; names must be unique.
+    """Return task op instances. Every loaded op is available (no config key selects ops); the first
+    registration of a name wins.
 
-    The API validates an op's params with ``op.params_type``, the scheduler runs its DB-side rules
-    and the executor runs ``op.execute``.
+    The API queues a task of any of them (``POST /v1/workspaces/{wsid}/tasks``), validating its params with
+    ``op.params_type``, publishes that type's JSON Schema (``GET /v1/ops``) and reads the op's declarations;
+    the scheduler runs its DB-side rules and the executor runs ``op.execute``.
     """
 
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
@@ -121,9 +122,9 @@ class ExecutionContext:
         return True
 
     async def new_tree(self, destination: Tree) -> bool:
-        """Make ``destination`` an empty tree (``storage.make_tree``: a btrfs backend makes a subvolume) owned
-        by its user (a live tree: the agent's), as crash-safe and idempotent as ``clone``: False when it was
-        complete already. Steps reached: cleaned, renamed, sealed."""
+        """Make ``destination`` an empty tree (the storage backend's ``make_tree``: a btrfs backend makes a
+        subvolume) owned by its user (a live tree: the agent's), as crash-safe and idempotent as ``clone``:
+        False when it was complete already. Steps reached: cleaned, renamed, sealed."""
         if await self.has_tree(destination):
             return False
         async with self._building(destination) as temporary:
@@ -231,11 +232,29 @@ class WorkspaceTransaction(Protocol):
         ...
 
 
+CHOSEN_BY_SERVER: Mapping[str, Any] = MappingProxyType({"chosen_by_server": True})
+"""Metadata of a params field the service fills when the task is created (an id from a ``factory``, or a
+fact added at claim time): a request naming it is refused with 400, and its JSON Schema says
+``readOnly`` (JSON Schema 2020-12, §9.4). Use ``attrs.field(factory=uuid7, metadata=CHOSEN_BY_SERVER)``."""
+
+
+def chosen_by_server(field: attrs.Attribute[Any]) -> bool:
+    """Whether a params field is filled by the service, never by a request (``CHOSEN_BY_SERVER``)."""
+    return bool(field.metadata.get("chosen_by_server"))
+
+
 class TaskOp(abc.ABC):
-    """One kind of task. Subclasses set ``name`` and ``params_type`` and implement ``execute``."""
+    """One kind of task. Subclasses set ``name`` and ``params_type`` and implement ``execute``.
+
+    ``params_type`` is an attrs class: ``POST /v1/workspaces/{wsid}/tasks`` structures a request's params
+    with it (its validators give the 400s), fills fields marked ``CHOSEN_BY_SERVER`` from their defaults, and
+    stores the result as JSON; ``GET /v1/ops`` publishes its JSON Schema.
+    """
 
     name: ClassVar[str]
     params_type: ClassVar[type[Any]]
+    submittable: ClassVar[bool] = True
+    """False for an op only the service itself creates (``init_workspace``): the tasks route refuses it."""
 
     @property
     def wire_name(self) -> str:
@@ -251,8 +270,15 @@ class TaskOp(abc.ABC):
         """
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
-        """Ids of the snapshots a task with ``params`` reads: none of them may be dropped while the task is
-        unfinished (drop protection). Default: none."""
+        """Ids of the snapshots a task with ``params`` reads: each must exist when the task is submitted (else
+        404 WVS_NOT_FOUND), and none may be dropped while the task is unfinished (drop protection).
+        Default: none."""
+        return []
+
+    def drops(self, params: Mapping[str, Any]) -> list[str]:
+        """Ids of the snapshots a task with ``params`` removes. Such a task is refused at submission (409
+        WVS_CONFLICT_SNAPSHOT_IN_USE) while a snapshot is current or referenced by another unfinished task;
+        the op's own ``on_claimed`` re-checks under the workspace's serialization. Default: none."""
         return []
 
     def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:

@@ -3,7 +3,8 @@ MCP tools build their forms and checks from.
 
 Covers what params types are made of: ``str``, ``int``, ``float``, ``bool``, ``None``, unions, ``list[T]``,
 ``dict[str, T]``, ``Literal`` and nested attrs classes. A field's ``metadata={"description": …}`` becomes
-its description. Validators are not expressed: the API still validates with the params type itself.
+its description, and a field marked ``CHOSEN_BY_SERVER`` is ``readOnly`` (a request must not name it).
+Validators are not expressed: the API still validates with the params type itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import typing
 from typing import Any
 
 import attrs
+
+from wvs_core.ops import chosen_by_server
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
@@ -45,6 +48,8 @@ def _field_schema(field: attrs.Attribute[Any]) -> dict[str, Any]:
     schema = _type_schema(field.type)
     if description := field.metadata.get("description"):
         schema = {**schema, "description": description}
+    if chosen_by_server(field):
+        schema = {**schema, "readOnly": True}
     return schema
 
 

@@ -106,10 +106,11 @@ class PluginRegistry:
         found = self.ops.get(op)
         return found.references(params) if found is not None else []
 
-    def live_trees(self, op: str, params: Mapping[str, Any]) -> dict[str, str | None]:
-        """The live trees a succeeded task of ``op`` with ``params`` made current (``TaskOp.live_trees``)."""
+    def live_trees(self, op: str, params: Mapping[str, Any]) -> dict[str, str | None] | None:
+        """The live trees a succeeded task of ``op`` with ``params`` made current (``TaskOp.live_trees``); None
+        for an op no loaded plugin provides: which trees its tasks made is then unknown."""
         found = self.ops.get(op)
-        return found.live_trees(params) if found is not None else {}
+        return found.live_trees(params) if found is not None else None
 
     def op_by_wire_name(self, wire_name: str) -> TaskOp | None:
         """The op whose gRPC name is ``wire_name``, or None."""

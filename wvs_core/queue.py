@@ -36,8 +36,8 @@ class TaskQueue(abc.ABC):
 
     Guarantees a queue must give: a task is claimed by one scheduler at a time; a workspace never has
     two RUNNING tasks; a workspace's tasks are claimed in creation order (a FAILED task waiting for
-    its retry blocks the tasks created after it). Subclasses set ``name`` (``queue.backend`` in the
-    config) and take their ``[queue.<name>]`` table as ``settings``.
+    its retry blocks the tasks created after it). Subclasses set ``name`` (``plugins.queue`` in the
+    config) and take their ``[plugins.settings.<name>]`` table as ``settings``.
     """
 
     name: ClassVar[str]

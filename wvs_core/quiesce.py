@@ -21,8 +21,8 @@ class QuiesceTimeout(Exception):
 class QuiesceProtocol(abc.ABC):
     """Freezes and resumes the writers of one workspace.
 
-    Subclasses set ``name`` (the value of ``quiesce.protocol`` that selects them) and take their own
-    ``[quiesce.<name>]`` config table as ``settings``. The workspace comes as an ``AgentView``: the agent
+    Subclasses set ``name`` (the value of ``plugins.quiesce`` that selects them) and take their own
+    ``[plugins.settings.<name>]`` config table as ``settings``. The workspace comes as an ``AgentView``: the agent
     owns everything in it, so read and write it only through the view's methods (SPEC §13), never by path,
     and never wait on it longer than the freeze timeout allows.
     """

@@ -25,8 +25,8 @@ class StorageCapabilities:
 class StorageBackend(abc.ABC):
     """Clones, makes and removes directory trees on the workspace volume.
 
-    Subclasses set ``name`` (the value of ``storage.backend`` in the config that selects them) and
-    take their own ``[storage.<name>]`` config table as ``settings``.
+    Subclasses set ``name`` (the value of ``plugins.storage`` in the config that selects them) and
+    take their own ``[plugins.settings.<name>]`` config table as ``settings``.
     """
 
     name: ClassVar[str]

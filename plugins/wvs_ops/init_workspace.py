@@ -9,10 +9,10 @@ from typing import Any
 import attrs
 
 from wvs_core.agentview import AgentView
-from wvs_core.ids import check_uuid
+from wvs_core.ids import check_uuid, uuid7
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task, WorkspaceState
-from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_core.trees import LiveTree
 from wvs_ops.params import parse_params
 
@@ -21,7 +21,7 @@ from wvs_ops.params import parse_params
 class InitWorkspaceParams:
     """``live_id``: the id of the first live tree, chosen when the task is created."""
 
-    live_id: str = attrs.field(validator=check_uuid)
+    live_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
 
 
 def _point_current(view: AgentView, live_id: str) -> bool:
@@ -33,10 +33,13 @@ def _point_current(view: AgentView, live_id: str) -> bool:
 
 
 class InitWorkspace(TaskOp):
-    """Idempotent: a re-run finds the directories and the link in place and changes nothing."""
+    """Lay out a new workspace: an empty first live tree, with ``current`` pointing to it.
+
+    Idempotent: a re-run finds the directories and the link in place and changes nothing."""
 
     name = "init_workspace"
     params_type = InitWorkspaceParams
+    submittable = False  # created with its workspace (and by :retry-init), never submitted
 
     def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
         """The first live tree, made empty."""

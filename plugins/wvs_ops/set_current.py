@@ -14,10 +14,10 @@ import attrs
 from wvs_core import metrics
 from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.errors import ErrorCode
-from wvs_core.ids import check_uuid
+from wvs_core.ids import check_uuid, uuid7
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
 
@@ -29,13 +29,15 @@ class SetCurrentParams:
     """The snapshot to restore and the id of the live tree to build (chosen when the task is created);
     ``previous_live_path`` is what the database says ``current`` holds, added by ``on_claimed``."""
 
-    snapshot_id: str = attrs.field(validator=check_uuid)
-    new_live_id: str = attrs.field(validator=check_uuid)
-    previous_live_path: str = ""
+    snapshot_id: str = attrs.field(validator=check_uuid, metadata={"description": "the snapshot to restore"})
+    new_live_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
+    previous_live_path: str = attrs.field(default="", metadata=CHOSEN_BY_SERVER)
 
 
 class SetCurrent(TaskOp):
-    """Idempotent: done once ``current`` points to this task's live tree. The replaced tree is kept."""
+    """Roll back: make ``current`` a fresh clone of a snapshot, quiesced.
+
+    Idempotent: done once ``current`` points to this task's live tree. The replaced tree is kept."""
 
     name = "set_current"
     params_type = SetCurrentParams

@@ -6,23 +6,31 @@ import asyncio
 
 import attrs
 
-from wvs_core.ids import check_uuid
+from wvs_core.ids import check_uuid, uuid7
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
+
+MAX_MESSAGE_LENGTH = 4096
 
 
 @attrs.frozen
 class SnapshotCreateParams:
-    """The snapshot's id (chosen when the task is created) and an optional message."""
+    """An optional message (at most 4,096 characters); the snapshot's id is chosen when the task is created."""
 
-    snapshot_id: str = attrs.field(validator=check_uuid)
-    message: str | None = None
+    message: str | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.max_len(MAX_MESSAGE_LENGTH)),
+        metadata={"description": "why the snapshot was taken, at most 4096 characters"},
+    )
+    snapshot_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
 
 
 class SnapshotCreate(TaskOp):
-    """Idempotent: a complete snapshot is reported as done; a partial one is discarded and redone."""
+    """Snapshot ``current``: a quiesced clone of the live tree into WVS's area.
+
+    Idempotent: a complete snapshot is reported as done; a partial one is discarded and redone."""
 
     name = "snapshot_create"
     params_type = SnapshotCreateParams

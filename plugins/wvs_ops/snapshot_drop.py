@@ -23,17 +23,23 @@ log = logging.getLogger(__name__)
 class SnapshotDropParams:
     """The snapshot to drop."""
 
-    snapshot_id: str = attrs.field(validator=check_uuid)
+    snapshot_id: str = attrs.field(validator=check_uuid, metadata={"description": "the snapshot to drop"})
 
 
 class SnapshotDrop(TaskOp):
-    """Idempotent: done when the snapshot's directory is gone."""
+    """Drop a snapshot that is neither current nor in use by an unfinished task.
+
+    Idempotent: done when the snapshot's directory is gone."""
 
     name = "snapshot_drop"
     params_type = SnapshotDropParams
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """The snapshot being dropped: a second drop of it waits (it would find it gone)."""
+        return [params["snapshot_id"]]
+
+    def drops(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot: refused while it is current or another unfinished task references it."""
         return [params["snapshot_id"]]
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:

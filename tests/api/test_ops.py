@@ -71,4 +71,9 @@ async def test_every_loaded_op_is_listed_with_a_usable_params_schema(
     for bad in ({}, {"target": 1}, {"target": "x", "compression": "lz4"}, {"target": "x", "other": 1}):
         assert not jsonschema.Draft202012Validator(schema).is_valid(bad), bad
     snapshot = ops["snapshot_create"]["params_schema"]
-    assert snapshot["properties"]["message"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    assert snapshot["properties"]["message"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    # The id is the server's to choose: published, but marked so no client form offers it.
+    assert snapshot["properties"]["snapshot_id"] == {"type": "string", "readOnly": True}
+    assert "required" not in snapshot
+    drop = ops["snapshot_drop"]["params_schema"]
+    assert drop["required"] == ["snapshot_id"] and "readOnly" not in drop["properties"]["snapshot_id"]

@@ -128,6 +128,7 @@ ROUTES = {
     "set current": Route("POST", "/v1/workspaces/{wsid}/current:set", {"snapshot_id": "{snapshot_id}"}, "ACTIVE"),
     "retry init": Route("POST", "/v1/workspaces/{wsid}/retry-init", None, "INIT_FAILED"),
     "disable workspace": Route("DELETE", "/v1/workspaces/{wsid}", None, "ACTIVE"),
+    "submit task": Route("POST", "/v1/workspaces/{wsid}/tasks", {"op": "snapshot_create"}, "ACTIVE"),
     "audit": Route("GET", "/v1/workspaces/{wsid}/audit", None, "ACTIVE"),
     "get task": Route("GET", "/v1/tasks/{task_id}", None, "PROVISIONING"),
     "cancel task": Route("POST", "/v1/tasks/{task_id}:cancel", None, "PROVISIONING"),

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from wvs_core.api import audit, current, events, health, openapi, ops, snapshots, tasks, workspaces
+from wvs_core.api import audit, current, events, health, openapi, ops, snapshots, submit, tasks, workspaces
 from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware, RequestLineMiddleware
@@ -35,6 +35,7 @@ routes = [
     Route("/v1/workspaces/{wsid}/snapshots/{snapshot_id}", snapshots.drop_snapshot, methods=["DELETE"]),
     Route("/v1/workspaces/{wsid}/current", current.get_current, methods=["GET"]),
     Route("/v1/workspaces/{wsid}/current:set", current.set_current, methods=["POST"]),
+    Route("/v1/workspaces/{wsid}/tasks", submit.submit_task, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/audit", audit.list_audit, methods=["GET"]),
     Route("/v1/ops", ops.list_ops, methods=["GET"]),
     Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),

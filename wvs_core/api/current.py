@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import attrs
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import json_body, path_wsid, scope, submission
-from wvs_core.api.workspaces import accepted_response, task_spec
-from wvs_core.convert import structure_request
-from wvs_core.db.store import require_snapshot
-from wvs_core.ids import check_uuid, uuid7
+from wvs_core.api.inputs import json_body, path_wsid, scope
+from wvs_core.api.submit import accepted_response, submit
 
 SET_CURRENT_OP = "set_current"
-
-
-@attrs.frozen
-class SetCurrent:
-    """Body of ``POST /v1/workspaces/{wsid}/current:set``."""
-
-    snapshot_id: str = attrs.field(validator=check_uuid)
 
 
 async def get_current(request: Request) -> JSONResponse:
@@ -37,13 +26,8 @@ async def get_current(request: Request) -> JSONResponse:
 
 
 async def set_current(request: Request) -> JSONResponse:
-    """Queue a set_current task (rollback); the new live tree's id is chosen now."""
+    """Queue a set_current task (rollback) with the body ``{snapshot_id}`` as its params."""
     wsid = path_wsid(request)
     body = await json_body(request)
-    wanted = structure_request(body, SetCurrent)
-    spec = task_spec(request, SET_CURRENT_OP, {"snapshot_id": wanted.snapshot_id, "new_live_id": uuid7()})
-    check = require_snapshot(wanted.snapshot_id)
-    accepted = await state.store(request).submit_task(
-        wsid, spec, submission(request, body), check, scope=scope(request)
-    )
+    accepted = await submit(request, wsid, body, SET_CURRENT_OP, body, what="body")
     return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})

@@ -10,11 +10,12 @@ from starlette.responses import JSONResponse
 
 from wvs_core.api import state
 from wvs_core.api.inputs import actor, bad_request, json_body, list_query, one_of, path_wsid, scope, submission
+from wvs_core.api.submit import accepted_response, task_spec
 from wvs_core.api.views import page_view, workspace_view
 from wvs_core.convert import structure_request
-from wvs_core.db.store import INIT_OP, Accepted, TaskSpec
+from wvs_core.db.store import INIT_OP, TaskSpec
 from wvs_core.errors import ErrorCode, WVSError
-from wvs_core.ids import WSID_PATTERN, uuid7
+from wvs_core.ids import WSID_PATTERN
 from wvs_core.models import WorkspaceState
 from wvs_core.scope import check_owner
 
@@ -32,23 +33,9 @@ class CreateWorkspace:
     owner: str | None = attrs.field(default=None, validator=attrs.validators.optional(check_owner))
 
 
-def task_spec(request: Request, op: str, params: dict[str, object]) -> TaskSpec:
-    """A task of ``op`` with the deployment's attempt and timeout limits."""
-    config = state.config(request)
-    return TaskSpec(
-        op=op, params=params, max_attempts=config.worker.max_attempts, timeout_seconds=int(config.executor.task_timeout)
-    )
-
-
 def init_spec(request: Request) -> TaskSpec:
-    """An init_workspace task with a fresh live tree id."""
-    return task_spec(request, INIT_OP, {"live_id": uuid7()})
-
-
-def accepted_response(accepted: Accepted, body: dict[str, object]) -> JSONResponse:
-    """202 with ``body``; an idempotent replay says so in a header."""
-    headers = {"Idempotent-Replayed": "true"} if not accepted.created else {}
-    return JSONResponse(body, status_code=202, headers=headers)
+    """The init task of a workspace, its params all chosen by the server (the first live tree's id)."""
+    return task_spec(request, state.registry(request).ops[INIT_OP], {})
 
 
 def new_owner(request: Request, named: str | None) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import getpass
+import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from wvs_core.cli.client import ApiError, WvsClient
 from wvs_core.cli.obs import obs
-from wvs_core.cli.output import emit_json, emit_table, output_options, show, wants_json, write_options
+from wvs_core.cli.output import cell, emit_json, emit_table, output_options, show, wants_json, write_options
 
 WORKSPACE_COLUMNS = ("wsid", "state", "owner", "current_snapshot_id", "created_at")
 WORKSPACE_FIELDS = (
@@ -23,6 +26,9 @@ WORKSPACE_FIELDS = (
     "updated_at",
 )
 SNAPSHOT_COLUMNS = ("snapshot_id", "created_at", "message", "fs_path")
+AUDIT_COLUMNS = ("event_id", "ts", "action", "task_id", "actor")
+EVENT_COLUMNS = ("event_id", "ts", "type", "wsid", "task_id")
+EVENT_POLL_INTERVAL = 0.5  # seconds between polls of GET /v1/events once the tail has caught up
 TASK_COLUMNS = ("task_id", "wsid", "op", "status", "attempt", "created_at")
 TASK_FIELDS = (
     "task_id",
@@ -301,6 +307,61 @@ def task() -> None:
     """Inspect and follow tasks."""
 
 
+@task.command("submit")
+@click.argument("op")
+@click.option("--wsid", required=True, help="The workspace to run the task on.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A param of OP (repeatable). VALUE is text for a param the op types as a string, JSON otherwise "
+    '(--param copies=2, --param \'paths=["a","b"]\').',
+)
+@write_options
+@click.pass_context
+def task_submit(
+    ctx: click.Context,
+    op: str,
+    wsid: str,
+    params: tuple[str, ...],
+    wait: bool,
+    idempotency_key: str | None,
+    as_json: bool,
+    output: str,
+) -> None:
+    """Queue a task of any loaded OP (``wvsctl op list`` shows them), a plugin's included."""
+    schemas = {item["name"]: item["params_schema"] for item in client(ctx).request("GET", "/v1/ops")["items"]}
+    if op not in schemas:
+        raise click.BadParameter(f"no loaded op {op!r}; the loaded ones: {', '.join(sorted(schemas))}", param_hint="OP")
+    body = {"op": op, "params": parse_params(params, schemas[op])}
+    answer = client(ctx).write(f"/v1/workspaces/{wsid}/tasks", body, idempotency_key)
+    accepted(ctx, answer, wait, as_json, output)
+
+
+def parse_params(pairs: tuple[str, ...], schema: dict[str, Any]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs as params: VALUE as given when the op's JSON Schema for NAME accepts a string,
+    else parsed as JSON (the API names a value that does not fit)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--param")
+        if _accepts_string(schema.get("properties", {}).get(name, {})):
+            params[name] = value
+            continue
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            params[name] = value
+    return params
+
+
+def _accepts_string(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "string" or any(_accepts_string(option) for option in schema.get("anyOf", ()))
+
+
 @task.command("get")
 @click.argument("task_id")
 @output_options
@@ -358,6 +419,103 @@ def task_cancel(ctx: click.Context, task_id: str, as_json: bool, output: str) ->
     show(record, fields, as_json, output)
     if record["status"] == "RUNNING":
         click.echo(f"follow it with: wvsctl task watch {task_id}")
+
+
+# --- op ------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def op() -> None:
+    """The ops this service runs (its plugins' included)."""
+
+
+@op.command("list")
+@output_options
+@click.pass_context
+def op_list(ctx: click.Context, as_json: bool, output: str) -> None:
+    """List the loaded ops with their params (JSON Schema with --json)."""
+    ops = client(ctx).request("GET", "/v1/ops")
+    if wants_json(as_json, output):
+        emit_json(ops)
+        return
+    rows = [
+        {"name": item["name"], "params": _param_names(item["params_schema"]), "description": item["description"]}
+        for item in ops["items"]
+    ]
+    emit_table(rows, ("name", "params", "description"))
+
+
+def _param_names(schema: dict[str, Any]) -> str:
+    required = set(schema.get("required", ()))
+    names = [
+        name if name in required else f"[{name}]"
+        for name, field in schema.get("properties", {}).items()
+        if not field.get("readOnly")
+    ]
+    return " ".join(names) or "-"
+
+
+# --- audit and events ----------------------------------------------------------------------------
+
+
+@cli.group()
+def audit() -> None:
+    """Who changed what in a workspace."""
+
+
+@audit.command("list")
+@click.argument("wsid")
+@click.option("--limit", type=int, help="Page size (1-100).")
+@click.option("--cursor", help="Continue after a previous page.")
+@output_options
+@click.pass_context
+def audit_list(
+    ctx: click.Context, wsid: str, limit: int | None, cursor: str | None, as_json: bool, output: str
+) -> None:
+    """List the audit trail of WSID, newest first."""
+    params = {"limit": limit, "cursor": cursor}
+    show_page(ctx, f"/v1/workspaces/{wsid}/audit", params, as_json, output, AUDIT_COLUMNS)
+
+
+@cli.group()
+def events() -> None:
+    """The service's events (SPEC §14), as webhooks receive them."""
+
+
+@events.command("tail")
+@click.option("--wsid", help="Only events of this workspace.")
+@click.option(
+    "--after", type=click.IntRange(min=0), default=0, help="Start after this event_id  [default: 0, the oldest]"
+)
+@click.option(
+    "--follow/--no-follow", default=True, help="Keep waiting for new events (Ctrl-C stops)  [default: follow]"
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def events_tail(ctx: click.Context, wsid: str | None, after: int, follow: bool, as_json: bool) -> None:
+    """Print events oldest first, then (with --follow) each new one as it is recorded."""
+    try:
+        for event in tail_events(client(ctx), wsid, after, follow):
+            if as_json:
+                click.echo(json.dumps(event, ensure_ascii=False))
+            else:
+                click.echo("  ".join(cell(event.get(column)) for column in EVENT_COLUMNS))
+    except KeyboardInterrupt:
+        pass
+
+
+def tail_events(api: WvsClient, wsid: str | None, after: int, follow: bool) -> Iterator[dict[str, Any]]:
+    """Every event after ``after`` (of ``wsid``), page by page; when caught up, poll unless not ``follow``."""
+    while True:
+        params: dict[str, Any] = {"after": after, "limit": 100, **({"wsid": wsid} if wsid else {})}
+        page = api.request("GET", "/v1/events", params=params)
+        for event in page["items"]:
+            after = event["event_id"]
+            yield event
+        if page["next_cursor"] is None:
+            if not follow:
+                return
+            time.sleep(EVENT_POLL_INTERVAL)
 
 
 cli.add_command(obs)

@@ -16,7 +16,7 @@ from wvs_core.models import Snapshot, TaskStatus, Workspace
 
 FSCK_ACTOR = {"type": "fsck"}
 
-LiveTrees = Callable[[str, Mapping[str, Any]], dict[str, str | None]]
+LiveTrees = Callable[[str, Mapping[str, Any]], dict[str, str | None] | None]
 """The live trees a succeeded task of an op with given params made current (the ops' declarations)."""
 
 
@@ -47,17 +47,23 @@ class ConsistencyStore:
             rows = await conn.execute(snapshots.select().where(snapshots.c.wsid == wsid))
             return [from_row(row, Snapshot) for row in rows]
 
-    async def live_ids_made_current(self, wsid: str, live_trees: LiveTrees) -> dict[str, str | None]:
+    async def live_ids_made_current(self, wsid: str, live_trees: LiveTrees) -> tuple[dict[str, str | None], set[str]]:
         """Live tree ids that some successful task made current → the snapshot each was cloned from, as the
-        tasks' ops declare them (``live_trees``: ``PluginRegistry.live_trees``)."""
+        tasks' ops declare them (``live_trees``: ``PluginRegistry.live_trees``); and the ops of succeeded tasks
+        that declare nothing because no loaded plugin provides them."""
         query = sa.select(tasks.c.op, tasks.c.params).where(
             tasks.c.wsid == wsid, tasks.c.status == TaskStatus.SUCCEEDED
         )
         made: dict[str, str | None] = {}
+        unknown: set[str] = set()
         async with self.engine.connect() as conn:
             for op, params in await conn.execute(query):
-                made.update(live_trees(op, params))
-        return made
+                declared = live_trees(op, params)
+                if declared is None:
+                    unknown.add(op)
+                else:
+                    made.update(declared)
+        return made, unknown
 
     async def set_current_path(self, wsid: str, current_path: str, snapshot_id: str | None, before: str | None) -> None:
         """Make the database follow what ``current`` points to on disk."""

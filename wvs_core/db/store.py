@@ -363,25 +363,34 @@ def _require_state(workspace: Workspace, wanted: WorkspaceState) -> None:
         )
 
 
-def require_snapshot(snapshot_id: str, *, droppable_given: SnapshotReferences | None = None) -> WorkspaceCheck:
-    """A check: the snapshot belongs to the workspace and is not deleted (404); with ``droppable_given``
-    (the ops' reference declarations), it is neither current nor referenced by an unfinished task (409)."""
+def require_snapshots(
+    references: list[str], drops: list[str], snapshot_references: SnapshotReferences
+) -> WorkspaceCheck:
+    """A new task's check of its op's declarations (``TaskOp.references``, ``TaskOp.drops``): every snapshot it
+    names belongs to the workspace and is not deleted (404 WVS_NOT_FOUND), and none it drops is current or
+    referenced by an unfinished task (409 WVS_CONFLICT_SNAPSHOT_IN_USE, judged by ``snapshot_references``)."""
 
     async def check(conn: AsyncConnection, workspace: Workspace) -> None:
-        found = (
-            await conn.execute(
-                sa.select(snapshots.c.snapshot_id).where(
-                    snapshots.c.wsid == workspace.wsid,
-                    snapshots.c.snapshot_id == snapshot_id,
-                    snapshots.c.deleted_at.is_(None),
+        named = list(dict.fromkeys([*references, *drops]))
+        if not named:
+            return
+        found = set(
+            (
+                await conn.execute(
+                    sa.select(snapshots.c.snapshot_id).where(
+                        snapshots.c.wsid == workspace.wsid,
+                        snapshots.c.snapshot_id.in_(named),
+                        snapshots.c.deleted_at.is_(None),
+                    )
                 )
-            )
-        ).first()
-        if found is None:
-            raise WVSError(ErrorCode.NOT_FOUND, f"snapshot {snapshot_id} not found in workspace {workspace.wsid!r}")
-        if droppable_given and (users := await snapshot_users(conn, workspace.wsid, snapshot_id, droppable_given)):
-            raise WVSError(
-                ErrorCode.CONFLICT_SNAPSHOT_IN_USE, f"snapshot {snapshot_id} is in use by {', '.join(users)}"
-            )
+            ).scalars()
+        )
+        if missing := [snapshot_id for snapshot_id in named if snapshot_id not in found]:
+            raise WVSError(ErrorCode.NOT_FOUND, f"snapshot {missing[0]} not found in workspace {workspace.wsid!r}")
+        for snapshot_id in drops:
+            if users := await snapshot_users(conn, workspace.wsid, snapshot_id, snapshot_references):
+                raise WVSError(
+                    ErrorCode.CONFLICT_SNAPSHOT_IN_USE, f"snapshot {snapshot_id} is in use by {', '.join(users)}"
+                )
 
     return check

@@ -1,0 +1,109 @@
+"""``checkout_clean``: make ``current`` a fresh clone of a snapshot with some paths left out.
+
+Built only on WVS's public seams (``wvs_core.ops``, ``wvs_core.agentview``, ``wvs_core.storage``): the clone is
+made and pruned in WVS's area, renamed into the agent view as ``live/<new_live_id>``, and ``current`` is
+switched to it while the agent is frozen. The snapshot is immutable, so only the switch needs the freeze: the
+agent keeps working while the clone is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from wvs_core.convert import describe_error, structure
+from wvs_core.ids import check_uuid, uuid7
+from wvs_core.layout import LIVE, snapshot_metadata
+from wvs_core.models import ExecutionResult, Task
+from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
+from wvs_core.storage import open_tree
+from wvs_example.paths import check_paths, find_paths
+
+
+@attrs.frozen
+class CheckoutCleanParams:
+    """The snapshot to check out and the paths to leave out of it; the new live tree's id is chosen when the
+    task is created."""
+
+    snapshot_id: str = attrs.field(validator=check_uuid, metadata={"description": "the snapshot to check out"})
+    remove: list[str] = attrs.field(
+        validator=check_paths,
+        metadata={
+            "description": "paths relative to the snapshot's root to leave out (a directory with everything "
+            "below it, a link itself); normalized, never '..', never through a link; absent ones are skipped"
+        },
+    )
+    new_live_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
+
+
+class CheckoutClean(TaskOp):
+    """Make ``current`` a fresh clone of a snapshot without the listed paths (build output, secrets…), quiesced.
+
+    Idempotent: done once ``current`` points to this task's live tree. The replaced tree is kept."""
+
+    name = "checkout_clean"
+    params_type = CheckoutCleanParams
+
+    def references(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot being checked out: it cannot be dropped while the task is unfinished."""
+        return [params["snapshot_id"]]
+
+    def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
+        """The new live tree, made from the snapshot: ``wvs fsck`` keeps it."""
+        return {params["new_live_id"]: params["snapshot_id"]}
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        """Clone the snapshot into WVS's area, remove the paths there, rename the tree to ``live/<id>``, then
+        switch ``current`` to it under quiesce. ``result.removed`` counts the listed paths the snapshot has."""
+        try:
+            params = structure(dict(ctx.params), CheckoutCleanParams)
+        except Exception as error:
+            raise OpFailed("INVALID_PARAMS", describe_error(error), retryable=False) from None
+        layout, view, live_id = ctx.layout, ctx.view, params.new_live_id
+        snapshot, tmp = layout.snapshot(params.snapshot_id), layout.live_tmp(live_id)
+        if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
+            raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
+        # Read from the snapshot, which never changes: the same answer on a re-run, and a path through a link
+        # fails the task before anything is cloned.
+        found = await asyncio.to_thread(find_paths, snapshot, params.remove)
+        result = ExecutionResult(
+            success=True, results={"current_path": str(layout.live(live_id)), "removed": str(len(found))}
+        )
+        if await asyncio.to_thread(view.points_to, live_id):  # switched before a crash
+            return result
+        await asyncio.to_thread(view.current_live_id)  # current must be WVS's link to a live tree
+        try:
+            if not await asyncio.to_thread(view.has_live_tree, live_id):  # else: adopted before a crash
+                await ctx.storage.remove_tree(tmp)
+                source = await asyncio.to_thread(open_tree, snapshot)
+                try:
+                    await ctx.storage.clone_tree(source, tmp)
+                finally:
+                    os.close(source)
+                ctx.reached("cloned")
+                await asyncio.to_thread(find_paths, tmp, found, remove=True)
+                ctx.reached("pruned")
+                ctx.checkpoint()
+                await asyncio.to_thread(view.adopt_live_tree, tmp, live_id)
+                ctx.reached("adopted")
+            async with ctx.quiesced():
+                ctx.reached("frozen")
+                ctx.checkpoint()  # the last safe point: after the switch the checkout has happened
+                await asyncio.to_thread(view.switch_current, live_id)
+                ctx.reached("switched")
+        except BaseException:
+            # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
+            if not await asyncio.to_thread(view.points_to, live_id):
+                await ctx.storage.remove_tree(tmp)
+                await asyncio.to_thread(view.remove_tree, LIVE, live_id)  # never current: no user writes
+            raise
+        return result
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        """``current_snapshot_id`` (the snapshot ``current`` was made from) and ``current_path`` change together
+        (the ``current.changed`` event)."""
+        await tx.set_current(task.wsid, task.params["snapshot_id"], result.results["current_path"])
