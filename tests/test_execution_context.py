@@ -294,6 +294,30 @@ async def test_a_crash_after_the_rename_is_finished_by_a_rerun(workspace: Worksp
     assert in_flight(workspace.layout.mount, "ctx") == []
 
 
+async def test_prepare_changes_the_clone_before_it_is_renamed_into_place(workspace: Workspace) -> None:
+    source, live = workspace.source(), LiveTree(uuid7())
+    not_yet_in_place = []
+
+    def prune(temporary: Path) -> None:
+        not_yet_in_place.append(nothing_at(workspace.final(live)))
+        (temporary / "big.bin").unlink()
+
+    assert await workspace.context().clone(source, live, prepare=prune)
+
+    assert not_yet_in_place == [True]
+    assert nothing_at(workspace.final(live) / "big.bin") and (workspace.final(live) / "run.sh").is_file()
+    assert workspace.events == ["cleaned", "cloned", "prepared", "renamed", "sealed"]
+    assert in_flight(workspace.layout.mount, "ctx") == []
+
+    def fail(temporary: Path) -> None:
+        raise Interrupted("prepare")
+
+    other = LiveTree(uuid7())
+    with pytest.raises(Interrupted):
+        await workspace.context().clone(source, other, prepare=fail)
+    assert nothing_at(workspace.final(other)) and in_flight(workspace.layout.mount, "ctx") == []
+
+
 async def test_new_tree_is_an_empty_tree_of_the_agent_adopted_into_the_view(workspace: Workspace) -> None:
     live = LiveTree(uuid7())
 

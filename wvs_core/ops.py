@@ -90,7 +90,14 @@ class ExecutionContext:
         """Whether ``tree`` is in place and complete (``clone`` and ``new_tree`` then have nothing to do)."""
         return await asyncio.to_thread(tree.is_complete, self)
 
-    async def clone(self, source: int | Tree, destination: Tree, *, freeze: bool = False) -> bool:
+    async def clone(
+        self,
+        source: int | Tree,
+        destination: Tree,
+        *,
+        freeze: bool = False,
+        prepare: Callable[[Path], object] | None = None,
+    ) -> bool:
         """Make ``destination`` (a ``wvs_core.trees`` tree) an exact clone of ``source`` — a complete tree, or
         a directory descriptor the op resolved itself without following links — crash-safe and idempotent.
 
@@ -100,8 +107,10 @@ class ExecutionContext:
         tree and nothing incomplete at the final name; a cancel request surfaces at the safe points between
         the steps as OpCanceled. With ``freeze`` the agent's writers are held frozen while the source is read
         (it is a live tree) and resumed before the rename; an op that must hold them longer calls ``clone``
-        inside its own ``quiesced()`` instead. Steps reached: cleaned, [frozen,] cloned, [resumed,] renamed,
-        sealed. The clone's duration and entries are counted under the op's name.
+        inside its own ``quiesced()`` instead. ``prepare(temporary)``, a blocking function (run in a thread),
+        may change the clone while it is still WVS's, before the check and the rename — its content came from
+        the source, so never follow a link in it. Steps reached: cleaned, [frozen,] cloned, [resumed,]
+        [prepared,] renamed, sealed. The clone's duration and entries are counted under the op's name.
         """
         if await self.has_tree(destination):
             return False
@@ -116,6 +125,9 @@ class ExecutionContext:
                         self.checkpoint()
                         await self._clone_to(fd, temporary)
                     self.reached("resumed")
+                if prepare is not None:
+                    await finish_in_thread(prepare, temporary)
+                    self.reached("prepared")
         finally:
             if not isinstance(source, int):
                 os.close(fd)
