@@ -44,7 +44,7 @@ from wvs_core.config import Config, PluginsConfig, load_config
 from wvs_core.errors import ConfigError
 from wvs_core.events import Event
 from wvs_core.ids import uuid7
-from wvs_core.layout import VolumeLayout, write_snapshot_metadata
+from wvs_core.layout import VolumeLayout, WorkspaceLayout, area_names, snapshot_metadata, write_snapshot_metadata
 from wvs_core.models import ExecutionRequest, ExecutionResult
 from wvs_core.params_schema import params_schema
 from wvs_core.plugins import PluginRegistry, make_plugin_manager
@@ -364,6 +364,28 @@ async def test_ops_example_is_loaded_declared_and_runs_in_the_executor(
     assert (missing.success, missing.error_code, missing.retryable) == (False, "SNAPSHOT_NOT_FOUND", False)
     invalid = await run_op(runner, "measured", "snapshot_usage", snapshot_id="../../etc")
     assert (invalid.success, invalid.error_code, invalid.retryable) == (False, "INVALID_PARAMS", False)
+
+    # snapshot_fork: ctx.clone makes the copy crash-safe and idempotent; the op's rule records it.
+    fork_id, layout = uuid7(), WorkspaceLayout(runner.mount, "measured")
+    assert registry.snapshot_references("snapshot_fork", {"snapshot_id": snapshot_id}) == [snapshot_id]
+    forked = await run_op(runner, "measured", "snapshot_fork", snapshot_id=snapshot_id, fork_id=fork_id)
+    assert forked.success and not forked.noop, forked
+    assert tree_signature(layout.snapshot(fork_id)) == tree_signature(layout.snapshot(snapshot_id))
+    assert (snapshot_metadata(layout, fork_id) or {}).get("message") == f"fork of {snapshot_id}"
+    assert area_names(layout.tmp_dir) == [], "nothing left under a temporary name"
+    again = await run_op(runner, "measured", "snapshot_fork", snapshot_id=snapshot_id, fork_id=fork_id)
+    assert again.success and again.noop and again.results == forked.results, again
+    gone = await run_op(runner, "measured", "snapshot_fork", snapshot_id=uuid7(), fork_id=uuid7())
+    assert (gone.success, gone.error_code, gone.retryable) == (False, "SNAPSHOT_MISSING", False)
+    recorded: list[tuple[Any, ...]] = []
+
+    class Recorder:
+        async def add_snapshot(self, *args: Any) -> None:
+            recorded.append(args)
+
+    task = types.SimpleNamespace(wsid="measured", params={"snapshot_id": snapshot_id, "fork_id": fork_id})
+    await registry.ops["snapshot_fork"].on_succeeded(Recorder(), task, forked)  # type: ignore[arg-type]
+    assert recorded == [("measured", fork_id, str(layout.snapshot(fork_id)), f"fork of {snapshot_id}")]
 
 
 def sample_event(event_type: str) -> Event:

@@ -4,7 +4,10 @@ executor opened it changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -82,3 +85,44 @@ async def test_remove_is_idempotent_and_a_failed_clone_is_a_storage_error(backen
     await backend.remove_tree(base / "tree")
     assert not (base / "tree").exists()
     await backend.remove_tree(base / "tree")
+
+
+async def test_make_tree_makes_an_empty_directory_and_never_overwrites(backend_and_dir) -> None:
+    backend, base = backend_and_dir
+    await backend.make_tree(base / "empty")
+    info = (base / "empty").lstat()
+    assert stat.S_ISDIR(info.st_mode) and os.listdir(base / "empty") == []
+    assert stat.S_IMODE(info.st_mode) & 0o755 == 0o755 & ~umask()
+    (base / "taken").write_text("in the way")
+    with pytest.raises(StorageError) as caught:
+        await backend.make_tree(base / "taken")
+    assert caught.value.reason == "MAKE_FAILED"
+    assert (base / "taken").read_text() == "in the way"
+
+
+async def test_a_cancelled_clone_returns_only_once_nothing_writes_to_the_destination(backend_and_dir) -> None:
+    """Cancelled mid-copy, the clone has stopped writing (and reading the source, whose descriptor the caller
+    closes next) by the time the cancellation reaches the caller, so the caller's clean-up is final."""
+    backend, base = backend_and_dir
+    for directory in range(20):
+        (base / "source" / f"d{directory}").mkdir(parents=True)
+        for name in range(100):
+            (base / "source" / f"d{directory}" / f"f{name}").write_text(name * "x")
+    fd = open_tree(base / "source")
+    try:
+        cloning = asyncio.create_task(backend.clone_tree(fd, base / "clone"))
+        await asyncio.sleep(0.05)
+        cloning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):  # or it finished first: then nothing is cancelled
+            await cloning
+    finally:
+        os.close(fd)
+    await backend.remove_tree(base / "clone")
+    await asyncio.sleep(0.3)
+    assert not (base / "clone").exists(), "something went on writing after the clean-up"
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

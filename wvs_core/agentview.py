@@ -148,17 +148,6 @@ class AgentView:
             raise WorkspaceTampered(f"{self.describe(LIVE, live_id)} is not a directory")
         return True
 
-    def make_live_tree(self, live_id: str) -> None:
-        """Create the empty directory ``live/<live_id>`` (idempotent), the agent's when one is configured."""
-        _mkdir_at(self.directory(LIVE), live_id)
-        if self.agent is not None:
-            tree = self.open_live_tree(live_id)
-            try:
-                os.fchown(tree, *self.agent)
-            finally:
-                os.close(tree)
-        self.has_live_tree(live_id)
-
     def remove_tree(self, directory: str, name: str) -> None:
         """Remove ``<directory>/<name>`` and everything below it by descriptors, never following a link; never
         with a storage tool that resolves paths in the view (``juicefs rmr`` opens a control file in the

@@ -10,21 +10,29 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+import os
+import stat
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
+from wvs_core import metrics
 from wvs_core.agentview import AgentView
-from wvs_core.cancellation import OpCanceled
+from wvs_core.cancellation import OpCanceled, finish_in_thread
 from wvs_core.errors import ErrorCode
 from wvs_core.layout import WorkspaceLayout
 from wvs_core.models import ExecutionResult, Snapshot, Task, Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol, quiesced
 from wvs_core.storage import StorageBackend
+
+if TYPE_CHECKING:
+    from wvs_core.trees import Tree
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,7 @@ class OpFailed(Exception):
 @attrs.frozen
 class ExecutionContext:
     """Everything an executor step may use: the workspace's paths, its agent view, the storage and quiesce
-    plugins.
+    plugins, and the crash-safe ways to build trees (``clone``, ``new_tree``).
 
     ``layout`` gives paths in WVS's area, which are trusted. The agent view (``<mount>/<wsid>``) is
     hostile input: read and write it only through ``view`` (SPEC §13), never by path.
@@ -52,6 +60,7 @@ class ExecutionContext:
 
     task_id: str
     wsid: str
+    op_name: str  # labels the clone metrics
     params: Mapping[str, Any]  # the task's params as JSON values (with the claim's facts)
     layout: WorkspaceLayout
     view: AgentView
@@ -76,6 +85,101 @@ class ExecutionContext:
         """A safe point: raise OpCanceled if the task's cancellation was requested."""
         if self.cancel_requested.is_set():
             raise OpCanceled(f"task {self.task_id} canceled")
+
+    async def has_tree(self, tree: Tree) -> bool:
+        """Whether ``tree`` is in place and complete (``clone`` and ``new_tree`` then have nothing to do)."""
+        return await asyncio.to_thread(tree.is_complete, self)
+
+    async def clone(
+        self,
+        source: int | Tree,
+        destination: Tree,
+        *,
+        freeze: bool = False,
+        prepare: Callable[[Path], object] | None = None,
+    ) -> bool:
+        """Make ``destination`` (a ``wvs_core.trees`` tree) an exact clone of ``source`` — a complete tree, or
+        a directory descriptor the op resolved itself without following links — crash-safe and idempotent.
+
+        False when ``destination`` was complete already. Otherwise remove what an interrupted attempt left,
+        clone into ``destination``'s temporary name in WVS's area, check the clone, rename it into place and
+        complete it (a snapshot's metadata). An exception or a cancellation on the way leaves no temporary
+        tree and nothing incomplete at the final name; a cancel request surfaces at the safe points between
+        the steps as OpCanceled. With ``freeze`` the agent's writers are held frozen while the source is read
+        (it is a live tree) and resumed before the rename; an op that must hold them longer calls ``clone``
+        inside its own ``quiesced()`` instead. ``prepare(temporary)``, a blocking function (run in a thread),
+        may change the clone while it is still WVS's, before the check and the rename — its content came from
+        the source, so never follow a link in it. Steps reached: cleaned, [frozen,] cloned, [resumed,]
+        [prepared,] renamed, sealed. The clone's duration and entries are counted under the op's name.
+        """
+        if await self.has_tree(destination):
+            return False
+        fd = source if isinstance(source, int) else await asyncio.to_thread(source.open, self)
+        try:
+            async with self._building(destination) as temporary:
+                if not freeze:
+                    await self._clone_to(fd, temporary)
+                else:
+                    async with self.quiesced():
+                        self.reached("frozen")
+                        self.checkpoint()
+                        await self._clone_to(fd, temporary)
+                    self.reached("resumed")
+                if prepare is not None:
+                    await finish_in_thread(prepare, temporary)
+                    self.reached("prepared")
+        finally:
+            if not isinstance(source, int):
+                os.close(fd)
+        return True
+
+    async def new_tree(self, destination: Tree) -> bool:
+        """Make ``destination`` an empty tree (the storage backend's ``make_tree``: a btrfs backend makes a
+        subvolume) owned by its user (a live tree: the agent's), as crash-safe and idempotent as ``clone``:
+        False when it was complete already. Steps reached: cleaned, renamed, sealed."""
+        if await self.has_tree(destination):
+            return False
+        async with self._building(destination) as temporary:
+            await self.storage.make_tree(temporary)
+            if (owner := destination.owner(self)) is not None:
+                await asyncio.to_thread(os.chown, temporary, *owner, follow_symlinks=False)
+        return True
+
+    @asynccontextmanager
+    async def _building(self, destination: Tree) -> AsyncIterator[Path]:
+        """The temporary name where the body builds ``destination``; then check, rename into place, complete.
+        Any failure removes the temporary tree and what is incomplete at the final name."""
+        temporary = destination.temporary(self.layout)
+        await self._discard(destination, temporary)  # leftovers of an attempt that crashed
+        self.reached("cleaned")
+        self.checkpoint()
+        try:
+            yield temporary
+            self.checkpoint()
+            # In a thread that ends before a cancellation lets the clean-up run: a rename can't be half-done.
+            await finish_in_thread(self._place, destination, temporary)
+            self.reached("renamed")
+            await finish_in_thread(destination.seal, self)
+            self.reached("sealed")
+        except BaseException:
+            await self._discard(destination, temporary)
+            raise
+
+    async def _discard(self, destination: Tree, temporary: Path) -> None:
+        await self.storage.remove_tree(temporary)
+        await destination.remove_partial(self)
+
+    async def _clone_to(self, source: int, temporary: Path) -> None:
+        started = time.monotonic()
+        entries = await self.storage.clone_tree(source, temporary)
+        metrics.CLONE_DURATION.labels(self.op_name).observe(time.monotonic() - started)
+        metrics.CLONE_ENTRIES.labels(self.op_name).inc(entries)
+        self.reached("cloned")
+
+    def _place(self, destination: Tree, temporary: Path) -> None:
+        if not stat.S_ISDIR(os.lstat(temporary).st_mode):
+            raise OpFailed("CLONE_FAILED", f"the tree built at {temporary} is not a directory")
+        destination.place(self, temporary)
 
 
 @attrs.frozen

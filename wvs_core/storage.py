@@ -1,8 +1,9 @@
-"""The storage backend interface: how a plugin clones and removes workspace trees."""
+"""The storage backend interface: how a plugin clones, makes and removes workspace trees."""
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ class StorageCapabilities:
 
 
 class StorageBackend(abc.ABC):
-    """Clones and removes directory trees on the workspace volume.
+    """Clones, makes and removes directory trees on the workspace volume.
 
     Subclasses set ``name`` (the value of ``plugins.storage`` in the config that selects them) and
     take their own ``[plugins.settings.<name>]`` config table as ``settings``.
@@ -50,6 +51,13 @@ class StorageBackend(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def make_tree(self, destination: Path) -> None:
+        """Make an empty tree at ``destination`` (which must not exist; its parent is in WVS's area): a plain
+        directory, mode 0755, owned by the executor's user — or whatever this backend's trees are (a btrfs
+        backend makes a subvolume, so the tree can be cloned later). Raise StorageError on failure. The
+        caller gives it to its user and renames it into place (``ExecutionContext.new_tree``)."""
+
+    @abc.abstractmethod
     async def remove_tree(self, path: Path) -> None:
         """Remove ``path`` and everything below it, never following a link (a link at ``path`` is removed
         itself); missing is not an error. ``path`` is always in WVS's area: the executor removes trees in an
@@ -59,6 +67,14 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def capabilities(self) -> StorageCapabilities:
         """Describe this backend."""
+
+
+async def make_directory(destination: Path) -> None:
+    """``make_tree`` for a backend whose trees are plain directories: ``mkdir``, mode 0755."""
+    try:
+        await asyncio.to_thread(os.mkdir, destination, 0o755)
+    except OSError as error:
+        raise StorageError("MAKE_FAILED", f"cannot make {destination}: {error}") from None
 
 
 def open_tree(path: Path) -> int:

@@ -123,6 +123,7 @@ class OpRunner:
             ctx = ExecutionContext(
                 task_id=request.task_id,
                 wsid=request.wsid,
+                op_name=op.name,
                 params=request.params,
                 layout=layout,
                 view=view,

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from wvs_core.cancellation import finish_in_thread
 from wvs_core.process import CommandFailed, run_command
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, make_directory
 from wvs_core.treewalk import DIRECTORY_FLAGS
 from wvs_juicefs.binary import find_juicefs
 from wvs_juicefs.hardlinks import relink, scan
@@ -53,8 +54,12 @@ class JuiceFSBackend(StorageBackend):
         finally:
             found = await scanning
         if found.groups:
-            await asyncio.to_thread(_relink_at, destination, found.groups)
+            await finish_in_thread(_relink_at, destination, found.groups)  # done before a clean-up removes it
         return found.entries
+
+    async def make_tree(self, destination: Path) -> None:
+        """A plain directory (JuiceFS clones any directory)."""
+        await make_directory(destination)
 
     async def remove_tree(self, path: Path) -> None:
         """``juicefs rmr PATH`` (fast: removes in the metadata engine); missing is fine. ``PATH`` is in WVS's

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 from wvs_core import hookimpl
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.cancellation import finish_in_thread
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, make_directory
 from wvs_core.treewalk import remove_entry
 from wvs_localfs.copy import copy_tree
 
 
-def _copy_to(source: int, destination: Path) -> int:
+def _copy_to(source: int, destination: Path, stop: threading.Event) -> int:
     parent = os.open(destination.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return copy_tree(source, parent, destination.name)
+        return copy_tree(source, parent, destination.name, stop)
     finally:
         os.close(parent)
 
@@ -27,11 +29,17 @@ class LocalFSBackend(StorageBackend):
 
     async def clone_tree(self, source: int, destination: Path) -> int:
         """An exact copy (``wvs_localfs.copy``): reflinked data where the filesystem can, every attribute,
-        hard links and holes kept, any depth."""
+        hard links and holes kept, any depth. Cancelled, it stops the copy and returns once nothing writes
+        to ``destination`` any more (nor reads ``source``, which the caller then closes)."""
+        stop = threading.Event()
         try:
-            return await asyncio.to_thread(_copy_to, source, destination)
+            return await finish_in_thread(_copy_to, source, destination, stop, stop=stop)
         except OSError as error:
             raise StorageError("CLONE_FAILED", f"copy to {destination} failed: {error}") from None
+
+    async def make_tree(self, destination: Path) -> None:
+        """A plain directory."""
+        await make_directory(destination)
 
     async def remove_tree(self, path: Path) -> None:
         """``shutil.rmtree``, which walks by descriptors and never follows a link; a link at ``path`` is

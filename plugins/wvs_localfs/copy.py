@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import threading
 
 from wvs_core.treewalk import DIRECTORY_FLAGS, Visit, data_regions, open_path, read_link, walk
 
@@ -21,20 +22,22 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def copy_tree(source: int, parent: int, name: str) -> int:
+def copy_tree(source: int, parent: int, name: str, stop: threading.Event | None = None) -> int:
     """Copy the directory open as ``source`` to ``name`` (which must not exist) in the directory open as
-    ``parent``; returns the number of entries copied below the root. Raises OSError."""
+    ``parent``; returns the number of entries copied below the root. Raises OSError — InterruptedError
+    when ``stop`` is set before the copy is done (it is checked between entries)."""
     os.mkdir(name, 0o700, dir_fd=parent)
     root = os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
     try:
-        return _Copy(root).run(source)
+        return _Copy(root, stop or threading.Event()).run(source)
     finally:
         os.close(root)
 
 
 class _Copy:
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, stop: threading.Event) -> None:
         self.root = root
+        self.stop = stop
         self.targets = [os.dup(root)]  # the destination directories being filled, deepest last
         self.first_copies: dict[tuple[int, int], tuple[str, ...]] = {}  # hard links: (dev, ino) → path
 
@@ -42,6 +45,8 @@ class _Copy:
         copied = 0
         try:
             for visit in walk(source):
+                if self.stop.is_set():
+                    raise InterruptedError("copy stopped")
                 if visit.leaving:
                     target = self.targets.pop()
                     try:

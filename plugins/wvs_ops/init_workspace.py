@@ -13,6 +13,7 @@ from wvs_core.ids import check_uuid, uuid7
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task, WorkspaceState
 from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.trees import LiveTree
 from wvs_ops.params import parse_params
 
 
@@ -21,11 +22,6 @@ class InitWorkspaceParams:
     """``live_id``: the id of the first live tree, chosen when the task is created."""
 
     live_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
-
-
-def _create_live_tree(view: AgentView, live_id: str) -> None:
-    view.directory(LIVE, create=True)
-    view.make_live_tree(live_id)
 
 
 def _point_current(view: AgentView, live_id: str) -> bool:
@@ -50,9 +46,11 @@ class InitWorkspace(TaskOp):
         return {params["live_id"]: None}
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        """Create the directories, let the quiesce protocol set up, then switch ``current`` last."""
+        """Make the first live tree (empty, the agent's: ``ctx.new_tree``), let the quiesce protocol set up,
+        then switch ``current`` last."""
         params = parse_params(ctx, InitWorkspaceParams)
-        await asyncio.to_thread(_create_live_tree, ctx.view, params.live_id)
+        await asyncio.to_thread(ctx.view.directory, LIVE, True)
+        await ctx.new_tree(LiveTree(params.live_id))
         ctx.reached("directories")
         await ctx.quiesce.prepare(ctx.view, ctx.task_id)
         ctx.reached("prepared")

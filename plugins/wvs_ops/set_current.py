@@ -15,12 +15,11 @@ from wvs_core import metrics
 from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, uuid7
-from wvs_core.layout import LIVE, snapshot_metadata
+from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
-from wvs_core.storage import open_tree
+from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
-from wvs_ops.trees import check_clone
 
 log = logging.getLogger(__name__)
 
@@ -66,35 +65,21 @@ class SetCurrent(TaskOp):
         return ClaimDecision.proceed(previous_live_path=workspace.current_path or "")
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        """Under quiesce: clone the snapshot into WVS's area, rename it to ``live/<id>``, switch ``current``."""
+        """Under quiesce: clone the snapshot into the new live tree (``ctx.clone``), switch ``current``."""
         params = parse_params(ctx, SetCurrentParams)
-        layout, view = ctx.layout, ctx.view
-        new_live, tmp = layout.live(params.new_live_id), layout.live_tmp(params.new_live_id)
+        view = ctx.view
+        new_live = ctx.layout.live(params.new_live_id)
         if await asyncio.to_thread(view.points_to, params.new_live_id):  # switched before a crash
             return _switched(new_live, params.previous_live_path)
-        snapshot = layout.snapshot(params.snapshot_id)
-        if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
-            raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
-        previous = layout.live(await asyncio.to_thread(_current_tree, view))
+        snapshot = SnapshotTree(params.snapshot_id)
+        await asyncio.to_thread(snapshot.check_complete, ctx)
+        previous = ctx.layout.live(await asyncio.to_thread(_current_tree, view))
         ctx.checkpoint()
         try:
             async with ctx.quiesced():
                 ctx.reached("frozen")
                 ctx.checkpoint()
-                if not await asyncio.to_thread(view.has_live_tree, params.new_live_id):
-                    await ctx.storage.remove_tree(tmp)
-                    started = time.monotonic()
-                    source = await asyncio.to_thread(open_tree, snapshot)
-                    try:
-                        entries = await ctx.storage.clone_tree(source, tmp)
-                    finally:
-                        os.close(source)
-                    metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
-                    metrics.CLONE_ENTRIES.labels(self.name).inc(entries)
-                    ctx.reached("cloned")
-                    await asyncio.to_thread(check_clone, tmp)
-                    await asyncio.to_thread(view.adopt_live_tree, tmp, params.new_live_id)
-                    ctx.reached("renamed")
+                await ctx.clone(snapshot, LiveTree(params.new_live_id))
                 ctx.checkpoint()  # the last safe point: after the switch the rollback has happened
                 started = time.monotonic()
                 await asyncio.to_thread(view.switch_current, params.new_live_id)
@@ -103,7 +88,6 @@ class SetCurrent(TaskOp):
         except BaseException:
             # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
             if not await asyncio.to_thread(view.points_to, params.new_live_id):
-                await ctx.storage.remove_tree(tmp)
                 # The new tree never became current: no user writes in it.
                 await asyncio.to_thread(view.remove_tree, LIVE, params.new_live_id)
             raise

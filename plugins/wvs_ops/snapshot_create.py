@@ -1,21 +1,16 @@
-"""snapshot_create: quiesce, clone ``current`` into WVS's area under a temporary name, rename, write metadata."""
+"""snapshot_create: clone the live tree ``current`` points to, under quiesce, into a snapshot in WVS's area."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from datetime import UTC, datetime
 
 import attrs
 
-from wvs_core import metrics
-from wvs_core.fsutil import fsync_dir
 from wvs_core.ids import check_uuid, uuid7
-from wvs_core.layout import snapshot_metadata, write_snapshot_metadata
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
-from wvs_ops.trees import check_clone, current_tree
 
 MAX_MESSAGE_LENGTH = 4096
 
@@ -41,41 +36,15 @@ class SnapshotCreate(TaskOp):
     params_type = SnapshotCreateParams
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        """Clone under quiesce; nothing is cloned when the agent does not confirm the freeze."""
+        """Clone the live tree ``current`` points to under quiesce (nothing is cloned when the agent does not
+        confirm the freeze); a complete snapshot is reported done without reading the agent view."""
         params = parse_params(ctx, SnapshotCreateParams)
-        layout = ctx.layout
-        final, tmp = layout.snapshot(params.snapshot_id), layout.snapshot_tmp(params.snapshot_id)
-        results = {"snapshot_id": params.snapshot_id, "fs_path": str(final)}
-        if await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
+        snapshot = SnapshotTree(params.snapshot_id, params.message)
+        results = {"snapshot_id": params.snapshot_id, "fs_path": str(ctx.layout.snapshot(params.snapshot_id))}
+        if await ctx.has_tree(snapshot):
             return ExecutionResult(success=True, noop=True, results=results)
-        async with current_tree(ctx) as (_live_id, source):
-            # Leftovers of an attempt that crashed: a half-made clone, or a tree renamed without metadata.
-            await ctx.storage.remove_tree(tmp)
-            await ctx.storage.remove_tree(final)
-            ctx.reached("cleaned")
-            ctx.checkpoint()
-            try:
-                async with ctx.quiesced():
-                    ctx.reached("frozen")
-                    ctx.checkpoint()
-                    started = time.monotonic()
-                    entries = await ctx.storage.clone_tree(source, tmp)
-                    metrics.CLONE_DURATION.labels(self.name).observe(time.monotonic() - started)
-                    ctx.reached("cloned")
-                ctx.reached("resumed")
-                ctx.checkpoint()
-                await asyncio.to_thread(check_clone, tmp)
-                await asyncio.to_thread(tmp.rename, final)
-                await asyncio.to_thread(fsync_dir, layout.snapshots_dir)
-                ctx.reached("renamed")
-                created_at = datetime.now(UTC).isoformat()
-                metadata = {"wsid": ctx.wsid, "message": params.message, "created_at": created_at}
-                await asyncio.to_thread(write_snapshot_metadata, layout, params.snapshot_id, metadata)
-                ctx.reached("sealed")
-            except BaseException:
-                await ctx.storage.remove_tree(tmp)  # never leave a half-made tree behind
-                raise
-        metrics.CLONE_ENTRIES.labels(self.name).inc(entries)
+        live = LiveTree(await asyncio.to_thread(ctx.view.current_live_id))
+        await ctx.clone(live, snapshot, freeze=True)
         return ExecutionResult(success=True, results=results)
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:

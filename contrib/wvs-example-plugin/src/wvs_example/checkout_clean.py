@@ -1,15 +1,16 @@
 """``checkout_clean``: make ``current`` a fresh clone of a snapshot with some paths left out.
 
-Built only on WVS's public seams (``wvs_core.ops``, ``wvs_core.agentview``, ``wvs_core.storage``): the clone is
-made and pruned in WVS's area, renamed into the agent view as ``live/<new_live_id>``, and ``current`` is
-switched to it while the agent is frozen. The snapshot is immutable, so only the switch needs the freeze: the
-agent keeps working while the clone is made.
+Built only on WVS's public seams (``wvs_core.ops``, ``wvs_core.trees``, ``wvs_core.agentview``): ``ctx.clone``
+makes the clone in WVS's area, where it is pruned, and renames it into the agent view as ``live/<new_live_id>``
+(crash-safe, idempotent, cleaned up on failure); then ``current`` is switched to it while the agent is frozen.
+The snapshot is immutable, so only the switch needs the freeze: the agent keeps working while the clone is
+made.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,10 +18,10 @@ import attrs
 
 from wvs_core.convert import describe_error, structure
 from wvs_core.ids import check_uuid, uuid7
-from wvs_core.layout import LIVE, snapshot_metadata
+from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
-from wvs_core.storage import open_tree
+from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_example.paths import check_paths, find_paths
 
 
@@ -57,39 +58,26 @@ class CheckoutClean(TaskOp):
         return {params["new_live_id"]: params["snapshot_id"]}
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        """Clone the snapshot into WVS's area, remove the paths there, rename the tree to ``live/<id>``, then
+        """Clone the snapshot, remove the paths from the clone before it is renamed to ``live/<id>``, then
         switch ``current`` to it under quiesce. ``result.removed`` counts the listed paths the snapshot has."""
         try:
             params = structure(dict(ctx.params), CheckoutCleanParams)
         except Exception as error:
             raise OpFailed("INVALID_PARAMS", describe_error(error), retryable=False) from None
-        layout, view, live_id = ctx.layout, ctx.view, params.new_live_id
-        snapshot, tmp = layout.snapshot(params.snapshot_id), layout.live_tmp(live_id)
-        if not await asyncio.to_thread(snapshot_metadata, layout, params.snapshot_id):
-            raise OpFailed("SNAPSHOT_MISSING", f"{snapshot} is not a complete snapshot", retryable=False)
+        view, live_id, snapshot = ctx.view, params.new_live_id, SnapshotTree(params.snapshot_id)
+        await asyncio.to_thread(snapshot.check_complete, ctx)
         # Read from the snapshot, which never changes: the same answer on a re-run, and a path through a link
         # fails the task before anything is cloned.
-        found = await asyncio.to_thread(find_paths, snapshot, params.remove)
+        found = await asyncio.to_thread(find_paths, ctx.layout.snapshot(params.snapshot_id), params.remove)
         result = ExecutionResult(
-            success=True, results={"current_path": str(layout.live(live_id)), "removed": str(len(found))}
+            success=True, results={"current_path": str(ctx.layout.live(live_id)), "removed": str(len(found))}
         )
         if await asyncio.to_thread(view.points_to, live_id):  # switched before a crash
             return result
         await asyncio.to_thread(view.current_live_id)  # current must be WVS's link to a live tree
         try:
-            if not await asyncio.to_thread(view.has_live_tree, live_id):  # else: adopted before a crash
-                await ctx.storage.remove_tree(tmp)
-                source = await asyncio.to_thread(open_tree, snapshot)
-                try:
-                    await ctx.storage.clone_tree(source, tmp)
-                finally:
-                    os.close(source)
-                ctx.reached("cloned")
-                await asyncio.to_thread(find_paths, tmp, found, remove=True)
-                ctx.reached("pruned")
-                ctx.checkpoint()
-                await asyncio.to_thread(view.adopt_live_tree, tmp, live_id)
-                ctx.reached("adopted")
+            prune = functools.partial(find_paths, paths=found, remove=True)  # in the clone, before it is renamed
+            await ctx.clone(snapshot, LiveTree(live_id), prepare=prune)  # nothing to do if renamed before a crash
             async with ctx.quiesced():
                 ctx.reached("frozen")
                 ctx.checkpoint()  # the last safe point: after the switch the checkout has happened
@@ -98,7 +86,6 @@ class CheckoutClean(TaskOp):
         except BaseException:
             # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
             if not await asyncio.to_thread(view.points_to, live_id):
-                await ctx.storage.remove_tree(tmp)
                 await asyncio.to_thread(view.remove_tree, LIVE, live_id)  # never current: no user writes
             raise
         return result

@@ -1,5 +1,5 @@
 """The ``copytree`` storage backend: every clone a full copy made by GNU ``cp -a``, on any filesystem; trees
-removed with ``rm -rf``.
+removed with ``rm -rf``; an empty tree is a plain directory.
 
 ```toml
 [plugins]
@@ -25,7 +25,7 @@ from typing import Any
 
 from wvs_core.errors import ConfigError
 from wvs_core.process import CommandFailed, run_command
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, make_directory
 
 REFLINK_MODES = ("auto", "always", "never")
 
@@ -55,6 +55,10 @@ class CopyTreeBackend(StorageBackend):
         except (CommandFailed, OSError) as error:
             raise StorageError("CLONE_FAILED", f"copy to {destination} failed: {error}") from None
         return 0
+
+    async def make_tree(self, destination: Path) -> None:
+        """A plain directory, mode 0755."""
+        await make_directory(destination)
 
     async def remove_tree(self, path: Path) -> None:
         """``rm -rf --one-file-system -- <path>`` (a path in WVS's area); missing is fine."""
