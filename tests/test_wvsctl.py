@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import click
+import pytest
 from click.testing import CliRunner, Result
 
 from wvs_core.cli.client import WvsClient
@@ -174,3 +176,10 @@ def test_param_values_are_typed_by_the_ops_schema() -> None:
         "unknown": "x y",  # not JSON: passed as text, for the API to judge
         "empty": "",
     }
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999", "[" * 5000 + "]" * 5000])
+def test_a_param_that_is_no_json_value_is_refused_before_anything_is_sent(value: str) -> None:
+    schema = {"properties": {"copies": {"type": "integer"}}}
+    with pytest.raises(click.BadParameter):
+        parse_params((f"copies={value}",), schema)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -352,10 +353,19 @@ def parse_params(pairs: tuple[str, ...], schema: dict[str, Any]) -> dict[str, An
             params[name] = value
             continue
         try:
-            params[name] = json.loads(value)
+            params[name] = json.loads(value, parse_constant=_no_constant)
+        except RecursionError:
+            raise click.BadParameter(f"{name}: the JSON nests too deep", param_hint="--param") from None
         except ValueError:
             params[name] = value
+        if isinstance(params[name], float) and not math.isfinite(params[name]):
+            raise click.BadParameter(f"{name}: {value!r} is not a finite number", param_hint="--param")
     return params
+
+
+def _no_constant(constant: str) -> Any:
+    """JSON has no NaN or Infinity (RFC 8259 §6), though Python's parser accepts them."""
+    raise click.BadParameter(f"{constant} is not a JSON value", param_hint="--param")
 
 
 def _accepts_string(schema: dict[str, Any]) -> bool:
