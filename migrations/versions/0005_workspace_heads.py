@@ -38,12 +38,14 @@ $$
 
 # Lock the workspace row first, then read its tasks in a statement of its own: under READ COMMITTED that
 # statement's snapshot holds every change of the workspace's tasks committed by an earlier holder of the lock,
-# and every writer of a task comes through here before it commits. Writes only when the head changed.
+# and every writer of a task comes through here before it commits. FOR UPDATE, as a submit and an event's
+# record() take it: a weaker lock upgraded later in the same transaction could deadlock with a foreign-key
+# check's KEY SHARE. Writes only when the head changed.
 REFRESH_WORKSPACE_HEAD = f"""
 CREATE FUNCTION {SCHEMA}.refresh_workspace_head(target text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM FROM {SCHEMA}.workspaces WHERE wsid = target FOR NO KEY UPDATE;
+    PERFORM FROM {SCHEMA}.workspaces WHERE wsid = target FOR UPDATE;
     UPDATE {SCHEMA}.workspaces w
     SET head_task_id = h.task_id, head_created_at = h.created_at, head_run_at = h.run_at
     FROM (SELECT target AS wsid) AS k
