@@ -7,12 +7,14 @@ import os
 import socket
 import stat
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from click.testing import CliRunner
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_controlfile import ControlFileQuiesce
 from wvs_core.cli.wvs import cli as wvs_cli
@@ -26,6 +28,9 @@ from wvs_core.plugins import PluginRegistry
 from wvs_juicefs.backend import JuiceFSBackend
 
 TERMINAL = {"SUCCEEDED", "DEAD", "CANCELED"}
+
+Head = tuple[str | None, datetime | None, datetime | None]
+"""A workspace's head: its oldest unfinished task's id and created_at, and when it may run (None: it runs)."""
 
 
 def free_port() -> int:
@@ -163,3 +168,22 @@ def in_flight(mount: Path, wsid: str) -> list[Path]:
     """Trees of clones in flight (``<mount>/.wvs/tmp/<wsid>/*``): none once an op ended or was recovered."""
     tmp = WorkspaceLayout(mount, wsid).tmp_dir
     return sorted(tmp.iterdir()) if tmp.is_dir() else []
+
+
+async def workspace_heads(conn: AsyncConnection) -> tuple[dict[str, Head], dict[str, Head]]:
+    """Every workspace's head as its row stores it, and as computed here from scratch from its tasks."""
+    stored = {
+        row.wsid: (row.head_task_id, row.head_created_at, row.head_run_at)
+        for row in await conn.execute(
+            sa.text("SELECT wsid, head_task_id, head_created_at, head_run_at FROM wvs.workspaces")
+        )
+    }
+    computed: dict[str, Head] = dict.fromkeys(stored, (None, None, None))
+    tasks = await conn.execute(
+        sa.text("SELECT wsid, task_id, status, created_at, next_run_at FROM wvs.tasks ORDER BY created_at, task_id")
+    )
+    for task in tasks:
+        if computed[task.wsid][0] is None and task.status in ("PENDING", "RUNNING", "FAILED"):
+            run_at = None if task.status == "RUNNING" else task.next_run_at
+            computed[task.wsid] = (task.task_id, task.created_at, run_at)
+    return stored, computed

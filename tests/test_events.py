@@ -142,8 +142,8 @@ async def test_every_path_emits_its_events_in_order_and_a_webhook_gets_them_sign
             engine = create_engine(DatabaseConfig(dsn=database, pool_size=2))
             try:
                 ghost = Scheduler(config.worker, registry, PostgresQueue(engine, {}), worker_id="ghost")
-                claimed = await ghost.runs.claim(0.3)
-                assert claimed is not None and claimed.task.task_id == stuck["task_id"]
+                claimed = await ghost.runs.claim(0.3, 1)
+                assert [one.task.task_id for one in claimed] == [stuck["task_id"]]
                 for executor in ghost.executors:
                     await executor.close()
             finally:

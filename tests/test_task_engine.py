@@ -159,3 +159,35 @@ async def test_a_process_running_worker_and_executor_stops_its_executor_last(dat
         task = (await client.get(f"/v1/tasks/{accepted['task_id']}")).json()
     assert task["status"] == "SUCCEEDED", task
     await assert_fsck_clean(database, mount)
+
+
+async def test_connections_the_database_dropped_are_replaced(database, mount, start_service) -> None:
+    """Pooled connections are not pinged before use: after the server drops them all (a restart, a failover),
+    the API answers at most one request per process "retry", the scheduler backs off once, and work flows."""
+    config = make_config(database, mount, plugins={"quiesce": "none"}, worker={"idle_backoff": "200ms"})
+    service = await start_service(config)
+    async with httpx.AsyncClient(base_url=service.api_url or "", timeout=30) as client:
+        await create_workspace(client, "dropped")
+        engine = create_async_engine(async_dsn(database))
+        try:
+            async with engine.connect() as conn:
+                cut = await conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+                assert cut.scalar_one() > 0, "the services held connections"
+        finally:
+            await engine.dispose()
+        headers = key()
+        answers = []
+        for _ in range(3):
+            answers.append(await client.post("/v1/workspaces/dropped/snapshots", json={}, headers=headers))
+            if answers[-1].status_code == 202:
+                break
+        assert [answer.status_code for answer in answers][-1] == 202
+        assert all(answer.json()["error"]["code"] == "WVS_INTERNAL" for answer in answers[:-1])
+        assert len(answers) <= 2, "one request found the dropped connection; the pool then reconnected"
+        task = await wait_task(client, answers[-1].json()["task_id"], timeout=20)
+    assert task["status"] == "SUCCEEDED" and task["attempt"] == 1

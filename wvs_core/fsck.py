@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 
 import attrs
@@ -81,6 +82,7 @@ class Fsck:
         await asyncio.to_thread(self.volume.require_area)
         known = await self.store.workspaces(wsid)
         checked, skipped, findings = [], [], []
+        findings += await self._heads(wsid, fix)
         if wsid is None:
             on_disk = {name for name in await asyncio.to_thread(os.listdir, self.volume.mount) if is_wsid(name)}
             for stray in sorted(on_disk - {w.wsid for w in known}):
@@ -100,6 +102,19 @@ class Fsck:
                         Finding(workspace.wsid, "check_failed", f"{type(error).__name__}: {error}", "manual")
                     )
         return Report(checked, skipped, findings)
+
+    async def _heads(self, wsid: str | None, fix: bool) -> list[Finding]:
+        """Each workspace's stored head against its tasks: a database-only check, safe while tasks run (a head
+        and its tasks change in one transaction), so busy workspaces are checked too."""
+        findings = []
+        for wrong in await self.store.wrong_heads(wsid):
+            detail = f"head {_head(wrong.stored)}, but its oldest unfinished task is {_head(wrong.actual)}"
+            finding = Finding(wrong.wsid, "queue_head_wrong", detail, "fix")
+            if fix:
+                await self.store.repair_head(wrong.wsid)
+                finding.fixed = True
+            findings.append(finding)
+        return findings
 
     async def _check(self, workspace: Workspace, layout: WorkspaceLayout, fix: bool, prune: bool) -> list[Finding]:
         findings = await self._snapshots(workspace, layout, fix, prune)
@@ -203,3 +218,11 @@ def _current_live_id(view: AgentView) -> str | None:
     if CURRENT not in view.entries():
         return None
     return view.current_live_id()
+
+
+def _head(head: tuple[str | None, datetime | None]) -> str:
+    """A head ``(task_id, run_at)`` for a person."""
+    task_id, run_at = head
+    if task_id is None:
+        return "none"
+    return f"{task_id} ({'running' if run_at is None else f'runnable from {run_at.isoformat()}'})"

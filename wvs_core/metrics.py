@@ -29,7 +29,7 @@ LOCK_WAIT = Histogram(
     "Time a task waited, once runnable, for its workspace's serialization and a slot.",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600),
 )
-DEQUEUE_EMPTY = Counter("wvs_dequeue_empty_total", "Claims that found nothing to run.")
+DEQUEUE_EMPTY = Counter("wvs_dequeue_empty_total", "Claims that found fewer tasks to run than free slots.")
 WORKSPACE_TRANSITIONS = Counter("wvs_workspace_state_transitions_total", "Workspace state changes.", ["from", "to"])
 
 # --- events (the dispatcher, in the worker) --------------------------------------------------------

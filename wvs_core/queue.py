@@ -1,7 +1,7 @@
-"""The queue interface: which task a claim takes, and waking the schedulers that wait for one.
+"""The queue interface: which tasks a claim takes, and waking the schedulers that wait for them.
 
 Core owns the ``wvs.tasks`` table: its schema, its migrations and every statement that writes or lists it
-(``wvs_core.db.tasks``). A queue plugin decides two things only — which runnable row a claim takes, and how a
+(``wvs_core.db.tasks``). A queue plugin decides two things only — which runnable rows a claim takes, and how a
 waiting scheduler learns that there may be work (docs/architecture.md, "Who owns the task table").
 """
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the executor loads this module and must not load the databa
 
 
 class TaskQueue(abc.ABC):
-    """Picks the task a scheduler runs next, and wakes schedulers when there may be one.
+    """Picks the tasks a scheduler runs next, and wakes schedulers when there may be some.
 
     Guarantees a queue must give (``tests/queue_conformance.py`` checks them): a task is claimed by one
     scheduler at a time; a workspace never has two RUNNING tasks; a workspace's tasks are claimed in creation
@@ -37,15 +37,19 @@ class TaskQueue(abc.ABC):
         """Release what ``start`` opened."""
 
     @abc.abstractmethod
-    async def claim(self, connection: AsyncConnection) -> str | None:
-        """Within the caller's transaction, pick the task to run next and return its ``task_id``; None when
-        nothing can run now.
+    async def claim(self, connection: AsyncConnection, limit: int) -> list[str]:
+        """Within the caller's transaction, pick up to ``limit`` (>= 1) tasks to run next, in one statement where
+        the backend allows, and return their ``task_id``s, oldest first; an empty list when nothing can run now.
 
-        The task must be runnable (PENDING, or FAILED whose ``next_run_at`` has come), the oldest unfinished
-        task of its workspace by ``(created_at, task_id)``, and its workspace must have no RUNNING task. Until
-        the transaction ends, no other claim may return it or another task of its workspace (lock them);
-        core marks it RUNNING in the same transaction, and from then on its RUNNING status holds the
-        workspace. Never wait on a lock another claim holds: skip that task. Raises only database errors.
+        Each task must be runnable (PENDING, or FAILED whose ``next_run_at`` has come), the oldest unfinished
+        task of its workspace by ``(created_at, task_id)``, in a workspace with no RUNNING task — at most one
+        task per workspace. Core keeps each workspace's oldest unfinished task on its row
+        (``wvs.workspaces.head_task_id``, ``head_created_at``, and ``head_run_at``: NULL while that task runs),
+        so a claim can read heads instead of backlogs. Until the transaction ends, no other claim may return
+        these tasks or another task of their workspaces (lock them); core marks them RUNNING in the same
+        transaction, and from then on a RUNNING status holds its workspace. Never wait on a lock someone else
+        holds — skip that workspace (a submit or a task's end holds its row for a moment). Raises only
+        database errors.
         """
 
     @abc.abstractmethod

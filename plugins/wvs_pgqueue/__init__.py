@@ -1,4 +1,4 @@
-"""The ``postgres`` queue: SKIP LOCKED claims, per-workspace FIFO, LISTEN/NOTIFY wake-ups."""
+"""The ``postgres`` queue: SKIP LOCKED claims of workspace heads (per-workspace FIFO), LISTEN/NOTIFY wake-ups."""
 
 from wvs_core import hookimpl
 from wvs_core.queue import TaskQueue

@@ -4,35 +4,23 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-# Runnable: PENDING, or FAILED (always retryable: a last failure goes straight to DEAD) whose
-# next_run_at has come. A task may only start when its workspace has no RUNNING task and no older
-# unfinished task; the workspace row lock (SKIP LOCKED) makes two concurrent claims of one workspace
-# impossible, and EvalPlanQual re-checks the status of a row another scheduler claimed meanwhile.
-# Both locks are held until the claiming transaction ends, in which core marks the task RUNNING.
+# Up to :limit runnable heads, oldest first. A workspace's head (core keeps it on the workspace row, see
+# docs/architecture.md "Workspace heads") is its oldest unfinished task; head_run_at is NULL while that task
+# runs, so a busy workspace is not even in the index, and no blocked backlog is ever read. Both rows are locked
+# with SKIP LOCKED: a claim never waits, and no other claim takes the task or its workspace (a workspace row
+# lock taken elsewhere — a submit, a task ending — merely skips that workspace this time). EvalPlanQual
+# re-checks a head that moved meanwhile. The locks last until the claiming transaction ends, in which core
+# marks the tasks RUNNING.
 CLAIM = sa.text(
     """
-    WITH candidate AS (
-        SELECT t.task_id, t.wsid
-        FROM wvs.tasks t
-        WHERE t.status IN ('PENDING', 'FAILED')
-          AND t.next_run_at <= clock_timestamp()
-          AND NOT EXISTS (
-              SELECT 1 FROM wvs.tasks o
-              WHERE o.wsid = t.wsid
-                AND o.task_id <> t.task_id
-                AND (o.status = 'RUNNING'
-                     OR (o.status IN ('PENDING', 'FAILED')
-                         AND (o.created_at, o.task_id) < (t.created_at, t.task_id)))
-          )
-        ORDER BY t.created_at, t.task_id
-        LIMIT 1
-        FOR UPDATE OF t SKIP LOCKED
-    ),
-    locked_workspace AS (
-        SELECT w.wsid FROM wvs.workspaces w JOIN candidate c ON c.wsid = w.wsid
-        FOR UPDATE OF w SKIP LOCKED
-    )
-    SELECT c.task_id FROM candidate c JOIN locked_workspace l ON l.wsid = c.wsid
+    SELECT w.head_task_id
+    FROM wvs.workspaces w
+    JOIN wvs.tasks t ON t.task_id = w.head_task_id
+    WHERE w.head_run_at <= clock_timestamp()
+      AND t.status IN ('PENDING', 'FAILED')
+    ORDER BY w.head_created_at, w.head_task_id
+    LIMIT :limit
+    FOR UPDATE OF w, t SKIP LOCKED
     """
 )
 

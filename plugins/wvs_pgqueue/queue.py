@@ -1,4 +1,4 @@
-"""PostgresQueue: which task runs next (SKIP LOCKED, per-workspace FIFO) and LISTEN/NOTIFY wake-ups."""
+"""PostgresQueue: which tasks run next (runnable workspace heads, SKIP LOCKED) and LISTEN/NOTIFY wake-ups."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ RECONNECT_DELAY = 1.0
 
 
 class PostgresQueue(TaskQueue):
-    """Claims with ``FOR UPDATE SKIP LOCKED``; wakes schedulers with ``NOTIFY`` (polling as fallback).
+    """Claims runnable workspace heads ``FOR UPDATE SKIP LOCKED``; wakes schedulers with ``NOTIFY`` (polling as
+    fallback).
 
     Settings (``[plugins.settings.postgres]``): ``channel`` (default ``wvs_tasks``).
     """
@@ -51,11 +52,10 @@ class PostgresQueue(TaskQueue):
         """NOTIFY the channel; PostgreSQL delivers it when the caller's transaction commits."""
         await connection.execute(queries.NOTIFY, {"channel": self.channel})
 
-    async def claim(self, connection: AsyncConnection) -> str | None:
-        """The oldest runnable task whose workspace is free, in one statement: its row and its workspace's row
-        locked ``FOR UPDATE SKIP LOCKED`` for the rest of the caller's transaction."""
-        task_id: str | None = (await connection.execute(queries.CLAIM)).scalar()
-        return task_id
+    async def claim(self, connection: AsyncConnection, limit: int) -> list[str]:
+        """Up to ``limit`` runnable workspace heads, oldest first, in one statement: each task's row and its
+        workspace's row locked ``FOR UPDATE SKIP LOCKED`` for the rest of the caller's transaction."""
+        return list((await connection.execute(queries.CLAIM, {"limit": limit})).scalars())
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a NOTIFY or after ``timeout`` seconds, whichever comes first."""

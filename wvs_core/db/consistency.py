@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,6 +20,30 @@ FSCK_ACTOR = {"type": "fsck"}
 
 LiveTrees = Callable[[str, Mapping[str, Any]], dict[str, str | None] | None]
 """The live trees a succeeded task of an op with given params made current (the ops' declarations)."""
+
+
+# Workspaces whose stored head is not what their tasks say it is (a trigger keeps it; a write that bypassed
+# triggers — a data-only restore, session_replication_role = replica — or a hand-edited row can leave it wrong).
+_WRONG_HEADS = sa.text(
+    """
+    SELECT w.wsid, w.head_task_id, w.head_run_at, h.task_id, h.run_at
+    FROM wvs.workspaces w
+    LEFT JOIN LATERAL wvs.workspace_head(w.wsid) AS h ON true
+    WHERE (CAST(:wsid AS text) IS NULL OR w.wsid = :wsid)
+      AND (w.head_task_id, w.head_created_at, w.head_run_at) IS DISTINCT FROM (h.task_id, h.created_at, h.run_at)
+    ORDER BY w.wsid
+    """
+)
+_REFRESH_HEAD = sa.text("SELECT wvs.refresh_workspace_head(:wsid)")
+
+
+@attrs.frozen
+class WrongHead:
+    """A workspace whose stored head (its oldest unfinished task, and when that may run) is not its tasks'."""
+
+    wsid: str
+    stored: tuple[str | None, datetime | None]  # (head_task_id, head_run_at)
+    actual: tuple[str | None, datetime | None]  # the oldest unfinished task, and when it may run (None: running)
 
 
 class ConsistencyStore:
@@ -40,6 +66,18 @@ class ConsistencyStore:
         query = sa.select(tasks.c.task_id).where(tasks.c.wsid == wsid, tasks.c.status == TaskStatus.RUNNING)
         async with self.engine.connect() as conn:
             return (await conn.execute(query.limit(1))).first() is not None
+
+    async def wrong_heads(self, wsid: str | None = None) -> list[WrongHead]:
+        """Workspaces (``wsid``, or all) whose stored head disagrees with their tasks."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(_WRONG_HEADS, {"wsid": wsid})
+            return [WrongHead(row[0], (row[1], row[2]), (row[3], row[4])) for row in rows]
+
+    async def repair_head(self, wsid: str) -> None:
+        """Recompute the workspace's head from its tasks, under its row lock, as every task change does. Not
+        audited: the head is derived from the tasks (like an index), and no workspace or task changes."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_REFRESH_HEAD, {"wsid": wsid})
 
     async def snapshots(self, wsid: str) -> list[Snapshot]:
         """Every snapshot row of the workspace, deleted ones included."""

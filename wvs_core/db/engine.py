@@ -47,7 +47,11 @@ def asyncpg_dsn(dsn: str) -> str:
 
 
 def create_engine(config: DatabaseConfig) -> AsyncEngine:
-    """An AsyncEngine for the WVS database."""
-    return create_async_engine(
-        async_dsn(config.dsn), pool_size=config.pool_size, pool_pre_ping=True, max_overflow=config.pool_size
-    )
+    """An AsyncEngine for the WVS database.
+
+    No ``pool_pre_ping``: it would cost a round trip on every checkout — on every claim and every outcome.
+    A connection the server dropped (a restart, a failover) fails the one statement that finds it so; that
+    error invalidates the whole pool, so the next checkout connects afresh. The API answers that one request
+    "retry" (``database_unavailable``), a scheduler backs off and claims again.
+    """
+    return create_async_engine(async_dsn(config.dsn), pool_size=config.pool_size, max_overflow=config.pool_size)

@@ -1,4 +1,4 @@
-"""The one door every event goes through (``record``), and reading the outbox safely.
+"""The one door every event goes through (``record``; ``record_all`` for several), and reading the outbox safely.
 
 ``record`` writes the audit row that *is* the event, inside the caller's transaction, so an event exists if
 and only if its change committed. Readers tail the table by ``event_id``, which a BIGSERIAL allocates at
@@ -12,6 +12,9 @@ is not visible yet. A tail that moved past 7 would never see 6. So ``record``:
    allocating that id, so before ``horizon`` was assigned: its xid is below ``horizon``. (A snapshot's xmax
    would not do: it is one past the newest *completed* xid, and running transactions may hold higher ones.)
 
+``record_all`` does the same for several events at once: every workspace row locked, then every id
+allocated, then one subtransaction inserts them all.
+
 A reader then only reads up to ``safe_upto``: the highest visible row whose ``horizon`` is at or below the
 oldest running xid (``pg_snapshot_xmin``) in the reader's own snapshot. Every id up to it is final — visible
 now, or never (a rollback). See docs/architecture.md, "Events".
@@ -19,6 +22,7 @@ now, or never (a rollback). See docs/architecture.md, "Events".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,35 +37,41 @@ from wvs_core.scope import Scope
 CHANNEL = "wvs_events"
 """NOTIFY channel: a wake-up for the dispatcher (empty payload), sent when a recording transaction commits."""
 
+# Lock the events' workspace rows (in wsid order, so two recorders never wait on each other in a cycle), then
+# allocate one id per event: the aggregate over ``locked`` must finish, every lock taken, before any nextval.
 _ALLOCATE = sa.text(
     """
-    WITH locked AS MATERIALIZED (SELECT wsid FROM wvs.workspaces WHERE wsid = :wsid FOR UPDATE)
+    WITH locked AS MATERIALIZED (
+        SELECT wsid FROM wvs.workspaces WHERE wsid = ANY(:wsids) ORDER BY wsid FOR UPDATE
+    ),
+    waited AS (SELECT count(*) FROM locked)
     SELECT pg_current_xact_id()::text::bigint AS xid,
            nextval(pg_get_serial_sequence('wvs.audit', 'event_id')) AS event_id
-    FROM locked
+    FROM waited, generate_series(1, :count)
     """
 )
-_ALLOCATE_UNLOCKED = sa.text("SELECT pg_current_xact_id()::text::bigint AS xid")
-_NEXT_ID = sa.text("SELECT nextval(pg_get_serial_sequence('wvs.audit', 'event_id'))")
 
-# Run in a subtransaction: the row's xmin is then a transaction id assigned after the event_id was allocated.
+# Run in a subtransaction: the rows' xmin is then a transaction id assigned after their event_ids were allocated.
 _INSERT = sa.text(
     """
     INSERT INTO wvs.audit (event_id, action, wsid, task_id, request_id, actor, payload)
-    VALUES (:event_id, :action, :wsid, :task_id, :request_id, :actor, :payload)
+    SELECT event_id, action, wsid, task_id, request_id, actor, payload
+    FROM jsonb_to_recordset(:rows) AS r(
+        event_id bigint, action text, wsid text, task_id text, request_id text, actor jsonb, payload jsonb
+    )
     RETURNING xmin::text::bigint AS xmin
     """
-).bindparams(sa.bindparam("actor", type_=JSONB), sa.bindparam("payload", type_=JSONB))
+).bindparams(sa.bindparam("rows", type_=JSONB))
 
 # xmin is 32 bits; widen it to the 64-bit id beside our own transaction's (it was assigned just after it).
 _SET_HORIZON = sa.text(
     """
     WITH widened AS (
         UPDATE wvs.audit SET horizon = :top + ((:sub - :top % 4294967296 + 4294967296) % 4294967296)
-        WHERE event_id = :event_id
+        WHERE event_id = ANY(:event_ids)
         RETURNING event_id
     )
-    SELECT pg_notify(:channel, '') FROM widened
+    SELECT pg_notify(:channel, '') FROM (SELECT count(*) FROM widened) AS settled
     """
 )
 
@@ -71,18 +81,40 @@ async def record(conn: AsyncConnection, event: NewEvent) -> int:
 
     Takes the workspace's row lock until the transaction ends (every writer of a workspace takes it anyway).
     """
-    allocated = (await conn.execute(_ALLOCATE, {"wsid": event.wsid})).first()
-    if allocated is not None:
-        top, event_id = int(allocated.xid), int(allocated.event_id)
-    else:  # no such workspace row (never the case for WVS's own changes): no commit order to keep
-        top = int((await conn.execute(_ALLOCATE_UNLOCKED)).scalar_one())
-        event_id = int((await conn.execute(_NEXT_ID)).scalar_one())
-    async with conn.begin_nested():
-        row = {"event_id": event_id, "action": event.type, "wsid": event.wsid, "task_id": event.task_id}
-        row |= {"request_id": event.request_id, "actor": event.actor, "payload": event.data}
-        sub = int((await conn.execute(_INSERT, row)).scalar_one())
-        await conn.execute(_SET_HORIZON, {"top": top, "sub": sub, "event_id": event_id, "channel": CHANNEL})
+    (event_id,) = await record_all(conn, [event])
     return event_id
+
+
+async def record_all(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[int]:
+    """Append ``events`` to the outbox inside the caller's transaction, in one insert; returns their
+    ``event_id``s, ascending in the order given (so a workspace's events keep their order).
+
+    Takes the row locks of their workspaces until the transaction ends. A ``wsid`` with no workspace row
+    (never the case for WVS's own changes) has no commit order to keep.
+    """
+    if not events:
+        return []
+    wsids = sorted({event.wsid for event in events if event.wsid is not None})
+    allocated = (await conn.execute(_ALLOCATE, {"wsids": wsids, "count": len(events)})).all()
+    top = int(allocated[0].xid)
+    event_ids = sorted(int(row.event_id) for row in allocated)
+    rows = [
+        {
+            "event_id": event_id,
+            "action": event.type,
+            "wsid": event.wsid,
+            "task_id": event.task_id,
+            "request_id": event.request_id,
+            "actor": event.actor,
+            "payload": event.data,
+        }
+        for event_id, event in zip(event_ids, events, strict=True)
+    ]
+    async with conn.begin_nested():
+        sub = int((await conn.execute(_INSERT, {"rows": rows})).scalars().all()[0])  # one subtransaction: one xmin
+        params = {"top": top, "sub": sub, "event_ids": event_ids, "channel": CHANNEL}
+        await conn.execute(_SET_HORIZON, params)
+    return event_ids
 
 
 def safe_upto() -> sa.ScalarSelect[Any]:

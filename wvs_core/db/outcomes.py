@@ -8,6 +8,7 @@ once that transaction committed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core import metrics
 from wvs_core.agentview import TAMPERED
-from wvs_core.db.events import record
+from wvs_core.db.events import record, record_all
 from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.events import EventType, NewEvent, task_event_type
 from wvs_core.models import ExecutionResult, Task, TaskStatus
@@ -53,15 +54,24 @@ class TaskRecorder:
     def __init__(self, registry: PluginRegistry) -> None:
         self.registry = registry
 
-    async def claimed(self, conn: AsyncConnection, task: Task, actor: dict[str, Any]) -> ClaimDecision:
-        """``task.started``, then the op's ``on_claimed`` rule: what the run is to do (proceed when no loaded
-        plugin provides the op; the run then fails it)."""
-        data = {"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}}
-        await record(conn, NewEvent.of_task(EventType.TASK_STARTED, task, actor, data))
-        op = self.registry.ops.get(task.op)
-        if op is None:
-            return ClaimDecision.proceed()
-        return await op.on_claimed(self._transaction(conn, task, actor), task)
+    async def claimed(self, conn: AsyncConnection, tasks: Sequence[Task], actor: dict[str, Any]) -> list[ClaimDecision]:
+        """``task.started`` for each of ``tasks`` (one insert), then each op's ``on_claimed`` rule: what each run
+        is to do (proceed when no loaded plugin provides the op; the run then fails it), in the order given."""
+        started = []
+        for task in tasks:
+            data = {"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}}
+            started.append(NewEvent.of_task(EventType.TASK_STARTED, task, actor, data))
+        await record_all(conn, started)
+        decisions = []
+        for task in tasks:
+            op = self.registry.ops.get(task.op)
+            decision = (
+                ClaimDecision.proceed()
+                if op is None
+                else await op.on_claimed(self._transaction(conn, task, actor), task)
+            )
+            decisions.append(decision)
+        return decisions
 
     async def released(self, conn: AsyncConnection, task: Task, actor: dict[str, Any]) -> None:
         """``task.released``: a RUNNING task went back to PENDING, its attempt uncounted (graceful shutdown)."""
@@ -76,36 +86,59 @@ class TaskRecorder:
         actor: dict[str, Any],
         *,
         request_id: str | None = None,
-        result: ExecutionResult | None = None,
     ) -> Recorded:
-        """``task`` went from ``before`` to SUCCEEDED, FAILED, DEAD or CANCELED: its event (by the request
-        ``request_id``, by default the task's own), ``workspace.tampered`` when the agent view was found
-        tampered with, and the op's rule (``on_succeeded`` with the executor's ``result``, ``on_dead`` or
-        ``on_canceled``)."""
-        data = {
-            "before": {"status": before},
-            "after": {
-                "status": task.status,
-                "attempt": task.attempt,
-                "result": task.result,
-                "cancel_requested": task.cancel_requested,
-            },
-            "error": task.error,
-        }
-        event = NewEvent.of_task(task_event_type(task.status), task, actor, data)
-        await record(conn, attrs.evolve(event, request_id=request_id or task.request_id))
-        if (task.error or {}).get("reason") == TAMPERED:
-            await record(conn, NewEvent.of_task(EventType.WORKSPACE_TAMPERED, task, actor, {"error": task.error}))
-        tx = self._transaction(conn, task, actor)
-        op = self.registry.ops.get(task.op)
-        if op is not None:
-            if task.status == TaskStatus.SUCCEEDED and result is not None:
-                await op.on_succeeded(tx, task, result)
-            elif task.status == TaskStatus.DEAD:
-                await op.on_dead(tx, task)
-            elif task.status == TaskStatus.CANCELED:
-                await op.on_canceled(tx, task)
-        return Recorded(task, before, tx.state_changes)
+        """``task`` went from ``before`` (PENDING or FAILED: a cancel) to CANCELED, not by a run: its event (by
+        the request ``request_id``, by default the task's own) and the op's ``on_canceled`` rule."""
+        (recorded,) = await self._ended(conn, [(task, None)], before, actor, request_id)
+        return recorded
+
+    async def runs_ended(
+        self, conn: AsyncConnection, runs: Sequence[tuple[Task, ExecutionResult | None]], actor: dict[str, Any]
+    ) -> list[Recorded]:
+        """Runs ended: each task went from RUNNING to SUCCEEDED, FAILED, DEAD or CANCELED, with the executor's
+        answer when there was one. Their events (one insert), then each op's rule; in the order given."""
+        return await self._ended(conn, runs, TaskStatus.RUNNING, actor, None)
+
+    async def _ended(
+        self,
+        conn: AsyncConnection,
+        ends: Sequence[tuple[Task, ExecutionResult | None]],
+        before: TaskStatus,
+        actor: dict[str, Any],
+        request_id: str | None,
+    ) -> list[Recorded]:
+        """The events of each end — ``workspace.tampered`` too when the agent view was found tampered with —
+        then the op's rule (``on_succeeded`` with the executor's result, ``on_dead`` or ``on_canceled``)."""
+        events = []
+        for task, _result in ends:
+            data = {
+                "before": {"status": before},
+                "after": {
+                    "status": task.status,
+                    "attempt": task.attempt,
+                    "result": task.result,
+                    "cancel_requested": task.cancel_requested,
+                },
+                "error": task.error,
+            }
+            event = NewEvent.of_task(task_event_type(task.status), task, actor, data)
+            events.append(attrs.evolve(event, request_id=request_id or task.request_id))
+            if (task.error or {}).get("reason") == TAMPERED:
+                events.append(NewEvent.of_task(EventType.WORKSPACE_TAMPERED, task, actor, {"error": task.error}))
+        await record_all(conn, events)
+        recorded = []
+        for task, result in ends:
+            tx = self._transaction(conn, task, actor)
+            op = self.registry.ops.get(task.op)
+            if op is not None:
+                if task.status == TaskStatus.SUCCEEDED and result is not None:
+                    await op.on_succeeded(tx, task, result)
+                elif task.status == TaskStatus.DEAD:
+                    await op.on_dead(tx, task)
+                elif task.status == TaskStatus.CANCELED:
+                    await op.on_canceled(tx, task)
+            recorded.append(Recorded(task, before, tx.state_changes))
+        return recorded
 
     def _transaction(self, conn: AsyncConnection, task: Task, actor: dict[str, Any]) -> SqlWorkspaceTransaction:
         return SqlWorkspaceTransaction(conn, task, self.registry.snapshot_references, actor)

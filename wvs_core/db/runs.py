@@ -1,13 +1,14 @@
 """A scheduler's transactions on the task table: claim, renew, end, release, reap.
 
-The queue plugin picks the row a claim takes and wakes schedulers; the rest is core's (``wvs_core.db.tasks``).
-Each method is one transaction that writes the task row and records the change with the op's rules
-(``wvs_core.db.outcomes``), so a state change, its events and its consequences commit together.
+The queue plugin picks the rows a claim takes and wakes schedulers; the rest is core's (``wvs_core.db.tasks``).
+Each method is one transaction that writes the task rows — a claim, a finish and a reap take several at once —
+and records the changes with the ops' rules (``wvs_core.db.outcomes``), so a state change, its events and its
+consequences commit together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -15,7 +16,7 @@ import attrs
 from wvs_core.db import tasks
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.transaction import SCHEDULER_ACTOR
-from wvs_core.models import ExecutionResult, Task, TaskOutcome, TaskStatus
+from wvs_core.models import ExecutionResult, Task, TaskOutcome
 from wvs_core.ops import ClaimDecision
 from wvs_core.queue import TaskQueue
 
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
 
 class LeaseLost(Exception):
     """The task is no longer RUNNING for this scheduler (its lease expired and it was reaped)."""
+
+
+@attrs.frozen
+class Ending:
+    """How a run here ended: the ``outcome`` to record, and the executor's answer (for the op's
+    ``on_succeeded``) when there was one."""
+
+    task: Task
+    outcome: TaskOutcome
+    result: ExecutionResult | None = None
 
 
 @attrs.frozen
@@ -47,16 +58,19 @@ class TaskRuns:
         self.worker_id = worker_id
         self.actor = {**SCHEDULER_ACTOR, "worker_id": worker_id}
 
-    async def claim(self, lease: float) -> Claimed | None:
-        """The task the queue picks, now RUNNING here with a ``lease`` (seconds); None when none can run."""
+    async def claim(self, lease: float, limit: int) -> list[Claimed]:
+        """Up to ``limit`` tasks the queue picks, now RUNNING here with a ``lease`` (seconds), oldest first, in
+        one transaction; an empty list when none can run."""
         async with self.queue.engine.begin() as conn:
-            task_id = await self.queue.claim(conn)
-            if task_id is None:
-                return None
-            task = await tasks.start(conn, task_id, self.worker_id, lease)
-            if task is None:
-                raise RuntimeError(f"queue {self.queue.name!r} picked task {task_id}, which is not runnable")
-            return Claimed(task, await self.recorder.claimed(conn, task, self.actor))
+            task_ids = await self.queue.claim(conn, limit)
+            if not task_ids:
+                return []
+            started = await tasks.start(conn, task_ids, self.worker_id, lease)
+            if unrunnable := [task_id for task_id in task_ids if task_id not in started]:
+                raise RuntimeError(f"queue {self.queue.name!r} picked task {unrunnable[0]}, which is not runnable")
+            claimed = [started[task_id] for task_id in task_ids]
+            decisions = await self.recorder.claimed(conn, claimed, self.actor)
+            return [Claimed(task, decision) for task, decision in zip(claimed, decisions, strict=True)]
 
     async def renew(self, task_ids: list[str], lease: float) -> set[str]:
         """Extend the leases of ``task_ids``; returns the ids still held here (the others were lost)."""
@@ -65,29 +79,26 @@ class TaskRuns:
         async with self.queue.engine.begin() as conn:
             return await tasks.renew(conn, self.worker_id, task_ids, lease)
 
-    async def finish(self, task: Task, outcome: TaskOutcome, result: ExecutionResult | None = None) -> Task:
-        """Record ``outcome`` of a task RUNNING here (``result``: the executor's answer, for the op's
-        ``on_succeeded``). Raises LeaseLost when it no longer is."""
+    async def finish(self, endings: Sequence[Ending]) -> list[Task | None]:
+        """Record how runs here ended, in one transaction with one wake-up; returns each task as recorded, in
+        the order given — None where the task is no longer RUNNING here (its lease was lost and it was reaped)."""
         async with self.queue.engine.begin() as conn:
-            recorded = await self._end(conn, task, outcome, result)
-            if recorded is None:
-                raise LeaseLost(f"task {task.task_id} is no longer RUNNING for {task.worker_id}")
-            await self.queue.announce(conn)  # the workspace's next task may now start
-        recorded.count()
-        return recorded.task
+            recorded = await self._end(conn, [(ending.task, ending.outcome, ending.result) for ending in endings])
+            if recorded:
+                await self.queue.announce(conn)  # the workspaces' next tasks may now start
+        for one in recorded.values():
+            one.count()
+        return [recorded[ending.task.task_id].task if ending.task.task_id in recorded else None for ending in endings]
 
     async def reap(self, decide: Callable[[Task], TaskOutcome]) -> list[Task]:
         """End RUNNING tasks whose lease expired (their scheduler died) with the outcome ``decide`` picks."""
-        reaped = []
         async with self.queue.engine.begin() as conn:
-            for expired in await tasks.expired(conn):
-                if (recorded := await self._end(conn, expired, decide(expired), None)) is not None:
-                    reaped.append(recorded)
+            reaped = await self._end(conn, [(expired, decide(expired), None) for expired in await tasks.expired(conn)])
             if reaped:
                 await self.queue.announce(conn)
-        for recorded in reaped:
+        for recorded in reaped.values():
             recorded.count()
-        return [recorded.task for recorded in reaped]
+        return [recorded.task for recorded in reaped.values()]
 
     async def release(self, task: Task) -> None:
         """Give a task RUNNING here back to the queue as PENDING, its attempt uncounted (graceful shutdown);
@@ -109,9 +120,11 @@ class TaskRuns:
             return await tasks.depth(conn)
 
     async def _end(
-        self, conn: AsyncConnection, task: Task, outcome: TaskOutcome, result: ExecutionResult | None
-    ) -> Recorded | None:
-        ended = await tasks.end(conn, task, outcome)
-        if ended is None:
-            return None
-        return await self.recorder.ended(conn, ended, TaskStatus.RUNNING, self.actor, result=result)
+        self, conn: AsyncConnection, ends: Sequence[tuple[Task, TaskOutcome, ExecutionResult | None]]
+    ) -> dict[str, Recorded]:
+        """End the runs still RUNNING for their worker and record them; by task id."""
+        if not ends:
+            return {}
+        ended = await tasks.end(conn, [(task, outcome) for task, outcome, _ in ends])
+        runs = [(ended[task.task_id], result) for task, _, result in ends if task.task_id in ended]
+        return {recorded.task.task_id: recorded for recorded in await self.recorder.runs_ended(conn, runs, self.actor)}

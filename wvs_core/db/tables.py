@@ -46,10 +46,22 @@ workspaces = sa.Table(
     sa.Column("current_path", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
+    # Migration 0005: the workspace's head — its oldest unfinished task, that task's order key with the id, and
+    # when it may run (NULL while it runs, or with no unfinished task). A trigger on ``tasks`` keeps them in
+    # the transaction of every task change; a claim reads heads, never a backlog (docs/architecture.md).
+    sa.Column("head_task_id", sa.Text, nullable=True),
+    sa.Column("head_created_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("head_run_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint(f"wsid ~ '{WSID_REGEX}'", name="wsid_format"),
     sa.CheckConstraint(_in("state", WORKSPACE_STATES), name="state"),
     sa.Index("ix_workspaces_created_at_wsid", sa.text("created_at DESC"), sa.text("wsid DESC")),
     sa.Index("ix_workspaces_owner_created_at_wsid", "owner", sa.text("created_at DESC"), sa.text("wsid DESC")),  # 0003
+    sa.Index(  # 0005: the heads a claim may take, oldest first
+        "ix_workspaces_runnable_heads",
+        "head_created_at",
+        "head_task_id",
+        postgresql_where=sa.text("head_run_at IS NOT NULL"),
+    ),
 )
 
 snapshots = sa.Table(

@@ -1,12 +1,15 @@
 """Every statement on ``wvs.tasks``: core owns the task table (docs/architecture.md, "Who owns the task table").
 
-A queue plugin only picks which runnable row a claim takes (``TaskQueue.claim``). Everything written to a
+A queue plugin only picks which runnable rows a claim takes (``TaskQueue.claim``). Everything written to a
 task row — its creation, its start under a lease, renewals, its end, a cancel, a release — and every list of
-tasks is here. Each function runs in the caller's transaction (``conn``) and returns the row as written.
+tasks is here. Each function runs in the caller's transaction (``conn``) and returns the rows as written; in
+that transaction a trigger moves the workspace's head (its oldest unfinished task, on the workspace row) along
+with them (docs/architecture.md, "Workspace heads").
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,8 +22,8 @@ from wvs_core.db.tables import tasks
 from wvs_core.ids import uuid7
 from wvs_core.models import UNFINISHED, Task, TaskOutcome, TaskStatus
 
-# The claim's write, on the row the queue picked and locked: RUNNING for a worker under a lease (seconds),
-# its attempt counted. Only a runnable row is started.
+# The claim's write, on the rows the queue picked and locked: RUNNING for a worker under a lease (seconds),
+# each attempt counted. Only runnable rows are started.
 _START = sa.text(
     """
     UPDATE wvs.tasks
@@ -30,25 +33,30 @@ _START = sa.text(
         ended_at = NULL,
         worker_id = :worker_id,
         lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
-    WHERE task_id = :task_id AND status IN ('PENDING', 'FAILED')
+    WHERE task_id = ANY(:task_ids) AND status IN ('PENDING', 'FAILED')
     RETURNING *
     """
 )
 
+# Several runs' ends in one statement, one outcome per row of :endings; a row whose task is no longer RUNNING
+# for the worker that ran it (its lease was lost) matches nothing.
 _END = sa.text(
     """
-    UPDATE wvs.tasks
-    SET status = :status,
+    UPDATE wvs.tasks t
+    SET status = e.status,
         ended_at = clock_timestamp(),
-        result = :result,
-        error = :error,
-        next_run_at = clock_timestamp() + make_interval(secs => :next_run_in),
+        result = e.result,
+        error = e.error,
+        next_run_at = clock_timestamp() + make_interval(secs => e.next_run_in),
         worker_id = NULL,
         lease_expires_at = NULL
-    WHERE task_id = :task_id AND status = 'RUNNING' AND worker_id IS NOT DISTINCT FROM :worker_id
-    RETURNING *
+    FROM jsonb_to_recordset(:endings) AS e(
+        task_id text, worker_id text, status text, result jsonb, error jsonb, next_run_in float8
+    )
+    WHERE t.task_id = e.task_id AND t.status = 'RUNNING' AND t.worker_id IS NOT DISTINCT FROM e.worker_id
+    RETURNING t.*
     """
-).bindparams(sa.bindparam("result", type_=JSONB), sa.bindparam("error", type_=JSONB))
+).bindparams(sa.bindparam("endings", type_=JSONB))
 
 _RENEW = sa.text(
     """
@@ -83,6 +91,15 @@ _RELEASE = sa.text(
 
 _DEPTH = sa.text("SELECT count(*) FROM wvs.tasks WHERE status IN ('PENDING', 'FAILED')")
 
+_CANCEL_REQUESTED = sa.text("SELECT cancel_requested FROM wvs.tasks WHERE task_id = :task_id")
+
+# A new task; ``created_at`` taken under the workspace's row lock (see ``insert``).
+_INSERT = (
+    tasks.insert()
+    .values(status=TaskStatus.PENDING, created_at=sa.func.clock_timestamp(), next_run_at=sa.func.clock_timestamp())
+    .returning(*tasks.c)
+)
+
 
 def _task(row: sa.Row[Any] | None) -> Task | None:
     return from_row(row, Task) if row is not None else None
@@ -106,22 +123,19 @@ async def insert(
 ) -> Task:
     """A new PENDING task. Call it holding the workspace's row lock: ``created_at`` is ``clock_timestamp()``
     taken under it, so a workspace's creation order equals its commit order."""
-    query = tasks.insert().values(
-        task_id=uuid7(),
-        wsid=wsid,
-        op=op,
-        status=TaskStatus.PENDING,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        created_at=sa.func.clock_timestamp(),
-        next_run_at=sa.func.clock_timestamp(),
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        params=params,
-        request_id=request_id,
-        actor=actor,
-    )
-    return from_row((await conn.execute(query.returning(*tasks.c))).one(), Task)
+    row = {
+        "task_id": uuid7(),
+        "wsid": wsid,
+        "op": op,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
+        "params": params,
+        "request_id": request_id,
+        "actor": actor,
+    }
+    return from_row((await conn.execute(_INSERT, row)).one(), Task)
 
 
 async def find_by_key(conn: AsyncConnection, wsid: str, op: str, idempotency_key: str) -> Task | None:
@@ -171,11 +185,11 @@ async def cancel(conn: AsyncConnection, task: Task) -> Task:
 # --- the schedulers': start, renew, end, release, reap ----------------------------------------------------
 
 
-async def start(conn: AsyncConnection, task_id: str, worker_id: str, lease: float) -> Task | None:
-    """Make the task the queue picked RUNNING for ``worker_id`` until ``lease`` seconds from now, counting an
-    attempt; None when it is not runnable (a queue must only pick runnable tasks)."""
-    params = {"task_id": task_id, "worker_id": worker_id, "lease": lease}
-    return _task((await conn.execute(_START, params)).first())
+async def start(conn: AsyncConnection, task_ids: Sequence[str], worker_id: str, lease: float) -> dict[str, Task]:
+    """Make the tasks the queue picked RUNNING for ``worker_id`` until ``lease`` seconds from now, counting an
+    attempt each; returns them by id, without any that was not runnable (a queue must only pick runnable tasks)."""
+    rows = await conn.execute(_START, {"task_ids": list(task_ids), "worker_id": worker_id, "lease": lease})
+    return {row.task_id: from_row(row, Task) for row in rows}
 
 
 async def renew(conn: AsyncConnection, worker_id: str, task_ids: list[str], lease: float) -> set[str]:
@@ -184,17 +198,21 @@ async def renew(conn: AsyncConnection, worker_id: str, task_ids: list[str], leas
     return {row.task_id for row in rows}
 
 
-async def end(conn: AsyncConnection, task: Task, outcome: TaskOutcome) -> Task | None:
-    """Write ``outcome`` to a task RUNNING for ``task.worker_id``; None when it no longer is."""
-    params = {
-        "status": outcome.status.value,
-        "result": outcome.result,
-        "error": outcome.error,
-        "next_run_in": outcome.next_run_in,
-        "task_id": task.task_id,
-        "worker_id": task.worker_id,
-    }
-    return _task((await conn.execute(_END, params)).first())
+async def end(conn: AsyncConnection, endings: Sequence[tuple[Task, TaskOutcome]]) -> dict[str, Task]:
+    """Write each outcome to its task, RUNNING for ``task.worker_id``, in one statement; returns the tasks
+    ended, by id — without those no longer RUNNING for their worker."""
+    rows = [
+        {
+            "task_id": task.task_id,
+            "worker_id": task.worker_id,
+            "status": outcome.status.value,
+            "result": outcome.result,
+            "error": outcome.error,
+            "next_run_in": outcome.next_run_in,
+        }
+        for task, outcome in endings
+    ]
+    return {row.task_id: from_row(row, Task) for row in await conn.execute(_END, {"endings": rows})}
 
 
 async def release(conn: AsyncConnection, task: Task) -> Task | None:
@@ -209,7 +227,7 @@ async def expired(conn: AsyncConnection) -> list[Task]:
 
 async def cancel_requested(conn: AsyncConnection, task_id: str) -> bool:
     """The task's ``cancel_requested`` flag (False for an unknown task)."""
-    return bool((await conn.execute(sa.select(tasks.c.cancel_requested).where(tasks.c.task_id == task_id))).scalar())
+    return bool((await conn.execute(_CANCEL_REQUESTED, {"task_id": task_id})).scalar())
 
 
 async def depth(conn: AsyncConnection) -> int:

@@ -20,6 +20,7 @@ from wvs_core.plugins import PluginRegistry
 from wvs_core.queue import TaskQueue
 from wvs_core.rpc.client import ExecutorClient
 from wvs_core.scheduler.executors import ExecutorPool
+from wvs_core.scheduler.finishing import Finisher
 from wvs_core.scheduler.judging import Judge
 from wvs_core.scheduler.running import Runner
 
@@ -43,7 +44,7 @@ class Scheduler:
         self.runs = TaskRuns(queue, registry, self.worker_id)
         self.executors = ExecutorPool(config.executor_addrs, credentials, min(config.poll_interval, 1.0))
         self.judge = Judge(config.retry_base, config.retry_max)
-        self.runner = Runner(registry, self.runs, self.judge, self.executors)
+        self.runner = Runner(registry, self.runs, Finisher(self.runs), self.judge, self.executors)
         self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
 
     def executors_for(self, wsid: str) -> list[ExecutorClient]:
@@ -89,18 +90,20 @@ class Scheduler:
                 log.exception("could not release task %s; its lease will expire", task.task_id)
 
     async def _fill(self) -> None:
-        while len(self._jobs) < self.config.concurrency:
-            try:
-                claimed = await self.runs.claim(self.config.lease)
-            except Exception:
-                log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
-                await asyncio.sleep(self.config.idle_backoff)
-                return
-            if claimed is None:
-                metrics.DEQUEUE_EMPTY.inc()
-                return
-            task = claimed.task
-            job = asyncio.create_task(self.runner.run(claimed), name=f"wvs-task-{task.task_id}")
+        free = self.config.concurrency - len(self._jobs)
+        if free <= 0:
+            return
+        try:
+            claimed = await self.runs.claim(self.config.lease, free)
+        except Exception:
+            log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
+            await asyncio.sleep(self.config.idle_backoff)
+            return
+        if len(claimed) < free:
+            metrics.DEQUEUE_EMPTY.inc()  # the queue ran dry before the slots were filled
+        for one in claimed:
+            task = one.task
+            job = asyncio.create_task(self.runner.run(one), name=f"wvs-task-{task.task_id}")
             self._jobs[task.task_id] = (task, job)
             job.add_done_callback(functools.partial(self._forget, task.task_id))
 

@@ -7,12 +7,13 @@ import functools
 import logging
 
 from wvs_core import metrics
-from wvs_core.db.runs import Claimed, LeaseLost, TaskRuns
+from wvs_core.db.runs import Claimed, Ending, LeaseLost, TaskRuns
 from wvs_core.logs import log_context
 from wvs_core.models import ExecutionResult, Task, TaskOutcome
 from wvs_core.ops import ClaimDecision
 from wvs_core.plugins import PluginRegistry
 from wvs_core.scheduler.executors import CallFailed, ExecutorPool, executor_request
+from wvs_core.scheduler.finishing import Finisher
 from wvs_core.scheduler.judging import Judge
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,12 @@ class Runner:
     run that is recording its outcome, so no transaction (and no row lock) is ever cut off half-way.
     """
 
-    def __init__(self, registry: PluginRegistry, runs: TaskRuns, judge: Judge, executors: ExecutorPool) -> None:
+    def __init__(
+        self, registry: PluginRegistry, runs: TaskRuns, finisher: Finisher, judge: Judge, executors: ExecutorPool
+    ) -> None:
         self.registry = registry
         self.runs = runs
+        self.finisher = finisher
         self.judge = judge
         self.executors = executors
         self._calls: dict[str, asyncio.Task[ExecutionResult]] = {}  # executor calls in flight, by task id
@@ -51,7 +55,7 @@ class Runner:
                 return
             result, outcome = ran
             try:
-                finished = await self.runs.finish(task, outcome, result)
+                finished = await self.finisher.finish(Ending(task, outcome, result))
             except LeaseLost:
                 log.warning("task %s was reaped while it ran here; its outcome is dropped", task.task_id)
                 return

@@ -1,0 +1,121 @@
+"""Outcomes that arrive together are recorded together: one transaction and one wake-up per batch, at once
+when nothing else is being recorded; a lost lease, or a failure to record, is still each task's own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tests.queue_conformance import add_task, add_workspaces
+from wvs_core.config import DatabaseConfig, PluginsConfig
+from wvs_core.db.engine import create_engine
+from wvs_core.db.runs import Ending, LeaseLost, TaskRuns
+from wvs_core.models import Task, TaskOutcome, TaskStatus
+from wvs_core.plugins import PluginRegistry
+from wvs_core.scheduler.finishing import Finisher
+from wvs_pgqueue.queue import PostgresQueue
+
+LEASE = 60.0
+SUCCEEDED = TaskOutcome(TaskStatus.SUCCEEDED, result={})
+
+
+class CountingQueue(PostgresQueue):
+    """The postgres queue, counting its wake-ups."""
+
+    announced = 0
+
+    async def announce(self, connection: AsyncConnection) -> None:
+        self.announced += 1
+        await super().announce(connection)
+
+
+class WatchedRuns(TaskRuns):
+    """A scheduler's runs, keeping the batches it was asked to record; ``poisoned`` tasks fail to record."""
+
+    def __init__(self, queue: CountingQueue) -> None:
+        super().__init__(queue, PluginRegistry.load(PluginsConfig()), "finisher-test")
+        self.batches: list[list[str]] = []
+        self.poisoned: set[str] = set()
+
+    async def finish(self, endings: Sequence[Ending]) -> list[Task | None]:
+        self.batches.append([ending.task.task_id for ending in endings])
+        if self.poisoned & set(self.batches[-1]):
+            raise RuntimeError("an op's rule failed")
+        return await super().finish(endings)
+
+
+@pytest.fixture
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseConfig(dsn=database, pool_size=3))
+    await add_workspaces(engine, [f"fin-{n}" for n in range(4)])
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def runs(engine: AsyncEngine) -> WatchedRuns:
+    return WatchedRuns(CountingQueue(engine, {}))
+
+
+async def running(engine: AsyncEngine, runs: WatchedRuns, count: int) -> list[Task]:
+    for n in range(count):
+        await add_task(engine, runs.queue, f"fin-{n}")
+    return [claimed.task for claimed in await runs.claim(LEASE, count)]
+
+
+async def statuses(engine: AsyncEngine) -> dict[str, str]:
+    async with engine.connect() as conn:
+        return {row.task_id: row.status for row in await conn.execute(sa.text("SELECT task_id, status FROM wvs.tasks"))}
+
+
+async def test_outcomes_arriving_together_share_one_transaction_and_one_wake_up(engine, runs) -> None:
+    tasks = await running(engine, runs, 4)
+    finisher = Finisher(runs)
+    announced = runs.queue.announced
+    (alone,) = await asyncio.gather(finisher.finish(Ending(tasks[0], SUCCEEDED)))
+    assert alone.status == TaskStatus.SUCCEEDED and runs.batches == [[tasks[0].task_id]], "recorded at once"
+
+    together = await asyncio.gather(*(finisher.finish(Ending(task, SUCCEEDED)) for task in tasks[1:]))
+    assert [task.task_id for task in together] == [task.task_id for task in tasks[1:]]
+    assert runs.batches[1:] == [[task.task_id for task in tasks[1:]]], "one transaction for the three"
+    assert runs.queue.announced - announced == 2, "one wake-up per batch"
+    assert set((await statuses(engine)).values()) == {"SUCCEEDED"}
+
+
+async def test_a_lost_lease_is_that_tasks_alone(engine, runs) -> None:
+    kept, lost = await running(engine, runs, 2)
+    async with engine.begin() as conn:  # reaped meanwhile by a scheduler that thought this one dead
+        await conn.execute(
+            sa.text("UPDATE wvs.tasks SET status = 'FAILED', worker_id = NULL WHERE task_id = :t"), {"t": lost.task_id}
+        )
+    finisher = Finisher(runs)
+    finished = await asyncio.gather(
+        finisher.finish(Ending(kept, SUCCEEDED)), finisher.finish(Ending(lost, SUCCEEDED)), return_exceptions=True
+    )
+    assert runs.batches == [[kept.task_id, lost.task_id]]
+    assert isinstance(finished[0], Task) and finished[0].status == TaskStatus.SUCCEEDED
+    assert isinstance(finished[1], LeaseLost)
+    assert await statuses(engine) == {kept.task_id: "SUCCEEDED", lost.task_id: "FAILED"}
+
+
+async def test_a_batch_that_fails_to_record_is_recorded_task_by_task(engine, runs) -> None:
+    tasks = await running(engine, runs, 3)
+    runs.poisoned = {tasks[1].task_id}
+    finisher = Finisher(runs)
+    finished = await asyncio.gather(
+        *(finisher.finish(Ending(task, SUCCEEDED)) for task in tasks), return_exceptions=True
+    )
+    assert runs.batches == [[task.task_id for task in tasks]] + [[task.task_id] for task in tasks]
+    assert isinstance(finished[1], RuntimeError)
+    assert [type(one) for one in (finished[0], finished[2])] == [Task, Task]
+    assert await statuses(engine) == {
+        tasks[0].task_id: "SUCCEEDED",
+        tasks[1].task_id: "RUNNING",  # its lease expires and the reaper ends it
+        tasks[2].task_id: "SUCCEEDED",
+    }
