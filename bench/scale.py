@@ -65,6 +65,11 @@ async def scale_database(postgres: BenchPostgres, rows: int, drain_workspaces: i
 
 
 UNFINISHED = "SELECT count(*) FROM wvs.tasks WHERE wsid = ANY($1) AND status IN ('PENDING', 'RUNNING', 'FAILED')"
+# Tasks of the backlog that started: none may, each waits behind its workspace's RUNNING task (FIFO).
+BACKLOG_MOVED = """
+    SELECT count(*) FROM wvs.tasks
+    WHERE wsid <> ALL($1) AND op = 'bench_noop' AND status <> 'PENDING' AND worker_id IS DISTINCT FROM $2
+"""
 DRAINED = """
     SELECT count(*) AS drained, extract(epoch FROM max(ended_at) - min(started_at)) AS seconds
     FROM wvs.tasks WHERE wsid = ANY($1) AND created_at >= $2 AND status = 'SUCCEEDED'
@@ -95,6 +100,8 @@ async def backlog_drain(stage: Stage, database: ScaleDatabase, tasks: int, deadl
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         drained = await conn.fetchrow(DRAINED, database.drain_wsids, since)
+        if moved := await conn.fetchval(BACKLOG_MOVED, database.drain_wsids, seed.RUNNING_ELSEWHERE):
+            raise RuntimeError(f"{moved} tasks of the backlog started behind a RUNNING task of their workspace")
     finally:
         await conn.close()
         await engine.dispose()
