@@ -115,10 +115,7 @@ async def measure_backlog(stage: Stage, database: ScaleDatabase, sizes: WvsSizes
     drained = await backlog_drain(stage, database, sizes.backlog_drain_tasks, sizes.backlog_deadline)
     note = ""
     if drained.stopped_after is not None:
-        note = (
-            f"> {drained.stopped_after:g} s (stopped): {drained.drained:,} of {sizes.backlog_drain_tasks:,} drained "
-            "by the deadline"
-        )
+        note = f"> {drained.stopped_after:g} s, stopped: {drained.drained:,} of {sizes.backlog_drain_tasks:,} drained"
     rounds.add(WVS, metric, drained.tasks_per_second, note)
 
 
