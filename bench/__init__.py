@@ -1,1 +1,1 @@
-"""Benchmarks: ``python -m bench`` (or ``make bench``) prints the figures; nothing here is a test."""
+"""Benchmarks: ``python -m bench`` (or ``make bench``) prints the figures (see docs/benchmarks.md); not tests."""

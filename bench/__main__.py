@@ -3,10 +3,10 @@
     python -m bench [--rounds N] [--quick]
 
 Rounds interleave the systems (WVS, PgQueuer, Procrastinate, WVS, ...) so that load from elsewhere on the
-machine falls on all of them; each figure is the median over the rounds, with its spread. ``--quick`` runs
-one round at toy sizes, in seconds, to check that every figure can be measured (the smoke test uses it).
-Progress goes to stderr; stdout ends with the report, one ``what | WVS | anchor (library, settings) | ratio`` line
-per figure.
+machine falls on all of them; each figure is the median over the rounds, with its spread. The scale databases
+(1k and 1M rows) are seeded once, before the rounds. ``--quick`` runs one round at toy sizes, in seconds, to
+check that every figure can be measured (the smoke test uses it). Progress goes to stderr; stdout ends with the
+report, one ``what | WVS value | anchor value (library, settings) | ratio`` line per figure.
 """
 
 from __future__ import annotations
@@ -14,45 +14,58 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-from bench import figures
+from bench import figures, wvs
 from bench.anchors import AnchorsUnavailable, load_anchors
 from bench.anchors.base import Anchor
 from bench.anchors.measure import QUICK, Sizes, measure_anchor
 from bench.postgres import BenchPostgres
-from bench.report import Rounds, report
-from bench.wvs import QUICK as WVS_QUICK
+from bench.processes import print_logs
+from bench.progress import progress
+from bench.report import Metric, Rounds, compare, report
+from bench.scale import ScaleDatabase, scale_database
+from bench.stage import Stage
 from bench.wvs import WVS, WvsSizes, measure_wvs
 from wvs_core.embedded import EmbeddedPostgres
 from wvs_juicefs.volume import JuiceFSVolume, fuse_unavailable_reason
 
 
-async def run_rounds(
-    postgres: BenchPostgres,
-    volume: Path,
-    storage: str,
-    count: int,
-    wvs_sizes: WvsSizes,
-    sizes: Sizes,
-    anchors: list[Anchor],
-) -> Rounds:
+async def run_rounds(stage: Stage, count: int, wvs_sizes: WvsSizes, sizes: Sizes, anchors: list[Anchor]) -> Rounds:
+    scale: list[ScaleDatabase] = []
+    for rows in wvs_sizes.scale_rows:
+        progress(f"seeding the {rows:,}-row scale database")
+        scale.append(await scale_database(stage.postgres, rows, wvs_sizes.backlog_drain_workspaces))
     rounds = Rounds()
     for n in range(1, count + 1):
-        print(f"round {n}/{count}: WVS", file=sys.stderr, flush=True)
-        await measure_wvs(postgres, volume, storage, wvs_sizes, rounds)
+        progress(f"round {n}/{count}: WVS")
+        await measure_wvs(stage, wvs_sizes, sizes, scale, rounds)
         for anchor in anchors:
-            print(f"round {n}/{count}: {anchor.library}", file=sys.stderr, flush=True)
-            await measure_anchor(anchor, postgres, sizes, rounds)
+            progress(f"round {n}/{count}: {anchor.library}")
+            await measure_anchor(anchor, stage.postgres, sizes, rounds)
+    for database in scale:
+        stage.postgres.drop_database(database.name)
     return rounds
 
 
-def print_report(rounds: Rounds, count: int, sizes: Sizes, anchors: list[Anchor], missing: str) -> None:
+def wvs_figure(rounds: Rounds, metric: Metric) -> tuple[float, str] | None:
+    """WVS's summary of ``metric``, with its own target judged when it has one."""
+    summary = rounds.summary(WVS, metric)
+    target = figures.ABSOLUTE.get(metric)
+    if summary is None or target is None:
+        return summary
+    return summary[0], f"{summary[1]} ({target.judge(summary[0], metric.unit)})"
+
+
+def print_report(
+    rounds: Rounds, count: int, wvs_sizes: WvsSizes, sizes: Sizes, storage: str, anchors: list[Anchor], missing: str
+) -> None:
     order = ", ".join([WVS, *(anchor.library for anchor in anchors)])
     print(f"{count} round(s) interleaved ({order}); each figure the median [min..max] over the rounds")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end (other work shares it)")
+    for line in wvs.settings(wvs_sizes, sizes, storage):
+        print(line)
     print(
         f"anchors, each measurement in a fresh database: drain = {sizes.drain_jobs:,} no-op jobs over "
         f"{sizes.workspaces:,} workspaces (job n → workspace n mod {sizes.workspaces:,}), one at a time per "
@@ -66,19 +79,22 @@ def print_report(rounds: Rounds, count: int, sizes: Sizes, anchors: list[Anchor]
     if missing:
         print(f"anchors not measured: {missing}")
     print("what | WVS value | anchor value (library, settings) | ratio")
-    shown = set()
-    for metric, closest, note in figures.ANCHORED:
-        wvs = rounds.summary(WVS, closest) if closest else None
-        shown.add(closest)
+    for wvs_metric, anchor_metric, targets in figures.ANCHORED:
         beside = [
-            (f"{anchor.library}, {anchor.tuning()}", rounds.summary(anchor.library, metric)) for anchor in anchors
+            (
+                f"{anchor.library}: {anchor_metric.what}; {anchor.tuning()}",
+                rounds.summary(anchor.library, anchor_metric),
+                targets.get(anchor.name),
+            )
+            for anchor in anchors
         ]
-        for line in report(metric, wvs, beside, wvs_note=note if wvs else ""):
+        for line in report(wvs_metric, wvs_figure(rounds, wvs_metric), beside):
             print(line)
-    for system, metric in list(rounds.values):
-        if system == WVS and metric not in shown:
-            for line in report(metric, rounds.summary(WVS, metric), []):
-                print(line)
+    for comparison in figures.comparisons(wvs_sizes.scale_rows, wvs_sizes.snapshot_files):
+        print(compare(comparison, rounds, WVS))
+    for metric in figures.PEAK_RSS.values():
+        for line in report(metric, wvs_figure(rounds, metric), []):
+            print(line)
 
 
 def main() -> None:
@@ -87,7 +103,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round at toy sizes (seconds): a smoke check")
     args = parser.parse_args()
     count = args.rounds or (1 if args.quick else 3)
-    wvs_sizes, sizes = (WVS_QUICK, QUICK) if args.quick else (WvsSizes(), Sizes())
+    wvs_sizes, sizes = (wvs.QUICK, QUICK) if args.quick else (WvsSizes(), Sizes())
     try:
         anchors, missing = load_anchors(), ""
     except AnchorsUnavailable as unavailable:
@@ -105,13 +121,16 @@ def main() -> None:
             else:
                 volume, storage = base / "plain", "localfs"
                 volume.mkdir()
-            postgres = BenchPostgres(server)
-            rounds = asyncio.run(run_rounds(postgres, volume, storage, count, wvs_sizes, sizes, anchors))
+            stage = Stage(BenchPostgres(server), volume, storage, base / "runs")
+            rounds = asyncio.run(run_rounds(stage, count, wvs_sizes, sizes, anchors))
+        except BaseException:
+            print_logs(base / "runs")
+            raise
         finally:
             if juicefs is not None:
                 juicefs.close()
             server.stop()
-    print_report(rounds, count, sizes, anchors, missing)
+    print_report(rounds, count, wvs_sizes, sizes, storage, anchors, missing)
 
 
 if __name__ == "__main__":
