@@ -110,7 +110,8 @@ class ExecutionContext:
         inside its own ``quiesced()`` instead. ``prepare(temporary)``, a blocking function (run in a thread),
         may change the clone while it is still WVS's, before the check and the rename — its content came from
         the source, so never follow a link in it. Steps reached: cleaned, [frozen,] cloned, [resumed,]
-        [prepared,] renamed, sealed. The clone's duration and entries are counted under the op's name.
+        [prepared,] renamed, sealed. The clone's duration, and its entries when the backend reports them, are counted
+        under the op's name.
         """
         if await self.has_tree(destination):
             return False
@@ -171,9 +172,10 @@ class ExecutionContext:
 
     async def _clone_to(self, source: int, temporary: Path) -> None:
         started = time.monotonic()
-        entries = await self.storage.clone_tree(source, temporary)
+        usage = await self.storage.clone_tree(source, temporary)
         metrics.CLONE_DURATION.labels(self.op_name).observe(time.monotonic() - started)
-        metrics.CLONE_ENTRIES.labels(self.op_name).inc(entries)
+        if usage.entries is not None:  # never walked for: a backend that cannot tell leaves it unobserved
+            metrics.CLONE_ENTRIES.labels(self.op_name).inc(usage.entries)
         self.reached("cloned")
 
     def _place(self, destination: Tree, temporary: Path) -> None:
