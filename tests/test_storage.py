@@ -75,6 +75,30 @@ async def test_juicefs_refuses_a_destination_off_the_volume(tmp_path: Path) -> N
     assert caught.value.reason == "CLONE_FAILED" and not (tmp_path / "clone").exists()
 
 
+@pytest.mark.parametrize("kind", ["symlink", "file"])
+async def test_juicefs_never_writes_a_control_file_someone_planted(
+    juicefs_volume, mount: Path, tmp_path: Path, kind: str
+) -> None:
+    """A ``.jfs.control`` made in the volume's root (a link to a file outside, or a plain file) is not the
+    mount's control file: the clone is refused at once and nothing is written through it."""
+    decoy = tmp_path / "decoy"
+    decoy.write_text("must never change\n")
+    planted = juicefs_volume.mount_path / ".jfs.control"
+    if kind == "symlink":
+        planted.symlink_to(decoy)
+    else:
+        planted.write_text("")
+    try:
+        (mount / "source").mkdir()
+        with pytest.raises(StorageError, match="not the JuiceFS mount's control file") as caught:
+            await asyncio.wait_for(clone(JuiceFSBackend({}), mount / "source", mount / "clone"), 10)
+        assert caught.value.reason == "CLONE_FAILED" and not (mount / "clone").exists()
+        assert decoy.read_text() == "must never change\n"
+        assert kind == "symlink" or planted.read_bytes() == b""
+    finally:
+        planted.unlink()
+
+
 async def test_clone_reads_the_directory_it_was_handed_not_what_its_path_names_later(backend_and_dir) -> None:
     backend, base = backend_and_dir
     (base / "mine").mkdir()

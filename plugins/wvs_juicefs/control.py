@@ -29,6 +29,7 @@ PRESERVE_ATTRIBUTES = 0x02  # CLONE_MODE_PRESERVE_ATTR: uid, gid, mode and times
 PROGRESS = 0xFE
 PROGRESS_RECORD = struct.Struct(">BQQ")
 CONTROL_NAMES = (".jfs.control", ".control")
+CONTROL_INODE = 0x7FFFFFFF00000002  # the mount's own control file (pkg/vfs: minInternalNode + 2), never a file
 ROOT_INODE = 1
 FIRST_POLL = 0.001  # the answer is polled (a read at the end answers EOF): 1 ms, doubling up to MAX_POLL
 MAX_POLL = 0.02
@@ -95,11 +96,18 @@ def _answer(control: int, stop: threading.Event) -> int | None:
 
 
 def _open_control(root: Path) -> int:
+    """The mount's control file; a file someone made under one of its names is refused, not written to."""
     for name in CONTROL_NAMES:
         try:
-            return os.open(root / name, os.O_RDWR | os.O_CLOEXEC)
+            handle = os.open(root / name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             continue
+        try:
+            if os.fstat(handle).st_ino != CONTROL_INODE:
+                raise OSError(errno.ENOTSUP, f"{root / name} is not the JuiceFS mount's control file")
+            return os.open(f"/proc/self/fd/{handle}", os.O_RDWR | os.O_CLOEXEC)
+        finally:
+            os.close(handle)
     raise OSError(errno.ENOTSUP, f"no JuiceFS control file in {root}")
 
 
