@@ -6,6 +6,7 @@ tree and nothing incomplete at the final name, and running it again finishes the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import stat
@@ -23,6 +24,7 @@ from wvs_core.agentview import AgentView
 from wvs_core.cancellation import OpCanceled
 from wvs_core.ids import uuid7
 from wvs_core.layout import LIVE, VolumeLayout, WorkspaceLayout, snapshot_metadata
+from wvs_core.locks import try_workspace_lock, workspace_lock
 from wvs_core.ops import ExecutionContext, OpFailed
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, TreeUsage
 from wvs_core.trees import LiveTree, SnapshotTree, Tree
@@ -391,3 +393,25 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+async def test_an_op_cancelled_while_it_takes_the_workspace_lock_leaves_it_free(tmp_path: Path) -> None:
+    """The lock is taken in a thread: a cancellation landing meanwhile (a task timeout, a shutdown) waits for
+    that thread and lets go of the lock, so the workspace's next op is not locked out."""
+    VolumeLayout(tmp_path).ensure_area()
+    layout = WorkspaceLayout(tmp_path, "locked")
+
+    async def hold() -> None:
+        async with workspace_lock(layout):
+            await asyncio.sleep(60)
+
+    for ticks in range(4):  # cancelled at successive points: taking the lock, or holding it
+        holding = asyncio.create_task(hold())
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        holding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holding
+        fd = try_workspace_lock(layout)
+        assert fd is not None, f"the lock stayed held after a cancellation {ticks} ticks in"
+        os.close(fd)
