@@ -6,6 +6,7 @@ tree and nothing incomplete at the final name, and running it again finishes the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import stat
@@ -23,8 +24,9 @@ from wvs_core.agentview import AgentView
 from wvs_core.cancellation import OpCanceled
 from wvs_core.ids import uuid7
 from wvs_core.layout import LIVE, VolumeLayout, WorkspaceLayout, snapshot_metadata
+from wvs_core.locks import try_workspace_lock, workspace_lock
 from wvs_core.ops import ExecutionContext, OpFailed
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, TreeUsage
 from wvs_core.trees import LiveTree, SnapshotTree, Tree
 from wvs_juicefs.backend import JuiceFSBackend
 from wvs_localfs import LocalFSBackend
@@ -146,6 +148,38 @@ async def test_clone_freezes_for_the_read_renames_after_the_resume_and_counts(wo
     assert workspace.events == [] and clone_metrics() == (count, entries)
 
 
+class Uncounting(StorageBackend):
+    """The real backend, reporting nothing of what it cloned (as one that could only count by walking)."""
+
+    name = "uncounting"
+
+    def __init__(self, real: StorageBackend) -> None:
+        super().__init__({})
+        self.real = real
+
+    async def clone_tree(self, source: int, destination: Path) -> TreeUsage:
+        await self.real.clone_tree(source, destination)
+        return TreeUsage()
+
+    async def make_tree(self, destination: Path) -> None:
+        await self.real.make_tree(destination)
+
+    async def remove_tree(self, path: Path) -> None:
+        await self.real.remove_tree(path)
+
+    def capabilities(self) -> StorageCapabilities:
+        return self.real.capabilities()
+
+
+async def test_entries_a_backend_does_not_report_are_not_observed(workspace: Workspace) -> None:
+    before = clone_metrics()
+    ctx = workspace.context(storage=Uncounting(workspace.storage))
+
+    assert await ctx.clone(workspace.source(), SnapshotTree(uuid7()))
+
+    assert clone_metrics() == (before[0] + 1, before[1]), "timed, but no entries made up"
+
+
 async def test_clone_of_a_snapshot_into_a_live_tree_is_adopted_into_the_view(workspace: Workspace) -> None:
     snapshot = SnapshotTree(uuid7())
     ctx = workspace.context()
@@ -192,10 +226,10 @@ class Interrupting(StorageBackend):
         self.real = real
         self.then = then
 
-    async def clone_tree(self, source: int, destination: Path) -> int:
-        entries = await self.real.clone_tree(source, destination)
+    async def clone_tree(self, source: int, destination: Path) -> TreeUsage:
+        usage = await self.real.clone_tree(source, destination)
         await self.then()
-        return entries
+        return usage
 
     async def make_tree(self, destination: Path) -> None:
         await self.real.make_tree(destination)
@@ -359,3 +393,25 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+async def test_an_op_cancelled_while_it_takes_the_workspace_lock_leaves_it_free(tmp_path: Path) -> None:
+    """The lock is taken in a thread: a cancellation landing meanwhile (a task timeout, a shutdown) waits for
+    that thread and lets go of the lock, so the workspace's next op is not locked out."""
+    VolumeLayout(tmp_path).ensure_area()
+    layout = WorkspaceLayout(tmp_path, "locked")
+
+    async def hold() -> None:
+        async with workspace_lock(layout):
+            await asyncio.sleep(60)
+
+    for ticks in range(4):  # cancelled at successive points: taking the lock, or holding it
+        holding = asyncio.create_task(hold())
+        for _ in range(ticks):
+            await asyncio.sleep(0)
+        holding.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holding
+        fd = try_workspace_lock(layout)
+        assert fd is not None, f"the lock stayed held after a cancellation {ticks} ticks in"
+        os.close(fd)

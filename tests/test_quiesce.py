@@ -10,12 +10,16 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import make_config
 from tests.helpers import create_workspace, in_flight, key, snapshots_dir, wait_task
-from wvs_controlfile import QuiesceResponder
-from wvs_controlfile.protocol import ControlState, control_lock, encode_control, read_control
+from wvs_controlfile import ControlFileQuiesce, QuiesceResponder
+from wvs_controlfile.protocol import ControlState, answer_control, control_lock, encode_control, read_control
+from wvs_core.agentview import AgentView
 from wvs_core.fsutil import atomic_write_bytes
+from wvs_core.layout import VolumeLayout, WorkspaceLayout
+from wvs_core.quiesce import QuiesceTimeout
 
 
 async def test_snapshot_waits_for_the_agent_to_freeze(wvs) -> None:
@@ -111,3 +115,52 @@ async def test_a_freeze_right_after_a_resume_is_answered_not_overwritten(mount) 
     assert await responder.step() == ControlState.FROZEN
     assert read_control(control_file) | {"timestamp": None} == {"state": "FROZEN", "task_id": "t2", "timestamp": None}
     assert calls == ["freeze", "freeze"]
+
+
+async def open_handshake(mount: Path, wsid: str) -> tuple[AgentView, Path]:
+    """A workspace's agent view with the handshake prepared (control.json RUNNING); the view and the file."""
+    VolumeLayout(mount).ensure_area()
+    view = AgentView.open(WorkspaceLayout(mount, wsid), create=True)
+    await ControlFileQuiesce({}).prepare(view, "init")
+    return view, mount / wsid / ".wvs" / "control.json"
+
+
+async def test_answers_are_seen_at_once_however_long_the_longest_poll(mount) -> None:
+    """With polls of up to 2 s on both sides, an agent that answers at once gets the freeze confirmed and
+    the resume answered in a fraction of that: each side reads again 1 ms after a change, then backs off."""
+    view, control_file = await open_handshake(mount, "prompt")
+    executor = ControlFileQuiesce({"poll_interval": 2.0})
+    responder = QuiesceResponder(control_file.parent.parent, poll_interval=2.0)
+    with view, responder.running_in_thread():
+        started = time.monotonic()
+        await executor.freeze(view, "t1", timeout=10)
+        frozen_after = time.monotonic() - started
+        await executor.resume(view, "t1")
+        resumed = time.monotonic()
+        while read_control(control_file)["state"] != ControlState.RUNNING:
+            assert time.monotonic() - resumed < 10, "the resume was never answered"
+            await asyncio.sleep(0.005)
+        resumed_after = time.monotonic() - resumed
+    assert frozen_after < 1.0 and resumed_after < 1.0, (frozen_after, resumed_after)
+
+
+async def test_a_late_answer_is_taken_and_none_fails_closed_at_the_timeout(mount) -> None:
+    """Backing off to the longest poll still sees an answer that comes late; with no answer, the freeze gives
+    up at its timeout — not before — with QuiesceTimeout."""
+    view, control_file = await open_handshake(mount, "late")
+    executor = ControlFileQuiesce({"poll_interval": 0.05})
+    with view:
+
+        def answer_late() -> None:
+            time.sleep(0.4)
+            assert answer_control(control_file, read_control(control_file), ControlState.FROZEN)
+
+        answering = asyncio.create_task(asyncio.to_thread(answer_late))
+        await executor.freeze(view, "t1", timeout=5)
+        await answering
+
+        started = time.monotonic()
+        with pytest.raises(QuiesceTimeout):
+            await executor.freeze(view, "t2", timeout=0.5)
+        assert 0.5 <= time.monotonic() - started < 2.0
+        assert read_control(control_file)["state"] == ControlState.REQUEST_FREEZE

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import populate_tree, tree_signature
-from wvs_core.storage import StorageError, open_tree
+from wvs_core.storage import StorageError, TreeUsage, open_tree
 from wvs_juicefs.backend import JuiceFSBackend
 from wvs_localfs import LocalFSBackend
 
@@ -25,10 +25,10 @@ def backend_and_dir(request: pytest.FixtureRequest, tmp_path: Path):  # type: ig
     return LocalFSBackend({}), tmp_path
 
 
-async def clone(backend, source: Path, destination: Path) -> None:  # type: ignore[no-untyped-def]
+async def clone(backend, source: Path, destination: Path) -> TreeUsage:  # type: ignore[no-untyped-def]
     fd = open_tree(source)
     try:
-        await backend.clone_tree(fd, destination)
+        return await backend.clone_tree(fd, destination)
     finally:
         os.close(fd)
 
@@ -42,6 +42,61 @@ async def test_clone_keeps_content_mode_owner_times_and_links(backend_and_dir) -
     assert tree_signature(base / "clone") == tree_signature(source)
     (source / "src" / "pkg" / "main.py").write_text("changed after the clone")
     assert (base / "clone" / "src" / "pkg" / "main.py").read_text() == "print('hello')\n"
+
+
+async def test_a_clone_reports_its_entries_and_bytes(backend_and_dir) -> None:
+    """Every name below the root counts (directories empty or not, links, a FIFO, each name of a hard-linked
+    file); bytes are the regular files' sizes, a hard-linked file's once and a link's target not at all."""
+    backend, base = backend_and_dir
+    source = base / "source"
+    (source / "empty").mkdir(parents=True)
+    (source / "a" / "b").mkdir(parents=True)
+    (source / "a" / "b" / "data").write_bytes(b"x" * 5000)
+    (source / "a" / "zero").write_bytes(b"")
+    (source / "shared").write_bytes(b"y" * 300)
+    os.link(source / "shared", source / "a" / "b" / "also-shared")
+    os.link(source / "shared", source / "a" / "third-name")
+    (source / "to-data").symlink_to("a/b/data")
+    os.mkfifo(source / "pipe")
+
+    usage = await clone(backend, source, base / "clone")
+
+    # empty, a, a/b, a/b/data, a/zero, shared, a/b/also-shared, a/third-name, to-data, pipe
+    assert usage == TreeUsage(entries=10, bytes=5000 + 300)
+    assert usage.entries == sum(len(dirs) + len(files) for _, dirs, files in os.walk(base / "clone"))
+
+
+async def test_juicefs_refuses_a_destination_off_the_volume(tmp_path: Path) -> None:
+    """The clone is asked of the mount the destination is on: a directory on another filesystem is no clone
+    target, and nothing is made there."""
+    (tmp_path / "source").mkdir()
+    with pytest.raises(StorageError, match="not on a JuiceFS volume") as caught:
+        await clone(JuiceFSBackend({}), tmp_path / "source", tmp_path / "clone")
+    assert caught.value.reason == "CLONE_FAILED" and not (tmp_path / "clone").exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "file"])
+async def test_juicefs_never_writes_a_control_file_someone_planted(
+    juicefs_volume, mount: Path, tmp_path: Path, kind: str
+) -> None:
+    """A ``.jfs.control`` made in the volume's root (a link to a file outside, or a plain file) is not the
+    mount's control file: the clone is refused at once and nothing is written through it."""
+    decoy = tmp_path / "decoy"
+    decoy.write_text("must never change\n")
+    planted = juicefs_volume.mount_path / ".jfs.control"
+    if kind == "symlink":
+        planted.symlink_to(decoy)
+    else:
+        planted.write_text("")
+    try:
+        (mount / "source").mkdir()
+        with pytest.raises(StorageError, match="not the JuiceFS mount's control file") as caught:
+            await asyncio.wait_for(clone(JuiceFSBackend({}), mount / "source", mount / "clone"), 10)
+        assert caught.value.reason == "CLONE_FAILED" and not (mount / "clone").exists()
+        assert decoy.read_text() == "must never change\n"
+        assert kind == "symlink" or planted.read_bytes() == b""
+    finally:
+        planted.unlink()
 
 
 async def test_clone_reads_the_directory_it_was_handed_not_what_its_path_names_later(backend_and_dir) -> None:

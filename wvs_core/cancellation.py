@@ -30,3 +30,19 @@ async def finish_in_thread(func: Callable[..., T], *args: object, stop: threadin
                 await asyncio.wait([running])
         running.exception()  # mark its failure seen (no "never retrieved" log): the caller hears of the cancel
         raise
+
+
+async def acquire_in_thread(func: Callable[..., T], *args: object, release: Callable[[T], None]) -> T:
+    """``func(*args)`` in a thread, for something the caller must let go of (a lock, descriptors). When the
+    caller is cancelled meanwhile, wait until the thread has ended, ``release`` what it acquired, then raise
+    CancelledError: a cancellation never leaks what the thread took (``asyncio.to_thread`` alone would)."""
+    running = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        while not running.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([running])
+        if running.exception() is None:
+            release(running.result())
+        raise

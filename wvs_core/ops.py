@@ -24,7 +24,7 @@ import attrs
 
 from wvs_core import metrics
 from wvs_core.agentview import AgentView
-from wvs_core.cancellation import OpCanceled, finish_in_thread
+from wvs_core.cancellation import OpCanceled, acquire_in_thread, finish_in_thread
 from wvs_core.errors import ErrorCode
 from wvs_core.layout import WorkspaceLayout
 from wvs_core.models import ExecutionResult, Snapshot, Task, Workspace, WorkspaceState
@@ -110,13 +110,15 @@ class ExecutionContext:
         inside its own ``quiesced()`` instead. ``prepare(temporary)``, a blocking function (run in a thread),
         may change the clone while it is still WVS's, before the check and the rename — its content came from
         the source, so never follow a link in it. Steps reached: cleaned, [frozen,] cloned, [resumed,]
-        [prepared,] renamed, sealed. The clone's duration and entries are counted under the op's name.
+        [prepared,] renamed, sealed. The clone's duration, and its entries when the backend reports them, are counted
+        under the op's name.
         """
-        if await self.has_tree(destination):
+        start = await acquire_in_thread(self._start_clone, source, destination, release=self._close_opened(source))
+        if start is None:
             return False
-        fd = source if isinstance(source, int) else await asyncio.to_thread(source.open, self)
+        fd, leftovers = start
         try:
-            async with self._building(destination) as temporary:
+            async with self._building(destination, leftovers) as temporary:
                 if not freeze:
                     await self._clone_to(fd, temporary)
                 else:
@@ -137,20 +139,50 @@ class ExecutionContext:
         """Make ``destination`` an empty tree (the storage backend's ``make_tree``: a btrfs backend makes a
         subvolume) owned by its user (a live tree: the agent's), as crash-safe and idempotent as ``clone``:
         False when it was complete already. Steps reached: cleaned, renamed, sealed."""
-        if await self.has_tree(destination):
+        leftovers = await asyncio.to_thread(self._leftovers_unless_complete, destination)
+        if leftovers is None:
             return False
-        async with self._building(destination) as temporary:
+        async with self._building(destination, leftovers) as temporary:
             await self.storage.make_tree(temporary)
             if (owner := destination.owner(self)) is not None:
                 await asyncio.to_thread(os.chown, temporary, *owner, follow_symlinks=False)
         return True
 
-    @asynccontextmanager
-    async def _building(self, destination: Tree) -> AsyncIterator[Path]:
-        """The temporary name where the body builds ``destination``; then check, rename into place, complete.
-        Any failure removes the temporary tree and what is incomplete at the final name."""
+    def _start_clone(self, source: int | Tree, destination: Tree) -> tuple[int, list[Path]] | None:
+        """Blocking, one thread hop: None when ``destination`` is complete; else the source's descriptor (opened
+        here for a tree) and what an interrupted attempt left."""
+        leftovers = self._leftovers_unless_complete(destination)
+        if leftovers is None:
+            return None
+        return (source if isinstance(source, int) else source.open(self)), leftovers
+
+    def _close_opened(self, source: int | Tree) -> Callable[[tuple[int, list[Path]] | None], None]:
+        """How to let go of what ``_start_clone`` returned: close the descriptor it opened (never the caller's)."""
+
+        def close(start: tuple[int, list[Path]] | None) -> None:
+            if start is not None and not isinstance(source, int):
+                os.close(start[0])
+
+        return close
+
+    def _leftovers_unless_complete(self, destination: Tree) -> list[Path] | None:
+        """Blocking: None when ``destination`` is complete; else what an interrupted attempt left of it (its
+        temporary tree, what is incomplete at its final name)."""
+        if destination.is_complete(self):
+            return None
+        return self._leftovers(destination)
+
+    def _leftovers(self, destination: Tree) -> list[Path]:
         temporary = destination.temporary(self.layout)
-        await self._discard(destination, temporary)  # leftovers of an attempt that crashed
+        return [path for path in (temporary, destination.partial(self)) if path is not None and os.path.lexists(path)]
+
+    @asynccontextmanager
+    async def _building(self, destination: Tree, leftovers: list[Path]) -> AsyncIterator[Path]:
+        """The temporary name where the body builds ``destination``, once ``leftovers`` (of an attempt that
+        crashed) are removed; then check, rename into place, complete. Any failure removes the temporary tree
+        and what is incomplete at the final name."""
+        temporary = destination.temporary(self.layout)
+        await self._remove(leftovers)
         self.reached("cleaned")
         self.checkpoint()
         try:
@@ -162,18 +194,19 @@ class ExecutionContext:
             await finish_in_thread(destination.seal, self)
             self.reached("sealed")
         except BaseException:
-            await self._discard(destination, temporary)
+            await self._remove(await asyncio.to_thread(self._leftovers, destination))
             raise
 
-    async def _discard(self, destination: Tree, temporary: Path) -> None:
-        await self.storage.remove_tree(temporary)
-        await destination.remove_partial(self)
+    async def _remove(self, trees: list[Path]) -> None:
+        for tree in trees:
+            await self.storage.remove_tree(tree)
 
     async def _clone_to(self, source: int, temporary: Path) -> None:
         started = time.monotonic()
-        entries = await self.storage.clone_tree(source, temporary)
+        usage = await self.storage.clone_tree(source, temporary)
         metrics.CLONE_DURATION.labels(self.op_name).observe(time.monotonic() - started)
-        metrics.CLONE_ENTRIES.labels(self.op_name).inc(entries)
+        if usage.entries is not None:  # never walked for: a backend that cannot tell leaves it unobserved
+            metrics.CLONE_ENTRIES.labels(self.op_name).inc(usage.entries)
         self.reached("cloned")
 
     def _place(self, destination: Tree, temporary: Path) -> None:

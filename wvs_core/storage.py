@@ -15,6 +15,17 @@ from wvs_core.treewalk import DIRECTORY_FLAGS
 
 
 @attrs.frozen
+class TreeUsage:
+    """What a clone learnt of the tree it made, for ``wvs_clone_entries_total`` and a snapshot's ``entries`` and
+    ``bytes``. A backend reports only what its clone tells it anyway (a copy counts as it goes; a metadata clone
+    reports what it cloned) and leaves None what it would need a walk of its own to know: WVS never walks a
+    tree just to count it, so an unknown figure is simply not observed."""
+
+    entries: int | None = None  # names below the root: files, directories, links, special files (n names: n)
+    bytes: int | None = None  # logical size: the regular files' st_size, a file with several names counted once
+
+
+@attrs.frozen
 class StorageCapabilities:
     """What a backend can do, reported by ``wvs plugins`` and used by the executor's metrics."""
 
@@ -35,7 +46,7 @@ class StorageBackend(abc.ABC):
         self.settings = settings
 
     @abc.abstractmethod
-    async def clone_tree(self, source: int, destination: Path) -> int:
+    async def clone_tree(self, source: int, destination: Path) -> TreeUsage:
         """Clone the directory open as ``source`` to ``destination`` (which must not exist; its parent is in
         WVS's area, so the path is trusted).
 
@@ -44,10 +55,10 @@ class StorageBackend(abc.ABC):
         ``pass_fds``) and clone ``.`` — never through a path, which an agent could redirect to another
         workspace between the check and the clone. The clone keeps content, mode, owner, timestamps, empty
         directories and symlinks (as links, never followed) — SPEC §5's "Clones are exact" lists the rest —
-        and does not change the source (no atime updates from its reads). Returns the number of entries
-        cloned below the root (for ``wvs_clone_entries_total``), 0 when it cannot be known without a walk.
-        It may leave a partial ``destination`` on failure; callers clone into a temporary name and rename,
-        so a partial tree never looks complete.
+        and does not change the source (no atime updates from its reads). Returns the clone's ``TreeUsage``:
+        each figure the clone itself yields, None for one it could only get by walking the tree
+        (``TreeUsage()`` when it knows neither). It may leave a partial ``destination`` on failure; callers
+        clone into a temporary name and rename, so a partial tree never looks complete.
         """
 
     @abc.abstractmethod

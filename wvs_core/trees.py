@@ -9,7 +9,7 @@ completes it — and how to open it as the source of a clone.
 from __future__ import annotations
 
 import abc
-import asyncio
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,9 +49,11 @@ class Tree(abc.ABC):
     def seal(self, ctx: ExecutionContext) -> None:  # noqa: B027 - optional step
         """Complete the tree once it is in place (a snapshot: write its metadata). Default: nothing."""
 
-    async def remove_partial(self, ctx: ExecutionContext) -> None:  # noqa: B027 - optional step
-        """Remove what an interrupted attempt left at the final name when it is not complete. Default: nothing
-        (a tree whose ``place`` is one ``rename(2)`` is there whole or not at all)."""
+    def partial(self, ctx: ExecutionContext) -> Path | None:
+        """What an interrupted attempt left at the final name when the tree is not complete, to remove before
+        building it again; None when nothing is there. Default: None (a tree whose ``place`` is one
+        ``rename(2)`` is there whole or not at all)."""
+        return None
 
     def owner(self, ctx: ExecutionContext) -> tuple[int, int] | None:
         """``(uid, gid)`` to give an empty tree made for it (a clone keeps its source's); None: WVS's."""
@@ -98,10 +100,10 @@ class SnapshotTree(Tree):
         metadata = {"wsid": ctx.wsid, "message": self.message, "created_at": datetime.now(UTC).isoformat()}
         write_snapshot_metadata(ctx.layout, self.snapshot_id, metadata)
 
-    async def remove_partial(self, ctx: ExecutionContext) -> None:
+    def partial(self, ctx: ExecutionContext) -> Path | None:
         """A tree renamed into place whose metadata was never written."""
-        if not await asyncio.to_thread(self.is_complete, ctx):
-            await ctx.storage.remove_tree(ctx.layout.snapshot(self.snapshot_id))
+        path = ctx.layout.snapshot(self.snapshot_id)
+        return path if os.path.lexists(path) and not self.is_complete(ctx) else None
 
 
 @attrs.frozen

@@ -8,18 +8,21 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
+
 from wvs_core import metrics
 from wvs_core.agentview import TAMPERED, AgentView, WorkspaceTampered
+from wvs_core.cancellation import acquire_in_thread
 from wvs_core.config import Config
 from wvs_core.ids import is_wsid
 from wvs_core.layout import VolumeLayout, WorkspaceLayout
-from wvs_core.locks import workspace_lock
+from wvs_core.locks import POLL_INTERVAL, try_workspace_lock, workspace_lock
 from wvs_core.logs import log_context
 from wvs_core.models import ExecutionRequest, ExecutionResult
 from wvs_core.ops import ExecutionContext, OpCanceled, OpFailed, TaskOp
 from wvs_core.plugins import PluginRegistry
 from wvs_core.quiesce import QuiesceTimeout
-from wvs_core.recovery import recover_workspace
+from wvs_core.recovery import Leftovers, clear_leftovers, finish_recovery, recover_workspace
 from wvs_core.storage import StorageError
 from wvs_executor.volume import VolumeWatch
 
@@ -36,6 +39,25 @@ def failure(reason: str, message: str, retryable: bool = True) -> ExecutionResul
     """A failed result, counted by reason."""
     metrics.CLONE_FAILURES.labels(reason).inc()
     return ExecutionResult(success=False, error_code=reason, error_message=message, retryable=retryable)
+
+
+@attrs.define
+class _Entry:
+    """A workspace entered for an op (``OpRunner._enter``): its lock held, its agent view open, the crash
+    leftovers in the view cleared — or ``refusal``, the answer to give at once. ``lock`` is None when another
+    op holds the workspace."""
+
+    lock: int | None = None
+    view: AgentView | None = None
+    leftovers: Leftovers = attrs.field(factory=lambda: Leftovers([], []))
+    refusal: ExecutionResult | None = None
+
+    def close(self) -> None:
+        """Close the view, then release the lock."""
+        if self.view is not None:
+            self.view.close()
+        if self.lock is not None:
+            os.close(self.lock)
 
 
 class OpRunner:
@@ -98,61 +120,89 @@ class OpRunner:
         except ValueError as error:
             raise InvalidRequest(str(error)) from None
         with log_context(request_id=request.request_id, task_id=request.task_id, wsid=request.wsid, op=op.name):
-            if problem := await asyncio.to_thread(self.volume_watch.problem):
-                log.error("op refused: %s", problem)
-                return failure("VOLUME_UNAVAILABLE", problem)
             self.running[request.task_id] = cancel = asyncio.Event()
             metrics.EXECUTOR_ACTIVE.inc()
             try:
-                async with workspace_lock(layout):
-                    result = await self._run_locked(op, request, layout, cancel)
+                entry = await self._enter_when_free(layout)
+                try:
+                    result = entry.refusal or await self._run_entered(op, request, layout, entry, cancel)
+                finally:
+                    entry.close()
             finally:
                 metrics.EXECUTOR_ACTIVE.dec()
                 self.running.pop(request.task_id, None)
             log.info("op %s", "succeeded" if result.success else f"failed: {result.error_code}")
             return result
 
-    async def _run_locked(
-        self, op: TaskOp, request: ExecutionRequest, layout: WorkspaceLayout, cancel: asyncio.Event
-    ) -> ExecutionResult:
+    async def _enter_when_free(self, layout: WorkspaceLayout) -> _Entry:
+        """``_enter`` once no other op holds the workspace (polled, so the wait can be cancelled)."""
+        while True:
+            entry = await acquire_in_thread(self._enter, layout, release=_Entry.close)
+            if entry.lock is not None or entry.refusal is not None:
+                return entry
+            await asyncio.sleep(POLL_INTERVAL)
+
+    def _enter(self, layout: WorkspaceLayout) -> _Entry:
+        """Blocking, one thread hop for all an op needs first: the mount still the volume of the start, the
+        workspace's lock (not waited for), its agent view, WVS's directories, and the crash leftovers in the view
+        cleared (the trees in flight are listed; ``finish_recovery`` removes them)."""
+        if problem := self.volume_watch.problem():
+            log.error("op refused: %s", problem)
+            return _Entry(refusal=failure("VOLUME_UNAVAILABLE", problem))
+        entry = _Entry(try_workspace_lock(layout))
+        if entry.lock is None:
+            return entry
         try:
-            view = await asyncio.to_thread(AgentView.open, layout, True, self.agent)
+            entry.view = AgentView.open(layout, True, self.agent)
+            layout.ensure_area_dirs()
+            entry.leftovers = clear_leftovers(layout, entry.view)
+        except WorkspaceTampered as error:
+            entry.refusal = _tampered(error)
+        except (OSError, ValueError) as error:
+            log.exception("op failed")
+            entry.refusal = failure("EXECUTOR_ERROR", str(error))
+        except BaseException:
+            entry.close()
+            raise
+        return entry
+
+    async def _run_entered(
+        self, op: TaskOp, request: ExecutionRequest, layout: WorkspaceLayout, entry: _Entry, cancel: asyncio.Event
+    ) -> ExecutionResult:
+        assert entry.view is not None  # entered without a refusal
+        view = entry.view
+        ctx = ExecutionContext(
+            task_id=request.task_id,
+            wsid=request.wsid,
+            op_name=op.name,
+            params=request.params,
+            layout=layout,
+            view=view,
+            storage=self.storage,
+            quiesce=self.quiesce,
+            quiesce_timeout=self.quiesce_timeout,
+            request_id=request.request_id,
+            cancel_requested=cancel,
+            on_step=self.on_step,
+        )
+        try:
+            if actions := await finish_recovery(layout, view, entry.leftovers, self.storage, self.quiesce):
+                log.warning("recovered before the op: %s", "; ".join(actions))
+            log.info("op started")
+            return await op.execute(ctx)
+        except OpCanceled as error:
+            return ExecutionResult(success=False, error_code=CANCELED, error_message=str(error))
         except WorkspaceTampered as error:
             return _tampered(error)
-        with view:
-            ctx = ExecutionContext(
-                task_id=request.task_id,
-                wsid=request.wsid,
-                op_name=op.name,
-                params=request.params,
-                layout=layout,
-                view=view,
-                storage=self.storage,
-                quiesce=self.quiesce,
-                quiesce_timeout=self.quiesce_timeout,
-                request_id=request.request_id,
-                cancel_requested=cancel,
-                on_step=self.on_step,
-            )
-            try:
-                await asyncio.to_thread(layout.ensure_area_dirs)
-                if actions := await recover_workspace(layout, view, self.storage, self.quiesce):
-                    log.warning("recovered before the op: %s", "; ".join(actions))
-                log.info("op started")
-                return await op.execute(ctx)
-            except OpCanceled as error:
-                return ExecutionResult(success=False, error_code=CANCELED, error_message=str(error))
-            except WorkspaceTampered as error:
-                return _tampered(error)
-            except QuiesceTimeout as error:
-                return failure("QUIESCE_TIMEOUT", str(error))
-            except OpFailed as error:
-                return failure(error.reason, str(error), retryable=error.retryable)
-            except StorageError as error:
-                return failure(error.reason, str(error))
-            except (OSError, ValueError) as error:
-                log.exception("op failed")
-                return failure("EXECUTOR_ERROR", str(error))
+        except QuiesceTimeout as error:
+            return failure("QUIESCE_TIMEOUT", str(error))
+        except OpFailed as error:
+            return failure(error.reason, str(error), retryable=error.retryable)
+        except StorageError as error:
+            return failure(error.reason, str(error))
+        except (OSError, ValueError) as error:
+            log.exception("op failed")
+            return failure("EXECUTOR_ERROR", str(error))
 
 
 def _tampered(error: WorkspaceTampered) -> ExecutionResult:

@@ -16,7 +16,13 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
-from wvs_controlfile.protocol import DEFAULT_POLL_INTERVAL, ControlState, answer_control, read_control
+from wvs_controlfile.protocol import (
+    DEFAULT_POLL_INTERVAL,
+    ControlState,
+    answer_control,
+    poll_intervals,
+    read_control,
+)
 
 Callback = Callable[[], Awaitable[None] | None]
 
@@ -27,7 +33,9 @@ class QuiesceResponder:
     """Watches ``<workspace_root>/.wvs/control.json`` and answers freeze and resume requests.
 
     ``on_freeze`` runs before FROZEN is written (stop your writes there; it may be a coroutine
-    function); ``on_resume`` runs on REQUEST_RESUME, before RUNNING is written.
+    function); ``on_resume`` runs on REQUEST_RESUME, before RUNNING is written. ``poll_interval`` is the
+    longest wait in seconds between two reads: after an answer the next read comes 1 ms later (a resume
+    follows a freeze), and the waits double up to it while nothing happens.
     """
 
     def __init__(
@@ -73,12 +81,14 @@ class QuiesceResponder:
     async def run(self) -> None:
         """Answer requests until ``stop()`` is called (or the task is cancelled). A failing step (an I/O
         error, a callback raising) is logged and retried: the responder must outlive a bad moment."""
+        intervals = poll_intervals(self.poll_interval)
         while not self._stop.is_set():
             try:
-                await self.step()
+                if await self.step() is not None:
+                    intervals = poll_intervals(self.poll_interval)
             except Exception:
                 log.exception("quiesce responder step failed for %s; retrying", self.control_file)
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(next(intervals))
 
     def stop(self) -> None:
         """Make ``run`` return after its current step."""

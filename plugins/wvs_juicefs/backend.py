@@ -1,18 +1,20 @@
-"""JuiceFSBackend: ``juicefs clone -p`` and ``juicefs rmr``."""
+"""JuiceFSBackend: ``juicefs clone -p`` (its request, sent to the mount directly) and ``juicefs rmr``."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from wvs_core.cancellation import finish_in_thread
 from wvs_core.process import CommandFailed, run_command
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, make_directory
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, TreeUsage, make_directory
 from wvs_core.treewalk import DIRECTORY_FLAGS
 from wvs_juicefs.binary import find_juicefs
+from wvs_juicefs.control import clone_by_descriptor, volume_root
 from wvs_juicefs.hardlinks import relink, scan
 
 
@@ -35,27 +37,33 @@ class JuiceFSBackend(StorageBackend):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
         self.binary = find_juicefs(settings.get("binary"))
-        self.clone_threads = int(settings.get("clone_threads", 4))
+        self.clone_threads = min(max(int(settings.get("clone_threads", 4)), 1), 255)
+        self._roots: dict[int, Path] = {}  # the volume root of each device cloned on
 
-    async def clone_tree(self, source: int, destination: Path) -> int:
-        """``juicefs clone -p . DESTINATION`` in the directory open as ``source``, then the hard links.
+    async def clone_tree(self, source: int, destination: Path) -> TreeUsage:
+        """The clone ``juicefs clone -p`` asks the mount for (``wvs_juicefs.control``), of the inode open as
+        ``source`` — the one the executor checked, whatever an agent renames meanwhile — then the hard links.
 
-        ``juicefs clone`` takes the inode to clone from ``lstat(SRC)``; run in ``/proc/self/fd/<source>``
-        with SRC ``.``, that is the inode the executor checked, whatever an agent renames meanwhile. The
-        clone splits hard links, so the source is scanned while it runs and the links are made again.
+        The clone splits hard links, so the source is scanned while it runs (``wvs_juicefs.hardlinks``) and the
+        links are made again; that scan also sums the bytes. The entries are the clone's own count.
         """
         scanning = asyncio.create_task(asyncio.to_thread(scan, source))
+        stop = threading.Event()
         try:
-            await run_command(
-                self.binary, "clone", "-p", "--threads", str(self.clone_threads), ".", str(destination), cwd=source
-            )
-        except CommandFailed as error:
-            raise StorageError("CLONE_FAILED", str(error)) from None
+            entries = await finish_in_thread(self._clone, source, destination, stop, stop=stop)
+        except OSError as error:
+            raise StorageError("CLONE_FAILED", f"juicefs clone to {destination} failed: {error}") from None
         finally:
             found = await scanning
         if found.groups:
             await finish_in_thread(_relink_at, destination, found.groups)  # done before a clean-up removes it
-        return found.entries
+        return TreeUsage(entries=entries, bytes=found.bytes)
+
+    def _clone(self, source: int, destination: Path, stop: threading.Event) -> int | None:
+        device = os.stat(destination.parent).st_dev
+        if device not in self._roots:
+            self._roots[device] = volume_root(destination.parent)
+        return clone_by_descriptor(self._roots[device], source, destination, self.clone_threads, stop)
 
     async def make_tree(self, destination: Path) -> None:
         """A plain directory (JuiceFS clones any directory)."""

@@ -18,9 +18,10 @@ Path = tuple[str, ...]
 
 @attrs.define
 class TreeScan:
-    """What a scan of the source found: how many entries, and the names of each inode with several."""
+    """What a scan of the source found: the bytes of its regular files (each inode once) and the names of each
+    inode with several."""
 
-    entries: int = 0
+    bytes: int = 0
     links: dict[tuple[int, int], list[Path]] = attrs.field(factory=dict)
 
     @property
@@ -30,14 +31,19 @@ class TreeScan:
 
 
 def scan(source: int) -> TreeScan:
-    """Count the entries below the directory open as ``source`` and group the names of its hard links."""
+    """Sum the bytes below the directory open as ``source`` and group the names of its hard links."""
     found = TreeScan()
     for visit in walk(source):
-        if visit.leaving:
+        info = visit.info
+        if visit.leaving or visit.is_dir:
             continue
-        found.entries += 1
-        if not visit.is_dir and visit.info.st_nlink > 1:
-            found.links.setdefault((visit.info.st_dev, visit.info.st_ino), []).append(visit.path)
+        if info.st_nlink > 1:
+            names = found.links.setdefault((info.st_dev, info.st_ino), [])
+            names.append(visit.path)
+            if len(names) > 1:
+                continue  # its bytes are counted once
+        if stat.S_ISREG(info.st_mode):
+            found.bytes += info.st_size
     return found
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 from wvs_core import hookimpl
 from wvs_core.cancellation import finish_in_thread
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, make_directory
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, TreeUsage, make_directory
 from wvs_core.treewalk import remove_entry
 from wvs_localfs.copy import copy_tree
 
 
-def _copy_to(source: int, destination: Path, stop: threading.Event) -> int:
+def _copy_to(source: int, destination: Path, stop: threading.Event) -> TreeUsage:
     parent = os.open(destination.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return copy_tree(source, parent, destination.name, stop)
@@ -27,10 +27,11 @@ class LocalFSBackend(StorageBackend):
 
     name = "localfs"
 
-    async def clone_tree(self, source: int, destination: Path) -> int:
+    async def clone_tree(self, source: int, destination: Path) -> TreeUsage:
         """An exact copy (``wvs_localfs.copy``): reflinked data where the filesystem can, every attribute,
-        hard links and holes kept, any depth. Cancelled, it stops the copy and returns once nothing writes
-        to ``destination`` any more (nor reads ``source``, which the caller then closes)."""
+        hard links and holes kept, any depth; entries and bytes counted as it copies. Cancelled, it stops the
+        copy and returns once nothing writes to ``destination`` any more (nor reads ``source``, which the caller
+        then closes)."""
         stop = threading.Event()
         try:
             return await finish_in_thread(_copy_to, source, destination, stop, stop=stop)

@@ -15,6 +15,7 @@ import os
 import stat
 import threading
 
+from wvs_core.storage import TreeUsage
 from wvs_core.treewalk import DIRECTORY_FLAGS, Visit, data_regions, open_path, read_link, walk
 
 FICLONE = 0x40049409  # ioctl: share the source's extents (btrfs, XFS, ...)
@@ -22,10 +23,11 @@ _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOATIME
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def copy_tree(source: int, parent: int, name: str, stop: threading.Event | None = None) -> int:
+def copy_tree(source: int, parent: int, name: str, stop: threading.Event | None = None) -> TreeUsage:
     """Copy the directory open as ``source`` to ``name`` (which must not exist) in the directory open as
-    ``parent``; returns the number of entries copied below the root. Raises OSError — InterruptedError
-    when ``stop`` is set before the copy is done (it is checked between entries)."""
+    ``parent``; returns what was copied below the root, counted as it went (entries, and bytes of regular files
+    with a hard-linked file once). Raises OSError — InterruptedError when ``stop`` is set before the copy is
+    done (it is checked between entries)."""
     os.mkdir(name, 0o700, dir_fd=parent)
     root = os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
     try:
@@ -41,8 +43,8 @@ class _Copy:
         self.targets = [os.dup(root)]  # the destination directories being filled, deepest last
         self.first_copies: dict[tuple[int, int], tuple[str, ...]] = {}  # hard links: (dev, ino) → path
 
-    def run(self, source: int) -> int:
-        copied = 0
+    def run(self, source: int) -> TreeUsage:
+        entries = size = 0
         try:
             for visit in walk(source):
                 if self.stop.is_set():
@@ -54,30 +56,33 @@ class _Copy:
                     finally:
                         os.close(target)
                     continue
-                copied += 1
-                self._copy(visit, self.targets[-1])
+                entries += 1
+                size += self._copy(visit, self.targets[-1])
             _apply_metadata(self.root, os.fstat(source), source)
         finally:
             for target in self.targets:
                 os.close(target)
-        return copied
+        return TreeUsage(entries=entries, bytes=size)
 
-    def _copy(self, visit: Visit, target: int) -> None:
+    def _copy(self, visit: Visit, target: int) -> int:
+        """Copy one entry; returns the bytes of data it added (a regular file's size, 0 for a new name of one)."""
         info, name = visit.info, visit.name
         kind = stat.S_IFMT(info.st_mode)
         if kind != stat.S_IFDIR and info.st_nlink > 1 and self._link(visit, target):
-            return
+            return 0
         if kind == stat.S_IFDIR:
             os.mkdir(name, 0o700, dir_fd=target)
             self.targets.append(os.open(name, DIRECTORY_FLAGS, dir_fd=target))
         elif kind == stat.S_IFREG:
             _copy_file(visit.parent, target, name, info)
+            return info.st_size
         elif kind == stat.S_IFLNK:
             os.symlink(read_link(visit.parent, name, info), name, dir_fd=target)
             _apply_metadata_at(visit.parent, target, name, info)
         else:  # FIFO, socket, character or block device
             os.mknod(name, kind | 0o600, info.st_rdev, dir_fd=target)
             _apply_metadata_at(visit.parent, target, name, info)
+        return 0
 
     def _link(self, visit: Visit, target: int) -> bool:
         """Make ``visit`` a hard link of the copy of its inode when that was copied already; False otherwise."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from wvs_core.errors import ConfigError
 from wvs_core.process import CommandFailed, run_command
-from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, make_directory
+from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, TreeUsage, make_directory
 
 REFLINK_MODES = ("auto", "always", "never")
 
@@ -47,14 +47,14 @@ class CopyTreeBackend(StorageBackend):
         if problems:
             raise ConfigError(f"plugins.settings.{self.name}: {'; '.join(problems)}")
 
-    async def clone_tree(self, source: int, destination: Path) -> int:
-        """``cp -a -T --reflink=… . <destination>`` in the directory open as ``source``; 0 entries reported (cp
-        does not count them)."""
+    async def clone_tree(self, source: int, destination: Path) -> TreeUsage:
+        """``cp -a -T --reflink=… . <destination>`` in the directory open as ``source``; nothing counted (cp does
+        not report what it copied, and a walk just to count it is not worth its time)."""
         try:
             await run_command("cp", "-a", "-T", f"--reflink={self.reflink}", ".", str(destination), cwd=source)
         except (CommandFailed, OSError) as error:
             raise StorageError("CLONE_FAILED", f"copy to {destination} failed: {error}") from None
-        return 0
+        return TreeUsage()
 
     async def make_tree(self, destination: Path) -> None:
         """A plain directory, mode 0755."""
