@@ -62,6 +62,9 @@ class Snapshot:
     message: str | None
     created_at: datetime
     deleted_at: datetime | None = None
+    labels: dict[str, str] = attrs.field(factory=dict)
+    entries: int | None = None  # entries below the root, as the storage backend counted them (None: unknown)
+    bytes: int | None = None  # logical size of its regular files, a hard-linked file once (None: unknown)
 
 
 @attrs.frozen

@@ -16,10 +16,13 @@ def workspace_view(workspace: Workspace) -> dict[str, Any]:
 
 
 def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
-    """A snapshot: ``{snapshot_id, message, fs_path, created_at}``."""
+    """A snapshot: ``{snapshot_id, message, labels, entries, bytes, fs_path, created_at}`` (SPEC §7)."""
     return {
         "snapshot_id": snapshot.snapshot_id,
         "message": snapshot.message,
+        "labels": snapshot.labels,
+        "entries": snapshot.entries,
+        "bytes": snapshot.bytes,
         "fs_path": snapshot.fs_path,
         "created_at": snapshot.created_at.isoformat(),
     }

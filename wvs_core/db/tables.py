@@ -52,6 +52,7 @@ workspaces = sa.Table(
     sa.Column("head_task_id", sa.Text, nullable=True),
     sa.Column("head_created_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("head_run_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("retention", JSONB, nullable=True),  # migration 0008: the workspace's own retention policy
     sa.CheckConstraint(f"wsid ~ '{WSID_REGEX}'", name="wsid_format"),
     sa.CheckConstraint(_in("state", WORKSPACE_STATES), name="state"),
     sa.Index("ix_workspaces_created_at_wsid", sa.text("created_at DESC"), sa.text("wsid DESC")),
@@ -73,6 +74,11 @@ snapshots = sa.Table(
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
     sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
+    # Migration 0008: labels given at creation; entries and bytes as the storage backend counted them while
+    # cloning (NULL where only a walk would tell).
+    sa.Column("labels", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("entries", sa.BigInteger, nullable=True),
+    sa.Column("bytes", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("wsid", "fs_path"),
     sa.Index("ix_snapshots_wsid_created_at", "wsid", sa.text("created_at DESC")),
 )
