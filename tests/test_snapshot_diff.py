@@ -16,11 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner, Result
 
 from tests.conftest import StartService, make_config
 from tests.fidelity import OLD, build_corpus
 from tests.helpers import create_workspace, key, wait_task
 from tests.test_diff_trees import apply_change_set
+from wvs_core.cli.wvsctl import cli
+from wvs_core.plugins import make_plugin_manager
 from wvs_diff import op as diff_op
 from wvs_diff.compare import path_key
 from wvs_diff.render import change_to_json
@@ -272,3 +275,35 @@ async def test_a_hostile_current_cannot_hang_the_diff_or_lead_it_outside(
     os.symlink("/", current)  # current itself now leads out of the view
     tampered = await submit_diff(client, "hostile", snapshot_id=first, against="current")
     assert tampered["status"] == "DEAD" and tampered["error"]["reason"] == "WORKSPACE_TAMPERED", tampered
+
+
+async def test_wvsctl_snapshot_diff_prints_the_stat_or_the_items(client: httpx.AsyncClient, mount: Path) -> None:
+    make_plugin_manager().hook.wvs_register_ctl_commands(cli=cli)  # as wvsctl starts
+    await create_workspace(client, "shown")
+    live = mount / "shown" / "current"
+    (live / "kept").write_bytes(b"kept\n")
+    (live / "gone").write_bytes(b"gone\n")
+    first = await snapshot(client, "shown")
+    (live / "kept").write_bytes(b"kept, and longer\n")
+    os.unlink(live / "gone")
+    (live / "dir").mkdir()
+    (live / "dir" / os.fsdecode(b"new\n\xff")).write_bytes(b"1234")
+
+    async def wvsctl(*args: str) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, cli, ["--api-url", str(client.base_url), *args])
+
+    shown = await wvsctl("snapshot", "diff", "shown", first, "--wait")
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines() == [
+        " dir/            | added directory",
+        ' "dir/new\\n\\377" | added file +4',
+        " gone            | removed file -5",
+        " kept            | modified file 5 -> 17 (mtime)",
+        " 4 entries changed (2 added, 1 removed, 1 modified), 16 bytes added(+), 5 bytes removed(-)",
+    ]
+    raw = await wvsctl("snapshot", "diff", "shown", first, "--against", "current", "--wait", "--json")
+    items = json.loads(raw.stdout)
+    assert [item["change"] for item in items] == ["added", "added", "removed", "modified"]
+    assert base64.b64decode(items[1]["path_b64"]) == b"dir/new\n\xff"
+    failed = await wvsctl("snapshot", "diff", "shown", first, "--against", "nope")
+    assert failed.exit_code != 0 and "WVS_BAD_REQUEST" in failed.output
