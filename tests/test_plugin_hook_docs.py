@@ -40,6 +40,7 @@ from tests.webhook_receiver import Receiver
 from wvs_core import hookspecs, notifier, ops, queue, quiesce, storage, volume
 from wvs_core.agentview import AgentView
 from wvs_core.cli.wvs import cli
+from wvs_core.cli.wvsctl import cli as wvsctl
 from wvs_core.config import Config, PluginsConfig, load_config
 from wvs_core.errors import ConfigError
 from wvs_core.events import Event
@@ -300,6 +301,16 @@ async def test_queue_example_runs_the_service(
     assert service.registry.queues[config.plugins.queue].__module__ == examples["wvs_register_queues"].__name__
     async with httpx.AsyncClient(base_url=service.api_url or "", timeout=30) as client:
         await create_workspace(client, "polled")  # claimed, run and finished through the example's queue
+
+
+@exercises("wvs_register_ctl_commands")
+async def test_ctl_commands_example_adds_a_working_wvsctl_command(
+    examples: dict[str, types.ModuleType], wvs: httpx.AsyncClient
+) -> None:
+    make_plugin_manager(extra=[examples["wvs_register_ctl_commands"]]).hook.wvs_register_ctl_commands(cli=wvsctl)
+    shown = await asyncio.to_thread(CliRunner().invoke, wvsctl, ["--api-url", str(wvs.base_url), "op", "names"])
+    assert shown.exit_code == 0, shown.output
+    assert {"snapshot_create", "snapshot_diff"} <= set(shown.stdout.split())
 
 
 @exercises("wvs_register_commands")

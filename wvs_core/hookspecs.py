@@ -71,6 +71,16 @@ def wvs_register_commands(cli: click.Group) -> None:
     """
 
 
+@hookspec
+def wvs_register_ctl_commands(cli: click.Group) -> None:
+    """Add click commands to the ``wvsctl`` command line, or subcommands to its groups
+    (``cli.commands["snapshot"].add_command(...)``): a plugin's op gets its own client command.
+
+    Called by ``wvsctl`` at start, before it parses its arguments; only entry-point plugins add commands.
+    A command reaches the API through ``wvs_core.cli.wvsctl.client(ctx)``.
+    """
+
+
 # --- scheduling and execution: what tasks exist --------------------------------------------------
 
 

@@ -300,6 +300,9 @@ class TaskOp(abc.ABC):
     params_type: ClassVar[type[Any]]
     submittable: ClassVar[bool] = True
     """False for an op only the service itself creates (``init_workspace``): the tasks route refuses it."""
+    paged_result: ClassVar[str | None] = None
+    """The key of the task's ``result`` (see ``task_result``) holding a list that
+    ``GET /v1/tasks/{task_id}/result`` serves page by page; None: the result has no such list."""
 
     @property
     def wire_name(self) -> str:
@@ -313,6 +316,13 @@ class TaskOp(abc.ABC):
         Raise ``OpFailed`` for an expected failure and call ``ctx.checkpoint()`` at every point where
         stopping leaves nothing half-made; any other exception is reported as ``EXECUTOR_ERROR``.
         """
+
+    def task_result(self, results: Mapping[str, str]) -> dict[str, Any]:
+        """The task's ``result`` (JSON, stored when it succeeds; the scheduler adds ``noop``) made of the
+        executor's ``results``, which are strings (the gRPC map): an op whose results are structured encodes
+        them as JSON text in ``execute`` and decodes them here. Raise ValueError for results it cannot read
+        (the task then fails for good with ``INVALID_RESULT``). Default: the strings as they are."""
+        return dict(results)
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """Ids of the snapshots a task with ``params`` reads: each must exist when the task is submitted (else

@@ -44,7 +44,7 @@ import enum
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 
@@ -117,12 +117,19 @@ def path_key(path: str) -> tuple[bytes, ...]:
 
 
 def diff_trees(
-    before: int, after: int, *, content_check: ContentCheck = ContentCheck.METADATA, xattrs: bool = True
+    before: int,
+    after: int,
+    *,
+    content_check: ContentCheck = ContentCheck.METADATA,
+    xattrs: bool = True,
+    checkpoint: Callable[[], None] = lambda: None,
 ) -> Iterator[Change]:
     """The changes from the tree open as directory ``before`` to the tree open as ``after``, streamed in
     ``path_key`` order (the descriptors stay the caller's). ``xattrs=False`` skips extended attributes
-    (two system calls per entry fewer). Raises OSError when a tree cannot be read."""
-    return _Comparison(content_check, xattrs).changes(before, after)
+    (two system calls per entry fewer). ``checkpoint`` is called before each entry is compared and each chunk
+    is read, so whatever it raises stops the diff there, even deep in an unchanged tree or a huge file.
+    Raises OSError when a tree cannot be read."""
+    return _Comparison(content_check, xattrs, checkpoint).changes(before, after)
 
 
 @attrs.frozen
@@ -191,6 +198,7 @@ def _entry(parent: int | None, name: str) -> _Entry | None:
 class _Comparison:
     content_check: ContentCheck
     xattrs: bool
+    checkpoint: Callable[[], None]
 
     def changes(self, before: int, after: int) -> Iterator[Change]:
         stack = [_Level((), os.dup(before), os.dup(after))]
@@ -201,6 +209,7 @@ class _Comparison:
                 if not level.pending:
                     stack.pop().close()
                     continue
+                self.checkpoint()
                 name = level.pending.pop()
                 old, new = level.entries(name)
                 path = (*level.path, name)
@@ -253,7 +262,7 @@ class _Comparison:
         if old.kind == stat.S_IFREG:
             if a.st_size != b.st_size:
                 return True
-            return not (self._equal_by_metadata(a, b) or _same_content(old, new))
+            return not (self._equal_by_metadata(a, b) or _same_content(old, new, self.checkpoint))
         if old.kind == stat.S_IFLNK:
             return a.st_size != b.st_size or _target(old) != _target(new)
         if old.kind in (stat.S_IFCHR, stat.S_IFBLK):
@@ -324,7 +333,7 @@ def _xattrs(entry: _Entry) -> dict[str, bytes]:
     return values
 
 
-def _same_content(old: _Entry, new: _Entry) -> bool:
+def _same_content(old: _Entry, new: _Entry, checkpoint: Callable[[], None]) -> bool:
     first = _open_regular(old)
     if first is None:
         return False
@@ -333,7 +342,7 @@ def _same_content(old: _Entry, new: _Entry) -> bool:
         if second is None:
             return False
         try:
-            return _same_bytes(first, second, old.info.st_size)
+            return _same_bytes(first, second, old.info.st_size, checkpoint)
         finally:
             os.close(second)
     finally:
@@ -362,11 +371,12 @@ def _open_regular(entry: _Entry) -> int | None:
         os.close(handle)
 
 
-def _same_bytes(first: int, second: int, size: int) -> bool:
+def _same_bytes(first: int, second: int, size: int, checkpoint: Callable[[], None]) -> bool:
     """Whether the first ``size`` bytes of the two files are equal, read up to the first difference."""
     for start, end in _data_in_either(first, second, size):
         offset = start
         while offset < end:
+            checkpoint()
             chunk = os.pread(first, min(CHUNK, end - offset), offset)
             if chunk != os.pread(second, min(CHUNK, end - offset), offset):
                 return False

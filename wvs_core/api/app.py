@@ -41,6 +41,7 @@ routes = [
     Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
     Route("/v1/tasks/{task_id}:cancel", tasks.cancel_task, methods=["POST"]),
+    Route("/v1/tasks/{task_id}/result", tasks.task_result, methods=["GET"]),
     Route("/v1/events", events.list_events, methods=["GET"]),
 ]
 

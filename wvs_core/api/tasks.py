@@ -1,4 +1,4 @@
-"""``/v1/tasks``: list and get."""
+"""``/v1/tasks``: list, get, cancel, and a finished task's result page by page."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from wvs_core.api.views import page_view, task_view
 from wvs_core.api.workspaces import NoBody
 from wvs_core.convert import structure_request
 from wvs_core.db.outcomes import TaskRecorder
+from wvs_core.db.pagination import decode_position, encode_position
+from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import is_wsid
 from wvs_core.models import TaskStatus
 
@@ -31,6 +33,26 @@ async def get_task(request: Request) -> JSONResponse:
     """One task."""
     task = await state.store(request).get_task(path_id(request, "task_id"), scope=scope(request))
     return JSONResponse(task_view(task))
+
+
+async def task_result(request: Request) -> JSONResponse:
+    """One page of the list a SUCCEEDED task's op declares as its ``paged_result``, in the list's own order:
+    ``{"items", "next_cursor"}``. 409 for a task that has not succeeded, 400 for an op without such a list."""
+    query = list_query(request)
+    task = await state.store(request).get_task(path_id(request, "task_id"), scope=scope(request))
+    if task.status != TaskStatus.SUCCEEDED:
+        raise WVSError(
+            ErrorCode.CONFLICT_LOCKED, f"task {task.task_id} is {task.status}: it has no result until it has SUCCEEDED"
+        )
+    op = state.registry(request).ops.get(task.op)
+    key = op.paged_result if op is not None else None
+    items = (task.result or {}).get(key) if key is not None else None
+    if not isinstance(items, list):
+        raise bad_request(f"the result of a {task.op} task has no list to page; GET /v1/tasks/{task.task_id} shows it")
+    start = decode_position(query.cursor, len(items)) if query.cursor is not None else 0
+    end = start + query.limit
+    next_cursor = encode_position(end) if end < len(items) else None
+    return JSONResponse({"items": items[start:end], "next_cursor": next_cursor})
 
 
 async def cancel_task(request: Request) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,8 @@ import click
 from wvs_core.cli.client import ApiError, WvsClient
 from wvs_core.cli.obs import obs
 from wvs_core.cli.output import cell, emit_json, emit_table, output_options, show, wants_json, write_options
+from wvs_core.errors import ConfigError
+from wvs_core.plugins import make_plugin_manager
 
 WORKSPACE_COLUMNS = ("wsid", "state", "owner", "current_snapshot_id", "created_at")
 WORKSPACE_FIELDS = (
@@ -105,11 +108,17 @@ def accepted(ctx: click.Context, answer: dict[str, Any], wait: bool, as_json: bo
             click.echo(f"{field}: {value}")
         if not wait:
             click.echo(f"follow it with: wvsctl task watch {task_id}")
-    if final and final["status"] != "SUCCEEDED":
-        error = final.get("error") or {}
+    if final:
+        succeeded(final)
+
+
+def succeeded(task: dict[str, Any]) -> None:
+    """Raise ApiError, with the task's error code and reason, unless ``task`` (a followed task) SUCCEEDED."""
+    if task["status"] != "SUCCEEDED":
+        error = task.get("error") or {}
         reason = f" ({error['reason']})" if error.get("reason") else ""
-        message = f"task {task_id} ended {final['status']}{reason}: {error.get('message', '')}"
-        raise ApiError(error.get("code", "WVS_TASK_" + final["status"]), message)
+        message = f"task {task['task_id']} ended {task['status']}{reason}: {error.get('message', '')}"
+        raise ApiError(error.get("code", "WVS_TASK_" + task["status"]), message)
 
 
 def follow(ctx: click.Context, task_id: str, quiet: bool = False) -> dict[str, Any]:
@@ -532,5 +541,10 @@ cli.add_command(obs)
 
 
 def main() -> None:
-    """Entry point."""
+    """Entry point: the built-in commands plus those plugins add."""
+    try:
+        make_plugin_manager().hook.wvs_register_ctl_commands(cli=cli)
+    except ConfigError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
     cli()

@@ -1,4 +1,5 @@
-"""Keyset pagination on ``(created_at, id)``, newest first, with opaque cursors."""
+"""Keyset pagination on ``(created_at, id)``, newest first, with opaque cursors; and position cursors for a
+list stored whole (a task's result)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,27 @@ def split_page(rows: list[Any], limit: int, created_attr: str, id_attr: str) -> 
     kept = rows[:limit]
     last = kept[-1]
     return kept, encode_cursor(getattr(last, created_attr), getattr(last, id_attr))
+
+
+def encode_position(index: int) -> str:
+    """An opaque cursor pointing at item ``index`` of a list that never changes (a finished task's result)."""
+    raw = json.dumps([index], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_position(cursor: str, length: int) -> int:
+    """Inverse of ``encode_position`` for a list of ``length`` items: an index from 1 to ``length - 1`` (the
+    only ones a next page starts at). Like ``decode_cursor``, anything else — forged, truncated, a keyset
+    cursor, a position past the end — is a ``WVS_BAD_REQUEST``."""
+    try:
+        if len(cursor) > MAX_CURSOR_LENGTH or not _CURSOR.fullmatch(cursor):
+            raise ValueError
+        fields = parse_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)), max_depth=1)
+        if not (isinstance(fields, list) and len(fields) == 1):
+            raise ValueError
+        (index,) = fields
+        if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index < length:
+            raise ValueError
+        return index
+    except (ValueError, TypeError, UntrustedInputError):
+        raise WVSError(ErrorCode.BAD_REQUEST, "cursor is not a cursor returned by this API for this list") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from wvs_core.errors import ErrorCode
 from wvs_core.models import ExecutionResult, Task, TaskOutcome, TaskStatus
+from wvs_core.ops import TaskOp
 
 CANCELED = "CANCELED"  # the executor's error_code for an op that stopped at a safe point
 
@@ -24,20 +25,26 @@ class Judge:
         self.retry_base = retry_base
         self.retry_max = retry_max
 
-    def answer(self, task: Task, result: ExecutionResult) -> TaskOutcome:
+    def answer(self, task: Task, op: TaskOp, result: ExecutionResult) -> TaskOutcome:
         """The outcome of the executor's answer: success, canceled at a safe point, or a failure."""
         if result.success:
-            return self.success(result)
+            return self.success(task, op, result)
         if result.error_code == CANCELED:
             error = {"code": "WVS_CANCELED", "reason": CANCELED, "message": "canceled at a safe point"}
             return TaskOutcome(TaskStatus.CANCELED, error=error)
         reason = result.error_code or "EXECUTOR_ERROR"
         return self.failure(task, reason, result.error_message, permanent=not result.retryable)
 
-    @staticmethod
-    def success(result: ExecutionResult) -> TaskOutcome:
-        """SUCCEEDED with the executor's results and ``noop``."""
-        return TaskOutcome(TaskStatus.SUCCEEDED, result={**result.results, "noop": result.noop})
+    def success(self, task: Task, op: TaskOp, result: ExecutionResult) -> TaskOutcome:
+        """SUCCEEDED with the op's ``task_result`` of the executor's results, and ``noop``; DEAD
+        (``INVALID_RESULT``) when the op cannot read them."""
+        try:
+            stored = op.task_result(result.results)
+        except ValueError as error:
+            return self.failure(
+                task, "INVALID_RESULT", f"the {op.name} op cannot read its results: {error}", permanent=True
+            )
+        return TaskOutcome(TaskStatus.SUCCEEDED, result={**stored, "noop": result.noop})
 
     @staticmethod
     def rejected(task: Task, code: ErrorCode, message: str) -> TaskOutcome:

@@ -74,7 +74,7 @@ class Runner:
         if decision.reject_code is not None:
             return None, self.judge.rejected(task, decision.reject_code, decision.reject_message)
         if decision.result is not None:
-            return decision.result, self.judge.success(decision.result)
+            return decision.result, self.judge.success(task, op, decision.result)
         cancel_requested = functools.partial(self.runs.cancel_requested, task.task_id)
         request = executor_request(task, op, decision.facts)
         call = asyncio.create_task(self.executors.call(request, task.timeout_seconds, cancel_requested))
@@ -89,4 +89,4 @@ class Runner:
             return None
         finally:
             self._calls.pop(task.task_id, None)
-        return result, self.judge.answer(task, result)
+        return result, self.judge.answer(task, op, result)
