@@ -8,7 +8,8 @@ is not visible yet. A tail that moved past 7 would never see 6. So ``record``:
 1. locks the workspace row (which also gives the transaction its xid) *before* allocating the id: the events
    of one workspace get ids in the order their transactions commit;
 2. inserts the row in a subtransaction, whose xid is assigned only then — after the id was allocated — and
-   stores that xid in ``horizon``. Every transaction that could still insert a lower id got its xid before
+   stores that xid in ``horizon``. The database function ``wvs.record_event`` (migration 0007) does this
+   step in one call. Every transaction that could still insert a lower id got its xid before
    allocating that id, so before ``horizon`` was assigned: its xid is below ``horizon``. (A snapshot's xmax
    would not do: it is one past the newest *completed* xid, and running transactions may hold higher ones.)
 
@@ -33,37 +34,30 @@ from wvs_core.scope import Scope
 CHANNEL = "wvs_events"
 """NOTIFY channel: a wake-up for the dispatcher (empty payload), sent when a recording transaction commits."""
 
-_ALLOCATE = sa.text(
+# One statement: the workspace row locked (assigning the transaction its xid) before ``wvs.record_event``
+# (migration 0007) allocates the event_id and appends the row in a subtransaction, whose xid is its horizon.
+# The aggregate makes the lock come first and yields one row with or without a workspace row (never the
+# case for WVS's own changes: then there is no commit order to keep).
+_RECORD = sa.text(
     """
     WITH locked AS MATERIALIZED (SELECT wsid FROM wvs.workspaces WHERE wsid = :wsid FOR UPDATE)
-    SELECT pg_current_xact_id()::text::bigint AS xid,
-           nextval(pg_get_serial_sequence('wvs.audit', 'event_id')) AS event_id
-    FROM locked
-    """
-)
-_ALLOCATE_UNLOCKED = sa.text("SELECT pg_current_xact_id()::text::bigint AS xid")
-_NEXT_ID = sa.text("SELECT nextval(pg_get_serial_sequence('wvs.audit', 'event_id'))")
-
-# Run in a subtransaction: the row's xmin is then a transaction id assigned after the event_id was allocated.
-_INSERT = sa.text(
-    """
-    INSERT INTO wvs.audit (event_id, action, wsid, task_id, request_id, actor, payload)
-    VALUES (:event_id, :action, :wsid, :task_id, :request_id, :actor, :payload)
-    RETURNING xmin::text::bigint AS xmin
+    SELECT wvs.record_event(:action, :wsid, :task_id, :request_id, :actor, :payload, :channel)
+    FROM (SELECT count(*) FROM locked) AS lock_taken
     """
 ).bindparams(sa.bindparam("actor", type_=JSONB), sa.bindparam("payload", type_=JSONB))
 
-# xmin is 32 bits; widen it to the 64-bit id beside our own transaction's (it was assigned just after it).
-_SET_HORIZON = sa.text(
-    """
-    WITH widened AS (
-        UPDATE wvs.audit SET horizon = :top + ((:sub - :top % 4294967296 + 4294967296) % 4294967296)
-        WHERE event_id = :event_id
-        RETURNING event_id
-    )
-    SELECT pg_notify(:channel, '') FROM widened
-    """
-)
+
+def event_params(event: NewEvent) -> dict[str, Any]:
+    """The bind parameters of ``wvs.record_event`` for ``event``, the channel included."""
+    return {
+        "action": event.type,
+        "wsid": event.wsid,
+        "task_id": event.task_id,
+        "request_id": event.request_id,
+        "actor": event.actor,
+        "payload": event.data,
+        "channel": CHANNEL,
+    }
 
 
 async def record(conn: AsyncConnection, event: NewEvent) -> int:
@@ -71,18 +65,7 @@ async def record(conn: AsyncConnection, event: NewEvent) -> int:
 
     Takes the workspace's row lock until the transaction ends (every writer of a workspace takes it anyway).
     """
-    allocated = (await conn.execute(_ALLOCATE, {"wsid": event.wsid})).first()
-    if allocated is not None:
-        top, event_id = int(allocated.xid), int(allocated.event_id)
-    else:  # no such workspace row (never the case for WVS's own changes): no commit order to keep
-        top = int((await conn.execute(_ALLOCATE_UNLOCKED)).scalar_one())
-        event_id = int((await conn.execute(_NEXT_ID)).scalar_one())
-    async with conn.begin_nested():
-        row = {"event_id": event_id, "action": event.type, "wsid": event.wsid, "task_id": event.task_id}
-        row |= {"request_id": event.request_id, "actor": event.actor, "payload": event.data}
-        sub = int((await conn.execute(_INSERT, row)).scalar_one())
-        await conn.execute(_SET_HORIZON, {"top": top, "sub": sub, "event_id": event_id, "channel": CHANNEL})
-    return event_id
+    return int((await conn.execute(_RECORD, event_params(event))).scalar_one())
 
 
 def safe_upto() -> sa.ScalarSelect[Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_core import metrics
 from wvs_core.db import tasks as task_table
+from wvs_core.db.accept import accept
 from wvs_core.db.events import list_events, record
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.pagination import keyset_page, split_page
@@ -139,16 +140,18 @@ class Store:
         """Create a task on an ACTIVE workspace, or replay/refuse per the idempotency rules.
 
         The workspace row is locked for the transaction, so tasks of one workspace are created (and
-        committed) one after the other: creation order is the order schedulers see them in.
+        committed) one after the other: creation order is the order schedulers see them in. Without a
+        ``check`` it all takes one statement (``db/accept.py``).
         """
         async with self.engine.begin() as conn:
+            if check is None:
+                return await self._accept(conn, wsid, spec, submission, scope)
             workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
                 return replay
-            _require_state(workspace, WorkspaceState.ACTIVE)
-            if check is not None:
-                await check(conn, workspace)
+            _require_state(workspace.wsid, workspace.state, WorkspaceState.ACTIVE)
+            await check(conn, workspace)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
@@ -159,7 +162,7 @@ class Store:
             replay = await self._replay(conn, wsid, INIT_OP, submission)
             if replay is not None:
                 return replay
-            _require_state(workspace, WorkspaceState.INIT_FAILED)
+            _require_state(workspace.wsid, workspace.state, WorkspaceState.INIT_FAILED)
             await self._set_state(conn, workspace, WorkspaceState.PROVISIONING, submission.request_id, submission.actor)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
@@ -280,16 +283,39 @@ class Store:
         metrics.WORKSPACE_TRANSITIONS.labels(workspace.state, state).inc()
         return from_row(row, Workspace)
 
+    async def _accept(
+        self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission, scope: Scope
+    ) -> Accepted:
+        acceptance = await accept(
+            conn,
+            wsid,
+            spec.op,
+            spec.params,
+            max_attempts=spec.max_attempts,
+            timeout_seconds=spec.timeout_seconds,
+            idempotency_key=submission.idempotency_key,
+            request_hash=submission.request_hash,
+            request_id=submission.request_id,
+            actor=submission.actor,
+            scope=scope,
+        )
+        if acceptance.workspace_state is None:
+            raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
+        if acceptance.task is None:
+            _require_state(wsid, acceptance.workspace_state, WorkspaceState.ACTIVE)
+            # ACTIVE, yet nothing inserted: an identical request committed while this one waited for the lock.
+            task = await task_table.find_by_key(conn, wsid, spec.op, submission.idempotency_key)
+            if task is None:
+                raise RuntimeError(f"no task of {wsid!r} holds the Idempotency-Key its insert conflicted on")
+            return _replayed(task, submission)
+        if not acceptance.created:
+            return _replayed(acceptance.task, submission)
+        await self.queue.announce(conn)
+        return Accepted(acceptance.task, created=True)
+
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
         task = await task_table.find_by_key(conn, wsid, op, submission.idempotency_key)
-        if task is None:
-            return None
-        if task.request_hash != submission.request_hash:
-            raise WVSError(
-                ErrorCode.CONFLICT_IDEMPOTENT_MISMATCH,
-                "this Idempotency-Key was already used with a different request",
-            )
-        return Accepted(task, created=False)
+        return None if task is None else _replayed(task, submission)
 
     async def _insert_task(self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission) -> Task:
         task = await task_table.insert(
@@ -322,27 +348,37 @@ def _in_visible_workspace(wsid: sa.ColumnElement[str], scope: Scope) -> sa.Colum
     return wsid.in_(sa.select(workspaces.c.wsid).where(_visible(scope)))
 
 
-def _require_state(workspace: Workspace, wanted: WorkspaceState) -> None:
-    """410 for a DISABLED workspace, 412 for any other state than ``wanted``."""
-    if workspace.state == WorkspaceState.DISABLED:
-        raise WVSError(ErrorCode.GONE, f"workspace {workspace.wsid!r} is disabled")
-    if workspace.state != wanted:
+def _replayed(task: Task, submission: Submission) -> Accepted:
+    """The task an earlier request with the submission's Idempotency-Key created, if it was the same request;
+    409 WVS_CONFLICT_IDEMPOTENT_MISMATCH otherwise."""
+    if task.request_hash != submission.request_hash:
         raise WVSError(
-            ErrorCode.PRECONDITION_FAILED, f"workspace {workspace.wsid!r} is {workspace.state}, not {wanted}"
+            ErrorCode.CONFLICT_IDEMPOTENT_MISMATCH,
+            "this Idempotency-Key was already used with a different request",
         )
+    return Accepted(task, created=False)
+
+
+def _require_state(wsid: str, state: WorkspaceState, wanted: WorkspaceState) -> None:
+    """410 for a DISABLED workspace, 412 for any other state than ``wanted``."""
+    if state == WorkspaceState.DISABLED:
+        raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
+    if state != wanted:
+        raise WVSError(ErrorCode.PRECONDITION_FAILED, f"workspace {wsid!r} is {state}, not {wanted}")
 
 
 def require_snapshots(
     references: list[str], drops: list[str], snapshot_references: SnapshotReferences
-) -> WorkspaceCheck:
+) -> WorkspaceCheck | None:
     """A new task's check of its op's declarations (``TaskOp.references``, ``TaskOp.drops``): every snapshot it
     names belongs to the workspace and is not deleted (404 WVS_NOT_FOUND), and none it drops is current or
-    referenced by an unfinished task (409 WVS_CONFLICT_SNAPSHOT_IN_USE, judged by ``snapshot_references``)."""
+    referenced by an unfinished task (409 WVS_CONFLICT_SNAPSHOT_IN_USE, judged by ``snapshot_references``).
+    None when the op names no snapshot: there is nothing to check."""
+    named = list(dict.fromkeys([*references, *drops]))
+    if not named:
+        return None
 
     async def check(conn: AsyncConnection, workspace: Workspace) -> None:
-        named = list(dict.fromkeys([*references, *drops]))
-        if not named:
-            return
         found = set(
             (
                 await conn.execute(
