@@ -69,5 +69,7 @@ async def test_concurrent_identical_snapshot_posts_create_one_task_with_one_even
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 19
     snapshot_tasks = "SELECT count(*) FROM wvs.tasks WHERE op = 'snapshot_create'"
     assert await count(database, snapshot_tasks) == 1
-    created_events = "SELECT count(*) FROM wvs.audit WHERE action = 'task.created' AND payload ->> 'op' = 'snapshot_create'"
+    created_events = (
+        "SELECT count(*) FROM wvs.audit WHERE action = 'task.created' AND payload ->> 'op' = 'snapshot_create'"
+    )
     assert await count(database, created_events) == 1

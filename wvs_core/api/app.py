@@ -52,7 +52,9 @@ def create_app(config: Config, registry: PluginRegistry | None = None, tokens: T
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[ApiState]:
-        engine = create_engine(config.database)
+        # No pre-ping: it would triple the round trips of a request (one statement, mostly); a request that
+        # meets a connection the database dropped answers "database unavailable; retry" (Retry-After).
+        engine = create_engine(config.database, pre_ping=False)
         queue_class = registry.queues[config.plugins.queue]
         queue = queue_class(engine, config.plugins.settings_for(config.plugins.queue))
         try:

@@ -46,8 +46,10 @@ def asyncpg_dsn(dsn: str) -> str:
     return make_url(async_dsn(dsn)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(config: DatabaseConfig) -> AsyncEngine:
-    """An AsyncEngine for the WVS database."""
+def create_engine(config: DatabaseConfig, *, pre_ping: bool = True) -> AsyncEngine:
+    """An AsyncEngine for the WVS database. With ``pre_ping`` every connection is checked as it leaves the pool
+    (a BEGIN, a ping and a ROLLBACK: three round trips); without it, a connection the database dropped fails
+    the one statement sent on it (``database_unavailable``) and the pool then replaces every older one."""
     return create_async_engine(
-        async_dsn(config.dsn), pool_size=config.pool_size, pool_pre_ping=True, max_overflow=config.pool_size
+        async_dsn(config.dsn), pool_size=config.pool_size, pool_pre_ping=pre_ping, max_overflow=config.pool_size
     )

@@ -68,11 +68,13 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, queue: TaskQueue) -> None:
         self.engine = engine
+        # Single statements (every read, and the one-statement accept) need no BEGIN and COMMIT round trips.
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.queue = queue
 
     async def ping(self) -> None:
         """Raise when the database does not answer."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     # --- workspaces ---------------------------------------------------------------------------
@@ -115,7 +117,7 @@ class Store:
 
     async def get_workspace(self, wsid: str, *, scope: Scope) -> Workspace:
         """The workspace, or WVS_NOT_FOUND."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid, _visible(scope)))).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
@@ -127,7 +129,7 @@ class Store:
         if state:
             query = query.where(workspaces.c.state == state)
         query = keyset_page(query, workspaces.c.created_at, workspaces.c.wsid, cursor, limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = [from_row(row, Workspace) for row in await conn.execute(query)]
         items, next_cursor = split_page(rows, limit, "created_at", "wsid")
         return Page(items, next_cursor)
@@ -141,11 +143,13 @@ class Store:
 
         The workspace row is locked for the transaction, so tasks of one workspace are created (and
         committed) one after the other: creation order is the order schedulers see them in. Without a
-        ``check`` it all takes one statement (``db/accept.py``).
+        ``check`` it all takes one statement, a transaction of its own (``db/accept.py``), and the queue is
+        told once it committed.
         """
-        async with self.engine.begin() as conn:
-            if check is None:
+        if check is None:
+            async with self.autocommit.connect() as conn:
                 return await self._accept(conn, wsid, spec, submission, scope)
+        async with self.engine.begin() as conn:
             workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
@@ -206,7 +210,7 @@ class Store:
 
     async def get_task(self, task_id: str, *, scope: Scope) -> Task:
         """The task, or WVS_NOT_FOUND."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             task = await task_table.get(conn, task_id, _in_visible_workspace(tasks.c.wsid, scope))
         if task is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
@@ -217,7 +221,7 @@ class Store:
     ) -> Page:
         """Tasks, newest first, optionally filtered."""
         visible = _in_visible_workspace(tasks.c.wsid, scope)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = await task_table.newest(conn, visible, cursor, limit, wsid=wsid, status=status, op=op)
         items, next_cursor = split_page(rows, limit, "created_at", "task_id")
         return Page(items, next_cursor)
@@ -229,7 +233,7 @@ class Store:
         await self.get_workspace(wsid, scope=scope)
         query = snapshots.select().where(snapshots.c.wsid == wsid, snapshots.c.deleted_at.is_(None))
         query = keyset_page(query, snapshots.c.created_at, snapshots.c.snapshot_id, cursor, limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = [from_row(row, Snapshot) for row in await conn.execute(query)]
         items, next_cursor = split_page(rows, limit, "created_at", "snapshot_id")
         return Page(items, next_cursor)
@@ -238,7 +242,7 @@ class Store:
         """Audit events of a workspace, newest first; WVS_NOT_FOUND without the workspace."""
         await self.get_workspace(wsid, scope=scope)
         query = keyset_page(audit.select().where(audit.c.wsid == wsid), audit.c.ts, audit.c.event_id, cursor, limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = [from_row(row, AuditEvent) for row in await conn.execute(query)]
         items, next_cursor = split_page(rows, limit, "ts", "event_id")
         return Page(items, next_cursor)
@@ -247,7 +251,7 @@ class Store:
         self, wsid: str | None, after: int, limit: int, *, scope: Scope
     ) -> list[tuple[Event, list[DeliveryState]]]:
         """Events after ``after``, oldest first, with their delivery states (see ``db.events.list_events``)."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             return await list_events(conn, wsid, after, limit, scope)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -310,7 +314,7 @@ class Store:
             return _replayed(task, submission)
         if not acceptance.created:
             return _replayed(acceptance.task, submission)
-        await self.queue.announce(conn)
+        await self.queue.announce(conn)  # the task committed with the statement: a scheduler may take it now
         return Accepted(acceptance.task, created=True)
 
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
