@@ -1,5 +1,6 @@
 """What accepting a snapshot costs the database, pinned: the accept path is the API's hot path, and a statement
-added to it is a round trip on every request (``wvs_core/db/accept.py``)."""
+added to it is a round trip on every request (``wvs_core/db/accept.py``). The schedulers' wake-up follows the
+commit off the request path (``wvs_core/db/wakeups.py``)."""
 
 from __future__ import annotations
 
@@ -38,19 +39,28 @@ async def active_workspace(api: Any, database: str) -> None:
     await activate(database, WSID)
 
 
-async def test_a_snapshot_is_accepted_in_one_statement_and_the_queue_wakeup(api, database: str) -> None:
+def wake_ups(sent: list[str]) -> list[str]:
+    return [statement for statement in sent if "pg_notify" in statement]
+
+
+async def test_a_snapshot_is_accepted_in_one_statement_then_the_schedulers_are_woken(api, database: str) -> None:
     await active_workspace(api, database)
     headers = key()
     with statements() as sent:
         created = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
+        for _ in range(100):
+            if wake_ups(sent):
+                break
+            await asyncio.sleep(0.05)
     assert created.status_code == 202, created.text
-    assert len(sent) == 2, sent  # the task, its event and the checks; the queue's NOTIFY
+    assert len(wake_ups(sent)) == 1, sent
+    assert len(sent) == 2, sent  # the workspace lock, the checks, the task and its event: one statement
 
     with statements() as sent:
         replayed = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
     assert (replayed.status_code, replayed.json()) == (202, created.json())
     assert replayed.headers["idempotent-replayed"] == "true"
-    assert len(sent) == 1, sent
+    assert len(sent) == 1, sent  # no wake-up: nothing new to run
 
     with statements() as sent:
         mismatch = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "other"}, headers=headers)

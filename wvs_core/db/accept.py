@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core.db.events import CHANNEL
 from wvs_core.db.rows import from_row
+from wvs_core.db.tables import tasks
 from wvs_core.events import EventType
 from wvs_core.ids import uuid7
 from wvs_core.models import Task, TaskStatus, WorkspaceState
@@ -25,8 +26,9 @@ from wvs_core.scope import Scope
 
 # The earlier task is read in the statement's snapshot, taken before the lock was granted: an identical
 # request that committed meanwhile is not in it, and ON CONFLICT then inserts nothing (the caller looks again).
-_ACCEPT = sa.text(
-    f"""
+_ACCEPT = (
+    sa.text(
+        f"""
     WITH workspace AS MATERIALIZED (
         SELECT wsid, state FROM wvs.workspaces
         WHERE wsid = :wsid AND (CAST(:owners AS text[]) IS NULL OR owner = ANY(CAST(:owners AS text[])))
@@ -57,11 +59,14 @@ _ACCEPT = sa.text(
         SELECT true, * FROM created WHERE EXISTS (SELECT FROM event)
     ) AS found ON true
     """
-).bindparams(
-    sa.bindparam("owners", type_=ARRAY(sa.Text)),
-    sa.bindparam("params", type_=JSONB),
-    sa.bindparam("actor", type_=JSONB),
-    sa.bindparam("payload", type_=JSONB),
+    )
+    .bindparams(
+        sa.bindparam("owners", type_=ARRAY(sa.Text)),
+        sa.bindparam("params", type_=JSONB),
+        sa.bindparam("actor", type_=JSONB),
+        sa.bindparam("payload", type_=JSONB),
+    )
+    .columns(sa.column("workspace_state", sa.Text), sa.column("is_new", sa.Boolean), *tasks.c)
 )
 
 

@@ -46,10 +46,17 @@ def asyncpg_dsn(dsn: str) -> str:
     return make_url(async_dsn(dsn)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(config: DatabaseConfig, *, pre_ping: bool = True) -> AsyncEngine:
-    """An AsyncEngine for the WVS database. With ``pre_ping`` every connection is checked as it leaves the pool
-    (a BEGIN, a ping and a ROLLBACK: three round trips); without it, a connection the database dropped fails
-    the one statement sent on it (``database_unavailable``) and the pool then replaces every older one."""
+def create_engine(config: DatabaseConfig) -> AsyncEngine:
+    """An AsyncEngine for the WVS database."""
     return create_async_engine(
-        async_dsn(config.dsn), pool_size=config.pool_size, pool_pre_ping=pre_ping, max_overflow=config.pool_size
+        async_dsn(config.dsn), pool_size=config.pool_size, pool_pre_ping=True, max_overflow=config.pool_size
     )
+
+
+def create_api_engine(config: DatabaseConfig) -> AsyncEngine:
+    """The API's engine: a request holds a connection for a statement or two, so ``pool_size`` connections
+    serve thousands of requests a second and a burst waits for one rather than opening more (a new connection
+    costs the database a process and both sides milliseconds). No pre-ping: it would cost every request three
+    round trips (BEGIN, ping, ROLLBACK); a request that meets a connection the database dropped answers
+    "database unavailable; retry" (``database_unavailable``) and the pool then replaces every older one."""
+    return create_async_engine(async_dsn(config.dsn), pool_size=config.pool_size, max_overflow=0)

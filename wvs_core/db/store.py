@@ -23,6 +23,7 @@ from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import audit, snapshots, tasks, workspaces
 from wvs_core.db.transaction import SnapshotReferences, snapshot_users
+from wvs_core.db.wakeups import WakeUps
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
 from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
@@ -71,6 +72,11 @@ class Store:
         # Single statements (every read, and the one-statement accept) need no BEGIN and COMMIT round trips.
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.queue = queue
+        self.wake_ups = WakeUps(self.autocommit, queue)
+
+    async def close(self) -> None:
+        """Finish what runs in the background (the schedulers' last wake-up); the engine stays the caller's."""
+        await self.wake_ups.close()
 
     async def ping(self) -> None:
         """Raise when the database does not answer."""
@@ -143,8 +149,8 @@ class Store:
 
         The workspace row is locked for the transaction, so tasks of one workspace are created (and
         committed) one after the other: creation order is the order schedulers see them in. Without a
-        ``check`` it all takes one statement, a transaction of its own (``db/accept.py``), and the queue is
-        told once it committed.
+        ``check`` it all takes one statement, a transaction of its own (``db/accept.py``), and the schedulers
+        are woken after it committed, off the request path (``db/wakeups.py``).
         """
         if check is None:
             async with self.autocommit.connect() as conn:
@@ -314,7 +320,7 @@ class Store:
             return _replayed(task, submission)
         if not acceptance.created:
             return _replayed(acceptance.task, submission)
-        await self.queue.announce(conn)  # the task committed with the statement: a scheduler may take it now
+        self.wake_ups.task_committed()
         return Accepted(acceptance.task, created=True)
 
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
