@@ -5,6 +5,9 @@ subtransaction's xid, widened to 64 bits, as the row's ``horizon``. From a clien
 INSERT, an UPDATE, the NOTIFY and RELEASE SAVEPOINT; a PL/pgSQL block with an EXCEPTION clause is a
 subtransaction too, so the function does the same in one call. The caller holds the workspace's row lock
 (its transaction's xid is assigned by it), so the event_id the function allocates follows commit order.
+The dispatcher's wake-up (a NOTIFY on ``p_channel``) is left out when ``p_channel`` is NULL: a transaction that
+notifies holds PostgreSQL's notification lock from its commit record to its end, so one that commits on its
+own (the API's one-statement accept) leaves the wake-up to a later statement (wvs_core/db/wakeups.py).
 
 Revision ID: 0007
 Revises: 0006
@@ -39,7 +42,9 @@ BEGIN
     EXCEPTION WHEN others THEN
         RAISE;
     END;
-    PERFORM pg_notify(p_channel, '');
+    IF p_channel IS NOT NULL THEN
+        PERFORM pg_notify(p_channel, '');
+    END IF;
     RETURN new_id;
 END
 $$

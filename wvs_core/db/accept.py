@@ -4,7 +4,9 @@ declares no snapshot to check first (``Store.submit_task``; ops that do take the
 In one round trip, under the same rules as the general path: lock the workspace row (in the caller's scope),
 find the task an earlier request with the same Idempotency-Key created, and — when there is none and the
 workspace is ACTIVE — insert the task (``created_at`` is ``clock_timestamp()`` taken under the lock) and append
-its ``task.created`` event through ``wvs.record_event`` (see ``db/events.py``).
+its ``task.created`` event through ``wvs.record_event`` (see ``db/events.py``). Nothing in it notifies: the
+wake-ups of the schedulers and of the event dispatcher follow its commit (``db/wakeups.py``), so it never waits
+for PostgreSQL's notification lock, which every notifying transaction holds through its commit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wvs_core.db.events import CHANNEL
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import tasks
 from wvs_core.events import EventType
@@ -48,7 +49,7 @@ _ACCEPT = (
         RETURNING *
     ),
     event AS MATERIALIZED (
-        SELECT wvs.record_event('{EventType.TASK_CREATED}', wsid, task_id, request_id, actor, :payload, :channel)
+        SELECT wvs.record_event('{EventType.TASK_CREATED}', wsid, task_id, request_id, actor, :payload, NULL)
         FROM created
     )
     SELECT workspace.state AS workspace_state, found.*
@@ -112,7 +113,6 @@ async def accept(
                 "request_id": request_id,
                 "actor": actor,
                 "payload": {"op": op, "after": {"status": TaskStatus.PENDING, "params": params}},
-                "channel": CHANNEL,
             },
         )
     ).first()

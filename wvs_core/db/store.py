@@ -72,7 +72,7 @@ class Store:
         # Single statements (every read, and the one-statement accept) need no BEGIN and COMMIT round trips.
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.queue = queue
-        self.wake_ups = WakeUps(self.autocommit, queue)
+        self.wake_ups = WakeUps(engine, queue)
 
     async def close(self) -> None:
         """Finish what runs in the background (the schedulers' last wake-up); the engine stays the caller's."""
