@@ -16,7 +16,7 @@ from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware, Requ
 from wvs_core.api.state import ApiState
 from wvs_core.auth import TokenFile
 from wvs_core.config import Config
-from wvs_core.db.engine import create_engine
+from wvs_core.db.engine import create_api_engine
 from wvs_core.db.store import Store
 from wvs_core.plugins import PluginRegistry
 
@@ -53,12 +53,14 @@ def create_app(config: Config, registry: PluginRegistry | None = None, tokens: T
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[ApiState]:
-        engine = create_engine(config.database)
+        engine = create_api_engine(config.database)
         queue_class = registry.queues[config.plugins.queue]
         queue = queue_class(engine, config.plugins.settings_for(config.plugins.queue))
+        store = Store(engine, queue)
         try:
-            yield {"config": config, "registry": registry, "store": Store(engine, queue)}
+            yield {"config": config, "registry": registry, "store": store}
         finally:
+            await store.close()
             await engine.dispose()
 
     return Starlette(

@@ -55,3 +55,12 @@ def create_engine(config: DatabaseConfig) -> AsyncEngine:
     "retry" (``database_unavailable``), a scheduler backs off and claims again.
     """
     return create_async_engine(async_dsn(config.dsn), pool_size=config.pool_size, max_overflow=config.pool_size)
+
+
+def create_api_engine(config: DatabaseConfig) -> AsyncEngine:
+    """The API's engine: a request holds a connection for a statement or two, so ``pool_size`` connections
+    serve thousands of requests a second and a burst waits for one rather than opening more (a new connection
+    costs the database a process and both sides milliseconds). No pre-ping: it would cost every request three
+    round trips (BEGIN, ping, ROLLBACK); a request that meets a connection the database dropped answers
+    "database unavailable; retry" (``database_unavailable``) and the pool then replaces every older one."""
+    return create_async_engine(async_dsn(config.dsn), pool_size=config.pool_size, max_overflow=0)

@@ -8,7 +8,8 @@ is not visible yet. A tail that moved past 7 would never see 6. So ``record``:
 1. locks the workspace row (which also gives the transaction its xid) *before* allocating the id: the events
    of one workspace get ids in the order their transactions commit;
 2. inserts the row in a subtransaction, whose xid is assigned only then — after the id was allocated — and
-   stores that xid in ``horizon``. Every transaction that could still insert a lower id got its xid before
+   stores that xid in ``horizon``. The database function ``wvs.record_event`` (migration 0007) does this
+   step in one call. Every transaction that could still insert a lower id got its xid before
    allocating that id, so before ``horizon`` was assigned: its xid is below ``horizon``. (A snapshot's xmax
    would not do: it is one past the newest *completed* xid, and running transactions may hold higher ones.)
 
@@ -63,6 +64,18 @@ _INSERT = sa.text(
     """
 ).bindparams(sa.bindparam("rows", type_=JSONB))
 
+# One statement: the workspace row locked (assigning the transaction its xid) before ``wvs.record_event``
+# (migration 0007) allocates the event_id and appends the row in a subtransaction, whose xid is its horizon.
+# The aggregate makes the lock come first and yields one row with or without a workspace row (never the
+# case for WVS's own changes: then there is no commit order to keep).
+_RECORD = sa.text(
+    """
+    WITH locked AS MATERIALIZED (SELECT wsid FROM wvs.workspaces WHERE wsid = :wsid FOR UPDATE)
+    SELECT wvs.record_event(:action, :wsid, :task_id, :request_id, :actor, :payload, :channel)
+    FROM (SELECT count(*) FROM locked) AS lock_taken
+    """
+).bindparams(sa.bindparam("actor", type_=JSONB), sa.bindparam("payload", type_=JSONB))
+
 # xmin is 32 bits; widen it to the 64-bit id beside our own transaction's (it was assigned just after it).
 _SET_HORIZON = sa.text(
     """
@@ -76,17 +89,30 @@ _SET_HORIZON = sa.text(
 )
 
 
+def event_params(event: NewEvent) -> dict[str, Any]:
+    """The bind parameters of ``wvs.record_event`` for ``event``, the channel included."""
+    return {
+        "action": event.type,
+        "wsid": event.wsid,
+        "task_id": event.task_id,
+        "request_id": event.request_id,
+        "actor": event.actor,
+        "payload": event.data,
+        "channel": CHANNEL,
+    }
+
+
 async def record(conn: AsyncConnection, event: NewEvent) -> int:
     """Append ``event`` to the outbox inside the caller's transaction; returns its ``event_id``.
 
     Takes the workspace's row lock until the transaction ends (every writer of a workspace takes it anyway).
     """
-    (event_id,) = await record_all(conn, [event])
-    return event_id
+    return int((await conn.execute(_RECORD, event_params(event))).scalar_one())
 
 
 async def record_all(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[int]:
-    """Append ``events`` to the outbox inside the caller's transaction, in one insert; returns their
+    """Append ``events`` to the outbox inside the caller's transaction, in one insert (one event: ``record``,
+    one round trip); returns their
     ``event_id``s, ascending in the order given (so a workspace's events keep their order).
 
     Takes the row locks of their workspaces until the transaction ends. A ``wsid`` with no workspace row
@@ -94,6 +120,8 @@ async def record_all(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[
     """
     if not events:
         return []
+    if len(events) == 1:
+        return [await record(conn, events[0])]
     wsids = sorted({event.wsid for event in events if event.wsid is not None})
     allocated = (await conn.execute(_ALLOCATE, {"wsids": wsids, "count": len(events)})).all()
     top = int(allocated[0].xid)

@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_core import metrics
 from wvs_core.db import tasks as task_table
+from wvs_core.db.accept import accept
 from wvs_core.db.events import list_events, record
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import audit, snapshots, tasks, workspaces
 from wvs_core.db.transaction import SnapshotReferences, snapshot_users
+from wvs_core.db.wakeups import WakeUps
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
 from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
@@ -67,11 +69,18 @@ class Store:
 
     def __init__(self, engine: AsyncEngine, queue: TaskQueue) -> None:
         self.engine = engine
+        # Single statements (every read, and the one-statement accept) need no BEGIN and COMMIT round trips.
+        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.queue = queue
+        self.wake_ups = WakeUps(engine, queue)
+
+    async def close(self) -> None:
+        """Finish what runs in the background (the schedulers' last wake-up); the engine stays the caller's."""
+        await self.wake_ups.close()
 
     async def ping(self) -> None:
         """Raise when the database does not answer."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     # --- workspaces ---------------------------------------------------------------------------
@@ -114,7 +123,7 @@ class Store:
 
     async def get_workspace(self, wsid: str, *, scope: Scope) -> Workspace:
         """The workspace, or WVS_NOT_FOUND."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid, _visible(scope)))).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
@@ -126,7 +135,7 @@ class Store:
         if state:
             query = query.where(workspaces.c.state == state)
         query = keyset_page(query, workspaces.c.created_at, workspaces.c.wsid, cursor, limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = [from_row(row, Workspace) for row in await conn.execute(query)]
         items, next_cursor = split_page(rows, limit, "created_at", "wsid")
         return Page(items, next_cursor)
@@ -139,16 +148,20 @@ class Store:
         """Create a task on an ACTIVE workspace, or replay/refuse per the idempotency rules.
 
         The workspace row is locked for the transaction, so tasks of one workspace are created (and
-        committed) one after the other: creation order is the order schedulers see them in.
+        committed) one after the other: creation order is the order schedulers see them in. Without a
+        ``check`` it all takes one statement, a transaction of its own (``db/accept.py``), and the schedulers
+        are woken after it committed, off the request path (``db/wakeups.py``).
         """
+        if check is None:
+            async with self.autocommit.connect() as conn:
+                return await self._accept(conn, wsid, spec, submission, scope)
         async with self.engine.begin() as conn:
             workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
                 return replay
-            _require_state(workspace, WorkspaceState.ACTIVE)
-            if check is not None:
-                await check(conn, workspace)
+            _require_state(workspace.wsid, workspace.state, WorkspaceState.ACTIVE)
+            await check(conn, workspace)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
@@ -159,7 +172,7 @@ class Store:
             replay = await self._replay(conn, wsid, INIT_OP, submission)
             if replay is not None:
                 return replay
-            _require_state(workspace, WorkspaceState.INIT_FAILED)
+            _require_state(workspace.wsid, workspace.state, WorkspaceState.INIT_FAILED)
             await self._set_state(conn, workspace, WorkspaceState.PROVISIONING, submission.request_id, submission.actor)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
@@ -203,7 +216,7 @@ class Store:
 
     async def get_task(self, task_id: str, *, scope: Scope) -> Task:
         """The task, or WVS_NOT_FOUND."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             task = await task_table.get(conn, task_id, _in_visible_workspace(tasks.c.wsid, scope))
         if task is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
@@ -214,7 +227,7 @@ class Store:
     ) -> Page:
         """Tasks, newest first, optionally filtered."""
         visible = _in_visible_workspace(tasks.c.wsid, scope)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = await task_table.newest(conn, visible, cursor, limit, wsid=wsid, status=status, op=op)
         items, next_cursor = split_page(rows, limit, "created_at", "task_id")
         return Page(items, next_cursor)
@@ -226,7 +239,7 @@ class Store:
         await self.get_workspace(wsid, scope=scope)
         query = snapshots.select().where(snapshots.c.wsid == wsid, snapshots.c.deleted_at.is_(None))
         query = keyset_page(query, snapshots.c.created_at, snapshots.c.snapshot_id, cursor, limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = [from_row(row, Snapshot) for row in await conn.execute(query)]
         items, next_cursor = split_page(rows, limit, "created_at", "snapshot_id")
         return Page(items, next_cursor)
@@ -235,7 +248,7 @@ class Store:
         """Audit events of a workspace, newest first; WVS_NOT_FOUND without the workspace."""
         await self.get_workspace(wsid, scope=scope)
         query = keyset_page(audit.select().where(audit.c.wsid == wsid), audit.c.ts, audit.c.event_id, cursor, limit)
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             rows = [from_row(row, AuditEvent) for row in await conn.execute(query)]
         items, next_cursor = split_page(rows, limit, "ts", "event_id")
         return Page(items, next_cursor)
@@ -244,7 +257,7 @@ class Store:
         self, wsid: str | None, after: int, limit: int, *, scope: Scope
     ) -> list[tuple[Event, list[DeliveryState]]]:
         """Events after ``after``, oldest first, with their delivery states (see ``db.events.list_events``)."""
-        async with self.engine.connect() as conn:
+        async with self.autocommit.connect() as conn:
             return await list_events(conn, wsid, after, limit, scope)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -280,16 +293,39 @@ class Store:
         metrics.WORKSPACE_TRANSITIONS.labels(workspace.state, state).inc()
         return from_row(row, Workspace)
 
+    async def _accept(
+        self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission, scope: Scope
+    ) -> Accepted:
+        acceptance = await accept(
+            conn,
+            wsid,
+            spec.op,
+            spec.params,
+            max_attempts=spec.max_attempts,
+            timeout_seconds=spec.timeout_seconds,
+            idempotency_key=submission.idempotency_key,
+            request_hash=submission.request_hash,
+            request_id=submission.request_id,
+            actor=submission.actor,
+            scope=scope,
+        )
+        if acceptance.workspace_state is None:
+            raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
+        if acceptance.task is None:
+            _require_state(wsid, acceptance.workspace_state, WorkspaceState.ACTIVE)
+            # ACTIVE, yet nothing inserted: an identical request committed while this one waited for the lock.
+            task = await task_table.find_by_key(conn, wsid, spec.op, submission.idempotency_key)
+            if task is None:
+                raise RuntimeError(f"no task of {wsid!r} holds the Idempotency-Key its insert conflicted on")
+            return _replayed(task, submission)
+        if not acceptance.created:
+            return _replayed(acceptance.task, submission)
+        self.wake_ups.task_committed()
+        return Accepted(acceptance.task, created=True)
+
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
         task = await task_table.find_by_key(conn, wsid, op, submission.idempotency_key)
-        if task is None:
-            return None
-        if task.request_hash != submission.request_hash:
-            raise WVSError(
-                ErrorCode.CONFLICT_IDEMPOTENT_MISMATCH,
-                "this Idempotency-Key was already used with a different request",
-            )
-        return Accepted(task, created=False)
+        return None if task is None else _replayed(task, submission)
 
     async def _insert_task(self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission) -> Task:
         task = await task_table.insert(
@@ -322,27 +358,37 @@ def _in_visible_workspace(wsid: sa.ColumnElement[str], scope: Scope) -> sa.Colum
     return wsid.in_(sa.select(workspaces.c.wsid).where(_visible(scope)))
 
 
-def _require_state(workspace: Workspace, wanted: WorkspaceState) -> None:
-    """410 for a DISABLED workspace, 412 for any other state than ``wanted``."""
-    if workspace.state == WorkspaceState.DISABLED:
-        raise WVSError(ErrorCode.GONE, f"workspace {workspace.wsid!r} is disabled")
-    if workspace.state != wanted:
+def _replayed(task: Task, submission: Submission) -> Accepted:
+    """The task an earlier request with the submission's Idempotency-Key created, if it was the same request;
+    409 WVS_CONFLICT_IDEMPOTENT_MISMATCH otherwise."""
+    if task.request_hash != submission.request_hash:
         raise WVSError(
-            ErrorCode.PRECONDITION_FAILED, f"workspace {workspace.wsid!r} is {workspace.state}, not {wanted}"
+            ErrorCode.CONFLICT_IDEMPOTENT_MISMATCH,
+            "this Idempotency-Key was already used with a different request",
         )
+    return Accepted(task, created=False)
+
+
+def _require_state(wsid: str, state: WorkspaceState, wanted: WorkspaceState) -> None:
+    """410 for a DISABLED workspace, 412 for any other state than ``wanted``."""
+    if state == WorkspaceState.DISABLED:
+        raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
+    if state != wanted:
+        raise WVSError(ErrorCode.PRECONDITION_FAILED, f"workspace {wsid!r} is {state}, not {wanted}")
 
 
 def require_snapshots(
     references: list[str], drops: list[str], snapshot_references: SnapshotReferences
-) -> WorkspaceCheck:
+) -> WorkspaceCheck | None:
     """A new task's check of its op's declarations (``TaskOp.references``, ``TaskOp.drops``): every snapshot it
     names belongs to the workspace and is not deleted (404 WVS_NOT_FOUND), and none it drops is current or
-    referenced by an unfinished task (409 WVS_CONFLICT_SNAPSHOT_IN_USE, judged by ``snapshot_references``)."""
+    referenced by an unfinished task (409 WVS_CONFLICT_SNAPSHOT_IN_USE, judged by ``snapshot_references``).
+    None when the op names no snapshot: there is nothing to check."""
+    named = list(dict.fromkeys([*references, *drops]))
+    if not named:
+        return None
 
     async def check(conn: AsyncConnection, workspace: Workspace) -> None:
-        named = list(dict.fromkeys([*references, *drops]))
-        if not named:
-            return
         found = set(
             (
                 await conn.execute(

@@ -30,6 +30,11 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+def _newest_first(name: str, *filtered: str, id_column: str = "task_id") -> sa.Index:
+    """An index for a list filtered on ``filtered`` (equality) in the lists' order, newest first."""
+    return sa.Index(name, *filtered, sa.text("created_at DESC"), sa.text(f"{id_column} DESC"))
+
+
 workspaces = sa.Table(
     "workspaces",
     metadata,
@@ -63,6 +68,9 @@ workspaces = sa.Table(
         "head_task_id",
         postgresql_where=sa.text("head_run_at IS NOT NULL"),
     ),
+    # 0006: the list by state, for everyone and for a token's owners
+    _newest_first("ix_workspaces_state_created_at_wsid", "state", id_column="wsid"),
+    _newest_first("ix_workspaces_owner_state_created_at_wsid", "owner", "state", id_column="wsid"),
 )
 
 snapshots = sa.Table(
@@ -80,7 +88,14 @@ snapshots = sa.Table(
     sa.Column("entries", sa.BigInteger, nullable=True),
     sa.Column("bytes", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("wsid", "fs_path"),
-    sa.Index("ix_snapshots_wsid_created_at", "wsid", sa.text("created_at DESC")),
+    # 0006: the list reads live snapshots only, however many dropped ones retention left behind
+    sa.Index(
+        "ix_snapshots_live_by_workspace",
+        "wsid",
+        sa.text("created_at DESC"),
+        sa.text("snapshot_id DESC"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
 )
 
 tasks = sa.Table(
@@ -110,7 +125,6 @@ tasks = sa.Table(
     sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),  # migration 0002
     sa.CheckConstraint(_in("status", TASK_STATUSES), name="status"),
     sa.UniqueConstraint("wsid", "op", "idempotency_key"),
-    sa.Index("ix_tasks_wsid_created_at", "wsid", sa.text("created_at DESC")),
     sa.Index(
         "ix_tasks_runnable",
         "created_at",
@@ -125,6 +139,14 @@ tasks = sa.Table(
         postgresql_where=sa.text("status IN ('PENDING', 'RUNNING', 'FAILED')"),
     ),
     sa.Index("ix_tasks_created_at_task_id", sa.text("created_at DESC"), sa.text("task_id DESC")),
+    # 0006: GET /v1/tasks, one index per combination of its filters (wsid, status, op)
+    _newest_first("ix_tasks_wsid_created_at_task_id", "wsid"),
+    _newest_first("ix_tasks_status_created_at_task_id", "status"),
+    _newest_first("ix_tasks_op_created_at_task_id", "op"),
+    _newest_first("ix_tasks_wsid_status_created_at_task_id", "wsid", "status"),
+    _newest_first("ix_tasks_wsid_op_created_at_task_id", "wsid", "op"),
+    _newest_first("ix_tasks_status_op_created_at_task_id", "status", "op"),
+    _newest_first("ix_tasks_wsid_status_op_created_at_task_id", "wsid", "status", "op"),
     sa.Index("ix_tasks_lease_expires_at", "lease_expires_at", postgresql_where=sa.text("status = 'RUNNING'")),
 )
 
@@ -142,7 +164,7 @@ audit = sa.Table(
     # Migration 0004: the next unassigned transaction id just after this row's event_id was allocated. Once
     # every transaction below it has ended, no lower event_id can still appear (see wvs_core/db/events.py).
     sa.Column("horizon", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Index("ix_audit_wsid_ts", "wsid", sa.text("ts DESC")),
+    sa.Index("ix_audit_wsid_ts_event_id", "wsid", sa.text("ts DESC"), sa.text("event_id DESC")),  # 0006
     sa.Index("ix_audit_task_id", "task_id"),
     sa.Index("ix_audit_wsid_event_id", "wsid", "event_id"),  # 0004: GET /v1/events?wsid=
 )

@@ -1,0 +1,87 @@
+"""What accepting a snapshot costs the database, pinned: the accept path is the API's hot path, and a statement
+added to it is a round trip on every request (``wvs_core/db/accept.py``). The schedulers' wake-up follows the
+commit off the request path (``wvs_core/db/wakeups.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from tests.api.test_bad_input import activate
+from tests.api.test_idempotency import count
+from tests.helpers import key
+
+WSID = "cost-ws"
+
+
+@contextlib.contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement this process sends to a database meanwhile (BEGIN and COMMIT aside)."""
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(Engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(Engine, "before_cursor_execute", note)
+
+
+async def active_workspace(api: Any, database: str) -> None:
+    assert (await api.post("/v1/workspaces", json={"wsid": WSID, "owner": "o"}, headers=key())).status_code == 202
+    await activate(database, WSID)
+
+
+def wake_ups(sent: list[str]) -> list[str]:
+    return [statement for statement in sent if "pg_notify" in statement]
+
+
+async def test_a_snapshot_is_accepted_in_one_statement_then_the_schedulers_are_woken(api, database: str) -> None:
+    await active_workspace(api, database)
+    headers = key()
+    with statements() as sent:
+        created = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
+        for _ in range(100):
+            if len(wake_ups(sent)) == 2:
+                break
+            await asyncio.sleep(0.05)
+    assert created.status_code == 202, created.text
+    assert len(wake_ups(sent)) == 2, sent  # the schedulers' and the event dispatcher's, after the commit
+    accepting = [statement for statement in sent if statement not in wake_ups(sent)]
+    assert len(accepting) == 1, sent  # the workspace lock, the checks, the task and its event: one statement
+    assert "pg_notify" not in accepting[0]
+
+    with statements() as sent:
+        replayed = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
+    assert (replayed.status_code, replayed.json()) == (202, created.json())
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert len(sent) == 1, sent  # no wake-up: nothing new to run
+
+    with statements() as sent:
+        mismatch = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "other"}, headers=headers)
+    assert mismatch.json()["error"]["code"] == "WVS_CONFLICT_IDEMPOTENT_MISMATCH"
+    assert len(sent) == 1, sent
+    assert await count(database, "SELECT count(*) FROM wvs.audit WHERE action = 'task.created'") == 2  # init too
+
+
+async def test_concurrent_identical_snapshot_posts_create_one_task_with_one_event(api, database: str) -> None:
+    await active_workspace(api, database)
+    headers = key()
+    url = f"/v1/workspaces/{WSID}/snapshots"
+    responses = await asyncio.gather(*(api.post(url, json={}, headers=headers) for _ in range(20)))
+    assert {r.status_code for r in responses} == {202}
+    assert all(r.json() == responses[0].json() for r in responses)
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 19
+    snapshot_tasks = "SELECT count(*) FROM wvs.tasks WHERE op = 'snapshot_create'"
+    assert await count(database, snapshot_tasks) == 1
+    created_events = (
+        "SELECT count(*) FROM wvs.audit WHERE action = 'task.created' AND payload ->> 'op' = 'snapshot_create'"
+    )
+    assert await count(database, created_events) == 1
