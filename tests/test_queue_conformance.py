@@ -118,23 +118,24 @@ async def test_a_claim_reads_heads_never_the_backlogs_behind_them(engine: AsyncE
 async def test_a_submit_claim_and_finish_prepare_their_statements_once(engine: AsyncEngine, monkeypatch) -> None:
     """Every statement of the hot path has one text, so asyncpg's statement cache (through SQLAlchemy's
     dialect) serves it from the second time on: no Parse round trip per claim."""
-    prepared: list[str] = []
+    prepared: list[tuple[int, str]] = []  # (connection, statement text)
     prepare = asyncpg.connection.Connection.prepare
 
     async def counted(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
-        prepared.append(query)
+        prepared.append((id(self), query))
         return await prepare(self, query, *args, **kwargs)
 
     monkeypatch.setattr(asyncpg.connection.Connection, "prepare", counted)
     await add_workspaces(engine, ["prepared"])
     queue = PostgresQueue(engine, {})
     store, runs = Store(engine, queue), TaskRuns(queue, PluginRegistry.load(PluginsConfig()), "prepared")
-    for cycle in range(3):
-        prepared.clear()
+    for _cycle in range(3):
         submission = Submission(uuid7(), "-", uuid7(), {"type": "test"})
         await store.submit_task("prepared", TaskSpec("op", {}, 5, 300), submission, scope=EVERYTHING)
         (claimed,) = await runs.claim(60, 4)
         await runs.renew([claimed.task.task_id], 60)
         await runs.finish([Ending(claimed.task, TaskOutcome(TaskStatus.SUCCEEDED, result={}))])
-        if cycle > 0:  # the engine of this test has one or two connections: both warm by now
-            assert prepared == [], f"prepared again in cycle {cycle}"
+    # Whichever pooled connection runs a statement (the wake-up after an accept may take a second one), it
+    # prepares it once.
+    again = [query for query in set(prepared) if prepared.count(query) > 1]
+    assert again == [], f"prepared again on the same connection: {again}"
