@@ -140,7 +140,14 @@ def populate_tree(root: Path) -> None:
 def default_fsck(engine: AsyncEngine, mount: Path) -> Fsck:
     """``wvs fsck`` as the CLI builds it with the default plugins (JuiceFS, control-json, the built-in ops)."""
     registry = PluginRegistry.load(PluginsConfig())
-    return Fsck(ConsistencyStore(engine), mount, JuiceFSBackend({}), ControlFileQuiesce({}), registry.live_trees)
+    return Fsck(
+        ConsistencyStore(engine),
+        mount,
+        JuiceFSBackend({}),
+        ControlFileQuiesce({}),
+        registry.live_trees,
+        registry.kept_trees,
+    )
 
 
 async def assert_fsck_clean(database: str, mount: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash_harness import CRASH_EXIT
-from tests.helpers import in_flight, populate_tree, snapshots_dir, tree_signature
+from tests.helpers import in_flight, populate_tree, snapshot_is_complete, snapshots_dir, tree_signature
 from wvs_controlfile import QuiesceResponder
 from wvs_core.config import config_from_dict
 from wvs_core.ids import uuid7
@@ -24,7 +24,7 @@ from wvs_executor.runner import OpRunner
 STEPS = {
     "INIT_WORKSPACE": ["directories", "prepared", "switched"],
     "SNAPSHOT_CREATE": ["cleaned", "frozen", "cloned", "resumed", "renamed", "sealed"],
-    "SET_CURRENT": ["frozen", "cloned", "renamed", "switched"],
+    "SET_CURRENT": ["frozen", "cloned", "renamed", "switched", "kept", "kept-sealed"],
     "SNAPSHOT_DROP": ["cleaned", "removed"],
 }
 CASES = [(op, step) for op, steps in STEPS.items() for step in steps]
@@ -75,6 +75,15 @@ def assert_instant_invariants(root: Path) -> None:
         assert (root / "current").resolve().is_dir(), "current dangles"
 
 
+def assert_replaced_tree_somewhere(root: Path, live_id: str, kept_snapshot_id: str) -> None:
+    """The tree a rollback replaces is, at any instant, either still live or whole at the kept snapshot's name
+    (sealed, or awaiting its seal) — never in both places, never nowhere."""
+    live = root / "live" / live_id
+    kept = snapshots_dir(root.parent, root.name) / kept_snapshot_id
+    assert live.is_dir() != kept.is_dir(), f"live: {live.is_dir()}, kept: {kept.is_dir()}"
+    assert ((live if live.is_dir() else kept) / "written-later.txt").exists()
+
+
 def assert_recovered(root: Path) -> None:
     assert in_flight(root.parent, root.name) == []
     assert not [p for p in root.iterdir() if p.name.endswith(".wvs-tmp")]
@@ -113,6 +122,7 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
             "SET_CURRENT": {
                 "snapshot_id": first_snapshot,
                 "new_live_id": uuid7(),
+                "kept_snapshot_id": uuid7(),
                 "previous_live_path": str(root / "live" / live_id),
             },
             "SNAPSHOT_DROP": {"snapshot_id": first_snapshot},
@@ -121,6 +131,8 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
 
         crash(mount, wsid, op, params, task_id, step)
         assert_instant_invariants(root)
+        if op == "SET_CURRENT":
+            assert_replaced_tree_somewhere(root, live_id, params["kept_snapshot_id"])
 
         recovered = await runner_for(mount).recover_all()  # the restarted executor
         assert recovered <= 1
@@ -140,8 +152,12 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
     elif op == "SET_CURRENT":
         assert os.readlink(root / "current") == f"live/{params['new_live_id']}"
         assert tree_signature(root / "current") == expected
-        assert (root / "live" / live_id / "written-later.txt").exists(), "the replaced tree is kept"
-        assert result.results["previous_live_path"] == str(root / "live" / live_id), "and reported, even on a re-run"
+        kept = params["kept_snapshot_id"]
+        assert not (root / "live" / live_id).exists(), "no orphan live tree"
+        assert snapshot_is_complete(mount, wsid, kept), "the replaced tree is kept as a snapshot"
+        assert (snapshots_dir(mount, wsid) / kept / "written-later.txt").exists()
+        assert result.results["kept_snapshot_id"] == kept, "and reported, even on a re-run"
+        assert result.results["previous_live_path"] == str(root / "live" / live_id)
     else:
         assert not (snapshots_dir(mount, wsid) / first_snapshot).exists()
         assert not (snapshots_dir(mount, wsid) / f"{first_snapshot}.json").exists()

@@ -32,7 +32,7 @@ RAW_SECRET = "a plain string is its own bytes"
 
 CREATED = ["workspace.created", "task.created", "task.started", "task.succeeded", "workspace.active"]
 SNAPSHOT = ["task.created", "task.started", "task.succeeded", "snapshot.created"]
-ROLLBACK = ["task.created", "task.started", "task.succeeded", "current.changed"]
+ROLLBACK = ["task.created", "task.started", "task.succeeded", "current.changed", "snapshot.created"]
 DROP = ["task.created", "task.started", "snapshot.dropped", "task.succeeded"]
 
 

@@ -9,11 +9,14 @@ import os
 import shutil
 from pathlib import Path
 
+import sqlalchemy as sa
 from click.testing import CliRunner
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.helpers import create_workspace, key, snapshots_dir, wait_task
 from wvs_controlfile import QuiesceResponder
 from wvs_core.cli.wvs import cli
+from wvs_core.db.engine import async_dsn
 from wvs_core.ids import uuid7
 
 
@@ -35,6 +38,7 @@ async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -
             accepted = (await wvs.post("/v1/workspaces/checked/snapshots", json={}, headers=key())).json()
             assert (await wait_task(wvs, accepted["task_id"]))["status"] == "SUCCEEDED"
             snapshot_ids.append(accepted["snapshot_id"])
+        retired = (root / "current").resolve()  # the first live tree: the rollback keeps it as a snapshot
         rollback = await wvs.post(
             "/v1/workspaces/checked/current:set", json={"snapshot_id": snapshot_ids[0]}, headers=key()
         )
@@ -43,7 +47,7 @@ async def test_fsck_finds_fixes_and_prunes(wvs, database: str, tmp_path: Path) -
     assert code == 0 and report["clean"] and report["findings"] == [] and report["checked"] == ["checked"]
 
     # Damage, as crashes and hands would leave it.
-    retired = next(p for p in (root / "live").iterdir() if p != (root / "current").resolve())
+    retired.mkdir()  # a tree the init task made current, back in the view
     snapshots = snapshots_dir(mount, "checked")
     (snapshots.parent.parent / "tmp" / "checked" / f"snapshot-{uuid7()}").mkdir()
     (snapshots.parent.parent / "tmp" / "checked" / f"live-{uuid7()}").mkdir()
@@ -116,3 +120,46 @@ async def test_fsck_without_its_database_is_one_line_naming_the_setting(mount: P
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot reach the database (database.dsn, WVS_DB_DSN)")
     assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
+
+
+async def test_fsck_never_removes_a_tree_a_rollback_kept(wvs, database: str, tmp_path: Path) -> None:
+    """A keep cut short between its rename and its seal leaves the replaced tree in the snapshot area without
+    metadata (and without a row until the task's re-run): fsck seals it with --fix and removes it never, not
+    even with --prune."""
+    mount: Path = wvs.mount_path
+    config_file = tmp_path / "wvs.toml"
+    config_file.write_text(f'[database]\ndsn = "{database}"\n[executor]\nmount_path = "{mount}"\n')
+    await create_workspace(wvs, "keeper")
+    root = mount / "keeper"
+    (root / "current" / "work.txt").write_text("the work a rollback replaces")
+    with QuiesceResponder(root).running_in_thread():
+        accepted = (await wvs.post("/v1/workspaces/keeper/snapshots", json={}, headers=key())).json()
+        assert (await wait_task(wvs, accepted["task_id"]))["status"] == "SUCCEEDED"
+        rollback = await wvs.post(
+            "/v1/workspaces/keeper/current:set", json={"snapshot_id": accepted["snapshot_id"]}, headers=key()
+        )
+        task = await wait_task(wvs, rollback.json()["task_id"])
+    kept = task["result"]["kept_snapshot_id"]
+    snapshots = snapshots_dir(mount, "keeper")
+    metadata = json.loads((snapshots / f"{kept}.json").read_text())
+    (snapshots / f"{kept}.json").unlink()  # as a kill -9 between the rename and the seal leaves it
+    engine = create_async_engine(async_dsn(database))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DELETE FROM wvs.snapshots WHERE snapshot_id = :s"), {"s": kept})
+    finally:
+        await engine.dispose()
+
+    code, report = await fsck(config_file, "--prune")
+    assert code == 1
+    assert [f["kind"] for f in report["findings"]] == ["kept_tree_unsealed"] and not report["findings"][0]["fixed"]
+    assert (snapshots / kept / "work.txt").read_text() == "the work a rollback replaces", "never removed"
+    code, report = await fsck(config_file, "--fix", "--prune")
+    assert code == 0
+    assert [(f["kind"], f["fixed"]) for f in report["findings"]] == [("kept_tree_unsealed", True)]
+    sealed = json.loads((snapshots / f"{kept}.json").read_text())
+    assert {k: sealed[k] for k in ("message", "labels")} == {k: metadata[k] for k in ("message", "labels")}
+    code, report = await fsck(config_file, "--fix", "--prune")
+    assert code == 1
+    assert [(f["kind"], f["repair"]) for f in report["findings"]] == [("kept_tree_unrecorded", "manual")]
+    assert (snapshots / kept / "work.txt").exists(), "a sealed kept tree without its row is left to a person"

@@ -243,6 +243,7 @@ class Arena:
         self.counter = itertools.count()
         self.pool: list[str] = []
         self.victim_snapshot_ids: list[str] = []
+        self.kept: dict[str, set[str]] = {}  # wsid → snapshots its rollbacks made of the trees they replaced
         self.victim_extra: set[str] = set()  # victim snapshots the checks took
         self.victim_secret = f"VICTIM-SECRET-{uuid7()}".encode()
         self.baseline: dict[str, Any] = {}
@@ -341,6 +342,9 @@ class Arena:
         await wait_task(self.client, task_ids[0], until={"RUNNING", *TERMINAL}, timeout=timeout)
         await self.victim_snapshot()
         tasks = [await wait_task(self.client, task_id, timeout=timeout) for task_id in task_ids]
+        for task in tasks:
+            if kept := (task["result"] or {}).get("kept_snapshot_id"):
+                self.kept.setdefault(task["wsid"], set()).add(kept)
         handshake = await asyncio.to_thread((self.victim_root / ".wvs" / "control.json").read_text)
         assert not [task_id for task_id in task_ids if task_id in handshake], "WVS wrote into the victim's handshake"
         return tasks
@@ -376,7 +380,8 @@ class Arena:
     def assert_nothing_made(self, attacker: Attacker, *tasks: dict[str, Any]) -> None:
         """Failed tasks left no snapshot, no live tree and no clone in flight."""
         names = set(os.listdir(attacker.snapshots))
-        expected = {sid for sid in attacker.good_snapshots} | {f"{sid}.json" for sid in attacker.good_snapshots}
+        made = {*attacker.good_snapshots, *self.kept.get(attacker.wsid, ())}  # kept: by rollbacks that succeeded
+        expected = made | {f"{sid}.json" for sid in made}
         assert names == expected, f"unexpected trees in {attacker.snapshots}: {names - expected}"
         assert in_flight(self.mount, attacker.wsid) == []
         for task in tasks:
@@ -1073,15 +1078,17 @@ class Flipper:
         self.restore()
 
 
-def assert_race_outcomes(arena: Arena, attacker: Attacker, tasks: list[dict[str, Any]], own_tree: Path) -> None:
+def assert_race_outcomes(
+    arena: Arena, attacker: Attacker, tasks: list[dict[str, Any]], expected: dict[str, tuple[Any, ...]]
+) -> None:
     """Every task of the race either succeeded at its first attempt or died WORKSPACE_TAMPERED; every
-    snapshot the attacker holds is its own tree exactly, and no tree it got holds the victim's data."""
+    snapshot the attacker holds (the tree a rollback kept included) is its own tree exactly — ``expected``, its
+    signature before the race — and no tree it got holds the victim's data."""
     outcomes = [(task["status"], (task.get("error") or {}).get("reason")) for task in tasks]
     # CLONE_FAILED: ``juicefs clone`` finds its mount point by walking the source's path string, so an agent
     # renaming its own tree mid-clone can fail its own (retryable) clone — nothing is read elsewhere.
     assert set(outcomes) <= {("SUCCEEDED", None), ("DEAD", TAMPERED), ("DEAD", "CLONE_FAILED")}, tasks
     assert all(task["attempt"] == 1 for task in tasks), tasks
-    expected = tree_signature(own_tree)
     for name in os.listdir(attacker.snapshots):
         if name.endswith(".json"):
             continue
@@ -1128,13 +1135,14 @@ async def test_race_swapping_the_live_tree_with_a_link_to_the_victim(hostile: Ar
                 os.unlink(name, dir_fd=live_fd)
             os.rename(away, name, src_dir_fd=live_fd, dst_dir_fd=live_fd)
 
+    own = tree_signature(attacker.tree)
     with Flipper(step, restore) as flipper:
         submitted = [await attacker.snapshot() for _ in range(4)]
         submitted.append(await attacker.rollback(attacker.good_snapshots[0]))
         tasks = await hostile.during(*submitted)
     assert flipper.flips > 50, flipper.flips
     await hostile.assert_untouched()
-    assert_race_outcomes(hostile, attacker, tasks, attacker.tree)
+    assert_race_outcomes(hostile, attacker, tasks, own)
 
 
 async def test_race_swapping_current_with_a_link_to_the_victim(hostile: Arena) -> None:
@@ -1155,6 +1163,7 @@ async def test_race_swapping_current_with_a_link_to_the_victim(hostile: Arena) -
         if os.readlink(attacker.current) == evil:
             link(attacker.current, good[-1])
 
+    own = tree_signature(attacker.tree)
     with Flipper(step, restore) as flipper:
         submitted = []
         for _ in range(2):
@@ -1164,7 +1173,7 @@ async def test_race_swapping_current_with_a_link_to_the_victim(hostile: Arena) -
         tasks = await hostile.during(*submitted)
     assert flipper.flips > 50, flipper.flips
     await hostile.assert_untouched()
-    assert_race_outcomes(hostile, attacker, tasks, attacker.tree)
+    assert_race_outcomes(hostile, attacker, tasks, own)
 
 
 async def test_race_swapping_live_with_a_link_to_the_victims_live(hostile: Arena) -> None:
@@ -1183,13 +1192,14 @@ async def test_race_swapping_live_with_a_link_to_the_victims_live(hostile: Arena
         if attacker.live.is_symlink():
             exchange(root_fd, "live", ".live-evil")
 
+    own = tree_signature(own_tree)
     with Flipper(lambda: exchange(root_fd, "live", ".live-evil"), restore) as flipper:
         submitted = [await attacker.snapshot() for _ in range(4)]
         submitted.append(await attacker.rollback(attacker.good_snapshots[0]))
         tasks = await hostile.during(*submitted)
     assert flipper.flips > 50, flipper.flips
     await hostile.assert_untouched()
-    assert_race_outcomes(hostile, attacker, tasks, own_tree)
+    assert_race_outcomes(hostile, attacker, tasks, own)
 
 
 # --- attacks through the API ------------------------------------------------------------------------

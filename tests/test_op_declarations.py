@@ -78,7 +78,9 @@ async def test_a_plugin_ops_declarations_protect_its_snapshot_and_its_tree(
             assert [{"kind": f.kind, "detail": f.detail} for f in unaware.findings] == [scratch]
             assert not unaware.findings[0].fixed and (mount / "declared" / "live" / params["scratch"]).is_dir()
             storage, quiesce = JuiceFSBackend({}), NoQuiesce({})
-            aware = await Fsck(ConsistencyStore(engine), mount, storage, quiesce, api.registry.live_trees).run()
+            aware = await Fsck(
+                ConsistencyStore(engine), mount, storage, quiesce, api.registry.live_trees, api.registry.kept_trees
+            ).run()
             assert aware.findings == [], "the export declared its tree: fsck keeps it"
         finally:
             await engine.dispose()

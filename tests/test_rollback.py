@@ -49,14 +49,32 @@ async def test_rollback_restores_the_tree_exactly_and_keeps_the_replaced_one(wvs
         (root / "current" / "src" / "pkg" / "main.py").write_text("broken")
         (root / "current" / "run.sh").unlink()
         replaced = (root / "current").resolve()
+        lost_work = tree_signature(root / "current")
         task = await set_current(wvs, "roll", snapshot_id)
     assert task["status"] == "SUCCEEDED", task
     assert task["result"]["noop"] is False
     assert task["result"]["previous_live_path"] == str(replaced)
     assert tree_signature(root / "current") == expected
     assert not (root / "current" / "later.txt").exists()
-    assert (replaced / "later.txt").read_text() == "written after the snapshot", "no user data is ever deleted"
     assert not os.readlink(root / "current").startswith("/")
+
+    # Nothing is lost: the replaced tree left the agent view and is an ordinary snapshot now.
+    kept_id = task["params"]["kept_snapshot_id"]
+    assert task["result"]["kept_snapshot_id"] == kept_id
+    assert not replaced.exists(), "no orphan live tree"
+    kept_tree = snapshots_dir(wvs.mount_path, "roll") / kept_id
+    assert task["result"]["kept_fs_path"] == str(kept_tree)
+    assert (kept_tree / "later.txt").read_text() == "written after the snapshot", "no user data is ever deleted"
+    assert snapshot_is_complete(wvs.mount_path, "roll", kept_id)
+    metadata = json.loads((kept_tree.parent / f"{kept_id}.json").read_text())
+    assert metadata["labels"] == {"auto": "before-rollback"} and task["task_id"] in metadata["message"]
+    listed = (await wvs.get("/v1/workspaces/roll/snapshots")).json()["items"]
+    kept_row = next(s for s in listed if s["snapshot_id"] == kept_id)
+    assert kept_row["labels"] == {"auto": "before-rollback"}
+    assert kept_row["message"] == metadata["message"] and kept_row["fs_path"] == str(kept_tree)
+    events = (await wvs.get("/v1/events", params={"wsid": "roll", "limit": 100})).json()["items"]
+    created = [e for e in events if e["type"] == "snapshot.created" and e["data"]["after"]["snapshot_id"] == kept_id]
+    assert len(created) == 1 and created[0]["task_id"] == task["task_id"]
 
     after = (await wvs.get("/v1/workspaces/roll/current")).json()
     assert after["current_snapshot_id"] == snapshot_id
@@ -70,6 +88,15 @@ async def test_rollback_restores_the_tree_exactly_and_keeps_the_replaced_one(wvs
     again = await set_current(wvs, "roll", snapshot_id)
     assert again["status"] == "SUCCEEDED" and again["result"]["noop"] is True
     assert sorted(p.name for p in (root / "live").iterdir()) == lives
+
+    # Rolling back to the kept snapshot brings the lost work back, byte for byte (and keeps what it replaces).
+    with QuiesceResponder(root).running_in_thread():
+        back = await set_current(wvs, "roll", kept_id)
+    assert back["status"] == "SUCCEEDED", back
+    assert tree_signature(root / "current") == lost_work
+    assert (root / "current" / "later.txt").read_text() == "written after the snapshot"
+    assert snapshot_is_complete(wvs.mount_path, "roll", back["result"]["kept_snapshot_id"])
+    assert sorted(p.name for p in (root / "live").iterdir()) == [Path(back["result"]["current_path"]).name]
 
 
 async def test_set_current_is_quiesced_and_fails_closed(database, mount, start_service) -> None:
@@ -113,8 +140,9 @@ async def test_drop_removes_the_snapshot_and_refuses_what_is_in_use(wvs) -> None
     assert response.status_code == 202 and response.json()["status"] == "PENDING"
     task = await wait_task(wvs, response.json()["task_id"])
     assert task["status"] == "SUCCEEDED"
-    listed = [s["snapshot_id"] for s in (await wvs.get("/v1/workspaces/dropper/snapshots")).json()["items"]]
-    assert listed == [keep]
+    items = (await wvs.get("/v1/workspaces/dropper/snapshots")).json()["items"]
+    assert [s["snapshot_id"] for s in items if s["labels"] != {"auto": "before-rollback"}] == [keep]
+    assert len(items) == 2, "and the tree the rollback replaced"
     assert not (snapshots_dir(root.parent, root.name) / gone).exists()
     assert not (snapshots_dir(root.parent, root.name) / f"{gone}.json").exists()
     assert snapshot_is_complete(root.parent, root.name, keep)

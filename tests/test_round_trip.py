@@ -77,9 +77,12 @@ async def test_snapshot_and_rollback_keep_every_property(
         rollback = await client.post(
             "/v1/workspaces/corpus/current:set", json={"snapshot_id": accepted["snapshot_id"]}, headers=key()
         )
-        assert (await wait_task(client, rollback.json()["task_id"], timeout=120))["status"] == "SUCCEEDED"
+        done = await wait_task(client, rollback.json()["task_id"], timeout=120)
+        assert done["status"] == "SUCCEEDED"
         results["rollback"] = differences(source, manifest(live))
-        assert differences(before_rollback, manifest(replaced)) == {}, "the replaced tree was changed"
+        kept = Path(done["result"]["kept_fs_path"])  # the replaced tree, renamed into the snapshot area
+        assert not replaced.exists()
+        assert differences(before_rollback, manifest(kept)) == {}, "the replaced tree was changed"
         assert differences(source, manifest(snapshot)) == results["snapshot"], "a rollback changed the snapshot"
 
     print("\n" + table(backend, results))

@@ -2,8 +2,10 @@
 
 Repairs never delete a tree that may hold user data unless ``prune`` is given: temporary trees, half-made
 snapshots and the trees of deleted snapshots go with ``fix``; snapshot trees unknown to the database and
-live trees that never became current need ``prune``. A workspace with a RUNNING task, or whose lock an
-executor holds, is skipped: its disk and database may legitimately differ for a moment.
+live trees that never became current need ``prune``. A tree a rollback kept (``TaskOp.kept_trees``) is never
+removed: its metadata missing means the keep was interrupted before its seal, which ``fix`` completes. A
+workspace with a RUNNING task, or whose lock an executor holds, is skipped: its disk and database may
+legitimately differ for a moment.
 
 The agent views are read as the executor reads them (``wvs_core.agentview``): nothing is followed through a
 link, and a workspace whose view was tampered with is reported (``workspace_tampered``), never repaired
@@ -22,8 +24,9 @@ from pathlib import Path
 import attrs
 
 from wvs_core.agentview import AgentView, WorkspaceTampered
-from wvs_core.db.consistency import ConsistencyStore, LiveTrees
+from wvs_core.db.consistency import ConsistencyStore, KeptTrees, LiveTrees
 from wvs_core.ids import is_uuid, is_wsid
+from wvs_core.keeping import seal_kept_tree
 from wvs_core.layout import CURRENT, LIVE, METADATA_SUFFIX, VolumeLayout, WorkspaceLayout, area_names, snapshot_metadata
 from wvs_core.locks import workspace_lock
 from wvs_core.models import Workspace, WorkspaceState
@@ -69,9 +72,11 @@ class Fsck:
         storage: StorageBackend,
         quiesce: QuiesceProtocol,
         live_trees: LiveTrees,
+        kept_trees: KeptTrees,
     ) -> None:
         self.store = store
         self.live_trees = live_trees  # the ops' declarations: which live trees a succeeded task made current
+        self.kept_trees = kept_trees  # and which snapshots a task makes of the live tree it replaced
         self.volume = VolumeLayout(mount)
         self.storage = storage
         self.quiesce = quiesce
@@ -152,16 +157,33 @@ class Fsck:
             elif row.deleted_at is not None and (snapshot_id in trees or snapshot_id in metadata_files):
                 finding = Finding(workspace.wsid, "deleted_snapshot_on_disk", str(layout.snapshot(snapshot_id)), "fix")
                 findings.append(await self._remove_snapshot(finding, layout, snapshot_id, fix))
+        kept = await self.store.kept_snapshots(workspace.wsid, self.kept_trees)
         for snapshot_id in sorted((trees | metadata_files) - set(rows)):
             if not is_uuid(snapshot_id):
                 continue
-            if await asyncio.to_thread(snapshot_metadata, layout, snapshot_id) is not None and snapshot_id in trees:
+            if snapshot_id in kept and snapshot_id in trees:
+                findings.append(await self._kept(workspace.wsid, layout, snapshot_id, kept[snapshot_id], fix))
+            elif await asyncio.to_thread(snapshot_metadata, layout, snapshot_id) is not None and snapshot_id in trees:
                 finding = Finding(workspace.wsid, "snapshot_unknown_to_db", str(layout.snapshot(snapshot_id)), "prune")
                 findings.append(await self._remove_snapshot(finding, layout, snapshot_id, prune))
             else:
                 finding = Finding(workspace.wsid, "incomplete_snapshot", str(layout.snapshot(snapshot_id)), "fix")
                 findings.append(await self._remove_snapshot(finding, layout, snapshot_id, fix))
         return findings
+
+    async def _kept(
+        self, wsid: str, layout: WorkspaceLayout, snapshot_id: str, task: tuple[str, str], fix: bool
+    ) -> Finding:
+        """A tree a rollback kept that has no row yet: its task's re-run records it. Unsealed (the keep stopped
+        between rename and seal), ``fix`` seals it as the keep would have; never removed, whatever the options."""
+        path = str(layout.snapshot(snapshot_id))
+        if await asyncio.to_thread(snapshot_metadata, layout, snapshot_id) is not None:
+            return Finding(wsid, "kept_tree_unrecorded", f"{path} (kept by task {task[0]})", "manual")
+        finding = Finding(wsid, "kept_tree_unsealed", f"{path} (kept by task {task[0]})", "fix")
+        if fix:
+            await asyncio.to_thread(seal_kept_tree, layout, snapshot_id, *task)
+            finding.fixed = True
+        return finding
 
     async def _current_and_live(
         self, workspace: Workspace, layout: WorkspaceLayout, view: AgentView, fix: bool, prune: bool

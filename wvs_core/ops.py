@@ -256,16 +256,20 @@ class WorkspaceTransaction(Protocol):
         """Move the workspace to ``state`` (audited) and update other columns given as ``fields``."""
         ...
 
-    async def set_current(self, wsid: str, snapshot_id: str, current_path: str) -> None:
-        """Record that ``current`` now holds a clone of ``snapshot_id`` at ``current_path`` (audited)."""
+    async def set_current(self, wsid: str, snapshot_id: str | None, current_path: str) -> None:
+        """Record that ``current`` now holds a clone of ``snapshot_id`` at ``current_path`` (audited); None: a
+        tree that is no snapshot's clone (a partial restore mixed two)."""
         ...
 
     async def get_snapshot(self, wsid: str, snapshot_id: str) -> Snapshot | None:
         """The snapshot row (deleted or not), or None."""
         ...
 
-    async def add_snapshot(self, wsid: str, snapshot_id: str, fs_path: str, message: str | None) -> None:
-        """Record a snapshot that now exists on disk (idempotent for a re-run)."""
+    async def add_snapshot(
+        self, wsid: str, snapshot_id: str, fs_path: str, message: str | None, labels: Mapping[str, str] | None = None
+    ) -> None:
+        """Record a snapshot that now exists on disk, with its ``labels`` (none by default); idempotent for a
+        re-run."""
         ...
 
     async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:
@@ -341,6 +345,12 @@ class TaskOp(abc.ABC):
         the snapshot it is a clone of (None: it was made empty). ``wvs fsck`` keeps them; a live tree no
         succeeded task declares is an orphan (removed with ``--prune``). Default: none."""
         return {}
+
+    def kept_trees(self, params: Mapping[str, Any]) -> list[str]:
+        """Ids of the snapshots a task with ``params`` makes by moving the live tree it replaced out of the agent
+        view (``wvs_core.keeping``). ``wvs fsck`` never removes such a tree found without its metadata — it is
+        the user's work, a keep interrupted before its seal — and ``--fix`` completes it. Default: none."""
+        return []
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
         """DB-side rule run in the transaction that claims the task; by default, run the executor step."""

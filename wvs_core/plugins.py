@@ -112,6 +112,12 @@ class PluginRegistry:
         found = self.ops.get(op)
         return found.live_trees(params) if found is not None else None
 
+    def kept_trees(self, op: str, params: Mapping[str, Any]) -> list[str]:
+        """The snapshots a task of ``op`` with ``params`` makes of the live tree it replaced
+        (``TaskOp.kept_trees``); none for an op no loaded plugin provides."""
+        found = self.ops.get(op)
+        return found.kept_trees(params) if found is not None else []
+
     def op_by_wire_name(self, wire_name: str) -> TaskOp | None:
         """The op whose gRPC name is ``wire_name``, or None."""
         return next((op for op in self.ops.values() if op.wire_name == wire_name), None)

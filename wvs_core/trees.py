@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,10 +64,11 @@ class Tree(abc.ABC):
 @attrs.frozen
 class SnapshotTree(Tree):
     """``snapshots/<wsid>/<snapshot_id>`` in WVS's area; complete once its metadata file names it. As a
-    destination it is completed with ``message``; as a source it must be complete."""
+    destination it is completed with ``message`` and ``labels``; as a source it must be complete."""
 
     snapshot_id: str = attrs.field(validator=check_uuid)
     message: str | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict)
 
     def describe(self, ctx: ExecutionContext) -> str:
         """The snapshot tree's path."""
@@ -97,13 +99,23 @@ class SnapshotTree(Tree):
 
     def seal(self, ctx: ExecutionContext) -> None:
         """Write ``<snapshot_id>.json``: from now on the snapshot is complete."""
-        metadata = {"wsid": ctx.wsid, "message": self.message, "created_at": datetime.now(UTC).isoformat()}
-        write_snapshot_metadata(ctx.layout, self.snapshot_id, metadata)
+        seal_snapshot(ctx.layout, self.snapshot_id, self.message, self.labels)
 
     def partial(self, ctx: ExecutionContext) -> Path | None:
         """A tree renamed into place whose metadata was never written."""
         path = ctx.layout.snapshot(self.snapshot_id)
         return path if os.path.lexists(path) and not self.is_complete(ctx) else None
+
+
+def seal_snapshot(layout: WorkspaceLayout, snapshot_id: str, message: str | None, labels: Mapping[str, str]) -> None:
+    """Write the metadata of the snapshot tree in place at ``snapshot_id``: from now on it is complete."""
+    metadata = {
+        "wsid": layout.wsid,
+        "message": message,
+        "labels": dict(labels),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    write_snapshot_metadata(layout, snapshot_id, metadata)
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ from wvs_core import metrics
 from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, uuid7
+from wvs_core.keeping import keep_replaced_tree, record_kept, replaced_live_id
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
@@ -26,18 +27,21 @@ log = logging.getLogger(__name__)
 
 @attrs.frozen
 class SetCurrentParams:
-    """The snapshot to restore and the id of the live tree to build (chosen when the task is created);
-    ``previous_live_path`` is what the database says ``current`` holds, added by ``on_claimed``."""
+    """The snapshot to restore; the ids of the live tree to build and of the snapshot that keeps the replaced one
+    (chosen when the task is created); ``previous_live_path`` is what the database says ``current`` holds, added
+    by ``on_claimed``."""
 
     snapshot_id: str = attrs.field(validator=check_uuid, metadata={"description": "the snapshot to restore"})
     new_live_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
+    kept_snapshot_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
     previous_live_path: str = attrs.field(default="", metadata=CHOSEN_BY_SERVER)
 
 
 class SetCurrent(TaskOp):
     """Roll back: make ``current`` a fresh clone of a snapshot, quiesced.
 
-    Idempotent: done once ``current`` points to this task's live tree. The replaced tree is kept."""
+    Idempotent: done once ``current`` points to this task's live tree and the replaced tree is kept as the
+    snapshot ``kept_snapshot_id`` (``wvs_core.keeping``)."""
 
     name = "set_current"
     params_type = SetCurrentParams
@@ -49,6 +53,10 @@ class SetCurrent(TaskOp):
     def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
         """The new live tree, a clone of the snapshot."""
         return {params["new_live_id"]: params["snapshot_id"]}
+
+    def kept_trees(self, params: Mapping[str, Any]) -> list[str]:
+        """The snapshot that keeps the replaced live tree."""
+        return [params["kept_snapshot_id"]]
 
     async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
         """Refuse a deleted snapshot; setting the current snapshot again is a no-op success; otherwise
@@ -65,15 +73,19 @@ class SetCurrent(TaskOp):
         return ClaimDecision.proceed(previous_live_path=workspace.current_path or "")
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
-        """Under quiesce: clone the snapshot into the new live tree (``ctx.clone``), switch ``current``."""
+        """Under quiesce: clone the snapshot into the new live tree (``ctx.clone``), switch ``current``, keep the
+        replaced tree as a snapshot. Every replaced tree is kept, a pristine clone of the current snapshot too:
+        one rule, an O(1) rename, and retention takes it like any other."""
         params = parse_params(ctx, SetCurrentParams)
         view = ctx.view
         new_live = ctx.layout.live(params.new_live_id)
         if await asyncio.to_thread(view.points_to, params.new_live_id):  # switched before a crash
-            return _switched(new_live, params.previous_live_path)
+            previous_id = replaced_live_id(ctx, params.previous_live_path)
+            kept = await keep_replaced_tree(ctx, previous_id, params.kept_snapshot_id)
+            return _switched(new_live, params.previous_live_path, kept)
         snapshot = SnapshotTree(params.snapshot_id)
         await asyncio.to_thread(snapshot.check_complete, ctx)
-        previous = ctx.layout.live(await asyncio.to_thread(_current_tree, view))
+        previous_id = await asyncio.to_thread(_current_tree, view)
         ctx.checkpoint()
         try:
             async with ctx.quiesced():
@@ -85,18 +97,20 @@ class SetCurrent(TaskOp):
                 await asyncio.to_thread(view.switch_current, params.new_live_id)
                 metrics.SWITCH_DURATION.observe(time.monotonic() - started)
                 ctx.reached("switched")
+                kept = await keep_replaced_tree(ctx, previous_id, params.kept_snapshot_id)
         except BaseException:
             # Ask the disk, not a flag: a cancelled await may still have let the switch happen.
             if not await asyncio.to_thread(view.points_to, params.new_live_id):
                 # The new tree never became current: no user writes in it.
                 await asyncio.to_thread(view.remove_tree, LIVE, params.new_live_id)
             raise
-        return _switched(new_live, str(previous))
+        return _switched(new_live, str(ctx.layout.live(previous_id)), kept)
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
-        """``current_snapshot_id`` and ``current_path`` change together."""
+        """``current_snapshot_id`` and ``current_path`` change together, and the kept tree becomes a snapshot."""
         if not result.noop:
             await tx.set_current(task.wsid, task.params["snapshot_id"], result.results["current_path"])
+            await record_kept(tx, task, result)
 
 
 def _current_tree(view: AgentView) -> str:
@@ -107,8 +121,8 @@ def _current_tree(view: AgentView) -> str:
     return live_id
 
 
-def _switched(new_live: os.PathLike[str], previous_live_path: str) -> ExecutionResult:
-    results = {"current_path": os.fspath(new_live)}
+def _switched(new_live: os.PathLike[str], previous_live_path: str, kept: dict[str, str]) -> ExecutionResult:
+    results = {"current_path": os.fspath(new_live), **kept}
     if previous_live_path:
         results["previous_live_path"] = previous_live_path
     return ExecutionResult(success=True, results=results)

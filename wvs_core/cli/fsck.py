@@ -40,7 +40,7 @@ def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool, migrate_l
         try:
             store, mount = ConsistencyStore(engine), Path(config.executor.mount_path)
             migrated = await LayoutMigration(store, mount, storage).run() if migrate_layout else []
-            fsck = Fsck(store, mount, storage, quiesce, registry.live_trees)
+            fsck = Fsck(store, mount, storage, quiesce, registry.live_trees, registry.kept_trees)
             report = await fsck.run(wsid, fix=fix, prune=prune)
             return attrs.evolve(report, findings=migrated + report.findings)
         finally:

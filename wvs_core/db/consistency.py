@@ -21,6 +21,9 @@ FSCK_ACTOR = {"type": "fsck"}
 LiveTrees = Callable[[str, Mapping[str, Any]], dict[str, str | None] | None]
 """The live trees a succeeded task of an op with given params made current (the ops' declarations)."""
 
+KeptTrees = Callable[[str, Mapping[str, Any]], list[str]]
+"""The snapshots a task of an op with given params makes of the live tree it replaced (the ops' declarations)."""
+
 
 # Workspaces whose stored head is not what their tasks say it is (a trigger keeps it; a write that bypassed
 # triggers — a data-only restore, session_replication_role = replica — or a hand-edited row can leave it wrong).
@@ -102,6 +105,17 @@ class ConsistencyStore:
                 else:
                     made.update(declared)
         return made, unknown
+
+    async def kept_snapshots(self, wsid: str, kept_trees: KeptTrees) -> dict[str, tuple[str, str]]:
+        """Snapshot ids that a task of the workspace (in any state) makes by keeping the live tree it replaced,
+        as the ops declare them (``kept_trees``: ``PluginRegistry.kept_trees``) → ``(task_id, op)``."""
+        query = sa.select(tasks.c.task_id, tasks.c.op, tasks.c.params).where(tasks.c.wsid == wsid)
+        async with self.engine.connect() as conn:
+            return {
+                snapshot_id: (task_id, op)
+                for task_id, op, params in await conn.execute(query)
+                for snapshot_id in kept_trees(op, params)
+            }
 
     async def set_current_path(self, wsid: str, current_path: str, snapshot_id: str | None, before: str | None) -> None:
         """Make the database follow what ``current`` points to on disk."""

@@ -95,7 +95,7 @@ class SqlWorkspaceTransaction:
             data = {"before": {"state": before.state}, "after": {"state": state, **fields}}
             await self._record(workspace_event_type(state), data)
 
-    async def set_current(self, wsid: str, snapshot_id: str, current_path: str) -> None:
+    async def set_current(self, wsid: str, snapshot_id: str | None, current_path: str) -> None:
         """Update ``current_snapshot_id`` and ``current_path`` together."""
         before = await self.get_workspace(wsid)
         await self.conn.execute(
@@ -120,16 +120,19 @@ class SqlWorkspaceTransaction:
         ).first()
         return from_row(row, Snapshot) if row else None
 
-    async def add_snapshot(self, wsid: str, snapshot_id: str, fs_path: str, message: str | None) -> None:
+    async def add_snapshot(
+        self, wsid: str, snapshot_id: str, fs_path: str, message: str | None, labels: Mapping[str, str] | None = None
+    ) -> None:
         """Record a snapshot that exists on disk; a re-run after a crash finds it recorded already."""
+        labels = dict(labels or {})
         inserted = await self.conn.execute(
             pg_insert(snapshots)
-            .values(snapshot_id=snapshot_id, wsid=wsid, fs_path=fs_path, message=message)
+            .values(snapshot_id=snapshot_id, wsid=wsid, fs_path=fs_path, message=message, labels=labels)
             .on_conflict_do_nothing(index_elements=["snapshot_id"])
             .returning(snapshots.c.snapshot_id)
         )
         if inserted.first() is not None:
-            data = {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message}}
+            data = {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message, "labels": labels}}
             await self._record(EventType.SNAPSHOT_CREATED, data)
 
     async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:

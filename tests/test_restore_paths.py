@@ -1,0 +1,113 @@
+"""restore_paths end to end on JuiceFS: some paths of current put back from a snapshot, the rest untouched, the
+replaced tree kept; hostile paths refused at submission; links planted on the way never followed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import create_workspace, key, snapshot_is_complete, snapshots_dir, tree_signature, wait_task
+from wvs_controlfile import QuiesceResponder
+
+
+async def snapshot(wvs: Any, wsid: str) -> str:
+    accepted = (await wvs.post(f"/v1/workspaces/{wsid}/snapshots", json={}, headers=key())).json()
+    assert (await wait_task(wvs, accepted["task_id"]))["status"] == "SUCCEEDED"
+    return str(accepted["snapshot_id"])
+
+
+async def restore(wvs: Any, wsid: str, snapshot_id: str, paths: list[str]) -> dict[str, Any]:
+    body = {"op": "restore_paths", "params": {"snapshot_id": snapshot_id, "paths": paths}}
+    response = await wvs.post(f"/v1/workspaces/{wsid}/tasks", json=body, headers=key())
+    assert response.status_code == 202, response.text
+    return await wait_task(wvs, response.json()["task_id"], until={"SUCCEEDED", "DEAD"})
+
+
+async def test_restore_paths_puts_back_files_directories_and_removes_what_the_snapshot_lacks(wvs: Any) -> None:
+    await create_workspace(wvs, "restorer")
+    root: Path = wvs.mount_path / "restorer"
+    current = root / "current"
+    (current / "src" / "pkg").mkdir(parents=True)
+    (current / "src" / "pkg" / "main.py").write_text("good main")
+    (current / "src" / "util.py").write_text("good util")
+    (current / "docs").mkdir()
+    (current / "docs" / "deep").mkdir()
+    (current / "docs" / "deep" / "a.md").write_text("a")
+    (current / "keep.txt").write_text("v1")
+    with QuiesceResponder(root).running_in_thread():
+        snapshot_id = await snapshot(wvs, "restorer")
+        expected = tree_signature(current)
+        (current / "src" / "pkg" / "main.py").write_text("broken main")
+        (current / "src" / "util.py").write_text("broken util")
+        (current / "keep.txt").write_text("v2: not restored")
+        (current / "junk.txt").write_text("made after the snapshot")
+        import shutil
+
+        shutil.rmtree(current / "docs")
+        before = tree_signature(current)
+        task = await restore(wvs, "restorer", snapshot_id, ["src/pkg", "src/util.py", "junk.txt", "docs/deep/a.md"])
+    assert task["status"] == "SUCCEEDED", task
+    after = tree_signature(current)
+    for path in ("src/pkg", "src/pkg/main.py", "src/util.py", "docs/deep/a.md"):
+        assert after[path] == expected[path], path
+    assert (current / "keep.txt").read_text() == "v2: not restored", "other paths untouched"
+    assert not (current / "junk.txt").exists(), "a path the snapshot lacks is removed"
+    kept = task["result"]["kept_snapshot_id"]
+    assert snapshot_is_complete(wvs.mount_path, "restorer", kept)
+    assert tree_signature(snapshots_dir(wvs.mount_path, "restorer") / kept) == before, "nothing lost"
+    state = (await wvs.get("/v1/workspaces/restorer/current")).json()
+    assert state["current_path"] == str(current.resolve()) and state["current_snapshot_id"] is None
+    listed = (await wvs.get("/v1/workspaces/restorer/snapshots")).json()["items"]
+    assert {s["snapshot_id"]: s["labels"] for s in listed}[kept] == {"auto": "before-rollback"}
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        [],
+        [""],
+        ["/etc/passwd"],
+        ["a/../b"],
+        [".."],
+        ["./a"],
+        ["a/"],
+        ["a//b"],
+        ["a\u0000b"],
+        ["x" * 5000],
+        ["a"] * 257,
+        [1],
+    ],
+    ids=lambda p: repr(p)[:30],
+)
+async def test_hostile_paths_are_refused_at_submission(wvs: Any, paths: Any) -> None:
+    await create_workspace(wvs, "pathcheck")
+    body = {"op": "restore_paths", "params": {"snapshot_id": "01a22e9d-f2ac-7539-a75b-dbb6a8a22660", "paths": paths}}
+    response = await wvs.post("/v1/workspaces/pathcheck/tasks", json=body, headers=key())
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "WVS_BAD_REQUEST"
+
+
+async def test_a_link_planted_on_the_way_is_never_followed(wvs: Any) -> None:
+    """Between submit and run the agent swaps a directory on the way for a link to another workspace's tree:
+    the op dies (PATH_THROUGH_LINK), current is untouched, the other workspace is unchanged."""
+    await create_workspace(wvs, "victim-r")
+    await create_workspace(wvs, "attack-r")
+    victim = wvs.mount_path / "victim-r" / "current"
+    (victim / "secret.txt").write_text("the victim's")
+    victim_before = tree_signature(victim)
+    root = wvs.mount_path / "attack-r"
+    (root / "current" / "src").mkdir()
+    (root / "current" / "src" / "f.txt").write_text("mine")
+    with QuiesceResponder(root).running_in_thread():
+        snapshot_id = await snapshot(wvs, "attack-r")
+        (root / "current" / "src" / "f.txt").unlink()
+        (root / "current" / "src").rmdir()
+        (root / "current" / "src").symlink_to(victim.resolve())
+        replaced = (root / "current").resolve()
+        task = await restore(wvs, "attack-r", snapshot_id, ["src/f.txt", "src/secret.txt"])
+    assert task["status"] == "DEAD" and task["error"]["reason"] == "PATH_THROUGH_LINK", task
+    assert (root / "current").resolve() == replaced
+    assert tree_signature(victim) == victim_before
+    assert (await wvs.get("/v1/workspaces/victim-r/current")).json()["current_path"] == str(victim.resolve())
