@@ -78,6 +78,8 @@ async def test_restore_paths_puts_back_files_directories_and_removes_what_the_sn
         ["x" * 5000],
         ["a"] * 257,
         [1],
+        "src",
+        {"src": "x"},
     ],
     ids=lambda p: repr(p)[:30],
 )

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from datetime import datetime
-from typing import Any, NewType, TypeVar
+from typing import Any, NewType, TypeVar, get_args, get_origin
 
 import cattrs
+from cattrs.cols import (
+    homogenous_tuple_structure_factory,
+    is_any_set,
+    is_sequence,
+    list_structure_factory,
+)
 from cattrs.preconf.json import make_converter
 from cattrs.v import format_exception
 
@@ -77,11 +85,29 @@ def _structure_text_bool(value: Any, type_: Any) -> bool:
     return _structure_json_bool(value, type_)
 
 
-def _structure_names(value: Any, _type: Any) -> tuple[str, ...]:
-    # A list of names, never a string taken apart into its characters.
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"expected a list of strings, got {value!r}")
-    return tuple(_structure_strict_str(item, str) for item in value)
+def _is_collection(type_: Any) -> bool:
+    return type_ not in (str, bytes) and (is_sequence(type_) or is_any_set(type_))
+
+
+def _collection_hook(type_: Any, converter: cattrs.BaseConverter) -> Callable[[Any, Any], Any]:
+    """Structure a list, tuple or set type from a JSON array only: a string is never taken apart into its
+    characters, nor a mapping into its keys."""
+    if is_any_set(type_):
+        (item,) = get_args(type_) or (Any,)
+        build = frozenset if get_origin(type_) in (frozenset, AbstractSet) else set
+        inner = converter.get_structure_hook(list[item])  # type: ignore[valid-type]
+    else:
+        origin = get_origin(type_)
+        factory = homogenous_tuple_structure_factory if origin is tuple else list_structure_factory
+        inner, build = factory(type_, converter), None
+
+    def structure_collection(value: Any, target: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        structured = inner(value, target)
+        return build(structured) if build is not None else structured
+
+    return structure_collection
 
 
 def _structure_datetime(value: Any, _type: Any) -> datetime:
@@ -93,8 +119,8 @@ def _structure_datetime(value: Any, _type: Any) -> datetime:
 
 
 def _make_converter(*, numbers_from_text: bool) -> cattrs.Converter:
-    """A converter with strict scalars (no silent ``1`` → ``"1"`` or ``"1"`` → ``True``), lists of names
-    (``tuple[str, ...]``: never a string split into characters), durations and datetimes. With
+    """A converter with strict scalars (no silent ``1`` → ``"1"`` or ``"1"`` → ``True``), collections from
+    arrays only (never a string split into characters), durations and datetimes. With
     ``numbers_from_text`` an int, float or bool may also be written as text (``"8"``, ``"true"``): config
     values from environment variables are text; JSON request bodies are not."""
     converter = make_converter(forbid_extra_keys=True)
@@ -104,7 +130,7 @@ def _make_converter(*, numbers_from_text: bool) -> cattrs.Converter:
     converter.register_structure_hook(int, _structure_text_int if text else _structure_json_int)
     converter.register_structure_hook(float, _structure_text_float if text else _structure_json_float)
     converter.register_structure_hook(bool, _structure_text_bool if text else _structure_json_bool)
-    converter.register_structure_hook_func(lambda type_: type_ == tuple[str, ...], _structure_names)
+    converter.register_structure_hook_factory(_is_collection, _collection_hook)
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
     return converter
