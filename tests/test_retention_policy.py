@@ -12,7 +12,7 @@ import pytest
 
 from wvs_core.convert import describe_error, structure, structure_request, unstructure
 from wvs_core.errors import ErrorCode, WVSError
-from wvs_retention import Candidate, KeepWithin, Kept, Plan, Protection, RetentionPolicy, plan
+from wvs_core.retention import Candidate, KeepWithin, Kept, Plan, Protection, RetentionPolicy, plan
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import pytest
 
 from wvs_core.convert import structure
-from wvs_retention import Candidate, RetentionPolicy, plan
+from wvs_core.retention import Candidate, RetentionPolicy, plan
 
 RESTIC_SNAPSHOTS = [
     ("2014-09-01 10:20:30", ""),

@@ -13,6 +13,7 @@ import cattrs
 
 from wvs_core.convert import Seconds, describe_error, structure
 from wvs_core.errors import ConfigError
+from wvs_core.retention import RetentionPolicy
 
 
 def _check_addr(_instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -81,6 +82,7 @@ class WorkerConfig:
     retry_max: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
     max_attempts: int = attrs.field(default=5, validator=_positive)
     lease: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)  # renewed every lease/3
+    retention_interval: Seconds = attrs.field(default=Seconds(600.0), validator=_positive)  # applying policies
     tls: TlsConfig = attrs.field(factory=TlsConfig)
 
     @executor_addrs.validator
@@ -155,6 +157,7 @@ class Config:
     executor: ExecutorConfig = attrs.field(factory=ExecutorConfig)
     events: EventsConfig = attrs.field(factory=EventsConfig)
     plugins: PluginsConfig = attrs.field(factory=PluginsConfig)
+    retention: RetentionPolicy = attrs.field(factory=RetentionPolicy)  # for workspaces without their own
     log_level: str = attrs.field(default="info")
 
     @log_level.validator

@@ -43,6 +43,7 @@ class AuditOnly(enum.StrEnum):
 
     CANCEL_REQUESTED = "task.cancel_requested"  # a RUNNING task will stop at its next safe point
     SNAPSHOT_MOVED = "fsck.snapshot_moved"  # the layout migration moved a tree; the snapshot is unchanged
+    RETENTION_SET = "workspace.retention_set"  # the workspace's own retention policy was set or cleared
 
 
 EVENT_TYPES = frozenset(EventType)

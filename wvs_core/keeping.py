@@ -86,4 +86,4 @@ async def record_kept(tx: WorkspaceTransaction, task: Task, result: ExecutionRes
     """The DB-side rule: record the snapshot the task kept, if it kept one (``snapshot.created``)."""
     if snapshot_id := result.results.get("kept_snapshot_id"):
         message = kept_message(task.task_id, task.op)
-        await tx.add_snapshot(task.wsid, snapshot_id, result.results["kept_fs_path"], message, BEFORE_ROLLBACK)
+        await tx.add_snapshot(task.wsid, snapshot_id, result.results["kept_fs_path"], message, labels=BEFORE_ROLLBACK)

@@ -68,6 +68,16 @@ class Snapshot:
 
 
 @attrs.frozen
+class WorkspaceUsage:
+    """A workspace's live (not deleted) snapshots together. ``entries`` and ``bytes`` add up the snapshots
+    whose figure is known (None: none is); a snapshot's blocks shared with others are counted in each."""
+
+    snapshots: int
+    entries: int | None
+    bytes: int | None
+
+
+@attrs.frozen
 class Task:
     """A task row: one asynchronous, idempotent, audited operation on a workspace."""
 

@@ -29,7 +29,7 @@ from wvs_core.errors import ErrorCode
 from wvs_core.layout import WorkspaceLayout
 from wvs_core.models import ExecutionResult, Snapshot, Task, Workspace, WorkspaceState
 from wvs_core.quiesce import QuiesceProtocol, quiesced
-from wvs_core.storage import StorageBackend
+from wvs_core.storage import StorageBackend, TreeUsage
 
 if TYPE_CHECKING:
     from wvs_core.trees import Tree
@@ -97,11 +97,11 @@ class ExecutionContext:
         *,
         freeze: bool = False,
         prepare: Callable[[Path], object] | None = None,
-    ) -> bool:
+    ) -> TreeUsage | None:
         """Make ``destination`` (a ``wvs_core.trees`` tree) an exact clone of ``source`` — a complete tree, or
         a directory descriptor the op resolved itself without following links — crash-safe and idempotent.
 
-        False when ``destination`` was complete already. Otherwise remove what an interrupted attempt left,
+        None when ``destination`` was complete already. Otherwise remove what an interrupted attempt left,
         clone into ``destination``'s temporary name in WVS's area, check the clone, rename it into place and
         complete it (a snapshot's metadata). An exception or a cancellation on the way leaves no temporary
         tree and nothing incomplete at the final name; a cancel request surfaces at the safe points between
@@ -111,21 +111,21 @@ class ExecutionContext:
         may change the clone while it is still WVS's, before the check and the rename — its content came from
         the source, so never follow a link in it. Steps reached: cleaned, [frozen,] cloned, [resumed,]
         [prepared,] renamed, sealed. The clone's duration, and its entries when the backend reports them, are counted
-        under the op's name.
+        under the op's name. Returns the backend's ``TreeUsage`` of the clone (before ``prepare`` changed it).
         """
         start = await acquire_in_thread(self._start_clone, source, destination, release=self._close_opened(source))
         if start is None:
-            return False
+            return None
         fd, leftovers = start
         try:
             async with self._building(destination, leftovers) as temporary:
                 if not freeze:
-                    await self._clone_to(fd, temporary)
+                    usage = await self._clone_to(fd, temporary)
                 else:
                     async with self.quiesced():
                         self.reached("frozen")
                         self.checkpoint()
-                        await self._clone_to(fd, temporary)
+                        usage = await self._clone_to(fd, temporary)
                     self.reached("resumed")
                 if prepare is not None:
                     await finish_in_thread(prepare, temporary)
@@ -133,7 +133,7 @@ class ExecutionContext:
         finally:
             if not isinstance(source, int):
                 os.close(fd)
-        return True
+        return usage
 
     async def new_tree(self, destination: Tree) -> bool:
         """Make ``destination`` an empty tree (the storage backend's ``make_tree``: a btrfs backend makes a
@@ -201,13 +201,14 @@ class ExecutionContext:
         for tree in trees:
             await self.storage.remove_tree(tree)
 
-    async def _clone_to(self, source: int, temporary: Path) -> None:
+    async def _clone_to(self, source: int, temporary: Path) -> TreeUsage:
         started = time.monotonic()
         usage = await self.storage.clone_tree(source, temporary)
         metrics.CLONE_DURATION.labels(self.op_name).observe(time.monotonic() - started)
         if usage.entries is not None:  # never walked for: a backend that cannot tell leaves it unobserved
             metrics.CLONE_ENTRIES.labels(self.op_name).inc(usage.entries)
         self.reached("cloned")
+        return usage
 
     def _place(self, destination: Tree, temporary: Path) -> None:
         if not stat.S_ISDIR(os.lstat(temporary).st_mode):
@@ -266,10 +267,17 @@ class WorkspaceTransaction(Protocol):
         ...
 
     async def add_snapshot(
-        self, wsid: str, snapshot_id: str, fs_path: str, message: str | None, labels: Mapping[str, str] | None = None
+        self,
+        wsid: str,
+        snapshot_id: str,
+        fs_path: str,
+        message: str | None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        usage: TreeUsage | None = None,
     ) -> None:
-        """Record a snapshot that now exists on disk, with its ``labels`` (none by default); idempotent for a
-        re-run."""
+        """Record a snapshot that now exists on disk (idempotent for a re-run), with its labels and the
+        ``TreeUsage`` its clone reported (None or unknown figures: stored as NULL)."""
         ...
 
     async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:

@@ -18,11 +18,13 @@ from wvs_core.auth import TokenFile
 from wvs_core.config import Config
 from wvs_core.db.engine import asyncpg_dsn, create_engine
 from wvs_core.db.outbox import Outbox
+from wvs_core.db.store import Store
 from wvs_core.dispatcher import Dispatcher
 from wvs_core.plugins import PluginRegistry
 from wvs_core.rpc.binding import check_executor_binding
 from wvs_core.rpc.tls import channel_credentials, server_credentials
 from wvs_core.scheduler import Scheduler
+from wvs_core.scheduler.retention import RetentionJob
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Service:
         self.api_url: str | None = None
         self.executor_addr: str | None = None
         self.dispatcher: Dispatcher | None = None  # with the worker plane, once started
+        self.retention: RetentionJob | None = None  # with the worker plane, once started
         self._stop = asyncio.Event()  # the API and the schedulers: stop taking work
         self._executor_stop = asyncio.Event()  # the executor: once this process's schedulers are done with it
         self._tasks: list[asyncio.Task[Any]] = []
@@ -178,6 +181,10 @@ class Service:
             self._tasks.append(asyncio.create_task(scheduler.run(self._stop), name="wvs-scheduler"))
         if self.config.events.dispatch:
             self._start_dispatcher()
+        retention_store = Store(engine, queue)  # creates drop tasks as the API does, on the worker's engine
+        self._closers.append(retention_store.close)
+        self.retention = RetentionJob(self.config, self.registry, retention_store)
+        self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="wvs-retention"))
 
     def _start_dispatcher(self) -> None:
         """The event dispatcher, on an engine of its own: deliveries never wait for a scheduler's connection,

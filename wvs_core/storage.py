@@ -24,6 +24,25 @@ class TreeUsage:
     entries: int | None = None  # names below the root: files, directories, links, special files (n names: n)
     bytes: int | None = None  # logical size: the regular files' st_size, a file with several names counted once
 
+    def as_results(self) -> dict[str, str]:
+        """The known figures as an executor's results: ``{"entries": "12", "bytes": "4096"}``, unknown ones absent."""
+        figures = {"entries": self.entries, "bytes": self.bytes}
+        return {name: str(value) for name, value in figures.items() if value is not None}
+
+    @classmethod
+    def from_results(cls, results: Mapping[str, str]) -> TreeUsage:
+        """Read what ``as_results`` wrote (absent: unknown); ValueError for a figure that is not a count."""
+
+        def count(name: str) -> int | None:
+            text = results.get(name)
+            if text is None:
+                return None
+            if not (text.isascii() and text.isdigit()):
+                raise ValueError(f"result {name} must be a count, got {text!r}")
+            return int(text)
+
+        return cls(entries=count("entries"), bytes=count("bytes"))
+
 
 @attrs.frozen
 class StorageCapabilities:

@@ -3,26 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from wvs_core.ids import check_uuid, uuid7
+from wvs_core.labels import check_labels
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.storage import TreeUsage
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
 
 MAX_MESSAGE_LENGTH = 4096
 
 
+def _check_labels(_instance: object, _attribute: object, value: dict[str, str]) -> None:
+    check_labels(value)
+
+
 @attrs.frozen
 class SnapshotCreateParams:
-    """An optional message (at most 4,096 characters); the snapshot's id is chosen when the task is created."""
+    """An optional message (at most 4,096 characters) and labels (SPEC §2: at most 16, keys
+    ``^[a-z0-9][a-z0-9_.-]{0,62}$``, values at most 256 characters); the snapshot's id is chosen when the task
+    is created."""
 
     message: str | None = attrs.field(
         default=None,
         validator=attrs.validators.optional(attrs.validators.max_len(MAX_MESSAGE_LENGTH)),
         metadata={"description": "why the snapshot was taken, at most 4096 characters"},
+    )
+    labels: dict[str, str] = attrs.field(
+        factory=dict,
+        validator=_check_labels,
+        metadata={"description": "labels of the snapshot, at most 16 key: value pairs (values at most 256 characters)"},
     )
     snapshot_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
 
@@ -44,11 +59,21 @@ class SnapshotCreate(TaskOp):
         if await ctx.has_tree(snapshot):
             return ExecutionResult(success=True, noop=True, results=results)
         live = LiveTree(await asyncio.to_thread(ctx.view.current_live_id))
-        await ctx.clone(live, snapshot, freeze=True)
-        return ExecutionResult(success=True, results=results)
+        usage = await ctx.clone(live, snapshot, freeze=True)
+        return ExecutionResult(success=True, results=results | (usage or TreeUsage()).as_results())
+
+    def task_result(self, results: Mapping[str, str]) -> dict[str, Any]:
+        """The executor's results, once ``entries`` and ``bytes`` (when given) are checked to be counts."""
+        TreeUsage.from_results(results)
+        return dict(results)
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
-        """Record the snapshot row."""
+        """Record the snapshot row, with its labels and the usage the clone reported."""
         await tx.add_snapshot(
-            task.wsid, result.results["snapshot_id"], result.results["fs_path"], task.params.get("message")
+            task.wsid,
+            result.results["snapshot_id"],
+            result.results["fs_path"],
+            task.params.get("message"),
+            labels=task.params.get("labels") or {},
+            usage=TreeUsage.from_results(result.results),
         )

@@ -9,7 +9,19 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from wvs_core.api import audit, current, events, health, openapi, ops, snapshots, submit, tasks, workspaces
+from wvs_core.api import (
+    audit,
+    current,
+    events,
+    health,
+    openapi,
+    ops,
+    retention,
+    snapshots,
+    submit,
+    tasks,
+    workspaces,
+)
 from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware, RequestLineMiddleware
@@ -37,6 +49,9 @@ routes = [
     Route("/v1/workspaces/{wsid}/current:set", current.set_current, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/tasks", submit.submit_task, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/audit", audit.list_audit, methods=["GET"]),
+    Route("/v1/workspaces/{wsid}/retention", retention.get_retention, methods=["GET"]),
+    Route("/v1/workspaces/{wsid}/retention", retention.put_retention, methods=["PUT"]),
+    Route("/v1/workspaces/{wsid}/retention:plan", retention.retention_plan, methods=["GET"]),
     Route("/v1/ops", ops.list_ops, methods=["GET"]),
     Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),

@@ -6,14 +6,33 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import json_body, list_query, path_id, path_wsid, scope
+from wvs_core.api.inputs import bad_request, json_body, list_query, path_id, path_wsid, scope
 from wvs_core.api.submit import accepted_response, submit
 from wvs_core.api.views import page_view, snapshot_view
 from wvs_core.api.workspaces import NoBody
 from wvs_core.convert import structure_request
+from wvs_core.labels import parse_filter
 
 SNAPSHOT_OP = "snapshot_create"
 DROP_OP = "snapshot_drop"
+LABEL_FILTER = "label"
+MAX_LABEL_FILTERS = 16  # as many as a snapshot can carry
+
+
+def label_filters(given: list[str]) -> dict[str, str]:
+    """The ``?label=key=value`` filters as ``{key: value}``; 400 for a malformed one, more than 16, or one key
+    asked with two values (no snapshot could match)."""
+    if len(given) > MAX_LABEL_FILTERS:
+        raise bad_request(f"at most {MAX_LABEL_FILTERS} label filters")
+    wanted: dict[str, str] = {}
+    for text in given:
+        try:
+            key, value = parse_filter(text)
+        except ValueError as error:
+            raise bad_request(str(error)) from None
+        if wanted.setdefault(key, value) != value:
+            raise bad_request(f"label {key!r} is asked with two values")
+    return wanted
 
 
 async def create_snapshot(request: Request) -> JSONResponse:
@@ -28,10 +47,11 @@ async def create_snapshot(request: Request) -> JSONResponse:
 
 
 async def list_snapshots(request: Request) -> JSONResponse:
-    """Snapshots not deleted, newest first."""
+    """Snapshots not deleted, newest first; ``?label=key=value`` (repeatable) keeps those carrying every one."""
     wsid = path_wsid(request)
-    query = list_query(request)
-    page = await state.store(request).list_snapshots(wsid, query.cursor, query.limit, scope=scope(request))
+    query = list_query(request, allowed_filters=(LABEL_FILTER,))
+    labels = label_filters(request.query_params.getlist(LABEL_FILTER))
+    page = await state.store(request).list_snapshots(wsid, query.cursor, query.limit, labels, scope=scope(request))
     return JSONResponse(page_view(page, snapshot_view))
 
 

@@ -12,7 +12,7 @@ from wvs_core.api import state
 from wvs_core.api.inputs import actor, bad_request, json_body, list_query, one_of, path_wsid, scope, submission
 from wvs_core.api.submit import accepted_response, task_spec
 from wvs_core.api.views import page_view, workspace_view
-from wvs_core.convert import structure_request
+from wvs_core.convert import structure_request, unstructure
 from wvs_core.db.store import INIT_OP, TaskSpec
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import WSID_PATTERN
@@ -82,9 +82,11 @@ async def list_workspaces(request: Request) -> JSONResponse:
 
 
 async def get_workspace(request: Request) -> JSONResponse:
-    """One workspace."""
-    workspace = await state.store(request).get_workspace(path_wsid(request), scope=scope(request))
-    return JSONResponse(workspace_view(workspace))
+    """One workspace, with ``usage``: its live snapshots' count, entries and bytes added up."""
+    store = state.store(request)
+    workspace = await store.get_workspace(path_wsid(request), scope=scope(request))
+    usage = await store.workspace_usage(workspace.wsid)
+    return JSONResponse(workspace_view(workspace) | {"usage": unstructure(usage)})
 
 
 async def retry_init(request: Request) -> JSONResponse:

@@ -6,7 +6,7 @@ snapshots and audit rows, is absent from lists and answers WVS_NOT_FOUND exactly
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
@@ -26,7 +26,7 @@ from wvs_core.db.transaction import SnapshotReferences, snapshot_users
 from wvs_core.db.wakeups import WakeUps
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
-from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState
+from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState, WorkspaceUsage
 from wvs_core.queue import TaskQueue
 from wvs_core.scope import Scope
 
@@ -128,6 +128,21 @@ class Store:
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
         return from_row(row, Workspace)
+
+    async def workspace_usage(self, wsid: str) -> WorkspaceUsage:
+        """What the workspace's live snapshots hold together. One aggregate over the workspace's live snapshots
+        (the partial index ``ix_snapshots_live_by_workspace`` finds them): its cost grows with the live
+        snapshots of that workspace, which retention bounds, never with the table."""
+
+        def total(column: sa.Column[int]) -> sa.ColumnElement[int]:
+            return sa.cast(sa.func.sum(column), sa.BigInteger)  # SUM(bigint) is numeric
+
+        live = sa.select(sa.func.count(), total(snapshots.c.entries), total(snapshots.c.bytes)).where(
+            snapshots.c.wsid == wsid, snapshots.c.deleted_at.is_(None)
+        )
+        async with self.autocommit.connect() as conn:
+            count, entries, size = (await conn.execute(live)).one()
+        return WorkspaceUsage(snapshots=count, entries=entries, bytes=size)
 
     async def list_workspaces(self, cursor: str | None, limit: int, state: str | None = None, *, scope: Scope) -> Page:
         """Workspaces, newest first."""
@@ -234,10 +249,20 @@ class Store:
 
     # --- snapshots ----------------------------------------------------------------------------
 
-    async def list_snapshots(self, wsid: str, cursor: str | None, limit: int, *, scope: Scope) -> Page:
-        """Live (not deleted) snapshots of a workspace, newest first; WVS_NOT_FOUND without the workspace."""
+    async def list_snapshots(
+        self, wsid: str, cursor: str | None, limit: int, labels: Mapping[str, str] | None = None, *, scope: Scope
+    ) -> Page:
+        """Live (not deleted) snapshots of a workspace, newest first, those carrying every one of ``labels``
+        when given; WVS_NOT_FOUND without the workspace.
+
+        The label filter (``labels @> :labels``) is checked on the rows of the live-snapshots index walk, in
+        the list's order: a page costs the rows walked until it is full — a few pages when the labels are
+        common, up to every live snapshot of the workspace when none matches (a GIN index would find rare
+        labels at once but would have to gather and sort all of them, whatever the page size)."""
         await self.get_workspace(wsid, scope=scope)
         query = snapshots.select().where(snapshots.c.wsid == wsid, snapshots.c.deleted_at.is_(None))
+        if labels:
+            query = query.where(snapshots.c.labels.contains(dict(labels)))
         query = keyset_page(query, snapshots.c.created_at, snapshots.c.snapshot_id, cursor, limit)
         async with self.autocommit.connect() as conn:
             rows = [from_row(row, Snapshot) for row in await conn.execute(query)]

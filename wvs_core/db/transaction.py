@@ -15,6 +15,7 @@ from wvs_core.db.rows import from_row
 from wvs_core.db.tables import snapshots, tasks, workspaces
 from wvs_core.events import EventType, NewEvent, workspace_event_type
 from wvs_core.models import UNFINISHED, Snapshot, Task, Workspace, WorkspaceState
+from wvs_core.storage import TreeUsage
 
 SCHEDULER_ACTOR = {"type": "scheduler"}
 
@@ -121,19 +122,34 @@ class SqlWorkspaceTransaction:
         return from_row(row, Snapshot) if row else None
 
     async def add_snapshot(
-        self, wsid: str, snapshot_id: str, fs_path: str, message: str | None, labels: Mapping[str, str] | None = None
+        self,
+        wsid: str,
+        snapshot_id: str,
+        fs_path: str,
+        message: str | None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        usage: TreeUsage | None = None,
     ) -> None:
         """Record a snapshot that exists on disk; a re-run after a crash finds it recorded already."""
-        labels = dict(labels or {})
+        usage = usage or TreeUsage()
         inserted = await self.conn.execute(
             pg_insert(snapshots)
-            .values(snapshot_id=snapshot_id, wsid=wsid, fs_path=fs_path, message=message, labels=labels)
+            .values(
+                snapshot_id=snapshot_id,
+                wsid=wsid,
+                fs_path=fs_path,
+                message=message,
+                labels=dict(labels or {}),
+                entries=usage.entries,
+                bytes=usage.bytes,
+            )
             .on_conflict_do_nothing(index_elements=["snapshot_id"])
             .returning(snapshots.c.snapshot_id)
         )
         if inserted.first() is not None:
-            data = {"after": {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message, "labels": labels}}
-            await self._record(EventType.SNAPSHOT_CREATED, data)
+            after = {"snapshot_id": snapshot_id, "fs_path": fs_path, "message": message, "labels": dict(labels or {})}
+            await self._record(EventType.SNAPSHOT_CREATED, {"after": after})
 
     async def snapshot_users(self, wsid: str, snapshot_id: str) -> list[str]:
         """Why the snapshot may not go (other than this task)."""

@@ -45,7 +45,7 @@ from typing import Any
 
 import attrs
 
-from wvs_retention.duration import KeepWithin
+from wvs_core.retention.duration import KeepWithin
 
 UNLIMITED = -1
 _LABEL_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")  # SPEC §2: snapshot label keys
