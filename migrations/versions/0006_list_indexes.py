@@ -15,8 +15,9 @@ first (equality) and then ``(created_at DESC, id DESC)``: the scan starts at the
 
 Plain ``CREATE INDEX`` runs in the migration's transaction and blocks writes to the table while it builds
 (seconds per million rows). An operator with a table too large for that creates each index first, by hand,
-with ``CREATE INDEX CONCURRENTLY`` under the same name and definition, then runs the migration: the
-``IF NOT EXISTS`` below then skips it (and drops of the replaced indexes are quick).
+with ``CREATE INDEX CONCURRENTLY`` under the same name and definition (``INDEXES`` below), checks that none
+was left INVALID by a failed build (``pg_index.indisvalid``; drop and build again if so), then runs the
+migration: ``IF NOT EXISTS`` skips what exists, and dropping the replaced indexes is quick.
 
 Revision ID: 0006
 Revises: 0005

@@ -3,11 +3,15 @@ while liveness holds; nothing is half-written and no traceback reaches the clien
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import StartService, make_config
+from wvs_core.db.engine import async_dsn
 
 
 async def test_an_unreachable_database_is_reported_as_retryable(tmp_path: Path, start_service: StartService) -> None:
@@ -28,3 +32,25 @@ async def test_an_unreachable_database_is_reported_as_retryable(tmp_path: Path, 
             assert answer.headers["retry-after"] == "1"
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_connections_the_database_dropped_cost_one_retryable_answer(api, database: str) -> None:
+    # The API's pool does not ping a connection before each use (three round trips a request): after the
+    # database drops its connections (a restart, a failover), one request hears "retry" and the pool renews.
+    answers = await asyncio.gather(*(api.get("/v1/workspaces") for _ in range(5)))  # several pooled connections
+    assert {answer.status_code for answer in answers} == {200}
+    engine = create_async_engine(async_dsn(database))
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await engine.dispose()
+    first, *later = [await api.get("/v1/workspaces") for _ in range(5)]
+    assert first.status_code == 500 and first.headers["retry-after"] == "1", first.text
+    assert first.json()["error"]["message"] == "the database is unavailable; retry shortly"
+    assert [answer.status_code for answer in later] == [200] * 4

@@ -124,7 +124,7 @@ class Store:
     async def get_workspace(self, wsid: str, *, scope: Scope) -> Workspace:
         """The workspace, or WVS_NOT_FOUND."""
         async with self.autocommit.connect() as conn:
-            row = (await conn.execute(workspaces.select().where(workspaces.c.wsid == wsid, _visible(scope)))).first()
+            row = (await conn.execute(*_workspace_query(wsid, scope))).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
         return from_row(row, Workspace)
@@ -288,8 +288,8 @@ class Store:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _lock_workspace(self, conn: AsyncConnection, wsid: str, scope: Scope) -> Workspace:
-        query = workspaces.select().where(workspaces.c.wsid == wsid, _visible(scope))
-        row = (await conn.execute(query.with_for_update())).first()
+        query, params = _workspace_query(wsid, scope)
+        row = (await conn.execute(query.with_for_update(), params)).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
         return from_row(row, Workspace)
@@ -369,6 +369,18 @@ class Store:
         await record(conn, NewEvent.of_task(EventType.TASK_CREATED, task, submission.actor, data))
         await self.queue.announce(conn)
         return task
+
+
+# A workspace by its wsid, for everyone and for a token's owners; built once (a request only binds values).
+_WORKSPACE = workspaces.select().where(workspaces.c.wsid == sa.bindparam("wsid"))
+_OWNED_WORKSPACE = _WORKSPACE.where(workspaces.c.owner.in_(sa.bindparam("owners", expanding=True)))
+
+
+def _workspace_query(wsid: str, scope: Scope) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The statement and parameters that read the workspace ``wsid`` if it is in ``scope``."""
+    if scope.owners is None:
+        return _WORKSPACE, {"wsid": wsid}
+    return _OWNED_WORKSPACE, {"wsid": wsid, "owners": sorted(scope.owners)}
 
 
 def _visible(scope: Scope) -> sa.ColumnElement[bool]:
