@@ -101,3 +101,21 @@ def test_the_example_config_is_valid() -> None:
     config = load_config(example, env={})
     assert config.worker.executor_addrs == ["executor:7070"]
     assert config.plugins.settings_for("postgres") == {"channel": "wvs_tasks"}
+
+
+def test_the_documented_retention_tables_are_valid(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    example = (root / "contrib" / "wvs.example.toml").read_text()
+    start = example.index("# [retention]")
+    commented = example[start : example.index("\n\n", start)]
+    uncommented = "\n".join(line.removeprefix("# ") for line in commented.splitlines())
+    config = load_config(write(tmp_path, uncommented), env={})
+    assert (config.retention.keep_last, config.retention.keep_within) == (10, "2d")
+    assert config.retention.keep_labels == ("pin",)
+
+    operations = (root / "docs" / "operations.md").read_text()
+    section = operations[operations.index("## Retention") :]
+    block = section[section.index("```toml\n") + len("```toml\n") : section.index("```\n", section.index("```toml"))]
+    documented = load_config(write(tmp_path, block), env={})
+    assert documented.retention.keep_daily == 7 and not documented.retention.is_empty()
+    assert load_config(root / "contrib" / "wvs.example.toml", env={}).worker.retention_interval == 600

@@ -8,10 +8,13 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.helpers import create_workspace, wait_task
+from tests.conftest import make_config
+from tests.helpers import create_workspace, key, wait_task
 from wvs_core.db.engine import async_dsn
 from wvs_core.ids import uuid7
 from wvs_core.scheduler.retention import RetentionJob
@@ -111,9 +114,11 @@ async def test_the_job_drops_the_plans_drop_set_once_never_current_or_referenced
 
     service = wvs.service
     other = RetentionJob(service.config, service.retention.registry, service.retention.store)
+    drops_before = drops_counted()
     first, second = await asyncio.gather(service.retention.apply_all(), other.apply_all())
     created = first + second
     assert len(created) == len(drop), "two workers applying at once: one task per snapshot"
+    assert drops_counted() - drops_before == len(drop)
     assert await other.apply_all() == [], "applying again creates nothing new"
     for task_id in created:
         task = await wait_task(wvs, task_id)
@@ -124,3 +129,58 @@ async def test_the_job_drops_the_plans_drop_set_once_never_current_or_referenced
     created_rows = [row for row in audit if row["action"] == "task.created" and row["task_id"] in created]
     assert len(created_rows) == len(drop)
     assert all(row["actor"] == {"type": "retention"} for row in created_rows)
+
+
+def drops_counted() -> float:
+    """``wvs_retention_drops_total`` in this process (the worker plane runs in it)."""
+    return REGISTRY.get_sample_value("wvs_retention_drops_total") or 0.0
+
+
+async def test_the_job_keeps_a_snapshot_an_unfinished_task_names(database: str, mount, start_service) -> None:
+    # The agent never answers: a snapshot_create holds the workspace's FIFO head RUNNING for up to 20 s, so a
+    # rollback queued behind it stays PENDING, naming its snapshot, while the job applies the policy.
+    service = await start_service(make_config(database, mount, executor={"quiesce_timeout": "20s"}))
+    async with httpx.AsyncClient(base_url=service.api_url or "", timeout=30) as client:
+        await create_workspace(client, "ret-ref")
+        times = [datetime.now(UTC) - timedelta(hours=n + 1) for n in range(4)]
+        ids = await insert_snapshots(database, "ret-ref", times, {})
+        await client.put("/v1/workspaces/ret-ref/retention", json={"keep_last": 1})
+        head = (await client.post("/v1/workspaces/ret-ref/snapshots", json={}, headers=key())).json()
+        await wait_task(client, head["task_id"], until={"RUNNING"})
+        rollback = await client.post("/v1/workspaces/ret-ref/current:set", json={"snapshot_id": ids[2]}, headers=key())
+        assert rollback.status_code == 202, rollback.text
+        rollback_id = rollback.json()["task_id"]
+
+        plan = (await client.get("/v1/workspaces/ret-ref/retention:plan")).json()
+        assert plan["keep"] == [
+            {"snapshot_id": ids[0], "reasons": ["last snapshot"]},
+            {"snapshot_id": ids[2], "reasons": [f"protected: referenced by task {rollback_id}"]},
+        ]
+        assert plan["drop"] == [{"snapshot_id": ids[1]}, {"snapshot_id": ids[3]}]
+
+        drops_before = drops_counted()
+        assert service.retention is not None
+        created = await service.retention.apply("ret-ref")
+        assert len(created) == 2 and drops_counted() - drops_before == 2
+        dropping = [(await client.get(f"/v1/tasks/{task_id}")).json()["params"]["snapshot_id"] for task_id in created]
+        assert sorted(dropping) == sorted([ids[1], ids[3]]), "the referenced snapshot is not among them"
+
+        # The drops wait behind the head like any task; once it and the rollback are canceled they run.
+        assert (await client.post(f"/v1/tasks/{rollback_id}:cancel")).json()["status"] == "CANCELED"
+        await client.post(f"/v1/tasks/{head['task_id']}:cancel")
+        assert (await wait_task(client, head["task_id"], timeout=30))["status"] == "CANCELED"
+        for task_id in created:
+            assert (await wait_task(client, task_id))["status"] == "SUCCEEDED"
+        listed = (await client.get("/v1/workspaces/ret-ref/snapshots")).json()["items"]
+        assert [item["snapshot_id"] for item in listed] == [ids[0], ids[2]]
+
+        # The job's writes are recorded as retention's: the task.created event and audit row of each drop.
+        events = (await client.get("/v1/events", params={"wsid": "ret-ref", "limit": "100"})).json()["items"]
+        created_events = [e for e in events if e["type"] == "task.created" and e["task_id"] in created]
+        assert len(created_events) == 2 and all(e["actor"] == {"type": "retention"} for e in created_events)
+        audit = (await client.get("/v1/workspaces/ret-ref/audit", params={"limit": "100"})).json()["items"]
+        created_rows = [row for row in audit if row["action"] == "task.created" and row["task_id"] in created]
+        assert len(created_rows) == 2 and all(row["actor"] == {"type": "retention"} for row in created_rows)
+
+        # No longer referenced, the snapshot is the next round's to drop.
+        assert len(await service.retention.apply("ret-ref")) == 1

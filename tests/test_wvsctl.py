@@ -183,3 +183,77 @@ def test_a_param_that_is_no_json_value_is_refused_before_anything_is_sent(value:
     schema = {"properties": {"copies": {"type": "integer"}}}
     with pytest.raises(click.BadParameter):
         parse_params((f"copies={value}",), schema)
+
+
+async def test_labelled_snapshots_and_retention_get_set_plan(wvs) -> None:
+    from tests.helpers import create_workspace
+    from wvs_controlfile import QuiesceResponder
+
+    await create_workspace(wvs, "cli-ret")
+    (wvs.mount_path / "cli-ret" / "current" / "notes.txt").write_text("hello\n")
+
+    async def snap(*extra: str) -> str:
+        made = await run(wvs, "snapshot", "create", "cli-ret", "--wait", "--json", *extra)
+        assert made.exit_code == 0, made.output
+        return str(json.loads(made.output)["snapshot_id"])
+
+    with QuiesceResponder(wvs.mount_path / "cli-ret").running_in_thread():
+        pinned = await snap("-m", "pinned", "--label", "pin=yes", "--label", "by=cli")
+        middle = await snap()
+        newest = await snap()
+
+    listed = await run(wvs, "snapshot", "list", "cli-ret", "--label", "pin=yes")
+    assert listed.exit_code == 0, listed.output
+    header, *rows = listed.output.splitlines()
+    assert header.split() == ["SNAPSHOT_ID", "CREATED_AT", "LABELS", "ENTRIES", "BYTES", "MESSAGE"]
+    assert len(rows) == 1 and rows[0].split()[0] == pinned
+    assert rows[0].split()[2] == "by=cli,pin=yes"
+    assert rows[0].split()[3:5] == ["1", "6"], "one file of 6 bytes"
+    every = json.loads((await run(wvs, "snapshot", "list", "cli-ret", "--json")).output)["items"]
+    assert [item["snapshot_id"] for item in every] == [newest, middle, pinned]
+    assert every[2]["labels"] == {"pin": "yes", "by": "cli"} and every[0]["labels"] == {}
+    both = await run(wvs, "snapshot", "list", "cli-ret", "--label", "pin=yes", "--label", "by=other", "--json")
+    assert json.loads(both.output)["items"] == [], "every --label must match"
+    no_value = await run(wvs, "snapshot", "create", "cli-ret", "--label", "pin")
+    assert no_value.exit_code != 0 and "'pin' is not KEY=VALUE" in no_value.output
+    twice = await run(wvs, "snapshot", "list", "cli-ret", "--label", "a=1", "--label", "a=2")
+    assert twice.exit_code != 0 and "label 'a' is given twice" in twice.output
+    bad_key = await run(wvs, "snapshot", "create", "cli-ret", "--label", "Bad=1")
+    assert bad_key.exit_code != 0 and "WVS_BAD_REQUEST" in bad_key.output
+
+    default = await run(wvs, "retention", "get", "cli-ret")
+    assert default.exit_code == 0, default.output
+    assert "source       config" in default.output and "keep everything (no rule set)" in default.output
+
+    set_ = await run(wvs, "retention", "set", "cli-ret", "--keep-last", "1", "--keep-label", "pin")
+    assert set_.exit_code == 0, set_.output
+    lines = dict(line.split(None, 1) for line in set_.output.splitlines())
+    assert lines["source"] == "workspace" and lines["rules"] == "--keep-last 1 --keep-label pin"
+    assert json.loads((await run(wvs, "retention", "get", "cli-ret", "--json")).output)["policy"]["keep_last"] == 1
+
+    planned = await run(wvs, "retention", "plan", "cli-ret")
+    assert planned.exit_code == 0, planned.output
+    header, *rows = [line for line in planned.output.splitlines() if not line.startswith("keep ")]
+    assert header.split() == ["SNAPSHOT_ID", "CREATED_AT", "LABELS", "ACTION", "REASONS"]
+    table = {row.split()[0]: row for row in rows}
+    assert list(table) == [newest, middle, pinned], "every snapshot, newest first"
+    assert table[newest].split()[3:] == ["keep", "last", "snapshot"]
+    assert table[middle].split()[2:] == ["-", "drop", "-"]
+    assert table[pinned].split()[2:] == ["by=cli,pin=yes", "keep", "has", "label", "pin"]
+    assert "keep 2, drop 1" in planned.output
+    as_json = json.loads((await run(wvs, "retention", "plan", "cli-ret", "--json")).output)
+    assert as_json == (await wvs.get("/v1/workspaces/cli-ret/retention:plan")).json()
+    assert as_json["drop"] == [{"snapshot_id": middle}]
+    still = json.loads((await run(wvs, "snapshot", "list", "cli-ret", "--json")).output)["items"]
+    assert len(still) == 3, "a plan changes nothing"
+
+    neither = await run(wvs, "retention", "set", "cli-ret")
+    assert neither.exit_code == 2 and "--clear" in neither.output
+    both_ways = await run(wvs, "retention", "set", "cli-ret", "--clear", "--keep-last", "2")
+    assert both_ways.exit_code == 2
+    bad = await run(wvs, "retention", "set", "cli-ret", "--keep-within", "3x")
+    assert bad.exit_code != 0 and "WVS_BAD_REQUEST" in bad.output and "keep_within" in bad.output
+    cleared = await run(wvs, "retention", "set", "cli-ret", "--clear", "--json")
+    assert cleared.exit_code == 0 and json.loads(cleared.output)["source"] == "config"
+    missing = await run(wvs, "retention", "plan", "nope-nope")
+    assert missing.exit_code != 0 and "WVS_NOT_FOUND" in missing.output

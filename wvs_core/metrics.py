@@ -31,6 +31,7 @@ LOCK_WAIT = Histogram(
 )
 DEQUEUE_EMPTY = Counter("wvs_dequeue_empty_total", "Claims that found fewer tasks to run than free slots.")
 WORKSPACE_TRANSITIONS = Counter("wvs_workspace_state_transitions_total", "Workspace state changes.", ["from", "to"])
+RETENTION_DROPS = Counter("wvs_retention_drops_total", "snapshot_drop tasks the retention job created.")
 
 # --- events (the dispatcher, in the worker) --------------------------------------------------------
 EVENT_DELIVERIES = Counter(

@@ -7,7 +7,8 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -29,7 +30,7 @@ WORKSPACE_FIELDS = (
     "created_at",
     "updated_at",
 )
-SNAPSHOT_COLUMNS = ("snapshot_id", "created_at", "message", "fs_path")
+SNAPSHOT_COLUMNS = ("snapshot_id", "created_at", "labels", "entries", "bytes", "message")
 AUDIT_COLUMNS = ("event_id", "ts", "action", "task_id", "actor")
 EVENT_COLUMNS = ("event_id", "ts", "type", "wsid", "task_id")
 EVENT_POLL_INTERVAL = 0.5  # seconds between polls of GET /v1/events once the tail has caught up
@@ -86,13 +87,14 @@ def show_page(
     as_json: bool,
     output: str,
     columns: tuple[str, ...],
+    row: Callable[[dict[str, Any]], dict[str, Any]] = dict,
 ) -> None:
-    """Print one page of a list, with the command for the next page."""
+    """Print one page of a list, with the command for the next page; ``row`` shapes an item for the table."""
     page = client(ctx).request("GET", path, params={k: v for k, v in params.items() if v is not None})
     if wants_json(as_json, output):
         emit_json(page)
         return
-    emit_table(page["items"], columns)
+    emit_table([row(item) for item in page["items"]], columns)
     if page["next_cursor"]:
         click.echo(f"more: add --cursor {page['next_cursor']}", err=True)
 
@@ -224,43 +226,90 @@ def snapshot() -> None:
     """Take and list snapshots."""
 
 
+def label_pairs(_ctx: click.Context, param: click.Parameter, given: tuple[str, ...]) -> dict[str, str]:
+    """``--label KEY=VALUE`` options as ``{key: value}``; BadParameter for one without ``=`` or a key given
+    twice (the API judges keys and values)."""
+    labels: dict[str, str] = {}
+    for pair in given:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param=param)
+        if key in labels:
+            raise click.BadParameter(f"label {key!r} is given twice", param=param)
+        labels[key] = value
+    return labels
+
+
+def snapshot_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as the list table shows it: labels as ``key=value,...``."""
+    labels = ",".join(f"{key}={value}" for key, value in sorted((item.get("labels") or {}).items()))
+    return {**item, "labels": labels or None}
+
+
 @snapshot.command("create")
 @click.argument("wsid")
 @click.option("--message", "-m", help="A note stored with the snapshot.")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=label_pairs,
+    help="A label stored with the snapshot (repeatable; at most 16).",
+)
 @write_options
 @click.pass_context
 def snapshot_create(
     ctx: click.Context,
     wsid: str,
     message: str | None,
+    labels: dict[str, str],
     wait: bool,
     idempotency_key: str | None,
     as_json: bool,
     output: str,
 ) -> None:
     """Snapshot the current tree of WSID."""
-    body = {"message": message} if message is not None else {}
+    body: dict[str, Any] = {"message": message} if message is not None else {}
+    if labels:
+        body["labels"] = labels
     answer = client(ctx).write(f"/v1/workspaces/{wsid}/snapshots", body, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
 
 
 @snapshot.command("list")
 @click.argument("wsid")
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=label_pairs,
+    help="Only snapshots carrying this label (repeatable: every one).",
+)
 @click.option("--limit", type=int, help="Page size (1-100).")
 @click.option("--cursor", help="Continue after a previous page.")
 @output_options
 @click.pass_context
 def snapshot_list(
-    ctx: click.Context, wsid: str, limit: int | None, cursor: str | None, as_json: bool, output: str
+    ctx: click.Context,
+    wsid: str,
+    labels: dict[str, str],
+    limit: int | None,
+    cursor: str | None,
+    as_json: bool,
+    output: str,
 ) -> None:
-    """List the snapshots of WSID, newest first."""
+    """List the snapshots of WSID, newest first, with their labels, entries and bytes."""
+    label_filter = [f"{key}={value}" for key, value in labels.items()] or None
     show_page(
         ctx,
         f"/v1/workspaces/{wsid}/snapshots",
-        {"limit": limit, "cursor": cursor},
+        {"label": label_filter, "limit": limit, "cursor": cursor},
         as_json,
         output,
         SNAPSHOT_COLUMNS,
+        snapshot_row,
     )
 
 
@@ -307,6 +356,143 @@ def current_set(
     """Roll WSID back: current becomes a fresh clone of SNAPSHOT_ID (the replaced tree is kept)."""
     answer = client(ctx).write(f"/v1/workspaces/{wsid}/current:set", {"snapshot_id": snapshot_id}, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+COUNT_RULES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+RETENTION_FIELDS = ("wsid", "source", "rules", "description")
+PLAN_COLUMNS = ("snapshot_id", "created_at", "labels", "action", "reasons")
+
+
+@cli.group()
+def retention() -> None:
+    """See, set and preview which snapshots a workspace keeps (restic forget rules)."""
+
+
+def show_retention(answer: dict[str, Any], as_json: bool, output: str) -> None:
+    """The ``…/retention`` body: as is with ``--json``, else the rules in force and where they come from."""
+    if wants_json(as_json, output):
+        emit_json(answer)
+        return
+    show({**answer, "rules": policy_rules(answer["effective"])}, RETENTION_FIELDS, False, output)
+
+
+def policy_rules(policy: dict[str, Any]) -> str:
+    """A policy's rules that are on, as ``set`` takes them: ``--keep-last 3 --keep-label pin``; ``-``: none."""
+    options = [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in policy.items()
+        if name != "keep_labels" and value not in (None, 0)
+    ]
+    options += [f"--keep-label {label}" for label in policy.get("keep_labels") or ()]
+    return " ".join(options) or "-"
+
+
+@retention.command("get")
+@click.argument("wsid")
+@output_options
+@click.pass_context
+def retention_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
+    """Show the policy WSID's snapshots are kept by: its own, else the config's default."""
+    show_retention(client(ctx).request("GET", f"/v1/workspaces/{wsid}/retention"), as_json, output)
+
+
+def count_option(rule: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--keep-<rule> N``: a count, ``-1`` unlimited."""
+    return click.option(
+        f"--keep-{rule}",
+        type=click.IntRange(min=-1),
+        help=f"Keep the {'newest N' if rule == 'last' else f'newest snapshot of each of the last N {rule} periods'}"
+        " (-1: unlimited).",
+    )
+
+
+@retention.command("set")
+@click.argument("wsid")
+@count_option("last")
+@count_option("hourly")
+@count_option("daily")
+@count_option("weekly")
+@count_option("monthly")
+@count_option("yearly")
+@click.option(
+    "--keep-within",
+    metavar="DURATION",
+    help="Keep every snapshot within DURATION of the newest one: y, m (months), d, h, e.g. 30d, 1y2m.",
+)
+@click.option(
+    "--keep-label",
+    "keep_labels",
+    multiple=True,
+    metavar="KEY[=VALUE]",
+    help="Keep every snapshot carrying this label (repeatable).",
+)
+@click.option("--clear", is_flag=True, help="Remove WSID's own policy: the config's default applies.")
+@output_options
+@click.pass_context
+def retention_set(
+    ctx: click.Context, wsid: str, keep_labels: tuple[str, ...], clear: bool, as_json: bool, output: str, **counts: Any
+) -> None:
+    """Replace WSID's own policy with the rules given (those not given are off), or --clear it."""
+    rules: dict[str, Any] = {name: value for name, value in counts.items() if value is not None}
+    if keep_labels:
+        rules["keep_labels"] = list(keep_labels)
+    if clear == bool(rules):
+        raise click.UsageError("give the rules to keep by (--keep-…), or --clear, not both")
+    answer = client(ctx).request("PUT", f"/v1/workspaces/{wsid}/retention", json=rules)
+    show_retention(answer, as_json, output)
+
+
+@retention.command("plan")
+@click.argument("wsid")
+@output_options
+@click.pass_context
+def retention_plan(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
+    """Preview retention on WSID: every snapshot, newest first, kept (with each rule keeping it) or dropped.
+    Changes nothing; the periodic job would drop the ``drop`` rows."""
+    plan = client(ctx).request("GET", f"/v1/workspaces/{wsid}/retention:plan")
+    if wants_json(as_json, output):
+        emit_json(plan)
+        return
+    emit_table(plan_rows(plan, all_snapshots(client(ctx), wsid)), PLAN_COLUMNS)
+    click.echo(f"keep {len(plan['keep'])}, drop {len(plan['drop'])}", err=True)
+
+
+def all_snapshots(api: WvsClient, wsid: str) -> dict[str, dict[str, Any]]:
+    """Every live snapshot of WSID by id, page by page."""
+    found: dict[str, dict[str, Any]] = {}
+    cursor = None
+    while True:
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = api.request("GET", f"/v1/workspaces/{wsid}/snapshots", params=params)
+        found.update((item["snapshot_id"], item) for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def plan_rows(plan: dict[str, Any], snapshots: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plan's keep and drop entries as one table, newest first (by ``created_at``, then id, as the plan
+    orders them); a snapshot dropped since the plan was read shows no time and comes last."""
+    entries: list[tuple[dict[str, Any], str, str | None]] = [
+        (item, "keep", "; ".join(item["reasons"])) for item in plan["keep"]
+    ]
+    entries += [(item, "drop", None) for item in plan["drop"]]
+    rows = [
+        {
+            **snapshot_row(snapshots.get(item["snapshot_id"], {})),
+            "snapshot_id": item["snapshot_id"],
+            "action": action,
+            "reasons": reasons,
+        }
+        for item, action, reasons in entries
+    ]
+    return sorted(rows, key=lambda row: (_instant(row.get("created_at")), row["snapshot_id"]), reverse=True)
+
+
+def _instant(created_at: str | None) -> datetime:
+    return datetime.min.replace(tzinfo=UTC) if created_at is None else datetime.fromisoformat(created_at)
 
 
 # --- task ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from wvs_core import metrics
 from wvs_core.config import Config
 from wvs_core.db import retention as stored
 from wvs_core.db.store import Store, Submission, TaskSpec, require_snapshots
@@ -101,6 +102,7 @@ class RetentionJob:
                 continue
             if accepted.created:
                 created.append(accepted.task.task_id)
+                metrics.RETENTION_DROPS.inc()
                 log.info(
                     "retention: dropping snapshot %s of %s (task %s)", dropped.snapshot_id, wsid, accepted.task.task_id
                 )
