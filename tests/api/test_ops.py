@@ -58,7 +58,15 @@ async def test_every_loaded_op_is_listed_with_a_usable_params_schema(
         listed = (await client.get("/v1/ops")).json()
     assert listed["next_cursor"] is None
     ops = {item["name"]: item for item in listed["items"]}
-    assert set(ops) == {"export", "init_workspace", "set_current", "snapshot_create", "snapshot_drop", "restore_paths"}
+    assert set(ops) == {
+        "export",
+        "init_workspace",
+        "set_current",
+        "snapshot_create",
+        "snapshot_drop",
+        "restore_paths",
+        "snapshot_diff",
+    }
     export = ops["export"]
     assert export["description"] == "Export the workspace's current tree somewhere else."
     schema = export["params_schema"]
