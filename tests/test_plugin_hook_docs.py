@@ -21,6 +21,7 @@ import click
 import httpx
 import jsonschema
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from tests.conftest import StartService, make_config
@@ -39,6 +40,9 @@ from tests.helpers import create_workspace, populate_tree, tree_signature
 from tests.webhook_receiver import Receiver
 from wvs_core import hookspecs, notifier, ops, queue, quiesce, storage, volume
 from wvs_core.agentview import AgentView
+from wvs_core.api import openapi
+from wvs_core.api.app import core_routes, create_app
+from wvs_core.api.op_routes import mount_op_routes
 from wvs_core.cli.wvs import cli
 from wvs_core.cli.wvsctl import cli as wvsctl
 from wvs_core.config import Config, PluginsConfig, load_config
@@ -397,6 +401,19 @@ async def test_ops_example_is_loaded_declared_and_runs_in_the_executor(
     task = types.SimpleNamespace(wsid="measured", params={"snapshot_id": snapshot_id, "fork_id": fork_id})
     await registry.ops["snapshot_fork"].on_succeeded(Recorder(), task, forked)  # type: ignore[arg-type]
     assert recorded == [("measured", fork_id, str(layout.snapshot(fork_id)), f"fork of {snapshot_id}")]
+
+    # Its route is mounted beside the core's and documented from its params: snapshot_id from the path.
+    app = create_app(config, registry)
+    fork_path = "/v1/workspaces/{wsid}/snapshots/{snapshot_id}:fork"
+    assert any(getattr(route, "path", None) == fork_path for route in app.routes)
+    mounted = [
+        route for route in mount_op_routes(registry.ops.values(), core_routes) if route.op.name == "snapshot_fork"
+    ]
+    documented = yaml.safe_load(openapi.document(mounted))["paths"][fork_path]["post"]
+    assert documented["operationId"] == "snapshotFork" and documented["requestBody"]["required"] is False
+    assert documented["requestBody"]["content"]["application/json"]["schema"]["properties"] == {}
+    answer = documented["responses"]["202"]["content"]["application/json"]["schema"]
+    assert answer["required"] == ["task_id", "status", "fork_id"]
 
 
 def sample_event(event_type: str) -> Event:

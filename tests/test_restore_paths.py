@@ -3,13 +3,18 @@ replaced tree kept; hostile paths refused at submission; links planted on the wa
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from tests.helpers import create_workspace, key, snapshot_is_complete, snapshots_dir, tree_signature, wait_task
 from wvs_controlfile import QuiesceResponder
+from wvs_core.cli.wvsctl import cli
+from wvs_core.plugins import make_plugin_manager
 
 
 async def snapshot(wvs: Any, wsid: str) -> str:
@@ -113,3 +118,28 @@ async def test_a_link_planted_on_the_way_is_never_followed(wvs: Any) -> None:
     assert (root / "current").resolve() == replaced
     assert tree_signature(victim) == victim_before
     assert (await wvs.get("/v1/workspaces/victim-r/current")).json()["current_path"] == str(victim.resolve())
+
+
+async def test_wvsctl_snapshot_restore_puts_paths_back_through_the_named_route(wvs: Any) -> None:
+    make_plugin_manager().hook.wvs_register_ctl_commands(cli=cli)  # as wvsctl starts
+    await create_workspace(wvs, "ctl-restore")
+    root: Path = wvs.mount_path / "ctl-restore"
+    current = root / "current"
+    (current / "a.txt").write_text("snapshotted a")
+    (current / "b.txt").write_text("snapshotted b")
+
+    async def wvsctl(*args: str) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, cli, ["--api-url", str(wvs.base_url), *args])
+
+    with QuiesceResponder(root).running_in_thread():
+        snapshot_id = await snapshot(wvs, "ctl-restore")
+        (current / "a.txt").write_text("changed a")
+        (current / "b.txt").write_text("changed b")
+        done = await wvsctl("snapshot", "restore", "ctl-restore", snapshot_id, "a.txt", "--wait", "--json")
+    assert done.exit_code == 0, done.output
+    answer = json.loads(done.stdout)
+    assert answer["task"]["status"] == "SUCCEEDED" and answer["task"]["op"] == "restore_paths"
+    assert (current / "a.txt").read_text() == "snapshotted a" and (current / "b.txt").read_text() == "changed b"
+    refused = await wvsctl("snapshot", "restore", "ctl-restore", snapshot_id, "../x")
+    assert refused.exit_code != 0 and "WVS_BAD_REQUEST" in refused.output
+    assert (await wvsctl("snapshot", "restore", "ctl-restore", snapshot_id)).exit_code == 2, "PATH... is required"

@@ -300,6 +300,29 @@ def chosen_by_server(field: attrs.Attribute[Any]) -> bool:
     return bool(field.metadata.get("chosen_by_server"))
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@attrs.frozen
+class OpRoute:
+    """A named route that submits a task of the op declaring it (``TaskOp.routes``): an alias of
+    ``POST /v1/workspaces/{wsid}/tasks`` that the API mounts and documents in its OpenAPI document.
+
+    ``path`` starts with ``/v1/workspaces/{wsid}/``; each other ``{name}`` in it fills the param ``name`` (a
+    ``str`` field of the op's params type). With ``body`` the request's JSON object supplies the other params
+    (naming a path's param there is a 400); without, the body must be ``{}`` or absent. The 202 answer is
+    ``{task_id, status}`` plus the params named in ``answer``, as stored (an id the server chose included).
+    ``operation_id`` names the route in the OpenAPI document (default: the op's name in camelCase) and
+    ``summary`` describes it (default: the first line of the op's docstring)."""
+
+    method: str = attrs.field(validator=attrs.validators.in_(WRITE_METHODS))
+    path: str
+    body: bool = True
+    answer: tuple[str, ...] = ()
+    operation_id: str = ""
+    summary: str = ""
+
+
 class TaskOp(abc.ABC):
     """One kind of task. Subclasses set ``name`` and ``params_type`` and implement ``execute``.
 
@@ -312,6 +335,8 @@ class TaskOp(abc.ABC):
     params_type: ClassVar[type[Any]]
     submittable: ClassVar[bool] = True
     """False for an op only the service itself creates (``init_workspace``): the tasks route refuses it."""
+    routes: ClassVar[tuple[OpRoute, ...]] = ()
+    """The op's named routes (``OpRoute``), mounted by the API beside ``POST /v1/workspaces/{wsid}/tasks``."""
     paged_result: ClassVar[str | None] = None
     """The key of the task's ``result`` (see ``task_result``) holding a list that
     ``GET /v1/tasks/{task_id}/result`` serves page by page; None: the result has no such list."""

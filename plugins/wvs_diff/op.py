@@ -34,7 +34,7 @@ from wvs_core.convert import describe_error, structure
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, is_uuid
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
+from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, OpRoute, TaskOp, WorkspaceTransaction
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_diff.compare import Change, ContentCheck, diff_trees
 from wvs_diff.render import DiffSummary, change_to_json, summarize
@@ -83,6 +83,14 @@ class SnapshotDiff(TaskOp):
 
     name = "snapshot_diff"
     params_type = SnapshotDiffParams
+    routes = (
+        OpRoute(
+            "POST",
+            "/v1/workspaces/{wsid}/snapshots/{snapshot_id}:diff",
+            operation_id="diffSnapshot",
+            summary="List what changed from a snapshot to another snapshot or to `current` (the task's result)",
+        ),
+    )
     paged_result = "changes"
 
     def references(self, params: Mapping[str, Any]) -> list[str]:

@@ -18,7 +18,7 @@ from wvs_core.ids import check_uuid, uuid7
 from wvs_core.keeping import keep_replaced_tree, record_kept, replaced_live_id
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, OpRoute, TaskOp, WorkspaceTransaction
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
 
@@ -45,6 +45,14 @@ class SetCurrent(TaskOp):
 
     name = "set_current"
     params_type = SetCurrentParams
+    routes = (
+        OpRoute(
+            "POST",
+            "/v1/workspaces/{wsid}/current:set",
+            operation_id="setCurrent",
+            summary="Roll back — clone a snapshot into a new live tree and switch `current` to it",
+        ),
+    )
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """The snapshot being restored."""

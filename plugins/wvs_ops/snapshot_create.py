@@ -11,7 +11,7 @@ import attrs
 from wvs_core.ids import check_uuid, uuid7
 from wvs_core.labels import check_labels
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.ops import CHOSEN_BY_SERVER, ExecutionContext, OpRoute, TaskOp, WorkspaceTransaction
 from wvs_core.storage import TreeUsage
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
@@ -49,6 +49,15 @@ class SnapshotCreate(TaskOp):
 
     name = "snapshot_create"
     params_type = SnapshotCreateParams
+    routes = (
+        OpRoute(
+            "POST",
+            "/v1/workspaces/{wsid}/snapshots",
+            answer=("snapshot_id",),
+            operation_id="createSnapshot",
+            summary="Snapshot `current` (under quiesce); the snapshot id is returned at once",
+        ),
+    )
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Clone the live tree ``current`` points to under quiesce (nothing is cloned when the agent does not

@@ -13,7 +13,7 @@ import attrs
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.ops import ClaimDecision, ExecutionContext, OpRoute, TaskOp, WorkspaceTransaction
 from wvs_ops.params import parse_params
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,15 @@ class SnapshotDrop(TaskOp):
 
     name = "snapshot_drop"
     params_type = SnapshotDropParams
+    routes = (
+        OpRoute(
+            "DELETE",
+            "/v1/workspaces/{wsid}/snapshots/{snapshot_id}",
+            body=False,
+            operation_id="dropSnapshot",
+            summary="Drop a snapshot that is neither current nor used by an unfinished task",
+        ),
+    )
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """The snapshot being dropped: a second drop of it waits (it would find it gone)."""

@@ -26,7 +26,15 @@ from wvs_core.ids import check_uuid, uuid7
 from wvs_core.keeping import keep_replaced_tree, record_kept, replaced_live_id
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
+from wvs_core.ops import (
+    CHOSEN_BY_SERVER,
+    ClaimDecision,
+    ExecutionContext,
+    OpFailed,
+    OpRoute,
+    TaskOp,
+    WorkspaceTransaction,
+)
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_core.treewalk import open_directory, remove_entry
 from wvs_restore.paths import check_paths, outermost, resolve
@@ -67,6 +75,14 @@ class RestorePaths(TaskOp):
 
     name = "restore_paths"
     params_type = RestorePathsParams
+    routes = (
+        OpRoute(
+            "POST",
+            "/v1/workspaces/{wsid}/current:restore",
+            operation_id="restorePaths",
+            summary="Put some paths of a snapshot back into `current`, keeping the tree replaced as a snapshot",
+        ),
+    )
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """The snapshot restored from."""

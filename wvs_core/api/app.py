@@ -25,6 +25,7 @@ from wvs_core.api import (
 from wvs_core.api.auth import AuthMiddleware
 from wvs_core.api.errors import EXCEPTION_HANDLERS
 from wvs_core.api.middleware import MetricsMiddleware, RequestIdMiddleware, RequestLineMiddleware
+from wvs_core.api.op_routes import mount_op_routes
 from wvs_core.api.state import ApiState
 from wvs_core.auth import TokenFile
 from wvs_core.config import Config
@@ -32,7 +33,7 @@ from wvs_core.db.engine import create_api_engine
 from wvs_core.db.store import Store
 from wvs_core.plugins import PluginRegistry
 
-routes = [
+core_routes = [
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
@@ -42,11 +43,8 @@ routes = [
     Route("/v1/workspaces/{wsid}", workspaces.get_workspace, methods=["GET"]),
     Route("/v1/workspaces/{wsid}", workspaces.disable_workspace, methods=["DELETE"]),
     Route("/v1/workspaces/{wsid}/retry-init", workspaces.retry_init, methods=["POST"]),
-    Route("/v1/workspaces/{wsid}/snapshots", snapshots.create_snapshot, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/snapshots", snapshots.list_snapshots, methods=["GET"]),
-    Route("/v1/workspaces/{wsid}/snapshots/{snapshot_id}", snapshots.drop_snapshot, methods=["DELETE"]),
     Route("/v1/workspaces/{wsid}/current", current.get_current, methods=["GET"]),
-    Route("/v1/workspaces/{wsid}/current:set", current.set_current, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/tasks", submit.submit_task, methods=["POST"]),
     Route("/v1/workspaces/{wsid}/audit", audit.list_audit, methods=["GET"]),
     Route("/v1/workspaces/{wsid}/retention", retention.get_retention, methods=["GET"]),
@@ -59,12 +57,16 @@ routes = [
     Route("/v1/tasks/{task_id}/result", tasks.task_result, methods=["GET"]),
     Route("/v1/events", events.list_events, methods=["GET"]),
 ]
+"""The routes of the core; the write routes of ops (``TaskOp.routes``) are mounted after them by ``create_app``."""
 
 
 def create_app(config: Config, registry: PluginRegistry | None = None, tokens: TokenFile | None = None) -> Starlette:
     """Build the API for ``config``; plugins are loaded here unless ``registry`` is given. With ``tokens``
-    every request but the probes needs a bearer token."""
+    every request but the probes needs a bearer token. Raises ConfigError when an op's route is malformed or clashes
+    with another route (``wvs_core.api.op_routes``)."""
     registry = registry or PluginRegistry.load(config.plugins)
+    mounted = mount_op_routes(registry.ops.values(), core_routes)
+    document = openapi.document(mounted)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[ApiState]:
@@ -73,13 +75,13 @@ def create_app(config: Config, registry: PluginRegistry | None = None, tokens: T
         queue = queue_class(engine, config.plugins.settings_for(config.plugins.queue))
         store = Store(engine, queue)
         try:
-            yield {"config": config, "registry": registry, "store": store}
+            yield {"config": config, "registry": registry, "store": store, "openapi_document": document}
         finally:
             await store.close()
             await engine.dispose()
 
     return Starlette(
-        routes=routes,
+        routes=[*core_routes, *(route.starlette_route() for route in mounted)],
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware),

@@ -1,4 +1,4 @@
-"""``/v1/workspaces/{wsid}/current``: what ``current`` holds, and rolling it back to a snapshot."""
+"""``GET /v1/workspaces/{wsid}/current``: what ``current`` holds (the writes are routes of the ops that change it)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import json_body, path_wsid, scope
-from wvs_core.api.submit import accepted_response, submit
-
-SET_CURRENT_OP = "set_current"
+from wvs_core.api.inputs import path_wsid, scope
 
 
 async def get_current(request: Request) -> JSONResponse:
@@ -23,11 +20,3 @@ async def get_current(request: Request) -> JSONResponse:
             "updated_at": workspace.updated_at.isoformat(),
         }
     )
-
-
-async def set_current(request: Request) -> JSONResponse:
-    """Queue a set_current task (rollback) with the body ``{snapshot_id}`` as its params."""
-    wsid = path_wsid(request)
-    body = await json_body(request)
-    accepted = await submit(request, wsid, body, SET_CURRENT_OP, body, what="body")
-    return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})

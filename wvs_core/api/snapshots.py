@@ -1,4 +1,4 @@
-"""``/v1/workspaces/{wsid}/snapshots``: create, list and drop (the writes alias the tasks route)."""
+"""``GET /v1/workspaces/{wsid}/snapshots``: the workspace's snapshots (the writes are routes of the snapshot ops)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from wvs_core.api import state
-from wvs_core.api.inputs import bad_request, json_body, list_query, path_id, path_wsid, scope
-from wvs_core.api.submit import accepted_response, submit
+from wvs_core.api.inputs import bad_request, list_query, path_wsid, scope
 from wvs_core.api.views import page_view, snapshot_view
-from wvs_core.api.workspaces import NoBody
-from wvs_core.convert import structure_request
 from wvs_core.labels import parse_filter
 
-SNAPSHOT_OP = "snapshot_create"
-DROP_OP = "snapshot_drop"
 LABEL_FILTER = "label"
 MAX_LABEL_FILTERS = 16  # as many as a snapshot can carry
 
@@ -35,17 +30,6 @@ def label_filters(given: list[str]) -> dict[str, str]:
     return wanted
 
 
-async def create_snapshot(request: Request) -> JSONResponse:
-    """Queue a snapshot_create task with the body as its params; the snapshot id is chosen now and returned."""
-    wsid = path_wsid(request)
-    body = await json_body(request)
-    accepted = await submit(request, wsid, body, SNAPSHOT_OP, body, what="body")
-    task = accepted.task
-    return accepted_response(
-        accepted, {"task_id": task.task_id, "status": "PENDING", "snapshot_id": task.params["snapshot_id"]}
-    )
-
-
 async def list_snapshots(request: Request) -> JSONResponse:
     """Snapshots not deleted, newest first; ``?label=key=value`` (repeatable) keeps those carrying every one."""
     wsid = path_wsid(request)
@@ -53,13 +37,3 @@ async def list_snapshots(request: Request) -> JSONResponse:
     labels = label_filters(request.query_params.getlist(LABEL_FILTER))
     page = await state.store(request).list_snapshots(wsid, query.cursor, query.limit, labels, scope=scope(request))
     return JSONResponse(page_view(page, snapshot_view))
-
-
-async def drop_snapshot(request: Request) -> JSONResponse:
-    """Queue a snapshot_drop task; refused while the snapshot is current or named by an unfinished task."""
-    wsid = path_wsid(request)
-    snapshot_id = path_id(request, "snapshot_id")
-    body = await json_body(request)
-    structure_request(body, NoBody)
-    accepted = await submit(request, wsid, body, DROP_OP, {"snapshot_id": snapshot_id})
-    return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})

@@ -17,6 +17,7 @@ class ApiState(TypedDict):
     config: Config
     registry: PluginRegistry
     store: Store
+    openapi_document: str  # YAML, the loaded ops' routes included
 
 
 def store(request: Request) -> Store:
@@ -32,3 +33,8 @@ def config(request: Request) -> Config:
 def registry(request: Request) -> PluginRegistry:
     """The loaded plugins."""
     return request.state.registry
+
+
+def openapi_document(request: Request) -> str:
+    """The served OpenAPI document (YAML)."""
+    return request.state.openapi_document

@@ -1,0 +1,31 @@
+"""``wvsctl snapshot restore``: submit a ``restore_paths`` through ``POST …/current:restore``."""
+
+from __future__ import annotations
+
+import click
+
+from wvs_core.cli.output import write_options
+from wvs_core.cli.wvsctl import accepted, client
+
+
+@click.command("restore")
+@click.argument("wsid")
+@click.argument("snapshot_id")
+@click.argument("paths", nargs=-1, required=True)
+@write_options
+@click.pass_context
+def snapshot_restore(
+    ctx: click.Context,
+    wsid: str,
+    snapshot_id: str,
+    paths: tuple[str, ...],
+    wait: bool,
+    idempotency_key: str | None,
+    as_json: bool,
+    output: str,
+) -> None:
+    """Put PATHS (relative to the workspace's root) of SNAPSHOT_ID back into current of WSID; a path the
+    snapshot lacks is removed, and the tree replaced is kept as a snapshot labelled auto=before-rollback."""
+    body = {"snapshot_id": snapshot_id, "paths": list(paths)}
+    answer = client(ctx).write(f"/v1/workspaces/{wsid}/current:restore", body, idempotency_key)
+    accepted(ctx, answer, wait, as_json, output)
