@@ -4,11 +4,14 @@ fsck finds nothing to repair afterwards."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import StartService, make_config
 from tests.helpers import (
@@ -21,6 +24,8 @@ from tests.helpers import (
     wait_task,
 )
 from wvs_controlfile import QuiesceResponder
+from wvs_core.cli.wvsctl import cli
+from wvs_core.plugins import make_plugin_manager
 
 
 async def snapshot(client: httpx.AsyncClient, wsid: str) -> str:
@@ -148,3 +153,20 @@ async def test_submitting_a_fork_as_a_task_is_refused(wvs: Any) -> None:
     }
     response = await wvs.post("/v1/workspaces/fork-task/tasks", json=body, headers=key())
     assert response.status_code == 400, response.text
+
+
+async def test_wvsctl_snapshot_fork_creates_the_fork_and_waits_for_it(wvs: Any, mount: Path) -> None:
+    make_plugin_manager().hook.wvs_register_ctl_commands(cli=cli)  # as wvsctl starts
+    await create_workspace(wvs, "ctl-src")
+    (mount / "ctl-src" / "current" / "file.txt").write_text("forked by the cli")
+    with QuiesceResponder(mount / "ctl-src").running_in_thread():
+        snapshot_id = await snapshot(wvs, "ctl-src")
+    args = ["--api-url", str(wvs.base_url), "snapshot", "fork", "ctl-src", snapshot_id, "ctl-fork"]
+    result = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--owner", "someone", "--wait", "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["wsid"] == "ctl-fork" and answer["task"]["status"] == "SUCCEEDED"
+    assert (await wvs.get("/v1/workspaces/ctl-fork")).json()["owner"] == "someone"
+    assert (mount / "ctl-fork" / "current" / "file.txt").read_text() == "forked by the cli"
+    missing = await asyncio.to_thread(CliRunner().invoke, cli, [*args[:5], "nope", "other-fork"])
+    assert missing.exit_code != 0 and "WVS_BAD_REQUEST" in missing.output
