@@ -51,3 +51,9 @@ def check_uuid(_instance: object, attribute: Any, value: Any) -> None:
     """attrs validator: ``value`` must be a WVS id (a canonical UUID)."""
     if not is_uuid(value):
         raise ValueError(f"{getattr(attribute, 'name', 'id')} must be a WVS id (UUID), got {value!r}")
+
+
+def check_wsid(_instance: object, attribute: Any, value: Any) -> None:
+    """attrs validator: ``value`` must be a workspace id (SPEC §2 regex)."""
+    if not is_wsid(value):
+        raise ValueError(f"{getattr(attribute, 'name', 'wsid')} must match {WSID_PATTERN.pattern}, got {value!r}")

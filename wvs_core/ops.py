@@ -337,6 +337,11 @@ class TaskOp(abc.ABC):
     """False for an op only the service itself creates (``init_workspace``): the tasks route refuses it."""
     routes: ClassVar[tuple[OpRoute, ...]] = ()
     """The op's named routes (``OpRoute``), mounted by the API beside ``POST /v1/workspaces/{wsid}/tasks``."""
+    initializes_workspace: ClassVar[bool] = False
+    """True for an op that makes a new workspace's first live tree (``init_workspace``, a fork): its task is the
+    one ``POST /v1/workspaces`` creates with the workspace (``init: {op, params}``; ``init_workspace`` when the
+    body names none), and ``retry-init`` repeats it. Such an op is never submittable; its rules move the
+    workspace PROVISIONING → ACTIVE when it succeeds and to INIT_FAILED when it ends otherwise."""
     paged_result: ClassVar[str | None] = None
     """The key of the task's ``result`` (see ``task_result``) holding a list that
     ``GET /v1/tasks/{task_id}/result`` serves page by page; None: the result has no such list."""
@@ -367,6 +372,13 @@ class TaskOp(abc.ABC):
         Default: none."""
         return []
 
+    def source_workspace(self, params: Mapping[str, Any]) -> str | None:
+        """The workspace whose snapshots ``references`` names: None (the default) for the task's own. Only an
+        initializer (``initializes_workspace``) may name another — its new workspace has no snapshots — and the
+        caller must see that workspace (else 404). Drop protection counts the task against that workspace's
+        snapshots until it ends."""
+        return None
+
     def drops(self, params: Mapping[str, Any]) -> list[str]:
         """Ids of the snapshots a task with ``params`` removes. Such a task is refused at submission (409
         WVS_CONFLICT_SNAPSHOT_IN_USE) while a snapshot is current or referenced by another unfinished task;
@@ -375,7 +387,8 @@ class TaskOp(abc.ABC):
 
     def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
         """The live trees (by live id) that a task with ``params`` made current once it succeeded, each with
-        the snapshot it is a clone of (None: it was made empty). ``wvs fsck`` keeps them; a live tree no
+        the snapshot of the workspace it is a clone of (None: it was made empty, or is no snapshot of this
+        workspace's — a fork's). ``wvs fsck`` keeps them; a live tree no
         succeeded task declares is an orphan (removed with ``--prune``). Default: none."""
         return {}
 

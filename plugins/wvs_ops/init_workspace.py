@@ -40,6 +40,7 @@ class InitWorkspace(TaskOp):
     name = "init_workspace"
     params_type = InitWorkspaceParams
     submittable = False  # created with its workspace (and by :retry-init), never submitted
+    initializes_workspace = True
 
     def live_trees(self, params: Mapping[str, Any]) -> dict[str, str | None]:
         """The first live tree, made empty."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Any
 
 import attrs
 from starlette.requests import Request
@@ -13,7 +14,7 @@ from wvs_core.api.inputs import actor, bad_request, json_body, list_query, one_o
 from wvs_core.api.submit import accepted_response, task_spec
 from wvs_core.api.views import page_view, workspace_view
 from wvs_core.convert import structure_request, unstructure
-from wvs_core.db.store import INIT_OP, TaskSpec
+from wvs_core.db.store import INIT_OP, SourceCheck, TaskSpec, require_source_snapshots
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import WSID_PATTERN
 from wvs_core.models import WorkspaceState
@@ -26,16 +27,43 @@ def _check_wsid(_instance: object, _attribute: object, value: str) -> None:
 
 
 @attrs.frozen
+class Initializer:
+    """``init`` of ``POST /v1/workspaces``: the op that makes the workspace's first live tree (one with
+    ``TaskOp.initializes_workspace``, a fork's) and its params."""
+
+    op: str
+    params: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
 class CreateWorkspace:
-    """Body of ``POST /v1/workspaces``; ``owner`` defaults to the token's subject (see ``new_owner``)."""
+    """Body of ``POST /v1/workspaces``; ``owner`` defaults to the token's subject (see ``new_owner``), ``init``
+    to ``init_workspace`` (an empty first live tree)."""
 
     wsid: str = attrs.field(validator=_check_wsid)
     owner: str | None = attrs.field(default=None, validator=attrs.validators.optional(check_owner))
+    init: Initializer | None = None
 
 
 def init_spec(request: Request) -> TaskSpec:
     """The init task of a workspace, its params all chosen by the server (the first live tree's id)."""
     return task_spec(request, state.registry(request).ops[INIT_OP], {})
+
+
+def initializer_task(request: Request, init: Initializer | None) -> tuple[TaskSpec, SourceCheck | None]:
+    """The first task of a workspace being created, and the check of the other workspace it reads from (its
+    op's ``source_workspace``), if any. 400 WVS_BAD_REQUEST for an op that is not loaded or initializes no
+    workspace, and for params its ``params_type`` refuses."""
+    if init is None:
+        return init_spec(request), None
+    op = state.registry(request).ops.get(init.op)
+    if op is None or not op.initializes_workspace:
+        raise bad_request(f"invalid body: init.op {init.op!r} is not a loaded op that initializes a workspace")
+    spec = task_spec(request, op, init.params, "init.params")
+    source = op.source_workspace(spec.params)
+    if source is None:
+        return spec, None
+    return spec, require_source_snapshots(source, op.references(spec.params), scope(request))
 
 
 def new_owner(request: Request, named: str | None) -> str:
@@ -55,13 +83,14 @@ def new_owner(request: Request, named: str | None) -> str:
 
 
 async def create_workspace(request: Request) -> JSONResponse:
-    """Create a workspace and its init task."""
+    """Create a workspace and its first task: ``init_workspace``, or the initializer ``init`` names."""
     body = await json_body(request)
     create = structure_request(body, CreateWorkspace)
     owner = new_owner(request, create.owner)
+    spec, check = initializer_task(request, create.init)
     root_path = str(PurePosixPath(state.config(request).executor.mount_path) / create.wsid)
     accepted = await state.store(request).create_workspace(
-        create.wsid, owner, root_path, init_spec(request), submission(request, body), scope=scope(request)
+        create.wsid, owner, root_path, spec, submission(request, body), check, scope=scope(request)
     )
     return accepted_response(
         accepted,

@@ -35,6 +35,10 @@ INIT_OP = "init_workspace"
 WorkspaceCheck = Callable[[AsyncConnection, Workspace], Awaitable[None]]
 """An endpoint's own precondition, run under the workspace lock before the task is created."""
 
+SourceCheck = Callable[[AsyncConnection], Awaitable[None]]
+"""A new workspace's precondition on another workspace (``require_source_snapshots``), run before its first
+task is created, in the same transaction."""
+
 
 @attrs.frozen
 class Submission:
@@ -86,9 +90,19 @@ class Store:
     # --- workspaces ---------------------------------------------------------------------------
 
     async def create_workspace(
-        self, wsid: str, owner: str, root_path: str, spec: TaskSpec, submission: Submission, *, scope: Scope
+        self,
+        wsid: str,
+        owner: str,
+        root_path: str,
+        spec: TaskSpec,
+        submission: Submission,
+        check: SourceCheck | None = None,
+        *,
+        scope: Scope,
     ) -> Accepted:
-        """Create the workspace row and its init task, or replay/refuse per the idempotency rules.
+        """Create the workspace row and its first task (``spec``, an initializer's: ``TaskOp.initializes_workspace``),
+        or replay/refuse per the idempotency rules; ``check`` (``require_source_snapshots``) runs in the same
+        transaction before the task is inserted.
 
         A taken wsid is 409 WVS_CONFLICT_EXISTS — and only that when its workspace is outside ``scope``
         (no replay, no idempotency mismatch): a wsid is a global name, so "taken" is all that leaks.
@@ -104,7 +118,7 @@ class Store:
                 visible = await conn.execute(
                     sa.select(workspaces.c.wsid).where(workspaces.c.wsid == wsid, _visible(scope))
                 )
-                replay = await self._replay(conn, wsid, INIT_OP, submission) if visible.first() else None
+                replay = await self._replay(conn, wsid, spec.op, submission) if visible.first() else None
                 if replay is None:
                     raise WVSError(ErrorCode.CONFLICT_EXISTS, f"workspace {wsid!r} already exists")
                 return replay
@@ -118,6 +132,8 @@ class Store:
                     data={"after": {"state": WorkspaceState.PROVISIONING, "owner": owner}},
                 ),
             )
+            if check is not None:
+                await check(conn)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
@@ -444,5 +460,33 @@ def require_snapshots(
                 raise WVSError(
                     ErrorCode.CONFLICT_SNAPSHOT_IN_USE, f"snapshot {snapshot_id} is in use by {', '.join(users)}"
                 )
+
+    return check
+
+
+def require_source_snapshots(source_wsid: str, references: list[str], scope: Scope) -> SourceCheck:
+    """A new workspace's check of its initializer's declarations (``TaskOp.source_workspace``,
+    ``TaskOp.references``): the source workspace is in ``scope`` and every snapshot named is one of its live
+    snapshots (else 404 WVS_NOT_FOUND). The source's row is held (``FOR SHARE``) until the commit, so a drop
+    of one of those snapshots is judged either before (the snapshot is gone: 404 here) or after it (the new
+    task counts as a reference: ``snapshot_users``)."""
+
+    async def check(conn: AsyncConnection) -> None:
+        query, params = _workspace_query(source_wsid, scope)
+        if (await conn.execute(query.with_for_update(read=True), params)).first() is None:
+            raise WVSError(ErrorCode.NOT_FOUND, f"workspace {source_wsid!r} not found")
+        found = set(
+            (
+                await conn.execute(
+                    sa.select(snapshots.c.snapshot_id).where(
+                        snapshots.c.wsid == source_wsid,
+                        snapshots.c.snapshot_id.in_(references),
+                        snapshots.c.deleted_at.is_(None),
+                    )
+                )
+            ).scalars()
+        )
+        if missing := [snapshot_id for snapshot_id in references if snapshot_id not in found]:
+            raise WVSError(ErrorCode.NOT_FOUND, f"snapshot {missing[0]} not found in workspace {source_wsid!r}")
 
     return check

@@ -33,17 +33,24 @@ async def snapshot_users(
     except_task_id: str | None = None,
 ) -> list[str]:
     """``"current"`` if the workspace's current tree came from the snapshot, plus every other unfinished
-    task that references it (per its op's declaration): the reasons it may not be dropped."""
+    task that references it (per its op's declaration): the reasons it may not be dropped.
+
+    A task of another workspace references it too when it is that workspace's initializer (a fork,
+    ``TaskOp.source_workspace``): such a task is unfinished exactly while its workspace is PROVISIONING, so
+    those few workspaces' unfinished tasks are read as well (snapshot ids are unique across workspaces)."""
     users: list[str] = []
     current = (
         await conn.execute(sa.select(workspaces.c.current_snapshot_id).where(workspaces.c.wsid == wsid))
     ).scalar_one_or_none()
     if current == snapshot_id:
         users.append("current")
-    query = sa.select(tasks.c.task_id, tasks.c.op, tasks.c.params).where(
-        tasks.c.wsid == wsid, tasks.c.status.in_(UNFINISHED)
+    provisioning = sa.select(workspaces.c.wsid).where(
+        workspaces.c.state == WorkspaceState.PROVISIONING, workspaces.c.wsid != wsid
     )
-    for row in await conn.execute(query):  # one workspace's unfinished tasks: a handful
+    query = sa.select(tasks.c.task_id, tasks.c.op, tasks.c.params).where(
+        sa.or_(tasks.c.wsid == wsid, tasks.c.wsid.in_(provisioning)), tasks.c.status.in_(UNFINISHED)
+    )
+    for row in await conn.execute(query):  # one workspace's unfinished tasks and the initializers running: a handful
         if row.task_id != except_task_id and snapshot_id in references(row.op, row.params):
             users.append(row.task_id)
     return users
