@@ -115,6 +115,43 @@ async def test_the_source_snapshot_cannot_be_dropped_while_the_fork_is_unfinishe
     await assert_fsck_clean(database, mount)
 
 
+async def test_retry_init_of_a_failed_fork_forks_again(database: str, mount: Path, start_service: StartService) -> None:
+    """A fork that ended without its tree (here: canceled before it ran) is INIT_FAILED; retry-init repeats the
+    fork — same source, a fresh live tree id — never an empty init_workspace."""
+    config = make_config(database, mount)
+    everything = await start_service(config)
+    async with httpx.AsyncClient(base_url=everything.api_url or "", timeout=30) as client:
+        await create_workspace(client, "retry-src")
+        populate_tree(mount / "retry-src" / "current")
+        with QuiesceResponder(mount / "retry-src").running_in_thread():
+            snapshot_id = await snapshot(client, "retry-src")
+    await everything.stop()
+
+    api_only = await start_service(config, planes=("api",))
+    async with httpx.AsyncClient(base_url=api_only.api_url or "", timeout=30) as client:
+        accepted = await client.post(
+            "/v1/workspaces", json=fork_body("retry-src", snapshot_id, "retried"), headers=key()
+        )
+        first = (await client.get(f"/v1/tasks/{accepted.json()['init_task_id']}")).json()
+        canceled = await client.post(f"/v1/tasks/{first['task_id']}:cancel", json={})
+        assert canceled.json()["status"] == "CANCELED", canceled.text
+        assert (await client.get("/v1/workspaces/retried")).json()["state"] == "INIT_FAILED"
+
+        retry = await client.post("/v1/workspaces/retried/retry-init", json={}, headers=key())
+        assert retry.status_code == 202, retry.text
+        again = (await client.get(f"/v1/tasks/{retry.json()['task_id']}")).json()
+        assert again["op"] == "workspace_fork"
+        assert (again["params"]["source_wsid"], again["params"]["snapshot_id"]) == ("retry-src", snapshot_id)
+        assert again["params"]["live_id"] != first["params"]["live_id"], "server-chosen params are chosen afresh"
+
+        await start_service(config, planes=("worker", "executor"))
+        assert (await wait_task(client, again["task_id"]))["status"] == "SUCCEEDED"
+        assert (await client.get("/v1/workspaces/retried")).json()["state"] == "ACTIVE"
+    source = snapshots_dir(mount, "retry-src") / snapshot_id
+    assert tree_signature(mount / "retried" / "current") == tree_signature(source), "the fork, not an empty tree"
+    await assert_fsck_clean(database, mount)
+
+
 async def test_a_fork_of_what_does_not_exist_is_404_and_creates_nothing(wvs: Any) -> None:
     await create_workspace(wvs, "fork-real")
     missing = "0190a5b2-0000-7000-8000-000000000000"

@@ -300,6 +300,13 @@ def chosen_by_server(field: attrs.Attribute[Any]) -> bool:
     return bool(field.metadata.get("chosen_by_server"))
 
 
+def requested_params(op: TaskOp, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored task's ``params`` as its request gave them: without the fields the server chose, so that a
+    repeat of the task (``retry-init``) gets them chosen afresh."""
+    chosen = {field.name for field in attrs.fields(op.params_type) if chosen_by_server(field)}
+    return {name: value for name, value in params.items() if name not in chosen}
+
+
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -18,6 +18,7 @@ from wvs_core.db.store import INIT_OP, SourceCheck, TaskSpec, require_source_sna
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.ids import WSID_PATTERN
 from wvs_core.models import WorkspaceState
+from wvs_core.ops import requested_params
 from wvs_core.scope import check_owner
 
 
@@ -119,13 +120,17 @@ async def get_workspace(request: Request) -> JSONResponse:
 
 
 async def retry_init(request: Request) -> JSONResponse:
-    """INIT_FAILED → PROVISIONING with a new init task."""
+    """INIT_FAILED → PROVISIONING with a new task of the initializer that failed (a fork forks again, its
+    source checked anew), its server-chosen params chosen afresh; ``init_workspace`` when there was none."""
     wsid = path_wsid(request)
     body = await json_body(request)
     structure_request(body, NoBody)
-    accepted = await state.store(request).retry_init(
-        wsid, init_spec(request), submission(request, body), scope=scope(request)
-    )
+    store, registry = state.store(request), state.registry(request)
+    initializers = [name for name, op in registry.ops.items() if op.initializes_workspace]
+    failed = await store.last_initializer(wsid, initializers, scope=scope(request))
+    again = None if failed is None else Initializer(failed.op, requested_params(registry.ops[failed.op], failed.params))
+    spec, check = initializer_task(request, again)
+    accepted = await store.retry_init(wsid, spec, submission(request, body), check, scope=scope(request))
     return accepted_response(accepted, {"task_id": accepted.task.task_id, "status": "PENDING"})
 
 

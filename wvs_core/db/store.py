@@ -6,7 +6,7 @@ snapshots and audit rows, is absent from lists and answers WVS_NOT_FOUND exactly
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import attrs
@@ -196,15 +196,27 @@ class Store:
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
-    async def retry_init(self, wsid: str, spec: TaskSpec, submission: Submission, *, scope: Scope) -> Accepted:
-        """INIT_FAILED → PROVISIONING with a new init_workspace task."""
+    async def last_initializer(self, wsid: str, ops: Collection[str], *, scope: Scope) -> Task | None:
+        """The newest task of ``wsid`` of one of the initializer ``ops`` (what made, or failed to make, its
+        first live tree); None when it has none. WVS_NOT_FOUND without the workspace."""
+        await self.get_workspace(wsid, scope=scope)
+        async with self.autocommit.connect() as conn:
+            return await task_table.newest_of(conn, wsid, ops)
+
+    async def retry_init(
+        self, wsid: str, spec: TaskSpec, submission: Submission, check: SourceCheck | None = None, *, scope: Scope
+    ) -> Accepted:
+        """INIT_FAILED → PROVISIONING with a new initializer task (``spec``: the one that failed, repeated with
+        fresh server-chosen params); ``check`` runs in the same transaction before the task is inserted."""
         async with self.engine.begin() as conn:
             workspace = await self._lock_workspace(conn, wsid, scope)
-            replay = await self._replay(conn, wsid, INIT_OP, submission)
+            replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
                 return replay
             _require_state(workspace.wsid, workspace.state, WorkspaceState.INIT_FAILED)
             await self._set_state(conn, workspace, WorkspaceState.PROVISIONING, submission.request_id, submission.actor)
+            if check is not None:
+                await check(conn)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 

@@ -9,7 +9,7 @@ with them (docs/architecture.md, "Workspace heads").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,6 +157,17 @@ async def get(
     """The task if ``visible`` (SQL over ``tasks``) admits it, else None; with ``lock``, its row is locked."""
     query = tasks.select().where(tasks.c.task_id == task_id, visible)
     return _task((await conn.execute(query.with_for_update() if lock else query)).first())
+
+
+async def newest_of(conn: AsyncConnection, wsid: str, ops: Collection[str]) -> Task | None:
+    """The newest task of ``wsid`` whose op is one of ``ops``; None when there is none."""
+    query = (
+        tasks.select()
+        .where(tasks.c.wsid == wsid, tasks.c.op.in_(list(ops)))
+        .order_by(tasks.c.created_at.desc(), tasks.c.task_id.desc())
+        .limit(1)
+    )
+    return _task((await conn.execute(query)).first())
 
 
 async def newest(
