@@ -25,6 +25,7 @@ from tests.helpers import (
 )
 from wvs_controlfile import QuiesceResponder
 from wvs_core.cli.wvsctl import cli
+from wvs_core.ids import uuid7
 from wvs_core.plugins import make_plugin_manager
 
 
@@ -150,6 +151,35 @@ async def test_retry_init_of_a_failed_fork_forks_again(database: str, mount: Pat
     source = snapshots_dir(mount, "retry-src") / snapshot_id
     assert tree_signature(mount / "retried" / "current") == tree_signature(source), "the fork, not an empty tree"
     await assert_fsck_clean(database, mount)
+
+
+async def test_the_fork_route_creates_the_fork(wvs: Any, mount: Path) -> None:
+    """``POST …/snapshots/{snapshot_id}:fork`` (the op's declared route) is the same fork as ``POST /v1/workspaces``
+    with ``init``: the answer of a workspace creation, the same tree, the same idempotency."""
+    await create_workspace(wvs, "route-src")
+    populate_tree(mount / "route-src" / "current")
+    with QuiesceResponder(mount / "route-src").running_in_thread():
+        snapshot_id = await snapshot(wvs, "route-src")
+    route = f"/v1/workspaces/route-src/snapshots/{snapshot_id}:fork"
+    headers = key()
+    response = await wvs.post(route, json={"wsid": "route-fork", "owner": "forker"}, headers=headers)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert set(answer) == {"wsid", "state", "init_task_id"} and answer["state"] == "PROVISIONING"
+    replay = await wvs.post(route, json={"wsid": "route-fork", "owner": "forker"}, headers=headers)
+    assert replay.json() == answer and replay.headers.get("Idempotent-Replayed") == "true"
+    task = await wait_task(wvs, answer["init_task_id"])
+    assert task["status"] == "SUCCEEDED" and task["params"]["source_wsid"] == "route-src"
+    source = snapshots_dir(mount, "route-src") / snapshot_id
+    assert tree_signature(mount / "route-fork" / "current") == tree_signature(source)
+    for body in ({}, {"wsid": "../x"}, {"wsid": "ok-name", "source_wsid": "other"}, {"wsid": "ok-name", "extra": 1}):
+        refused = await wvs.post(route, json=body, headers=key())
+        assert refused.status_code == 400, (body, refused.text)
+    missing = await wvs.post(
+        f"/v1/workspaces/route-src/snapshots/{uuid7()}:fork", json={"wsid": "nope", "owner": "o"}, headers=key()
+    )
+    assert missing.status_code == 404, missing.text
+    assert (await wvs.get("/v1/workspaces/nope")).status_code == 404, "nothing created"
 
 
 async def test_a_fork_of_what_does_not_exist_is_404_and_creates_nothing(wvs: Any) -> None:

@@ -320,12 +320,18 @@ class OpRoute:
     (naming a path's param there is a 400); without, the body must be ``{}`` or absent. The 202 answer is
     ``{task_id, status}`` plus the params named in ``answer``, as stored (an id the server chose included).
     ``operation_id`` names the route in the OpenAPI document (default: the op's name in camelCase) and
-    ``summary`` describes it (default: the first line of the op's docstring)."""
+    ``summary`` describes it (default: the first line of the op's docstring).
+
+    The route of an op that initializes a workspace (``TaskOp.initializes_workspace``, a fork) creates one
+    instead, as ``POST /v1/workspaces`` with ``init`` would: the path's ``{wsid}`` fills the param
+    ``source_param`` (the workspace it starts from), the body is ``{wsid, owner?}`` naming the new workspace,
+    and the 202 answer is ``{wsid, state, init_task_id}``."""
 
     method: str = attrs.field(validator=attrs.validators.in_(WRITE_METHODS))
     path: str
     body: bool = True
     answer: tuple[str, ...] = ()
+    source_param: str = ""
     operation_id: str = ""
     summary: str = ""
 

@@ -14,7 +14,15 @@ from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, check_wsid, uuid7
 from wvs_core.layout import LIVE, WorkspaceLayout, snapshot_metadata
 from wvs_core.models import ExecutionResult, Task, WorkspaceState
-from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, OpFailed, TaskOp, WorkspaceTransaction
+from wvs_core.ops import (
+    CHOSEN_BY_SERVER,
+    ClaimDecision,
+    ExecutionContext,
+    OpFailed,
+    OpRoute,
+    TaskOp,
+    WorkspaceTransaction,
+)
 from wvs_core.storage import open_tree
 from wvs_core.trees import LiveTree
 
@@ -48,8 +56,17 @@ class WorkspaceFork(TaskOp):
 
     name = "workspace_fork"
     params_type = WorkspaceForkParams
-    submittable = False  # created with its workspace: POST /v1/workspaces with init
+    submittable = False  # created with its workspace: POST /v1/workspaces with init, or its route
     initializes_workspace = True
+    routes = (
+        OpRoute(
+            "POST",
+            "/v1/workspaces/{wsid}/snapshots/{snapshot_id}:fork",
+            source_param="source_wsid",
+            operation_id="forkSnapshot",
+            summary="Fork: a new workspace whose first live tree is a clone of this snapshot",
+        ),
+    )
 
     def source_workspace(self, params: Mapping[str, Any]) -> str | None:
         """The workspace the forked snapshot belongs to."""

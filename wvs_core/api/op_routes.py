@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from wvs_core.api.inputs import bad_request, json_body, path_wsid
 from wvs_core.api.submit import accepted_response, submit
-from wvs_core.api.workspaces import NoBody
+from wvs_core.api.workspaces import CreateWorkspace, Initializer, NewWorkspace, NoBody, create
 from wvs_core.convert import structure_request
 from wvs_core.errors import ConfigError
 from wvs_core.ops import OpRoute, TaskOp, chosen_by_server
@@ -42,6 +42,10 @@ class MountedRoute:
         wsid = path_wsid(request)
         body = await json_body(request)
         from_path = {name: request.path_params[name] for name in self.path_params}
+        if self.op.initializes_workspace:
+            new = structure_request(body, NewWorkspace)
+            init = Initializer(self.op.name, {self.route.source_param: wsid, **from_path})
+            return await create(request, body, CreateWorkspace(new.wsid, new.owner, init))
         if self.route.body:
             if named := [name for name in self.path_params if name in body]:
                 raise bad_request(f"invalid body: {named[0]} is given by the path")
@@ -98,6 +102,16 @@ def _check(op: TaskOp, route: OpRoute) -> MountedRoute:
             raise ConfigError(f"{where}: path param {name!r} is not a str param a request gives")
     if unknown := [name for name in route.answer if name not in fields]:
         raise ConfigError(f"{where}: answer names {unknown[0]!r}, not a param")
+    if op.initializes_workspace:
+        source = fields.get(route.source_param)
+        if source is None or chosen_by_server(source) or source.type is not str or source.name in names:
+            raise ConfigError(f"{where}: source_param must name a str param a request gives, not in the path")
+        if not route.body or route.answer:
+            raise ConfigError(
+                f"{where}: a route creating a workspace takes a body and answers like POST /v1/workspaces"
+            )
+    elif route.source_param:
+        raise ConfigError(f"{where}: source_param is for an op that initializes a workspace")
     if not route.body:
         unfilled = [
             field.name

@@ -69,6 +69,8 @@ def _operation(mounted: MountedRoute) -> dict[str, Any]:
             {"$ref": "#/components/parameters/RequestId"},
         ],
     }
+    if op.initializes_workspace:
+        return _creating(mounted, operation)
     if route.body:
         given = [name for name in properties if name not in chosen and name not in mounted.path_params]
         body: dict[str, Any] = {
@@ -83,6 +85,36 @@ def _operation(mounted: MountedRoute) -> dict[str, Any]:
         operation["requestBody"] = {"$ref": "#/components/requestBodies/Empty"}
     operation["responses"] = {
         "202": _accepted(route.answer, properties),
+        **{status: {"$ref": "#/components/responses/Error"} for status in WRITE_ERRORS},
+    }
+    return operation
+
+
+def _creating(mounted: MountedRoute, operation: dict[str, Any]) -> dict[str, Any]:
+    """The operation of an initializer op's route: it creates the workspace its body names."""
+    operation["description"] = (
+        f"Creates the workspace the body names with a first task of op `{mounted.op.name}`, as `POST /v1/workspaces`"
+        f" with `init` would; `{{wsid}}` is the workspace it starts from (`{mounted.route.source_param}`)."
+    )
+    body = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["wsid"],
+        "properties": {"wsid": {"$ref": "#/components/schemas/Wsid"}, "owner": {"type": "string"}},
+    }
+    operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    created = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["wsid", "state", "init_task_id"],
+        "properties": {
+            "wsid": {"$ref": "#/components/schemas/Wsid"},
+            "state": {"$ref": "#/components/schemas/WorkspaceState"},
+            "init_task_id": {"$ref": "#/components/schemas/Id"},
+        },
+    }
+    operation["responses"] = {
+        "202": {"description": "Accepted; follow its first task", "content": {"application/json": {"schema": created}}},
         **{status: {"$ref": "#/components/responses/Error"} for status in WRITE_ERRORS},
     }
     return operation

@@ -37,6 +37,14 @@ class Initializer:
 
 
 @attrs.frozen
+class NewWorkspace:
+    """Body of an initializer op's route (a fork's): the workspace it creates."""
+
+    wsid: str = attrs.field(validator=_check_wsid)
+    owner: str | None = attrs.field(default=None, validator=attrs.validators.optional(check_owner))
+
+
+@attrs.frozen
 class CreateWorkspace:
     """Body of ``POST /v1/workspaces``; ``owner`` defaults to the token's subject (see ``new_owner``), ``init``
     to ``init_workspace`` (an empty first live tree)."""
@@ -86,17 +94,22 @@ def new_owner(request: Request, named: str | None) -> str:
 async def create_workspace(request: Request) -> JSONResponse:
     """Create a workspace and its first task: ``init_workspace``, or the initializer ``init`` names."""
     body = await json_body(request)
-    create = structure_request(body, CreateWorkspace)
-    owner = new_owner(request, create.owner)
-    spec, check = initializer_task(request, create.init)
-    root_path = str(PurePosixPath(state.config(request).executor.mount_path) / create.wsid)
+    return await create(request, body, structure_request(body, CreateWorkspace))
+
+
+async def create(request: Request, body: dict[str, Any], wanted: CreateWorkspace) -> JSONResponse:
+    """202 ``{wsid, state, init_task_id}``: the workspace ``wanted`` describes, created with its first task
+    (``body``, the request's, is what its Idempotency-Key stands for). Also the route of an initializer op."""
+    owner = new_owner(request, wanted.owner)
+    spec, check = initializer_task(request, wanted.init)
+    root_path = str(PurePosixPath(state.config(request).executor.mount_path) / wanted.wsid)
     accepted = await state.store(request).create_workspace(
-        create.wsid, owner, root_path, spec, submission(request, body), check, scope=scope(request)
+        wanted.wsid, owner, root_path, spec, submission(request, body), check, scope=scope(request)
     )
     return accepted_response(
         accepted,
         {
-            "wsid": create.wsid,
+            "wsid": wanted.wsid,
             "state": WorkspaceState.PROVISIONING.value,
             "init_task_id": accepted.task.task_id,
         },
