@@ -56,6 +56,7 @@ _RECORD = sa.text(
     """
 ).bindparams(sa.bindparam("actor", type_=JSONB), sa.bindparam("payload", type_=JSONB))
 
+
 def event_params(event: NewEvent) -> dict[str, Any]:
     """The bind parameters of ``wvs.record_event`` for ``event``, the channel included."""
     return {
