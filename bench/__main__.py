@@ -1,12 +1,14 @@
 """Print WVS's figures beside PgQueuer's and Procrastinate's, all measured in one run on one embedded PostgreSQL.
 
-    python -m bench [--rounds N] [--quick]
+    python -m bench [--rounds N] [--quick] [--only PART[,PART...]]
 
 Rounds interleave the systems (WVS, PgQueuer, Procrastinate, WVS, ...) so that load from elsewhere on the
 machine falls on all of them; each figure is the median over the rounds, with its spread. The scale databases
 (1k and 1M rows) are seeded once, before the rounds. ``--quick`` runs one round at toy sizes, in seconds, to
-check that every figure can be measured (the smoke test uses it). Progress goes to stderr; stdout ends with the
-report, one ``what | WVS value | anchor value (library, settings) | ratio`` line per figure.
+check that every figure can be measured (the smoke test uses it). ``--only drain,pickup`` measures those parts
+alone (``bench.parts.PARTS``), on both sides, at the sizes asked for; the others print "not measured". Progress
+goes to stderr; stdout ends with the report, one ``what | WVS value | anchor value (library, settings) | ratio``
+line per figure.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bench import figures, wvs
 from bench.anchors import AnchorsUnavailable, load_anchors
 from bench.anchors.base import Anchor
 from bench.anchors.measure import QUICK, Sizes, measure_anchor
+from bench.parts import PARTS, Parts, parse_parts
 from bench.postgres import BenchPostgres
 from bench.processes import print_logs
 from bench.progress import progress
@@ -32,18 +35,20 @@ from wvs_core.embedded import EmbeddedPostgres
 from wvs_juicefs.volume import JuiceFSVolume, fuse_unavailable_reason
 
 
-async def run_rounds(stage: Stage, count: int, wvs_sizes: WvsSizes, sizes: Sizes, anchors: list[Anchor]) -> Rounds:
+async def run_rounds(
+    stage: Stage, count: int, wvs_sizes: WvsSizes, sizes: Sizes, anchors: list[Anchor], parts: Parts
+) -> Rounds:
     scale: list[ScaleDatabase] = []
-    for rows in wvs_sizes.scale_rows:
+    for rows in wvs_sizes.scale_rows if parts & {"lists", "backlog"} else ():
         progress(f"seeding the {rows:,}-row scale database")
         scale.append(await scale_database(stage.postgres, rows, wvs_sizes.backlog_drain_workspaces))
     rounds = Rounds()
     for n in range(1, count + 1):
         progress(f"round {n}/{count}: WVS")
-        await measure_wvs(stage, wvs_sizes, sizes, scale, rounds)
-        for anchor in anchors:
+        await measure_wvs(stage, wvs_sizes, sizes, scale, rounds, parts)
+        for anchor in anchors if parts & {"drain", "pickup", "accept"} else ():
             progress(f"round {n}/{count}: {anchor.library}")
-            await measure_anchor(anchor, stage.postgres, sizes, rounds)
+            await measure_anchor(anchor, stage.postgres, sizes, rounds, parts)
     for database in scale:
         stage.postgres.drop_database(database.name)
     return rounds
@@ -101,6 +106,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, help="rounds to interleave (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="one round at toy sizes (seconds): a smoke check")
+    parser.add_argument(
+        "--only",
+        type=parse_parts,
+        default=PARTS,
+        metavar="PART[,PART...]",
+        help=f"measure only these parts, comma-separated, of: {', '.join(sorted(PARTS))} (default all)",
+    )
     args = parser.parse_args()
     count = args.rounds or (1 if args.quick else 3)
     wvs_sizes, sizes = (wvs.QUICK, QUICK) if args.quick else (WvsSizes(), Sizes())
@@ -122,7 +134,7 @@ def main() -> None:
                 volume, storage = base / "plain", "localfs"
                 volume.mkdir()
             stage = Stage(BenchPostgres(server), volume, storage, base / "runs")
-            rounds = asyncio.run(run_rounds(stage, count, wvs_sizes, sizes, anchors))
+            rounds = asyncio.run(run_rounds(stage, count, wvs_sizes, sizes, anchors, args.only))
         except BaseException:
             print_logs(base / "runs")
             raise

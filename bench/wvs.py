@@ -17,6 +17,7 @@ from bench.accept import WRK_THREADS, accept_rates
 from bench.anchors.measure import Sizes
 from bench.drain import drain
 from bench.lists import list_latencies
+from bench.parts import PARTS, Parts
 from bench.pickup import WORKSPACES as PICKUP_WORKSPACES
 from bench.pickup import pickup_latencies
 from bench.processes import bench_config, describe
@@ -60,8 +61,35 @@ def step(what: str) -> None:
     progress(f"  WVS: {what}")
 
 
-async def measure_wvs(stage: Stage, sizes: WvsSizes, common: Sizes, scale: list[ScaleDatabase], rounds: Rounds) -> None:
-    """One round of WVS's figures into ``rounds``."""
+async def measure_wvs(
+    stage: Stage, sizes: WvsSizes, common: Sizes, scale: list[ScaleDatabase], rounds: Rounds, parts: Parts = PARTS
+) -> None:
+    """One round of WVS's figures of ``parts`` into ``rounds``."""
+    if "drain" in parts:
+        await measure_drains(stage, sizes, common, rounds)
+    if "pickup" in parts:
+        step(f"pickup, {common.pickup_samples} samples")
+        latencies = await pickup_latencies(stage, common.pickup_samples)
+        rounds.add(WVS, figures.WVS_PICKUP_P50, percentile(latencies, 0.5) * 1000)
+        rounds.add(WVS, figures.WVS_PICKUP_P99, percentile(latencies, 0.99) * 1000)
+    if "accept" in parts:
+        await measure_accept(stage, common, rounds)
+    if "snapshots" in parts:
+        await measure_snapshots(stage, sizes, rounds)
+    if "lists" in parts:
+        step(f"list endpoints, {' and '.join(f'{database.rows.rows:,}' for database in scale)} rows")
+        for (endpoint, rows), latency in (await list_latencies(stage, scale, sizes.list_samples)).items():
+            rounds.add(WVS, figures.list_latency(endpoint, rows), latency)
+    if "backlog" in parts:
+        for database in scale:
+            await measure_backlog(stage, database, sizes, rounds)
+
+    for plane, megabytes in stage.memory.peaks.items():
+        rounds.add(WVS, figures.PEAK_RSS[plane], megabytes)
+    stage.memory.peaks.clear()
+
+
+async def measure_drains(stage: Stage, sizes: WvsSizes, common: Sizes, rounds: Rounds) -> None:
     step(f"drain of {common.drain_jobs:,} bench_noop tasks, 1 worker process")
     one = await drain(stage, common.drain_jobs, common.workspaces, 1, common.deadline)
     rounds.add(WVS, figures.WVS_DRAIN_1, one.tasks_per_second)
@@ -73,11 +101,8 @@ async def measure_wvs(stage: Stage, sizes: WvsSizes, common: Sizes, scale: list[
     executed = await drain(stage, sizes.executed_drain_tasks, common.workspaces, 1, common.deadline, True)
     rounds.add(WVS, figures.WVS_DRAIN_1_EXECUTED, executed.tasks_per_second)
 
-    step(f"pickup, {common.pickup_samples} samples")
-    latencies = await pickup_latencies(stage, common.pickup_samples)
-    rounds.add(WVS, figures.WVS_PICKUP_P50, percentile(latencies, 0.5) * 1000)
-    rounds.add(WVS, figures.WVS_PICKUP_P99, percentile(latencies, 0.99) * 1000)
 
+async def measure_accept(stage: Stage, common: Sizes, rounds: Rounds) -> None:
     if shutil.which("wrk") is None:
         step("API accept skipped: wrk is not installed (apt-get install wrk; make bench installs it as root)")
     else:
@@ -86,6 +111,8 @@ async def measure_wvs(stage: Stage, sizes: WvsSizes, common: Sizes, scale: list[
         for workspaces, (rate, errors) in rates.items():
             rounds.add(WVS, figures.ACCEPT[workspaces], rate, f"{errors} answers not 202" if errors else "")
 
+
+async def measure_snapshots(stage: Stage, sizes: WvsSizes, rounds: Rounds) -> None:
     if stage.storage == "juicefs":
         step(f"snapshot overhead, {' and '.join(f'{files:,}' for files in sizes.snapshot_files)} files")
         overhead = await snapshot_overhead(stage, sizes.snapshot_files, sizes.snapshot_samples)
@@ -94,16 +121,6 @@ async def measure_wvs(stage: Stage, sizes: WvsSizes, common: Sizes, scale: list[
             rounds.add(WVS, figures.bare_clone(files), clone)
     else:
         step("snapshot overhead skipped: it compares with juicefs clone, and FUSE is unusable here")
-
-    step(f"list endpoints, {' and '.join(f'{database.rows.rows:,}' for database in scale)} rows")
-    for (endpoint, rows), latency in (await list_latencies(stage, scale, sizes.list_samples)).items():
-        rounds.add(WVS, figures.list_latency(endpoint, rows), latency)
-    for database in scale:
-        await measure_backlog(stage, database, sizes, rounds)
-
-    for plane, megabytes in stage.memory.peaks.items():
-        rounds.add(WVS, figures.PEAK_RSS[plane], megabytes)
-    stage.memory.peaks.clear()
 
 
 async def measure_backlog(stage: Stage, database: ScaleDatabase, sizes: WvsSizes, rounds: Rounds) -> None:

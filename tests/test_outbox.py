@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wvs_core.config import DatabaseConfig
 from wvs_core.db.engine import create_engine
-from wvs_core.db.events import list_events, record
+from wvs_core.db.events import list_events, record, record_all
 from wvs_core.db.outbox import Outbox
 from wvs_core.events import EventType, NewEvent
 from wvs_core.scope import EVERYTHING
@@ -23,7 +23,7 @@ from wvs_core.scope import EVERYTHING
 async def engine(database: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(DatabaseConfig(dsn=database, pool_size=5))
     async with engine.begin() as conn:
-        for wsid in ("gap-a", "gap-b"):
+        for wsid in ("gap-a", "gap-b", "gap-c"):
             await conn.execute(
                 sa.text("INSERT INTO wvs.workspaces (wsid, root_path, owner) VALUES (:w, '/ws/' || :w, 'o')"),
                 {"w": wsid},
@@ -84,3 +84,27 @@ async def test_a_workspaces_events_are_numbered_in_commit_order(engine) -> None:
         second_id = await waiting
     assert first_id < nudge < second_id
     assert await ids_after(engine, first_id - 1) == [first_id, nudge, second_id]
+
+
+async def test_events_recorded_together_keep_their_order_and_hold_a_reader_back_until_they_commit(engine) -> None:
+    async with engine.connect() as batch, engine.connect() as other:
+        slow = await batch.begin()
+        together = await record_all(batch, [event("gap-a"), event("gap-b"), event("gap-a")])
+        assert together == sorted(together) and len(set(together)) == 3, "ascending, in the order given"
+        async with other.begin():
+            overtaking = await record(other, event("gap-c"))
+        assert await ids_after(engine, together[0] - 1) == [], "not past ids a running transaction holds"
+        await slow.commit()
+    assert await ids_after(engine, together[0] - 1) == [*together, overtaking]
+    async with engine.connect() as conn:
+        kinds = (
+            (
+                await conn.execute(
+                    sa.text("SELECT wsid FROM wvs.audit WHERE event_id = ANY(:ids) ORDER BY event_id"),
+                    {"ids": together},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert kinds == ["gap-a", "gap-b", "gap-a"]

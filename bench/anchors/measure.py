@@ -18,6 +18,7 @@ import attrs
 
 from bench import figures
 from bench.anchors.base import Anchor, workspace_key
+from bench.parts import PARTS, Parts
 from bench.postgres import BenchPostgres
 from bench.report import Rounds, percentile
 
@@ -36,16 +37,22 @@ QUICK = Sizes(workspaces=50, drain_jobs=200, pickup_samples=20, enqueue_seconds=
 PICKUP_WARMUP = 5
 
 
-async def measure_anchor(anchor: Anchor, postgres: BenchPostgres, sizes: Sizes, rounds: Rounds) -> None:
-    """One round of the anchor's figures."""
-    one = await drain(anchor, postgres, sizes, processes=1)
-    rounds.add(anchor.library, figures.DRAIN_1, one.tasks_per_second)
-    rounds.add(anchor.library, figures.WORKER_CPU, one.cpu_seconds_per_task * 1000)
-    rounds.add(anchor.library, figures.DRAIN_2, (await drain(anchor, postgres, sizes, processes=2)).tasks_per_second)
-    latencies = await pickup_latencies(anchor, postgres, sizes)
-    rounds.add(anchor.library, figures.PICKUP_P50, percentile(latencies, 0.5) * 1000)
-    rounds.add(anchor.library, figures.PICKUP_P99, percentile(latencies, 0.99) * 1000)
-    rounds.add(anchor.library, figures.ENQUEUE, await enqueue_rate(anchor, postgres, sizes))
+async def measure_anchor(
+    anchor: Anchor, postgres: BenchPostgres, sizes: Sizes, rounds: Rounds, parts: Parts = PARTS
+) -> None:
+    """One round of the anchor's figures of ``parts`` (drain, pickup, accept: its enqueue rate)."""
+    if "drain" in parts:
+        one = await drain(anchor, postgres, sizes, processes=1)
+        rounds.add(anchor.library, figures.DRAIN_1, one.tasks_per_second)
+        rounds.add(anchor.library, figures.WORKER_CPU, one.cpu_seconds_per_task * 1000)
+        two = await drain(anchor, postgres, sizes, processes=2)
+        rounds.add(anchor.library, figures.DRAIN_2, two.tasks_per_second)
+    if "pickup" in parts:
+        latencies = await pickup_latencies(anchor, postgres, sizes)
+        rounds.add(anchor.library, figures.PICKUP_P50, percentile(latencies, 0.5) * 1000)
+        rounds.add(anchor.library, figures.PICKUP_P99, percentile(latencies, 0.99) * 1000)
+    if "accept" in parts:
+        rounds.add(anchor.library, figures.ENQUEUE, await enqueue_rate(anchor, postgres, sizes))
 
 
 @attrs.frozen

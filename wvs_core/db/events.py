@@ -13,8 +13,8 @@ is not visible yet. A tail that moved past 7 would never see 6. So ``record``:
    allocating that id, so before ``horizon`` was assigned: its xid is below ``horizon``. (A snapshot's xmax
    would not do: it is one past the newest *completed* xid, and running transactions may hold higher ones.)
 
-``record_all`` does the same for several events at once: every workspace row locked, then every id
-allocated, then one subtransaction inserts them all.
+``record_all`` does the same for several events at once, in one call of ``wvs.record_events`` (migration 0009):
+every workspace row locked, then every id allocated, then one subtransaction inserts them all.
 
 A reader then only reads up to ``safe_upto``: the highest visible row whose ``horizon`` is at or below the
 oldest running xid (``pg_snapshot_xmin``) in the reader's own snapshot. Every id up to it is final — visible
@@ -38,31 +38,11 @@ from wvs_core.scope import Scope
 CHANNEL = "wvs_events"
 """NOTIFY channel: a wake-up for the dispatcher (empty payload), sent when a recording transaction commits."""
 
-# Lock the events' workspace rows (in wsid order, so two recorders never wait on each other in a cycle), then
-# allocate one id per event: the aggregate over ``locked`` must finish, every lock taken, before any nextval.
-_ALLOCATE = sa.text(
-    """
-    WITH locked AS MATERIALIZED (
-        SELECT wsid FROM wvs.workspaces WHERE wsid = ANY(:wsids) ORDER BY wsid FOR UPDATE
-    ),
-    waited AS (SELECT count(*) FROM locked)
-    SELECT pg_current_xact_id()::text::bigint AS xid,
-           nextval(pg_get_serial_sequence('wvs.audit', 'event_id')) AS event_id
-    FROM waited, generate_series(1, :count)
-    """
+# Every step of ``record`` for several events in one call of ``wvs.record_events`` (migration 0009): the
+# workspace rows locked in wsid order, the ids allocated, the rows inserted in one subtransaction.
+_RECORD_ALL = sa.text("SELECT wvs.record_events(:rows, :channel)").bindparams(
+    sa.bindparam("rows", type_=JSONB), channel=CHANNEL
 )
-
-# Run in a subtransaction: the rows' xmin is then a transaction id assigned after their event_ids were allocated.
-_INSERT = sa.text(
-    """
-    INSERT INTO wvs.audit (event_id, action, wsid, task_id, request_id, actor, payload)
-    SELECT event_id, action, wsid, task_id, request_id, actor, payload
-    FROM jsonb_to_recordset(:rows) AS r(
-        event_id bigint, action text, wsid text, task_id text, request_id text, actor jsonb, payload jsonb
-    )
-    RETURNING xmin::text::bigint AS xmin
-    """
-).bindparams(sa.bindparam("rows", type_=JSONB))
 
 # One statement: the workspace row locked (assigning the transaction its xid) before ``wvs.record_event``
 # (migration 0007) allocates the event_id and appends the row in a subtransaction, whose xid is its horizon.
@@ -75,18 +55,6 @@ _RECORD = sa.text(
     FROM (SELECT count(*) FROM locked) AS lock_taken
     """
 ).bindparams(sa.bindparam("actor", type_=JSONB), sa.bindparam("payload", type_=JSONB))
-
-# xmin is 32 bits; widen it to the 64-bit id beside our own transaction's (it was assigned just after it).
-_SET_HORIZON = sa.text(
-    """
-    WITH widened AS (
-        UPDATE wvs.audit SET horizon = :top + ((:sub - :top % 4294967296 + 4294967296) % 4294967296)
-        WHERE event_id = ANY(:event_ids)
-        RETURNING event_id
-    )
-    SELECT pg_notify(:channel, '') FROM (SELECT count(*) FROM widened) AS settled
-    """
-)
 
 
 def event_params(event: NewEvent) -> dict[str, Any]:
@@ -111,8 +79,7 @@ async def record(conn: AsyncConnection, event: NewEvent) -> int:
 
 
 async def record_all(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[int]:
-    """Append ``events`` to the outbox inside the caller's transaction, in one insert (one event: ``record``,
-    one round trip); returns their
+    """Append ``events`` to the outbox inside the caller's transaction, in one round trip; returns their
     ``event_id``s, ascending in the order given (so a workspace's events keep their order).
 
     Takes the row locks of their workspaces until the transaction ends. A ``wsid`` with no workspace row
@@ -122,13 +89,9 @@ async def record_all(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[
         return []
     if len(events) == 1:
         return [await record(conn, events[0])]
-    wsids = sorted({event.wsid for event in events if event.wsid is not None})
-    allocated = (await conn.execute(_ALLOCATE, {"wsids": wsids, "count": len(events)})).all()
-    top = int(allocated[0].xid)
-    event_ids = sorted(int(row.event_id) for row in allocated)
     rows = [
         {
-            "event_id": event_id,
+            "n": n,
             "action": event.type,
             "wsid": event.wsid,
             "task_id": event.task_id,
@@ -136,13 +99,9 @@ async def record_all(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[
             "actor": event.actor,
             "payload": event.data,
         }
-        for event_id, event in zip(event_ids, events, strict=True)
+        for n, event in enumerate(events, start=1)
     ]
-    async with conn.begin_nested():
-        sub = int((await conn.execute(_INSERT, {"rows": rows})).scalars().all()[0])  # one subtransaction: one xmin
-        params = {"top": top, "sub": sub, "event_ids": event_ids, "channel": CHANNEL}
-        await conn.execute(_SET_HORIZON, params)
-    return event_ids
+    return [int(event_id) for event_id in (await conn.execute(_RECORD_ALL, {"rows": rows})).scalar_one()]
 
 
 def safe_upto() -> sa.ScalarSelect[Any]:

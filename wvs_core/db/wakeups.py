@@ -4,9 +4,11 @@ schedulers' (``TaskQueue.announce``) and the event dispatcher's (a NOTIFY on ``d
 Such a task and its ``task.created`` event have committed when the request learns of them, so no request
 waits for the wake-ups, and the accepting statement never takes PostgreSQL's notification lock (held by a
 notifying transaction from its commit record to its end: notifying commits go one at a time, WAL flush
-included). One transaction of wake-ups is in flight at a time; tasks accepted meanwhile share the next one,
-which starts after they committed: under load, one for many requests. A wake-up that fails is logged: the
-schedulers and the dispatcher poll (``worker.poll_interval``, ``events.poll_interval``) anyway.
+included). One round of wake-ups is in flight at a time: an idle API sends one at once; tasks accepted meanwhile
+share the next one, which starts after they committed: under load, one for many requests. A round is two
+statements on a connection in autocommit, the schedulers' first: each is a transaction of its own, so the
+schedulers are woken by the first round trip, with no BEGIN before it and no COMMIT after it. A wake-up that
+fails is logged: the schedulers and the dispatcher poll (``worker.poll_interval``, ``events.poll_interval``) anyway.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class WakeUps:
     """Wakes the schedulers and the event dispatcher after tasks committed, one transaction at a time."""
 
     def __init__(self, engine: AsyncEngine, queue: TaskQueue) -> None:
-        self._engine = engine
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._queue = queue
         self._due = False
         self._sender: asyncio.Task[None] | None = None
@@ -50,7 +52,7 @@ class WakeUps:
         while self._due:
             self._due = False
             try:
-                async with self._engine.begin() as conn:
+                async with self._engine.connect() as conn:
                     await self._queue.announce(conn)
                     await conn.execute(_NOTIFY_DISPATCHER)
             except DATABASE_ERRORS as error:
