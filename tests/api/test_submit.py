@@ -102,7 +102,7 @@ async def test_the_named_routes_are_aliases_of_the_tasks_route(api) -> None:
     generic = (await _submit(api, {"op": "snapshot_create", "params": {"message": "m"}})).json()
     named_task = (await api.get(f"/v1/tasks/{snapshot['task_id']}")).json()
     assert named_task["op"] == generic["op"] == "snapshot_create"
-    assert named_task["params"] == {"message": "m", "snapshot_id": snapshot["snapshot_id"]}
+    assert named_task["params"] == {"message": "m", "labels": {}, "snapshot_id": snapshot["snapshot_id"]}
     assert set(generic["params"]) == set(named_task["params"]) and generic["params"]["message"] == "m"
 
 
