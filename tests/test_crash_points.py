@@ -25,8 +25,10 @@ STEPS = {
     "INIT_WORKSPACE": ["directories", "prepared", "switched"],
     "SNAPSHOT_CREATE": ["cleaned", "frozen", "cloned", "resumed", "renamed", "sealed"],
     "SET_CURRENT": ["frozen", "cloned", "renamed", "switched", "kept", "kept-sealed"],
+    "RESTORE_PATHS": ["staged", "frozen", "cloned", "renamed", "switched", "kept", "kept-sealed"],
     "SNAPSHOT_DROP": ["cleaned", "removed"],
 }
+OLD, NEW = "the snapshot's version\n" * 4096, "the agent's later version\n" * 4096  # several pages each
 CASES = [(op, step) for op, steps in STEPS.items() for step in steps]
 
 
@@ -109,12 +111,14 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
     if op != "INIT_WORKSPACE":
         await run_op(mount, wsid, "INIT_WORKSPACE", {"live_id": live_id}, uuid7())
         populate_tree(root / "current")
+        (root / "current" / "restored.txt").write_text(OLD)
     with QuiesceResponder(root).running_in_thread():
         expected = tree_signature(root / "current") if op != "INIT_WORKSPACE" else None
         first_snapshot = uuid7()
-        if op in ("SET_CURRENT", "SNAPSHOT_DROP"):
+        if op in ("SET_CURRENT", "RESTORE_PATHS", "SNAPSHOT_DROP"):
             await run_op(mount, wsid, "SNAPSHOT_CREATE", {"snapshot_id": first_snapshot}, uuid7())
             (root / "current" / "written-later.txt").write_text("after the snapshot")
+            (root / "current" / "restored.txt").write_text(NEW)
         params = {
             "INIT_WORKSPACE": {"live_id": live_id},
             "SNAPSHOT_CREATE": {"snapshot_id": uuid7(), "message": "crash"},
@@ -125,14 +129,23 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
                 "kept_snapshot_id": uuid7(),
                 "previous_live_path": str(root / "live" / live_id),
             },
+            "RESTORE_PATHS": {
+                "snapshot_id": first_snapshot,
+                "paths": ["restored.txt"],
+                "new_live_id": uuid7(),
+                "kept_snapshot_id": uuid7(),
+                "previous_live_path": str(root / "live" / live_id),
+            },
             "SNAPSHOT_DROP": {"snapshot_id": first_snapshot},
         }[op]
         task_id = uuid7()
 
         crash(mount, wsid, op, params, task_id, step)
         assert_instant_invariants(root)
-        if op == "SET_CURRENT":
+        if op in ("SET_CURRENT", "RESTORE_PATHS"):
             assert_replaced_tree_somewhere(root, live_id, params["kept_snapshot_id"])
+        if op == "RESTORE_PATHS":
+            assert (root / "current" / "restored.txt").read_text() in (OLD, NEW), "old or new, never a mix"
 
         recovered = await runner_for(mount).recover_all()  # the restarted executor
         assert recovered <= 1
@@ -158,6 +171,15 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
         assert (snapshots_dir(mount, wsid) / kept / "written-later.txt").exists()
         assert result.results["kept_snapshot_id"] == kept, "and reported, even on a re-run"
         assert result.results["previous_live_path"] == str(root / "live" / live_id)
+    elif op == "RESTORE_PATHS":
+        assert os.readlink(root / "current") == f"live/{params['new_live_id']}"
+        assert (root / "current" / "restored.txt").read_text() == OLD, "the snapshot's version is back"
+        assert (root / "current" / "written-later.txt").exists(), "and only that path changed"
+        kept = params["kept_snapshot_id"]
+        assert not (root / "live" / live_id).exists(), "no orphan live tree"
+        assert snapshot_is_complete(mount, wsid, kept), "the replaced tree is kept as a snapshot"
+        assert (snapshots_dir(mount, wsid) / kept / "restored.txt").read_text() == NEW
+        assert result.results["kept_snapshot_id"] == kept
     else:
         assert not (snapshots_dir(mount, wsid) / first_snapshot).exists()
         assert not (snapshots_dir(mount, wsid) / f"{first_snapshot}.json").exists()
