@@ -24,8 +24,8 @@ from wvs_executor.runner import OpRunner
 STEPS = {
     "INIT_WORKSPACE": ["directories", "prepared", "switched"],
     "SNAPSHOT_CREATE": ["cleaned", "frozen", "cloned", "resumed", "renamed", "sealed"],
-    "SET_CURRENT": ["frozen", "cloned", "renamed", "switched", "kept", "kept-sealed"],
-    "RESTORE_PATHS": ["staged", "frozen", "cloned", "renamed", "switched", "kept", "kept-sealed"],
+    "SET_CURRENT": ["frozen", "cloned", "renamed", "switched", "kept", "replaced-removed"],
+    "RESTORE_PATHS": ["staged", "frozen", "cloned", "renamed", "switched", "kept", "replaced-removed"],
     "SNAPSHOT_DROP": ["cleaned", "removed"],
 }
 OLD, NEW = "the snapshot's version\n" * 4096, "the agent's later version\n" * 4096  # several pages each
@@ -77,13 +77,16 @@ def assert_instant_invariants(root: Path) -> None:
         assert (root / "current").resolve().is_dir(), "current dangles"
 
 
-def assert_replaced_tree_somewhere(root: Path, live_id: str, kept_snapshot_id: str) -> None:
-    """The tree a rollback replaces is, at any instant, either still live or whole at the kept snapshot's name
-    (sealed, or awaiting its seal) — never in both places, never nowhere."""
+def assert_replaced_tree_somewhere(mount: Path, root: Path, live_id: str, kept_snapshot_id: str) -> None:
+    """The tree a rollback replaces is, at any instant, still live or complete at the kept snapshot's name (both,
+    between the clone and the removal) — never nowhere, never half."""
     live = root / "live" / live_id
-    kept = snapshots_dir(root.parent, root.name) / kept_snapshot_id
-    assert live.is_dir() != kept.is_dir(), f"live: {live.is_dir()}, kept: {kept.is_dir()}"
-    assert ((live if live.is_dir() else kept) / "written-later.txt").exists()
+    kept = snapshot_is_complete(mount, root.name, kept_snapshot_id)
+    assert live.is_dir() or kept, "the replaced tree is gone"
+    for tree in ([live] if live.is_dir() else []) + (
+        [snapshots_dir(mount, root.name) / kept_snapshot_id] if kept else []
+    ):
+        assert (tree / "written-later.txt").exists()
 
 
 def assert_recovered(root: Path) -> None:
@@ -143,7 +146,7 @@ async def test_crash_then_restart_then_retry(mount: Path, op: str, step: str) ->
         crash(mount, wsid, op, params, task_id, step)
         assert_instant_invariants(root)
         if op in ("SET_CURRENT", "RESTORE_PATHS"):
-            assert_replaced_tree_somewhere(root, live_id, params["kept_snapshot_id"])
+            assert_replaced_tree_somewhere(mount, root, live_id, params["kept_snapshot_id"])
         if op == "RESTORE_PATHS":
             assert (root / "current" / "restored.txt").read_text() in (OLD, NEW), "old or new, never a mix"
 

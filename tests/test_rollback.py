@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -97,6 +98,42 @@ async def test_rollback_restores_the_tree_exactly_and_keeps_the_replaced_one(wvs
     assert (root / "current" / "later.txt").read_text() == "written after the snapshot"
     assert snapshot_is_complete(wvs.mount_path, "roll", back["result"]["kept_snapshot_id"])
     assert sorted(p.name for p in (root / "live").iterdir()) == [Path(back["result"]["current_path"]).name]
+
+
+async def test_the_kept_tree_is_out_of_the_agents_reach(wvs) -> None:
+    """What a rollback keeps is a snapshot like any other: a descriptor the agent held open in the replaced tree,
+    a hard link it made to one of its files from elsewhere in its view, a directory descriptor it kept — none
+    of them writes into the kept snapshot after the rollback (SPEC §13), nor into what a restore of it gives."""
+    await create_workspace(wvs, "reach")
+    root: Path = wvs.mount_path / "reach"
+    (root / "current" / "f.txt").write_text("v1")
+    (root / "current" / "d").mkdir()
+    with QuiesceResponder(root).running_in_thread():
+        first = await snapshot(wvs, "reach")
+        (root / "current" / "f.txt").write_text("v2, the work a rollback must keep")
+        held = os.open(root / "current" / "f.txt", os.O_WRONLY)  # held across the rollback
+        directory = os.open(root / "current" / "d", os.O_RDONLY | os.O_DIRECTORY)
+        os.link(root / "current" / "f.txt", root / "stash-link")
+        try:
+            task = await set_current(wvs, "reach", first)
+            assert task["status"] == "SUCCEEDED", task
+            kept = snapshots_dir(wvs.mount_path, "reach") / task["result"]["kept_snapshot_id"]
+            kept_before = tree_signature(kept)
+            os.write(held, b"TAMPERED through a descriptor")
+            linked = os.open(root / "stash-link", os.O_WRONLY | os.O_APPEND)
+            os.write(linked, b"TAMPERED through a hard link")
+            os.close(linked)
+            with contextlib.suppress(FileNotFoundError):  # the replaced tree is gone: its directories too
+                os.close(os.open("planted", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=directory))
+        finally:
+            os.close(held)
+            os.close(directory)
+        assert tree_signature(kept) == kept_before, "the kept snapshot changed after it was sealed"
+        assert (kept / "f.txt").read_text() == "v2, the work a rollback must keep"
+        assert not (kept / "d" / "planted").exists()
+        restored = await set_current(wvs, "reach", task["result"]["kept_snapshot_id"])
+        assert restored["status"] == "SUCCEEDED", restored
+    assert (root / "current" / "f.txt").read_text() == "v2, the work a rollback must keep"
 
 
 async def test_set_current_is_quiesced_and_fails_closed(database, mount, start_service) -> None:

@@ -9,8 +9,9 @@ nothing: no FIFO blocks, no device is touched), checked to be regular and small,
 for reading through ``/proc/self/fd`` — the very inode that was checked.
 
 Anything that is not what WVS made raises ``WorkspaceTampered``; executor ops turn it into a permanent
-``WORKSPACE_TAMPERED`` failure. The one tree moved out of an agent view into WVS's area is the live tree a
-rollback replaced, and only a real directory (``release_live_tree``).
+``WORKSPACE_TAMPERED`` failure. Nothing ever moves from an agent view into WVS's area: an inode the agent
+reached (an open descriptor, a hard link elsewhere in its view) would stay writable there. What WVS keeps of
+a view it clones (``wvs_core.keeping``).
 """
 
 from __future__ import annotations
@@ -159,31 +160,6 @@ class AgentView:
         checked, whatever the agent has done to the name ``live`` since."""
         os.rename(tree, live_id, dst_dir_fd=self.directory(LIVE))
         os.fsync(self.directory(LIVE))
-
-    def release_live_tree(self, live_id: str, destination: os.PathLike[str]) -> bool:
-        """Rename the directory ``live/<live_id>`` out of the view to ``destination`` (a free name in WVS's area),
-        through the descriptor of ``live`` checked before: O(1), whatever its size. False when there is no
-        directory to move: the name is missing, or the agent put something else there.
-
-        Only a real directory leaves the view: what the rename moved is checked at ``destination`` (never
-        followed), and anything else the agent swapped in meanwhile — a link to another workspace, a FIFO — is
-        unlinked there (False). A real directory at that name is the agent's own work (no one else can put one
-        in its view). A process with its working directory inside the tree cannot walk ``..`` out of its
-        sandbox: the kernel refuses ``..`` from a directory no longer below a bind mount's root
-        (``path_connected``), and the area's folders are WVS's alone (0700).
-        """
-        kind = _kind_at(self.directory(LIVE), live_id)
-        if kind is None or not stat.S_ISDIR(kind):
-            return False
-        try:
-            os.rename(live_id, destination, src_dir_fd=self.directory(LIVE))
-        except FileNotFoundError:  # renamed away since the check
-            return False
-        os.fsync(self.directory(LIVE))
-        if not stat.S_ISDIR(os.lstat(destination).st_mode):
-            os.unlink(destination)
-            return False
-        return True
 
     # --- current --------------------------------------------------------------------------------
 

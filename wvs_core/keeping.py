@@ -1,31 +1,34 @@
 """The safety snapshot of a rollback (SPEC §4, "A rollback loses nothing"), for any op that replaces ``current``.
 
-Once ``current`` has switched, the live tree it replaced is renamed out of the agent view into the snapshot area
-(O(1), whatever its size) under an id the server chose when the task was created, and its metadata is written
-beside it, which completes it: an ordinary snapshot labelled ``auto=before-rollback``, listed, restorable,
-droppable, subject to retention. The op's DB-side rule records its row (``record_kept``).
+Once ``current`` has switched, the live tree it replaced is cloned into the snapshot area under an id the server
+chose when the task was created, completed with its metadata — an ordinary snapshot labelled
+``auto=before-rollback``, listed, restorable, droppable, subject to retention — and then removed from the view.
+The op's DB-side rule records its row (``record_kept``).
 
-Crash-safe at every instant: before the rename the tree is still ``live/<id>`` (declared by the task that made it
-current, so ``wvs fsck`` keeps it), after it the tree is at its final name; a tree there without its metadata is
-this step interrupted between rename and seal, which a re-run (or ``wvs fsck --fix``) completes and nothing ever
-removes (``TaskOp.kept_trees`` declares it). No live tree is left behind.
+A clone, not a rename (which SPEC §4 allows as O(1)): a renamed tree keeps the agent's inodes, so a descriptor
+the agent held open in it, or a hard link it made to one of its files from elsewhere in its view, would still
+write into the snapshot after it was sealed — and a later restore would bring that back (SPEC §13: an agent
+never changes a snapshot). The clone has inodes of its own. On JuiceFS it is a metadata clone, like a snapshot's.
+
+Crash-safe at every instant: until the clone is complete the replaced tree is still ``live/<id>`` (declared by the
+task that made it current, so ``wvs fsck`` keeps it); once complete (``ctx.clone``'s rename and seal), a re-run
+only removes ``live/<id>``. No live tree is left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from wvs_core.agentview import WorkspaceTampered
 from wvs_core.ids import is_uuid
 from wvs_core.layout import LIVE, WorkspaceLayout
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ExecutionContext, WorkspaceTransaction
-from wvs_core.trees import SnapshotTree, seal_snapshot
+from wvs_core.trees import LiveTree, SnapshotTree, seal_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -46,35 +49,29 @@ def replaced_live_id(ctx: ExecutionContext, previous_live_path: str) -> str | No
 
 
 async def keep_replaced_tree(ctx: ExecutionContext, live_id: str | None, snapshot_id: str) -> dict[str, str]:
-    """Keep ``live/<live_id>`` (``current`` no longer points to it) as the snapshot ``snapshot_id``, or finish
-    keeping it after a crash; idempotent. Returns the result entries ``kept_snapshot_id`` and ``kept_fs_path``,
-    none when there was nothing to keep (no previous tree, or the agent removed it itself).
+    """Keep ``live/<live_id>`` (``current`` no longer points to it) as the snapshot ``snapshot_id``, then remove
+    it from the view, or finish doing so after a crash; idempotent. Returns the result entries
+    ``kept_snapshot_id`` and ``kept_fs_path``, none when there was nothing to keep (no previous tree, or the agent
+    removed it or put something else at its name: nothing is followed).
 
-    The rollback has happened by then, so an agent that put anything but a directory at the tree's name only
-    loses its own keep: nothing is kept (and nothing followed), the op still succeeds. Steps reached: kept
-    (renamed), kept-sealed.
+    The rollback has happened by then, so an agent that tampered with the replaced tree only loses its own keep:
+    the op still succeeds. Steps reached: those of ``ctx.clone``, kept, replaced-removed.
     """
     snapshot = SnapshotTree(snapshot_id, kept_message(ctx.task_id, ctx.op_name), BEFORE_ROLLBACK)
-    kept = await asyncio.to_thread(_keep, ctx, live_id, snapshot)
+    kept = await ctx.has_tree(snapshot)
+    if not kept and live_id is not None:
+        try:
+            await ctx.clone(LiveTree(live_id), snapshot)
+            kept = True
+        except WorkspaceTampered as error:
+            log.warning("nothing to keep: %s", error)
+    ctx.reached("kept")
+    if live_id is not None:
+        await asyncio.to_thread(ctx.view.remove_tree, LIVE, live_id)
+        ctx.reached("replaced-removed")
     if not kept:
         return {}
     return {"kept_snapshot_id": snapshot_id, "kept_fs_path": str(ctx.layout.snapshot(snapshot_id))}
-
-
-def _keep(ctx: ExecutionContext, live_id: str | None, snapshot: SnapshotTree) -> bool:
-    final = ctx.layout.snapshot(snapshot.snapshot_id)
-    if not os.path.lexists(final):
-        if live_id is None or not ctx.view.release_live_tree(live_id, final):
-            log.warning("nothing to keep: %s is not a directory", ctx.view.describe(LIVE, live_id or "?"))
-            return False
-        ctx.reached("kept")
-    elif not stat.S_ISDIR(os.lstat(final).st_mode):  # a link swapped in for the tree, moved before a crash
-        os.unlink(final)
-        return False
-    if not snapshot.is_complete(ctx):  # else: sealed before a crash
-        snapshot.seal(ctx)
-        ctx.reached("kept-sealed")
-    return True
 
 
 def seal_kept_tree(layout: WorkspaceLayout, snapshot_id: str, task_id: str, op: str) -> None:
