@@ -81,6 +81,8 @@ async def test_restore_paths_puts_back_files_directories_and_removes_what_the_sn
         ["a//b"],
         ["a\u0000b"],
         ["x" * 5000],
+        ["a" * 256],
+        ["ok/" + "é" * 128],
         ["a"] * 257,
         [1],
         "src",

@@ -24,7 +24,7 @@ from wvs_core.errors import ErrorCode, WVSError
 Seconds = NewType("Seconds", float)
 """A duration: a number of seconds, or text such as ``"300s"``, ``"5m"``, ``"250ms"``."""
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 T = TypeVar("T")

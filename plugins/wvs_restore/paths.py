@@ -17,12 +17,14 @@ from wvs_core.ops import OpFailed
 from wvs_core.treewalk import open_directory
 
 MAX_PATHS = 256
-MAX_PATH_BYTES = 4096
+MAX_PATH_BYTES = 4096  # PATH_MAX
+MAX_NAME_BYTES = 255  # NAME_MAX: no component of a path on Linux is longer
 
 
 def check_paths(_instance: object, attribute: Any, value: list[str]) -> None:
     """attrs validator: 1 to ``MAX_PATHS`` relative, normalized paths — no empty, ``.`` or ``..`` component, no
-    leading or trailing ``/``, no NUL — each at most ``MAX_PATH_BYTES`` bytes of UTF-8."""
+    leading or trailing ``/``, no NUL — each at most ``MAX_PATH_BYTES`` bytes of UTF-8, each component at most
+    ``MAX_NAME_BYTES``."""
     name = getattr(attribute, "name", "paths")
     if not 1 <= len(value) <= MAX_PATHS:
         raise ValueError(f"{name} must list 1 to {MAX_PATHS} paths, got {len(value)}")
@@ -34,6 +36,8 @@ def check_paths(_instance: object, attribute: Any, value: list[str]) -> None:
                 f"{name}[{index}] must be a normalized relative path (no empty, '.' or '..' component, no leading "
                 f"or trailing '/'), got {path[:200]!r}"
             )
+        if any(len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES for part in path.split("/")):
+            raise ValueError(f"{name}[{index}] has a component longer than {MAX_NAME_BYTES} bytes")
 
 
 def outermost(paths: list[str]) -> list[str]:

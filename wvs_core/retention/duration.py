@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-_PART = re.compile(r"(\d+)([ymdh])")
-_WHOLE = re.compile(r"(?:\d+[ymdh])+")
+_PART = re.compile(r"([0-9]{1,9})([ymdh])")
+_WHOLE = re.compile(r"(?:[0-9]{1,9}[ymdh])+")
 
 
 @attrs.frozen
