@@ -269,7 +269,7 @@ def test_a_policy_structures_from_config_and_round_trips() -> None:
         ({"keep_within": "1d2d"}, "keep_within: '1d2d' gives the unit 'd' twice"),
         ({"keep_within": "0d"}, "keep_within: '0d' is zero"),
         ({"keep_within": 30}, "expected a string, got int @ keep_within"),
-        ({"keep_labels": "pin"}, "expected a list of strings, got 'pin' @ keep_labels"),
+        ({"keep_labels": "pin"}, "expected a list, got str @ keep_labels"),
         ({"keep_labels": ["Pin"]}, "keep_labels: 'Pin' is not a label key or key=value"),
         ({"keep_labels": ["=x"]}, "keep_labels: '=x' is not a label key or key=value"),
         ({"keep_labels": ["pin=" + "x" * 257]}, "keep_labels: the value of 'pin' is longer than 256"),
