@@ -380,17 +380,17 @@ async def test_ops_example_is_loaded_declared_and_runs_in_the_executor(
     invalid = await run_op(runner, "measured", "snapshot_usage", snapshot_id="../../etc")
     assert (invalid.success, invalid.error_code, invalid.retryable) == (False, "INVALID_PARAMS", False)
 
-    # snapshot_fork: ctx.clone makes the copy crash-safe and idempotent; the op's rule records it.
-    fork_id, layout = uuid7(), WorkspaceLayout(runner.mount, "measured")
-    assert registry.snapshot_references("snapshot_fork", {"snapshot_id": snapshot_id}) == [snapshot_id]
-    forked = await run_op(runner, "measured", "snapshot_fork", snapshot_id=snapshot_id, fork_id=fork_id)
-    assert forked.success and not forked.noop, forked
-    assert tree_signature(layout.snapshot(fork_id)) == tree_signature(layout.snapshot(snapshot_id))
-    assert (snapshot_metadata(layout, fork_id) or {}).get("message") == f"fork of {snapshot_id}"
+    # snapshot_copy: ctx.clone makes the copy crash-safe and idempotent; the op's rule records it.
+    copy_id, layout = uuid7(), WorkspaceLayout(runner.mount, "measured")
+    assert registry.snapshot_references("snapshot_copy", {"snapshot_id": snapshot_id}) == [snapshot_id]
+    copied = await run_op(runner, "measured", "snapshot_copy", snapshot_id=snapshot_id, copy_id=copy_id)
+    assert copied.success and not copied.noop, copied
+    assert tree_signature(layout.snapshot(copy_id)) == tree_signature(layout.snapshot(snapshot_id))
+    assert (snapshot_metadata(layout, copy_id) or {}).get("message") == f"copy of {snapshot_id}"
     assert area_names(layout.tmp_dir) == [], "nothing left under a temporary name"
-    again = await run_op(runner, "measured", "snapshot_fork", snapshot_id=snapshot_id, fork_id=fork_id)
-    assert again.success and again.noop and again.results == forked.results, again
-    gone = await run_op(runner, "measured", "snapshot_fork", snapshot_id=uuid7(), fork_id=uuid7())
+    again = await run_op(runner, "measured", "snapshot_copy", snapshot_id=snapshot_id, copy_id=copy_id)
+    assert again.success and again.noop and again.results == copied.results, again
+    gone = await run_op(runner, "measured", "snapshot_copy", snapshot_id=uuid7(), copy_id=uuid7())
     assert (gone.success, gone.error_code, gone.retryable) == (False, "SNAPSHOT_MISSING", False)
     recorded: list[tuple[Any, ...]] = []
 
@@ -398,22 +398,22 @@ async def test_ops_example_is_loaded_declared_and_runs_in_the_executor(
         async def add_snapshot(self, *args: Any) -> None:
             recorded.append(args)
 
-    task = types.SimpleNamespace(wsid="measured", params={"snapshot_id": snapshot_id, "fork_id": fork_id})
-    await registry.ops["snapshot_fork"].on_succeeded(Recorder(), task, forked)  # type: ignore[arg-type]
-    assert recorded == [("measured", fork_id, str(layout.snapshot(fork_id)), f"fork of {snapshot_id}")]
+    task = types.SimpleNamespace(wsid="measured", params={"snapshot_id": snapshot_id, "copy_id": copy_id})
+    await registry.ops["snapshot_copy"].on_succeeded(Recorder(), task, copied)  # type: ignore[arg-type]
+    assert recorded == [("measured", copy_id, str(layout.snapshot(copy_id)), f"copy of {snapshot_id}")]
 
     # Its route is mounted beside the core's and documented from its params: snapshot_id from the path.
     app = create_app(config, registry)
-    fork_path = "/v1/workspaces/{wsid}/snapshots/{snapshot_id}:fork"
-    assert any(getattr(route, "path", None) == fork_path for route in app.routes)
+    copy_path = "/v1/workspaces/{wsid}/snapshots/{snapshot_id}:copy"
+    assert any(getattr(route, "path", None) == copy_path for route in app.routes)
     mounted = [
-        route for route in mount_op_routes(registry.ops.values(), core_routes) if route.op.name == "snapshot_fork"
+        route for route in mount_op_routes(registry.ops.values(), core_routes) if route.op.name == "snapshot_copy"
     ]
-    documented = yaml.safe_load(openapi.document(mounted))["paths"][fork_path]["post"]
-    assert documented["operationId"] == "snapshotFork" and documented["requestBody"]["required"] is False
+    documented = yaml.safe_load(openapi.document(mounted))["paths"][copy_path]["post"]
+    assert documented["operationId"] == "snapshotCopy" and documented["requestBody"]["required"] is False
     assert documented["requestBody"]["content"]["application/json"]["schema"]["properties"] == {}
     answer = documented["responses"]["202"]["content"]["application/json"]["schema"]
-    assert answer["required"] == ["task_id", "status", "fork_id"]
+    assert answer["required"] == ["task_id", "status", "copy_id"]
 
 
 def sample_event(event_type: str) -> Event:

@@ -423,3 +423,47 @@ class TaskOp(abc.ABC):
 
     async def on_canceled(self, tx: WorkspaceTransaction, task: Task) -> None:  # noqa: B027
         """DB-side rule run in the transaction that marks the task CANCELED."""
+
+
+class WorkspaceInitializer(TaskOp):
+    """An op that makes a new workspace's first live tree (``init_workspace``, a fork): the task
+    ``POST /v1/workspaces`` creates with its workspace, never submitted. Its rules move the workspace
+    PROVISIONING → ACTIVE when it succeeds (``current_path`` from its result) and to INIT_FAILED when it ends
+    otherwise, so that ``retry-init`` may try again. Subclasses set ``name`` and ``params_type``, make the first
+    live tree in ``execute`` and end with ``point_current``."""
+
+    submittable = False
+    initializes_workspace = True
+
+    async def point_current(self, ctx: ExecutionContext, live_id: str) -> ExecutionResult:
+        """Let the quiesce protocol set up in the new view, then switch ``current`` to ``live/<live_id>`` last
+        (a no-op when it points there already: a re-run). Steps reached: prepared, switched."""
+        await ctx.quiesce.prepare(ctx.view, ctx.task_id)
+        ctx.reached("prepared")
+        switched = await asyncio.to_thread(_switch_unless_there, ctx, live_id)
+        ctx.reached("switched")
+        return ExecutionResult(
+            success=True,
+            noop=not switched,
+            results={"root_path": str(ctx.layout.root), "current_path": str(ctx.layout.live(live_id))},
+        )
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        """PROVISIONING → ACTIVE with the first live tree as ``current_path``."""
+        await tx.set_workspace_state(task.wsid, WorkspaceState.ACTIVE, current_path=result.results["current_path"])
+
+    async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:
+        """PROVISIONING → INIT_FAILED; ``retry-init`` may try again."""
+        await tx.set_workspace_state(task.wsid, WorkspaceState.INIT_FAILED)
+
+    async def on_canceled(self, tx: WorkspaceTransaction, task: Task) -> None:
+        """A canceled initializer leaves the workspace INIT_FAILED too, so ``retry-init`` can start over."""
+        await tx.set_workspace_state(task.wsid, WorkspaceState.INIT_FAILED)
+
+
+def _switch_unless_there(ctx: ExecutionContext, live_id: str) -> bool:
+    """Blocking: switch ``current`` to the live tree; False when it already pointed there."""
+    if ctx.view.points_to(live_id):
+        return False
+    ctx.view.switch_current(live_id)
+    return True

@@ -13,14 +13,14 @@ from wvs_core.convert import describe_error, structure
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, check_wsid, uuid7
 from wvs_core.layout import LIVE, WorkspaceLayout, snapshot_metadata
-from wvs_core.models import ExecutionResult, Task, WorkspaceState
+from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import (
     CHOSEN_BY_SERVER,
     ClaimDecision,
     ExecutionContext,
     OpFailed,
     OpRoute,
-    TaskOp,
+    WorkspaceInitializer,
     WorkspaceTransaction,
 )
 from wvs_core.storage import open_tree
@@ -46,7 +46,7 @@ def _open_source(source: WorkspaceLayout, snapshot_id: str) -> int:
     return open_tree(source.snapshot(snapshot_id))
 
 
-class WorkspaceFork(TaskOp):
+class WorkspaceFork(WorkspaceInitializer):
     """The first task of a forked workspace (instead of ``init_workspace``): the SPEC §1 layout, the first live
     tree cloned from ``snapshot_id`` of ``source_wsid``, ``current`` pointing to it.
 
@@ -56,8 +56,6 @@ class WorkspaceFork(TaskOp):
 
     name = "workspace_fork"
     params_type = WorkspaceForkParams
-    submittable = False  # created with its workspace: POST /v1/workspaces with init, or its route
-    initializes_workspace = True
     routes = (
         OpRoute(
             "POST",
@@ -105,32 +103,4 @@ class WorkspaceFork(TaskOp):
             finally:
                 os.close(fd)
         ctx.reached("forked")
-        await ctx.quiesce.prepare(ctx.view, ctx.task_id)
-        ctx.reached("prepared")
-        switched = await asyncio.to_thread(_point_current, ctx, params.live_id)
-        ctx.reached("switched")
-        return ExecutionResult(
-            success=True,
-            noop=not switched,
-            results={"root_path": str(ctx.layout.root), "current_path": str(ctx.layout.live(params.live_id))},
-        )
-
-    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
-        """PROVISIONING → ACTIVE with the first live tree as ``current_path``."""
-        await tx.set_workspace_state(task.wsid, WorkspaceState.ACTIVE, current_path=result.results["current_path"])
-
-    async def on_dead(self, tx: WorkspaceTransaction, task: Task) -> None:
-        """PROVISIONING → INIT_FAILED."""
-        await tx.set_workspace_state(task.wsid, WorkspaceState.INIT_FAILED)
-
-    async def on_canceled(self, tx: WorkspaceTransaction, task: Task) -> None:
-        """A canceled fork leaves the workspace INIT_FAILED too."""
-        await tx.set_workspace_state(task.wsid, WorkspaceState.INIT_FAILED)
-
-
-def _point_current(ctx: ExecutionContext, live_id: str) -> bool:
-    """Switch ``current`` to the live tree; False when it already pointed there."""
-    if ctx.view.points_to(live_id):
-        return False
-    ctx.view.switch_current(live_id)
-    return True
+        return await self.point_current(ctx, params.live_id)
