@@ -221,15 +221,21 @@ async def test_chaos(postgres, juicefs_volume, tmp_path: Path, capsys: pytest.Ca
                         response = await submit(client, "POST", f"/v1/workspaces/{wsid}/snapshots", {})
                         if response.status_code == 202:
                             snapshots[wsid].append(response.json()["snapshot_id"])
-                    elif roll < 0.8:
+                    elif roll < 0.75:
                         body = {"snapshot_id": rng.choice(snapshots[wsid])}
                         response = await submit(client, "POST", f"/v1/workspaces/{wsid}/current:set", body)
+                    elif roll < 0.82:  # a fork: a new workspace from a snapshot (404 while that is not taken yet)
+                        fork = {"wsid": f"fork-{counts['forks']}", "owner": "chaos"}
+                        path = f"/v1/workspaces/{wsid}/snapshots/{rng.choice(snapshots[wsid])}:fork"
+                        response = await submit(client, "POST", path, fork)
+                        counts["forks"] += response.status_code == 202
                     else:
                         victim = rng.choice(snapshots[wsid])
                         response = await submit(client, "DELETE", f"/v1/workspaces/{wsid}/snapshots/{victim}", None)
                     counts[f"http_{response.status_code}"] += 1
                     if response.status_code == 202:
-                        accepted.append(response.json()["task_id"])
+                        answer = response.json()
+                        accepted.append(answer.get("task_id") or answer["init_task_id"])
                     await asyncio.sleep(rng.uniform(0.05, 0.4))
                 stop_chaos.set()
                 await chaos_task
@@ -287,10 +293,12 @@ async def test_chaos(postgres, juicefs_volume, tmp_path: Path, capsys: pytest.Ca
     report = json.loads(fsck.output)
     assert fsck.exit_code == 0 and report["clean"], report
     assert counts["kills"] >= 5 and counts["postgres_restarts"] == 1
+    assert counts["forks"] >= 1, "the mix forked no workspace"
     with capsys.disabled():
         print(
             f"\nchaos: seed={seed} tasks={len(accepted)} succeeded={statuses['SUCCEEDED']} "
             f"dead={statuses['DEAD']}{dict(dead_reasons) or ''} "
-            f"canceled={statuses['CANCELED']} kills={counts['kills']} restarts={counts['restarts']} "
+            f"canceled={statuses['CANCELED']} forks={counts['forks']} "
+            f"kills={counts['kills']} restarts={counts['restarts']} "
             f"postgres_restarts={counts['postgres_restarts']} retries={retries}"
         )
