@@ -66,6 +66,7 @@ async def test_every_loaded_op_is_listed_with_a_usable_params_schema(
         "snapshot_drop",
         "restore_paths",
         "snapshot_diff",
+        "workspace_fork",
     }
     export = ops["export"]
     assert export["description"] == "Export the workspace's current tree somewhere else."

@@ -127,3 +127,27 @@ async def test_a_forged_cursor_of_the_right_shape_is_just_a_position(api, databa
     # Another list's id type is refused (a UUID happens to be a valid wsid, so that way round is a position).
     assert (await api.get("/v1/tasks", params={"cursor": forge(MOMENT, "paged-ws")})).status_code == 400
     assert (await api.get("/v1/workspaces/paged-ws/audit", params={"cursor": forge(MOMENT, UUID)})).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/workspaces", "limit=1&limit=2"),
+        ("/v1/workspaces", "state=ACTIVE&state=DISABLED"),
+        ("/v1/tasks", "cursor=a&cursor=b"),
+        ("/v1/tasks", "status=DEAD&status=PENDING"),
+        ("/v1/workspaces/paged-ws/snapshots", "limit=5&limit=5"),
+        ("/v1/workspaces/paged-ws/audit", "limit=1&limit=1"),
+    ],
+)
+async def test_a_query_parameter_given_twice_is_400_not_the_first_silently(api, database, path, query) -> None:
+    await insert_workspaces(database, ["paged-ws"], None)
+    response = await api.get(f"{path}?{query}")
+    assert response.status_code == 400, response.text
+    assert "more than once" in response.json()["error"]["message"]
+
+
+async def test_a_repeatable_filter_may_repeat(api, database) -> None:
+    await insert_workspaces(database, ["paged-ws"], None)
+    response = await api.get("/v1/workspaces/paged-ws/snapshots?label=a=1&label=b=2")
+    assert response.status_code == 200, response.text

@@ -84,12 +84,16 @@ class ListQuery:
     filters: dict[str, str]
 
 
-def list_query(request: Request, allowed_filters: tuple[str, ...] = ()) -> ListQuery:
-    """Parse ``cursor``, ``limit`` and the allowed filters; anything else is a 400."""
+def list_query(request: Request, allowed_filters: tuple[str, ...] = (), repeatable: tuple[str, ...] = ()) -> ListQuery:
+    """Parse ``cursor``, ``limit`` and the allowed filters; anything else is a 400, and so is a parameter given
+    twice unless it is ``repeatable`` (the caller reads those with ``getlist``)."""
     params = request.query_params
     unknown = set(params) - {"cursor", "limit", *allowed_filters}
     if unknown:
         raise bad_request(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    names = [name for name, _value in params.multi_items() if name not in repeatable]
+    if repeated := sorted({name for name in names if names.count(name) > 1}):
+        raise bad_request(f"query parameter(s) given more than once: {', '.join(repeated)}")
     if empty := sorted(name for name, value in params.items() if not value):
         raise bad_request(f"empty query parameter(s): {', '.join(empty)} (leave them out instead)")
     limit = ascii_int(params.get("limit", str(DEFAULT_LIMIT)), 1, MAX_LIMIT)

@@ -33,7 +33,7 @@ def label_filters(given: list[str]) -> dict[str, str]:
 async def list_snapshots(request: Request) -> JSONResponse:
     """Snapshots not deleted, newest first; ``?label=key=value`` (repeatable) keeps those carrying every one."""
     wsid = path_wsid(request)
-    query = list_query(request, allowed_filters=(LABEL_FILTER,))
+    query = list_query(request, allowed_filters=(LABEL_FILTER,), repeatable=(LABEL_FILTER,))
     labels = label_filters(request.query_params.getlist(LABEL_FILTER))
     page = await state.store(request).list_snapshots(wsid, query.cursor, query.limit, labels, scope=scope(request))
     return JSONResponse(page_view(page, snapshot_view))
