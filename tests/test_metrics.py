@@ -87,7 +87,8 @@ async def test_metrics_move_with_the_flow(database, mount, start_service) -> Non
     assert delta("wvs_lock_wait_seconds_count") >= 4
     assert delta("wvs_dequeue_empty_total") > 0
     assert delta("wvs_clone_duration_seconds_count", op="snapshot_create") == 2
-    assert delta("wvs_clone_duration_seconds_count", op="set_current") == 1
+    # Two clones: the snapshot into the new live tree, and the replaced tree into the kept snapshot.
+    assert delta("wvs_clone_duration_seconds_count", op="set_current") == 2
     assert delta("wvs_clone_entries_total", op="snapshot_create") >= 3
     assert delta("wvs_quiesce_wait_seconds_count") == 3
     assert delta("wvs_quiesce_timeout_total") == 5

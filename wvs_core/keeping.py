@@ -67,7 +67,10 @@ async def keep_replaced_tree(ctx: ExecutionContext, live_id: str | None, snapsho
             log.warning("nothing to keep: %s", error)
     ctx.reached("kept")
     if live_id is not None:
-        await asyncio.to_thread(ctx.view.remove_tree, LIVE, live_id)
+        try:
+            await asyncio.to_thread(ctx.view.remove_tree, LIVE, live_id)
+        except OSError as error:  # the agent, racing the removal of its old tree: the rollback has happened
+            log.warning("could not remove the replaced tree %s: %s", ctx.view.describe(LIVE, live_id), error)
         ctx.reached("replaced-removed")
     if not kept:
         return {}

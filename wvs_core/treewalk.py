@@ -117,15 +117,20 @@ def open_path(root: int, path: tuple[str, ...]) -> int:
 def remove_entry(path: os.PathLike[str] | str, parent: int | None = None) -> None:
     """Remove ``path`` (relative to the directory open as ``parent`` when given) and everything below it
     with ``shutil.rmtree``, which walks by descriptors and never follows a link; a link or file is unlinked
-    itself; missing is fine."""
+    itself; missing is fine, and so is an entry that vanishes meanwhile (someone else removing it too)."""
     try:
         kind = os.stat(path, dir_fd=parent, follow_symlinks=False).st_mode
+        if stat.S_ISDIR(kind):
+            shutil.rmtree(path, dir_fd=parent, onerror=_unless_vanished)
+        else:
+            os.unlink(path, dir_fd=parent)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(kind):
-        shutil.rmtree(path, dir_fd=parent)
-    else:
-        os.unlink(path, dir_fd=parent)
+
+
+def _unless_vanished(_function: object, _path: str, error: tuple[type[BaseException], BaseException, object]) -> None:
+    if not isinstance(error[1], FileNotFoundError):
+        raise error[1]
 
 
 def data_regions(fd: int, size: int) -> Iterator[tuple[int, int]]:
