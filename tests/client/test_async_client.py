@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from wvs_client import AsyncClient, Event, Gone
-from wvs_controlfile import QuiesceResponder
+from wvs_client.responder import QuiesceResponder
 
 
 async def test_an_async_program_submits_forks_restores_and_tails_events(wvs) -> None:

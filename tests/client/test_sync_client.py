@@ -19,7 +19,7 @@ from wvs_client import (
     WvsError,
 )
 from wvs_client import calls as sdk_calls
-from wvs_controlfile import QuiesceResponder
+from wvs_client.responder import QuiesceResponder
 
 
 def lifecycle(url: str, mount: Path) -> dict[str, Any]:
