@@ -58,6 +58,7 @@ def lifecycle(url: str, mount: Path) -> dict[str, Any]:
         seen["one_by_one"] = list(client.pages(sdk_calls.list_snapshots, "sdk-sync", limit=1))
         seen["every"] = list(client.iter_snapshots("sdk-sync"))
         seen["tasks"] = list(client.iter_tasks(wsid="sdk-sync"))
+        seen["events"] = list(client.events(wsid="sdk-sync", follow=False))
         try:
             client.drop_snapshot("sdk-sync", first.snapshot_id or "")
         except WvsError as error:
@@ -91,6 +92,8 @@ async def test_a_program_snapshots_diffs_and_rolls_back_with_the_sync_client(wvs
     assert len(every) >= 3, "first, second, and the tree the rollback replaced"
     assert [snap.snapshot_id for snap in seen["one_by_one"]] == every, "a page of one, cursor after cursor"
     assert {task.op for task in seen["tasks"]} >= {"init_workspace", "snapshot_create", "snapshot_diff", "set_current"}
+    types = [event.type for event in seen["events"]]
+    assert types[:2] == ["workspace.created", "task.created"] and "current.changed" in types, "oldest first"
 
     assert isinstance(seen["drop_current"], ConflictSnapshotInUse)
     assert seen["drop_current"].status == 409 and seen["drop_current"].code == "WVS_CONFLICT_SNAPSHOT_IN_USE"
