@@ -4,6 +4,7 @@ waiting with progress, pagination, and errors as classes carrying the request id
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,22 @@ def test_an_unreachable_service_is_its_own_error(retries: int) -> None:
         client.list_workspaces()
     assert raised.value.code == "WVS_UNREACHABLE" and raised.value.status is None
     assert "127.0.0.1:9" in str(raised.value)
+
+
+async def test_wait_gives_up_after_its_timeout_with_the_last_state_seen(database, tmp_path, start_service) -> None:
+    from tests.conftest import make_config
+    from wvs_client import WaitTimeout
+
+    service = await start_service(make_config(database, tmp_path), planes=("api",))  # nobody runs the tasks
+
+    def wait_on_a_pending_task() -> tuple[WaitTimeout, float]:
+        with Client(service.api_url) as client:
+            created = client.create_workspace("sdk-pending", owner="programs")
+            started = time.monotonic()
+            with pytest.raises(WaitTimeout) as raised:
+                created.wait(timeout=0.5)
+            return raised.value, time.monotonic() - started
+
+    error, waited = await asyncio.to_thread(wait_on_a_pending_task)
+    assert error.task.status == "PENDING" and isinstance(error, TimeoutError)
+    assert 0.5 <= waited < 2.0
