@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: up test lint pytest test-tools bench-tools protos bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'  # bench: the queues make bench measures beside WVS
+	# wvs-client first on the line: the server depends on it, from this repository
+	$(BIN)/pip install --quiet -e clients/python -e '.[dev,bench]'  # bench: the queues make bench measures beside WVS
 	touch $@
 
 up: $(STAMP)  ## Run WVS on this machine (embedded PostgreSQL + JuiceFS); ARGS="--port 8080 --data-dir DIR"

@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import make_config
 from tests.helpers import create_workspace, in_flight, key, snapshots_dir, wait_task
+from wvs_client.responder import ControlState, answer_control, control_lock, encode_control, read_control
 from wvs_controlfile import ControlFileQuiesce, QuiesceResponder
-from wvs_controlfile.protocol import ControlState, answer_control, control_lock, encode_control, read_control
 from wvs_core.agentview import AgentView
 from wvs_core.fsutil import atomic_write_bytes
 from wvs_core.layout import VolumeLayout, WorkspaceLayout

@@ -1,118 +1,32 @@
-"""The control.json handshake (SPEC §6): the file's format, the agent's side and the executor's side."""
+"""The control.json handshake (SPEC §6), the executor's side. The file's format and the agent's side live in
+``wvs_client.responder`` (an agent installs only wvs-client); this side reads the file as hostile input."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import fcntl
-import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
+from wvs_client.responder import (
+    DEFAULT_POLL_INTERVAL,
+    LOCK_POLL,
+    MAX_CONTROL_BYTES,
+    ControlState,
+    decode_control,
+    encode_control,
+    poll_intervals,
+)
 from wvs_core.agentview import AgentView
-from wvs_core.fsutil import atomic_write_bytes
 from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META
 from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLL_INTERVAL = 0.02  # the longest wait between two reads of control.json, on either side
-FIRST_POLL = 0.001  # the first wait after a change: an answer that comes at once is seen at once
-LOCK_TIMEOUT = 10.0  # the agent's side: a lock is held for one read and one rename; longer means it is stuck
-EXECUTOR_LOCK_WAIT = 1.0  # the executor's side, outside a freeze: resume, recover, prepare never wait longer
-LOCK_POLL = 0.005
-MAX_CONTROL_BYTES = 4096  # SPEC §6: a larger control.json is no answer
-
-
-class ControlState(enum.StrEnum):
-    """States of control.json, in the order they follow each other."""
-
-    RUNNING = "RUNNING"  # the agent writes freely
-    REQUEST_FREEZE = "REQUEST_FREEZE"  # executor → agent: stop writing
-    FROZEN = "FROZEN"  # agent → executor: writes stopped
-    REQUEST_RESUME = "REQUEST_RESUME"  # executor → agent: go on
-
-
-def encode_control(state: ControlState, task_id: str | None) -> bytes:
-    """control.json's content: ``{"state", "timestamp" (RFC 3339, ms), "task_id"}``."""
-    timestamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-    return json.dumps({"state": state.value, "timestamp": timestamp, "task_id": task_id}).encode()
-
-
-def poll_intervals(longest: float) -> Iterator[float]:
-    """Seconds to wait between reads of control.json after a change: FIRST_POLL, doubling up to ``longest``
-    and staying there. No inotify: through FUSE it misses every change another machine makes."""
-    interval = min(FIRST_POLL, longest)
-    while True:
-        yield interval
-        interval = min(interval * 2, longest)
-
-
-def decode_control(data: bytes | None) -> dict[str, Any] | None:
-    """The parsed control.json, or None when ``data`` is missing, too large, or not a JSON object (the agent
-    writes this file: anything may be in it)."""
-    if data is None or len(data) > MAX_CONTROL_BYTES:
-        return None
-    try:
-        parsed = json.loads(data)
-    except (ValueError, RecursionError):
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-# --- the agent's side: its own files, by path ---------------------------------------------------------
-
-
-@contextlib.contextmanager
-def control_lock(path: Path) -> Iterator[None]:
-    """Hold the exclusive ``flock`` on ``control.lock`` beside control.json (the agent's side).
-
-    Both sides take it around every write, and the agent re-reads the request under it, so an answer
-    never overwrites a newer request. Raises TimeoutError when the lock stays held for LOCK_TIMEOUT.
-    """
-    lock_file = path.with_name(CONTROL_LOCK)
-    fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT, 0o644)  # read-only is enough for flock, whoever owns it
-    try:
-        deadline = time.monotonic() + LOCK_TIMEOUT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"{lock_file} held for over {LOCK_TIMEOUT:g}s") from None
-                time.sleep(LOCK_POLL)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def read_control(path: Path) -> dict[str, Any] | None:
-    """The agent's side: control.json as it is now, or None when missing or unreadable."""
-    try:
-        with open(path, "rb") as handle:
-            return decode_control(handle.read(MAX_CONTROL_BYTES + 1))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) -> bool:
-    """The agent's side: write ``state`` only if control.json still holds ``request`` (compared whole,
-    timestamp included); False, writing nothing, when a newer request replaced it meanwhile."""
-    with control_lock(path):
-        if read_control(path) != request:
-            return False
-        atomic_write_bytes(path, encode_control(state, request.get("task_id")))
-        return True
-
-
-# --- the executor's side: a hostile file, through the agent view ------------------------------------
+EXECUTOR_LOCK_WAIT = 1.0  # outside a freeze: resume, recover, prepare never wait longer for control.lock
 
 
 class ControlFileQuiesce(QuiesceProtocol):

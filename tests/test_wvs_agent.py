@@ -1,0 +1,59 @@
+"""``wvs agent``: refuses a directory that is no workspace root, prints a line per freeze and per resume, and
+stops at once on SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import create_workspace, key, wait_task
+
+WVS = str(Path(sys.executable).parent / "wvs")
+
+
+async def next_line(stream: asyncio.StreamReader) -> str:
+    return (await asyncio.wait_for(stream.readline(), timeout=20)).decode()
+
+
+def test_a_directory_that_is_no_workspace_root_is_refused(tmp_path: Path) -> None:
+    refused = subprocess.run([WVS, "agent", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "is not the root of an initialized workspace" in refused.stderr
+    assert "no current (the link WVS switches) and no .wvs/control.json" in refused.stderr
+
+    (tmp_path / "current").symlink_to("live/x")
+    half = subprocess.run([WVS, "agent", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert half.returncode != 0 and "no .wvs/control.json" in half.stderr and "no current" not in half.stderr
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_each_freeze_and_resume_is_a_line_and_a_signal_stops_it_at_once(wvs, stop_signal: int) -> None:
+    await create_workspace(wvs, "cli-agent")
+    agent = await asyncio.create_subprocess_exec(
+        WVS, "agent", str(wvs.mount_path / "cli-agent"), stderr=asyncio.subprocess.PIPE
+    )
+    assert agent.stderr is not None
+    try:
+        assert "answering quiesce requests in" in await next_line(agent.stderr)
+        accepted = (await wvs.post("/v1/workspaces/cli-agent/snapshots", json={}, headers=key())).json()
+        assert (await wait_task(wvs, accepted["task_id"]))["status"] == "SUCCEEDED"
+        frozen, resumed = await next_line(agent.stderr), await next_line(agent.stderr)
+        assert f"frozen for task {accepted['task_id']}" in frozen
+        assert f"resumed after task {accepted['task_id']}" in resumed
+
+        started = time.monotonic()
+        agent.send_signal(stop_signal)
+        await asyncio.wait_for(agent.wait(), timeout=10)
+        stopped_in = time.monotonic() - started
+    finally:
+        if agent.returncode is None:
+            agent.kill()
+            await agent.wait()
+    assert stopped_in < 0.5, f"took {stopped_in:.2f}s to stop"
+    assert agent.returncode == 0
