@@ -176,8 +176,8 @@ class RestorePaths(TaskOp):
 
 
 async def _stage(ctx: ExecutionContext, snapshot: SnapshotTree, staging: Path, paths: list[str]) -> list[Staged]:
-    """Clone each path's version out of the snapshot into ``staging`` (a directory: itself; anything else: its
-    directory, of which the entry is then taken)."""
+    """Clone each path's version out of the snapshot into ``staging``: a directory with everything below it
+    (``clone_tree``), anything else by itself (``clone_entry``) — never its siblings."""
     root = await asyncio.to_thread(snapshot.open, ctx)
     try:
         await asyncio.to_thread(staging.mkdir, 0o700)
@@ -199,8 +199,8 @@ async def _stage(ctx: ExecutionContext, snapshot: SnapshotTree, staging: Path, p
                         os.close(source)
                     staged.append(Staged(path, target, found.directories))
                 else:
-                    await ctx.storage.clone_tree(found.parent, target)
-                    staged.append(Staged(path, target / found.name, found.directories))
+                    await ctx.storage.clone_entry(found.parent, found.name, target)
+                    staged.append(Staged(path, target, found.directories))
             finally:
                 os.close(found.parent)
         return staged
