@@ -7,6 +7,7 @@ the types are discoverable (``GET /v1/ops``, the OpenAPI document) and a notifie
 from __future__ import annotations
 
 import asyncio
+import types
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from tests.helpers import create_workspace, key, wait_task
 from tests.plugins.extra_notifier import MemoryNotifier
 from tests.test_events import event_log
 from wvs_core.config import config_from_dict
+from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.errors import ConfigError
 from wvs_core.events import EVENT_TYPES
 from wvs_core.models import ExecutionResult
@@ -203,3 +205,10 @@ def test_an_op_declaring_a_malformed_core_or_taken_event_type_stops_the_process(
 
     with pytest.raises(ConfigError, match=message):
         PluginRegistry.load(config_from_dict({}).plugins, extra=(Plugin(),))
+
+
+async def test_a_rule_recording_a_type_its_op_does_not_declare_is_refused_before_any_write() -> None:
+    task = types.SimpleNamespace(op="declares", wsid="w", task_id="t", request_id=None)
+    tx = SqlWorkspaceTransaction(None, task, lambda op, params: [], op_event_types={"thing.done"})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"op declares does not declare the event type 'thing\.undone'"):
+        await tx.record_event("thing.undone", {})
