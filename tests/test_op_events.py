@@ -186,6 +186,7 @@ class Declares(TaskOp):
     ("declared", "message"),
     [
         ({"Workspace.Forked!": ""}, "not <noun>.<verb>"),
+        ({"thing.done\n": ""}, "not <noun>.<verb>"),
         ({"task.succeeded": ""}, "one of the core's"),
         ({"task.cancel_requested": ""}, "one of the core's"),
         ({"workspace.forked": ""}, "declared by op .* too"),

@@ -51,15 +51,15 @@ class AuditOnly(enum.StrEnum):
 
 EVENT_TYPES = frozenset(EventType)
 AUDIT_ONLY = frozenset(AuditOnly)
-EVENT_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}$")
-"""What an event type (or an audit-only action) looks like: ``<noun>.<verb>``, lower case."""
+EVENT_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}")
+"""What an event type (or an audit-only action) looks like, whole (``fullmatch``): ``<noun>.<verb>``, lower case."""
 
 
 def check_op_event_types(op: str, declared: Mapping[str, str], taken: Mapping[str, str]) -> None:
     """Raise ValueError unless each type ``op`` declares is well formed (``EVENT_TYPE_NAME``), no core event type
     or audit-only action, and not in ``taken`` (a type another op declared, mapped to that op's name)."""
     for name in declared:
-        if not EVENT_TYPE_NAME.match(name):
+        if not EVENT_TYPE_NAME.fullmatch(name):
             raise ValueError(f"op {op}: event type {name!r} is not <noun>.<verb> in lower case")
         if name in EVENT_TYPES or name in AUDIT_ONLY:
             raise ValueError(f"op {op}: event type {name!r} is one of the core's")
@@ -108,7 +108,7 @@ class NewEvent:
     @type.validator
     def _well_formed(self, _attribute: attrs.Attribute[str], value: str) -> None:
         # The core records its own enums; an op's types are checked against its declaration when recorded.
-        if not EVENT_TYPE_NAME.match(value):
+        if not EVENT_TYPE_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is neither an event type nor an audit-only action")
 
     @classmethod

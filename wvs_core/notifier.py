@@ -67,7 +67,7 @@ def check_event_types(types: Collection[str], where: str) -> frozenset[str]:
     """``types`` as a set, each shaped like an event type (ConfigError naming ``where`` otherwise). Whether each
     is one the service records — the core's or a loaded op's — is checked when the worker builds its notifiers
     (``PluginRegistry.build_notifiers``)."""
-    malformed = sorted(name for name in types if not EVENT_TYPE_NAME.match(name))
+    malformed = sorted(name for name in types if not EVENT_TYPE_NAME.fullmatch(name))
     if malformed:
         raise ConfigError(f"{where}: {', '.join(map(repr, malformed))} is no event type (<noun>.<verb>)")
     return frozenset(types)
