@@ -21,10 +21,11 @@ from tests.helpers import create_workspace, key, wait_task
 from tests.plugins.extra_notifier import MemoryNotifier
 from tests.test_events import event_log
 from wvs_core.config import config_from_dict
+from wvs_core.db.outcomes import Recorded
 from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.errors import ConfigError
 from wvs_core.events import EVENT_TYPES
-from wvs_core.models import ExecutionResult
+from wvs_core.models import ExecutionResult, TaskStatus
 from wvs_core.ops import TaskOp
 from wvs_core.plugins import PluginRegistry
 
@@ -213,3 +214,13 @@ async def test_a_rule_recording_a_type_its_op_does_not_declare_is_refused_before
     tx = SqlWorkspaceTransaction(None, task, lambda op, params: [], op_event_types={"thing.done"})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"op declares does not declare the event type 'thing\.undone'"):
         await tx.record_event("thing.undone", {})
+
+
+def test_an_op_whose_metric_fails_does_not_undo_the_recorded_end(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(Declares):
+        def count_outcome(self, task: Any) -> None:
+            raise RuntimeError("a broken metric")
+
+    task = types.SimpleNamespace(op="declares", task_id="t-1", status=TaskStatus.DEAD, started_at=None, ended_at=None)
+    Recorded(task, TaskStatus.RUNNING, [], Broken()).count()  # type: ignore[arg-type]
+    assert "op declares failed to count the end of task t-1" in caplog.text

@@ -442,7 +442,7 @@ class TaskOp(abc.ABC):
         """Add the op's own metrics for a run that ended as ``task`` says (its ``status`` and stored ``result``),
         once the transaction that recorded it committed; called in the worker, whose ``/metrics`` serves
         prometheus_client's default registry, where the op's module defines its metrics (never labelled by
-        ``wsid``: SPEC §10). Must not raise. Default: nothing beyond ``wvs_task_*``."""
+        ``wsid``: SPEC §10). An exception is logged and changes nothing else. Default: nothing beyond ``wvs_task_*``."""
 
 
 PAGED_RESULT = "result_page"

@@ -8,6 +8,7 @@ once that transaction committed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from wvs_core.ops import PAGED_RESULT, ClaimDecision, TaskOp, summarised_result
 
 if TYPE_CHECKING:
     from wvs_core.plugins import PluginRegistry
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -49,7 +52,10 @@ class Recorded:
         if task.started_at and task.ended_at:
             metrics.TASK_DURATION.labels(task.op).observe((task.ended_at - task.started_at).total_seconds())
         if self.op is not None:
-            self.op.count_outcome(task)
+            try:
+                self.op.count_outcome(task)
+            except Exception:  # a plugin's metric must not undo what committed: the end is recorded
+                log.exception("op %s failed to count the end of task %s", task.op, task.task_id)
 
 
 class TaskRecorder:
