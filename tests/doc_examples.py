@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
 
 from wvs_core.config import Config, PluginsConfig, config_from_dict
 from wvs_core.errors import ConfigError
@@ -99,11 +101,16 @@ def section_text(hook: str, path: Path = DOCS) -> str:
 
 
 def run_example(block: Block, name: str) -> types.ModuleType:
-    """Execute a Python example as the module ``name``; tracebacks point at its lines in the doc."""
+    """Execute a Python example as the module ``name``; tracebacks point at its lines in the doc. The metrics it
+    defines are taken out of prometheus_client's default registry again (read them through the module): a
+    plugin's module is imported once per process, an example runs many times in the test process."""
     module = types.ModuleType(name, None)
     module.__file__ = str(DOCS)
     code = compile("\n" * (block.line - 1) + block.code, str(DOCS), "exec")
     exec(code, module.__dict__)
+    for value in vars(module).values():
+        if isinstance(value, MetricWrapperBase):
+            REGISTRY.unregister(value)
     return module
 
 

@@ -50,7 +50,7 @@ from wvs_core.errors import ConfigError
 from wvs_core.events import Event
 from wvs_core.ids import uuid7
 from wvs_core.layout import VolumeLayout, WorkspaceLayout, area_names, snapshot_metadata, write_snapshot_metadata
-from wvs_core.models import ExecutionRequest, ExecutionResult
+from wvs_core.models import ExecutionRequest, ExecutionResult, TaskStatus
 from wvs_core.params_schema import params_schema
 from wvs_core.plugins import PluginRegistry, make_plugin_manager
 from wvs_core.quiesce import QuiesceTimeout, quiesced
@@ -398,9 +398,22 @@ async def test_ops_example_is_loaded_declared_and_runs_in_the_executor(
         async def add_snapshot(self, *args: Any) -> None:
             recorded.append(args)
 
+        async def record_event(self, *args: Any) -> None:
+            recorded.append(args)
+
     task = types.SimpleNamespace(wsid="measured", params={"snapshot_id": snapshot_id, "copy_id": copy_id})
     await registry.ops["snapshot_copy"].on_succeeded(Recorder(), task, copied)  # type: ignore[arg-type]
-    assert recorded == [("measured", copy_id, str(layout.snapshot(copy_id)), f"copy of {snapshot_id}")]
+    assert recorded == [
+        ("measured", copy_id, str(layout.snapshot(copy_id)), f"copy of {snapshot_id}"),
+        ("snapshot.copied", {"snapshot_id": snapshot_id, "copy_id": copy_id}),
+    ]
+    # Its own event type is one the service records; its metric counts successes once they committed.
+    assert "snapshot.copied" in registry.event_types - defaults().event_types
+    copies = examples["wvs_register_ops"].COPIES
+    before = copies._value.get()
+    for status in (TaskStatus.SUCCEEDED, TaskStatus.DEAD):
+        registry.ops["snapshot_copy"].count_outcome(types.SimpleNamespace(status=status))  # type: ignore[arg-type]
+    assert copies._value.get() == before + 1
 
     # Its route is mounted beside the core's and documented from its params: snapshot_id from the path.
     app = create_app(config, registry)
@@ -409,7 +422,9 @@ async def test_ops_example_is_loaded_declared_and_runs_in_the_executor(
     mounted = [
         route for route in mount_op_routes(registry.ops.values(), core_routes) if route.op.name == "snapshot_copy"
     ]
-    documented = yaml.safe_load(openapi.document(mounted))["paths"][copy_path]["post"]
+    whole = yaml.safe_load(openapi.document(mounted, registry.ops.values()))
+    assert "snapshot.copied" in whole["components"]["schemas"]["Event"]["properties"]["type"]["enum"]
+    documented = whole["paths"][copy_path]["post"]
     assert documented["operationId"] == "snapshotCopy" and documented["requestBody"]["required"] is False
     assert documented["requestBody"]["content"]["application/json"]["schema"]["properties"] == {}
     answer = documented["responses"]["202"]["content"]["application/json"]["schema"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,13 @@ from click.testing import CliRunner, Result
 from tests.helpers import create_workspace, key, snapshot_is_complete, snapshots_dir, tree_signature, wait_task
 from wvs_controlfile import QuiesceResponder
 from wvs_core.cli.wvsctl import cli
-from wvs_core.plugins import make_plugin_manager
+from wvs_core.config import config_from_dict
+from wvs_core.ids import uuid7
+from wvs_core.models import ExecutionRequest
+from wvs_core.plugins import PluginRegistry, make_plugin_manager
+from wvs_core.storage import StorageBackend, StorageError
+from wvs_executor.runner import OpRunner
+from wvs_juicefs.backend import JuiceFSBackend
 
 
 async def snapshot(wvs: Any, wsid: str) -> str:
@@ -145,3 +152,73 @@ async def test_wvsctl_snapshot_restore_puts_paths_back_through_the_named_route(w
     refused = await wvsctl("snapshot", "restore", "ctl-restore", snapshot_id, "../x")
     assert refused.exit_code != 0 and "WVS_BAD_REQUEST" in refused.output
     assert (await wvsctl("snapshot", "restore", "ctl-restore", snapshot_id)).exit_code == 2, "PATH... is required"
+
+
+@pytest.mark.parametrize("storage", ["juicefs", "localfs"])
+async def test_restoring_one_file_of_a_large_directory_clones_that_file_alone(mount: Path, storage: str) -> None:
+    """What the restore stages is observed at its ``staged`` step: the file's clone and nothing else of its
+    directory (500 siblings), whatever the backend; a link is staged as the link."""
+    seen: dict[str, dict[str, tuple[Any, ...]]] = {}
+
+    def look(step: str) -> None:
+        if step == "staged":
+            (staging,) = (mount / ".wvs" / "tmp" / "wide").glob("restore-*")
+            seen[step] = tree_signature(staging)
+
+    config = config_from_dict(
+        {"executor": {"mount_path": str(mount)}, "plugins": {"storage": storage, "quiesce": "none"}}
+    )
+    runner = OpRunner(config, PluginRegistry.load(config.plugins), on_step=look)
+
+    async def run(op: str, **params: Any) -> dict[str, str]:
+        result = await runner.run(ExecutionRequest(task_id=uuid7(), wsid="wide", op=op.upper(), params=params))
+        assert result.success, result
+        return dict(result.results)
+
+    live_id = uuid7()
+    await run("init_workspace", live_id=live_id)
+    big = mount / "wide" / "live" / live_id / "big"
+    big.mkdir()
+    for n in range(500):
+        (big / f"sibling-{n:04}").write_text(str(n))
+    (big / "wanted.txt").write_text("the snapshot's")
+    os.chmod(big / "wanted.txt", 0o640)
+    (big / "link").symlink_to("wanted.txt")
+    snapshot_id = uuid7()
+    await run("snapshot_create", snapshot_id=snapshot_id, message=None)
+    snapshotted = tree_signature(snapshots_dir(mount, "wide") / snapshot_id / "big")
+    (big / "wanted.txt").write_text("the agent's, later")
+    (big / "link").unlink()
+
+    for path, entries in (("big/wanted.txt", 501), ("big/link", 502)):  # the link is back at the second
+        current = await run(
+            "restore_paths", snapshot_id=snapshot_id, paths=[path], new_live_id=uuid7(), kept_snapshot_id=uuid7()
+        )
+        name = path.split("/")[-1]
+        assert seen.pop("staged") == {"0": snapshotted[name]}, "the one entry, exactly; no sibling"
+        restored = tree_signature(Path(current["current_path"]) / "big")
+        assert restored[name] == snapshotted[name] and len(restored) == entries
+    assert os.readlink(mount / "wide" / "current" / "big" / "link") == "wanted.txt"
+
+
+async def test_the_default_entry_clone_keeps_the_entry_alone_and_leaves_nothing_else(mount: Path) -> None:
+    """``StorageBackend.clone_entry``'s default, for a backend that clones only trees: the parent is cloned beside
+    the destination, the entry kept, the rest removed; a directory or a missing name is CLONE_FAILED."""
+    backend = JuiceFSBackend({})
+    source = mount / "src"
+    source.mkdir()
+    (source / "file").write_text("content")
+    (source / "other").write_text("sibling")
+    (source / "dir").mkdir()
+    area = mount / "area"
+    area.mkdir()
+    parent = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        await StorageBackend.clone_entry(backend, parent, "file", area / "copy")
+        for name in ("dir", "missing"):
+            with pytest.raises(StorageError, match=r"is a directory|is not in"):
+                await StorageBackend.clone_entry(backend, parent, name, area / name)
+    finally:
+        os.close(parent)
+    assert sorted(os.listdir(area)) == ["copy"] and (area / "copy").read_text() == "content"
+    assert tree_signature(area)["copy"] == tree_signature(source)["file"]

@@ -4,13 +4,17 @@ counted them, and a workspace's total), end to end on PostgreSQL and JuiceFS."""
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.fidelity import build_corpus
 from tests.helpers import create_workspace, key, wait_task
 from wvs_controlfile import QuiesceResponder
+from wvs_core.treewalk import walk
 
 
 async def snapshot(wvs: httpx.AsyncClient, wsid: str, **body: Any) -> dict[str, Any]:
@@ -95,3 +99,43 @@ async def test_usage_of_a_known_tree_and_the_workspace_total(wvs) -> None:
     assert total == {"snapshots": 2, "entries": 13, "bytes": 11300}
     listed = (await wvs.get("/v1/workspaces", params={"limit": "100"})).json()["items"]
     assert all("usage" not in item for item in listed), "the list stays one index walk: no per-row aggregate"
+
+
+def reference_usage(tree: Path) -> tuple[int, int]:
+    """Counted by walking ``tree`` by descriptors: its entries (a file with n names counts n) and the bytes of its
+    regular files (each inode once)."""
+    entries, size, seen = 0, 0, set()
+    root = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for visit in walk(root):
+            if visit.leaving:
+                continue
+            entries += 1
+            key = (visit.info.st_dev, visit.info.st_ino)
+            if stat.S_ISREG(visit.info.st_mode) and key not in seen:
+                seen.add(key)
+                size += visit.info.st_size
+    finally:
+        os.close(root)
+    return entries, size
+
+
+async def test_usage_of_the_fidelity_corpus_is_a_reference_count_of_its_tree(wvs, mount: Path) -> None:
+    """Every kind of entry of the data-fidelity corpus (hard links across directories and from outside the tree,
+    hard-linked symlinks, devices, sparse files, paths deeper than PATH_MAX) counted as a walk counts it — also
+    for a snapshot taken at once after writes, when JuiceFS's directory statistics are not flushed yet (which
+    is why they are not used: docs/architecture.md, "Usage")."""
+    await create_workspace(wvs, "usage-corpus")
+    current = mount / "usage-corpus" / "current"
+    outside = mount.parent / f"{mount.name}-outside"
+    outside.mkdir()
+    build_corpus(current, outside)
+    corpus = await snapshot(wvs, "usage-corpus")
+    assert (corpus["entries"], corpus["bytes"]) == reference_usage(Path(corpus["fs_path"]))
+    fresh = current / "written-just-before"
+    fresh.mkdir()
+    for n in range(100):
+        (fresh / f"f{n}").write_bytes(b"z" * n)
+    at_once = await snapshot(wvs, "usage-corpus")
+    assert (at_once["entries"], at_once["bytes"]) == reference_usage(Path(at_once["fs_path"]))
+    assert at_once["entries"] == corpus["entries"] + 101 and at_once["bytes"] == corpus["bytes"] + sum(range(100))

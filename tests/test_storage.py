@@ -181,3 +181,38 @@ def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+async def test_an_entry_clone_is_exact_alone_and_never_follows_a_link(backend_and_dir) -> None:
+    """``clone_entry``: a file (mode with setuid, owner, times, an xattr, a second name elsewhere), a link (as the
+    link, never its target), a FIFO; a directory or a missing name is a StorageError, and nothing but the entry
+    appears beside the destination."""
+    backend, base = backend_and_dir
+    source, area = base / "source", base / "area"
+    source.mkdir()
+    area.mkdir()
+    (source / "file").write_bytes(b"data" * 1000)
+    os.chown(source / "file", 1234, 5678)
+    os.chmod(source / "file", 0o4751)
+    os.setxattr(source / "file", "user.note", b"kept")
+    os.utime(source / "file", ns=(1_000_000_123, 2_000_000_456))
+    os.link(source / "file", source / "second-name")
+    (source / "link").symlink_to("/etc/passwd")
+    os.mkfifo(source / "pipe")
+    (source / "dir").mkdir()
+    parent = open_tree(source)
+    try:
+        for name in ("file", "link", "pipe"):
+            await backend.clone_entry(parent, name, area / name)
+        for name in ("dir", "missing"):
+            with pytest.raises(StorageError):
+                await backend.clone_entry(parent, name, area / name)
+    finally:
+        os.close(parent)
+    assert sorted(os.listdir(area)) == ["file", "link", "pipe"]
+    cloned, original = tree_signature(area), tree_signature(source)
+    assert {name: cloned[name] for name in cloned} == {name: original[name] for name in cloned}
+    assert os.getxattr(area / "file", "user.note") == b"kept" and os.lstat(area / "file").st_nlink == 1
+    assert os.readlink(area / "link") == "/etc/passwd"
+    (area / "file").write_bytes(b"changed")
+    assert (source / "file").read_bytes() == b"data" * 1000, "the clone shares nothing a write can reach"

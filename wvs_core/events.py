@@ -2,13 +2,16 @@
 
 Every state change of a task, workspace or snapshot is recorded through one door,
 ``wvs_core.db.events.record``, as an audit row in the transaction that makes the change: the audit table is
-the outbox a dispatcher tails. A few audit rows are not events (``AUDIT_ONLY``): they record who asked for
-something, but nothing changed state yet.
+the outbox a dispatcher tails. A few audit rows are not events (``AuditOnly``): they record who asked for
+something, but nothing changed state yet. Ops add event types of their own (``TaskOp.event_types``); every
+audit row that is not audit-only is an event.
 """
 
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +50,22 @@ class AuditOnly(enum.StrEnum):
 
 
 EVENT_TYPES = frozenset(EventType)
+AUDIT_ONLY = frozenset(AuditOnly)
+EVENT_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}\.[a-z][a-z0-9_]{0,62}")
+"""What an event type (or an audit-only action) looks like, whole (``fullmatch``): ``<noun>.<verb>``, lower case."""
+
+
+def check_op_event_types(op: str, declared: Mapping[str, str], taken: Mapping[str, str]) -> None:
+    """Raise ValueError unless each type ``op`` declares is well formed (``EVENT_TYPE_NAME``), no core event type
+    or audit-only action, and not in ``taken`` (a type another op declared, mapped to that op's name)."""
+    for name in declared:
+        if not EVENT_TYPE_NAME.fullmatch(name):
+            raise ValueError(f"op {op}: event type {name!r} is not <noun>.<verb> in lower case")
+        if name in EVENT_TYPES or name in AUDIT_ONLY:
+            raise ValueError(f"op {op}: event type {name!r} is one of the core's")
+        if name in taken:
+            raise ValueError(f"op {op}: event type {name!r} is declared by op {taken[name]} too")
+
 
 _TASK_EVENTS = {
     TaskStatus.RUNNING: EventType.TASK_STARTED,
@@ -77,7 +96,7 @@ def workspace_event_type(state: WorkspaceState) -> EventType:
 
 @attrs.frozen
 class NewEvent:
-    """A change to record: an ``EventType`` (or an ``AuditOnly`` action) with its facts."""
+    """A change to record: an ``EventType``, an op's declared type, or an ``AuditOnly`` action, with its facts."""
 
     type: str = attrs.field()
     wsid: str = attrs.field()
@@ -87,8 +106,9 @@ class NewEvent:
     request_id: str | None = None
 
     @type.validator
-    def _known(self, _attribute: attrs.Attribute[str], value: str) -> None:
-        if value not in EVENT_TYPES and value not in AuditOnly.__members__.values():
+    def _well_formed(self, _attribute: attrs.Attribute[str], value: str) -> None:
+        # The core records its own enums; an op's types are checked against its declaration when recorded.
+        if not EVENT_TYPE_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is neither an event type nor an audit-only action")
 
     @classmethod

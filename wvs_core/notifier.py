@@ -17,7 +17,7 @@ import cattrs
 
 from wvs_core.convert import Seconds, describe_error, structure
 from wvs_core.errors import ConfigError
-from wvs_core.events import EVENT_TYPES, Event
+from wvs_core.events import EVENT_TYPE_NAME, Event
 
 __all__ = ["Event", "Notifier", "Retry", "Subscription"]
 
@@ -64,11 +64,12 @@ class Subscription:
 
 
 def check_event_types(types: Collection[str], where: str) -> frozenset[str]:
-    """``types`` as a set, each an event type (ConfigError naming ``where`` otherwise)."""
-    unknown = sorted(set(types) - EVENT_TYPES)
-    if unknown:
-        known = ", ".join(sorted(EVENT_TYPES))
-        raise ConfigError(f"{where}: unknown event type(s) {', '.join(unknown)} (known: {known})")
+    """``types`` as a set, each shaped like an event type (ConfigError naming ``where`` otherwise). Whether each
+    is one the service records — the core's or a loaded op's — is checked when the worker builds its notifiers
+    (``PluginRegistry.build_notifiers``)."""
+    malformed = sorted(name for name in types if not EVENT_TYPE_NAME.fullmatch(name))
+    if malformed:
+        raise ConfigError(f"{where}: {', '.join(map(repr, malformed))} is no event type (<noun>.<verb>)")
     return frozenset(types)
 
 

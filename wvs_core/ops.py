@@ -288,6 +288,12 @@ class WorkspaceTransaction(Protocol):
         """Set ``deleted_at`` (kept if already set) and return it (audited)."""
         ...
 
+    async def record_event(self, type_: str, data: Mapping[str, Any]) -> None:
+        """Record an event of a type the task's op declares (``TaskOp.event_types``) about the task's workspace,
+        with ``data`` (JSON values; ``op`` is added), in this transaction: it exists if and only if the change
+        it reports commits. Raises ValueError for a type the op does not declare."""
+        ...
+
 
 CHOSEN_BY_SERVER: Mapping[str, Any] = MappingProxyType({"chosen_by_server": True})
 """Metadata of a params field the service fills when the task is created (an id from a ``factory``, or a
@@ -357,7 +363,15 @@ class TaskOp(abc.ABC):
     workspace PROVISIONING → ACTIVE when it succeeds and to INIT_FAILED when it ends otherwise."""
     paged_result: ClassVar[str | None] = None
     """The key of the task's ``result`` (see ``task_result``) holding a list that
-    ``GET /v1/tasks/{task_id}/result`` serves page by page; None: the result has no such list."""
+    ``GET /v1/tasks/{task_id}/result`` serves page by page; None: the result has no such list. The task's view
+    (``GET /v1/tasks``, ``GET /v1/tasks/{task_id}``) and its ``task.succeeded`` event leave that list out and
+    say how long it is instead (``summarised_result``)."""
+    event_types: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """The event types the op's DB-side rules record (``WorkspaceTransaction.record_event``), each with a
+    one-line description: ``{"workspace.forked": "a fork's first live tree is in place"}``. Names are
+    ``<noun>.<verb>`` in lower case, and neither a core type (``wvs_core.events.EventType``) nor another op's.
+    They are listed with the op (``GET /v1/ops``), in the OpenAPI document's ``Event.type``, and a notifier's
+    filter may name them."""
 
     @property
     def wire_name(self) -> str:
@@ -423,6 +437,31 @@ class TaskOp(abc.ABC):
 
     async def on_canceled(self, tx: WorkspaceTransaction, task: Task) -> None:  # noqa: B027
         """DB-side rule run in the transaction that marks the task CANCELED."""
+
+    def count_outcome(self, task: Task) -> None:  # noqa: B027
+        """Add the op's own metrics for a run that ended as ``task`` says (its ``status`` and stored ``result``),
+        once the transaction that recorded it committed; called in the worker, whose ``/metrics`` serves
+        prometheus_client's default registry, where the op's module defines its metrics (never labelled by
+        ``wsid``: SPEC §10). An exception is logged and changes nothing else. Default: nothing beyond ``wvs_task_*``."""
+
+
+PAGED_RESULT = "result_page"
+"""The key of the task view (and of a ``task.succeeded`` event's ``after``) that stands for the ``paged_result``
+list left out of ``result``."""
+
+
+def summarised_result(
+    op: TaskOp | None, task_id: str, result: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A task's ``result`` as its view and events show it, and what stands for its ``paged_result`` list: the
+    result without that list, and ``{"key", "total", "href"}`` — the list's key, its length, and
+    ``/v1/tasks/{task_id}/result`` that serves it page by page. ``(result, None)`` when the op declares no such
+    list or the result holds none (not succeeded yet)."""
+    key = op.paged_result if op is not None else None
+    if result is None or key is None or not isinstance(result.get(key), list):
+        return (dict(result) if result is not None else None), None
+    page = {"key": key, "total": len(result[key]), "href": f"/v1/tasks/{task_id}/result"}
+    return {name: value for name, value in result.items() if name != key}, page
 
 
 class WorkspaceInitializer(TaskOp):

@@ -12,6 +12,7 @@ import pluggy
 from wvs_core import hookspecs
 from wvs_core.config import PluginsConfig
 from wvs_core.errors import ConfigError
+from wvs_core.events import EVENT_TYPES, check_op_event_types
 from wvs_core.notifier import Notifier
 from wvs_core.ops import TaskOp
 from wvs_core.queue import TaskQueue
@@ -83,6 +84,13 @@ class PluginRegistry:
             ops=_by_name(hook.wvs_register_ops(), "op"),
             notifiers=_by_name(hook.wvs_register_notifiers(), "notifier"),
         )
+        taken: dict[str, str] = {}
+        for op in registry.ops.values():
+            try:
+                check_op_event_types(op.name, op.event_types, taken)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+            taken.update(dict.fromkeys(op.event_types, op.name))
         registry._require("plugins.storage", config.storage, registry.storage_backends)
         registry._require("plugins.quiesce", config.quiesce, registry.quiesce_protocols)
         registry._require("plugins.queue", config.queue, registry.queues)
@@ -95,6 +103,26 @@ class PluginRegistry:
         if name not in available:
             known = ", ".join(sorted(available)) or "none loaded"
             raise ConfigError(f"{key}: no plugin provides {name!r} (available: {known})")
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Every event type this process may record: the core's and each loaded op's (``TaskOp.event_types``)."""
+        return EVENT_TYPES | {name for op in self.ops.values() for name in op.event_types}
+
+    def build_notifiers(self, config: PluginsConfig) -> list[Notifier]:
+        """The notifiers ``config`` selects (``plugins.notifiers``), each built with its settings table. Raises
+        ConfigError when one's subscription wants an event type no core or loaded op records."""
+        built = [self.notifiers[name](config.settings_for(name)) for name in config.notifiers]
+        known = self.event_types
+        for notifier in built:
+            for subscription in notifier.subscriptions():
+                unknown = sorted((subscription.types or frozenset()) - known)
+                if unknown:
+                    raise ConfigError(
+                        f"plugins.settings.{notifier.name}: subscription {subscription.name} wants unknown event "
+                        f"type(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+                    )
+        return built
 
     def op(self, name: str) -> TaskOp:
         """The op called ``name``; KeyError when no plugin provides it."""

@@ -189,8 +189,7 @@ class Service:
     def _start_dispatcher(self) -> None:
         """The event dispatcher, on an engine of its own: deliveries never wait for a scheduler's connection,
         nor a scheduler for theirs."""
-        plugins = self.config.plugins
-        notifiers = [self.registry.notifiers[name](plugins.settings_for(name)) for name in plugins.notifiers]
+        notifiers = self.registry.build_notifiers(self.config.plugins)
         engine = create_engine(attrs.evolve(self.config.database, pool_size=2))
         self._closers.append(engine.dispose)
         for notifier in notifiers:

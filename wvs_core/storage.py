@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -80,6 +81,24 @@ class StorageBackend(abc.ABC):
         clone into a temporary name and rename, so a partial tree never looks complete.
         """
 
+    async def clone_entry(self, parent: int, name: str, destination: Path) -> None:
+        """Clone the one entry ``name`` — a regular file, a symlink (as a link) or a special file, never a
+        directory (``clone_tree`` clones those) — of the directory open as ``parent`` to ``destination`` (which must
+        not exist; its parent is in WVS's area), exactly as ``clone_tree`` clones an entry: content, mode, owner,
+        timestamps, extended attributes (a file with several names becomes one with one). ``parent`` was resolved
+        without following links and ``name`` is one component, never followed.
+
+        The default clones the whole of ``parent`` beside ``destination`` and keeps only ``name``: right for any
+        backend, at the cost of the siblings; a backend that can clone a single file overrides it. Raises
+        StorageError (``CLONE_FAILED``: the entry is missing or a directory too)."""
+        around = destination.with_name(f"{destination.name}.parent")
+        await self.remove_tree(around)
+        try:
+            await self.clone_tree(parent, around)
+            await asyncio.to_thread(_take_entry, around, name, destination)
+        finally:
+            await self.remove_tree(around)
+
     @abc.abstractmethod
     async def make_tree(self, destination: Path) -> None:
         """Make an empty tree at ``destination`` (which must not exist; its parent is in WVS's area): a plain
@@ -105,6 +124,17 @@ async def make_directory(destination: Path) -> None:
         await asyncio.to_thread(os.mkdir, destination, 0o755)
     except OSError as error:
         raise StorageError("MAKE_FAILED", f"cannot make {destination}: {error}") from None
+
+
+def _take_entry(clone: Path, name: str, destination: Path) -> None:
+    """Blocking: move the non-directory ``name`` of the clone ``clone`` (WVS's: trusted) to ``destination``."""
+    try:
+        info = os.lstat(clone / name)
+    except FileNotFoundError:
+        raise StorageError("CLONE_FAILED", f"{name!r} is not in the directory cloned") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise StorageError("CLONE_FAILED", f"{name!r} is a directory: clone it with clone_tree")
+    os.rename(clone / name, destination)
 
 
 def open_tree(path: Path) -> int:

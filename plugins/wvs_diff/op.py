@@ -25,23 +25,29 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Literal
 
 import attrs
+from prometheus_client import Counter
 
 from wvs_core.cancellation import OpCanceled, finish_in_thread
 from wvs_core.convert import describe_error, structure
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, is_uuid
-from wvs_core.models import ExecutionResult, Task
+from wvs_core.models import ExecutionResult, Task, TaskStatus
 from wvs_core.ops import ClaimDecision, ExecutionContext, OpFailed, OpRoute, TaskOp, WorkspaceTransaction
 from wvs_core.trees import LiveTree, SnapshotTree
-from wvs_diff.compare import Change, ContentCheck, diff_trees
+from wvs_diff.compare import Change, ChangeKind, ContentCheck, diff_trees
 from wvs_diff.render import DiffSummary, change_to_json, summarize
 
 CURRENT = "current"
 MAX_LISTED_CHANGES = 10_000  # changes kept in the task's result; the summary counts them all
 MAX_LISTED_BYTES = 1 << 20  # bytes of JSON those changes may take
+DIFFED = "snapshot.diffed"
+DIFF_ENTRIES = Counter(
+    "wvs_diff_entries_total", "Changes found by snapshot_diff tasks that succeeded, by kind of change.", ["change"]
+)
 
 
 def _snapshot_or_current(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -92,6 +98,12 @@ class SnapshotDiff(TaskOp):
         ),
     )
     paged_result = "changes"
+    event_types = MappingProxyType(
+        {
+            DIFFED: "a diff ended: data {snapshot_id, against, summary (changes per kind, bytes added and "
+            "removed), truncated}; the changes are the task's result"
+        }
+    )
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """Both snapshots (``current`` is no snapshot)."""
@@ -104,6 +116,26 @@ class SnapshotDiff(TaskOp):
             if snapshot is None or snapshot.deleted_at is not None:
                 return ClaimDecision.reject(ErrorCode.NOT_FOUND, f"snapshot {snapshot_id} does not exist")
         return ClaimDecision.proceed()
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        """``snapshot.diffed``, with the counts (the changes themselves stay in the task's result)."""
+        stored = task.result or {}
+        diffed = {
+            "snapshot_id": task.params["snapshot_id"],
+            "against": task.params["against"],
+            "summary": stored.get("summary"),
+            "truncated": stored.get("truncated"),
+        }
+        await tx.record_event(DIFFED, diffed)
+
+    def count_outcome(self, task: Task) -> None:
+        """``wvs_diff_entries_total{change}``: the changes of each kind a diff that succeeded found."""
+        summary = (task.result or {}).get("summary") or {}
+        if task.status != TaskStatus.SUCCEEDED:
+            return
+        for kind in ChangeKind:
+            if summary.get(kind.value):
+                DIFF_ENTRIES.labels(kind.value).inc(summary[kind.value])
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Compare the trees in a thread that stops at the next entry or chunk once the task is cancelled

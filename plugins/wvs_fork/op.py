@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
+from prometheus_client import Counter
 
 from wvs_core.convert import describe_error, structure
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, check_wsid, uuid7
 from wvs_core.layout import LIVE, WorkspaceLayout, snapshot_metadata
-from wvs_core.models import ExecutionResult, Task
+from wvs_core.models import ExecutionResult, Task, TaskStatus
 from wvs_core.ops import (
     CHOSEN_BY_SERVER,
     ClaimDecision,
@@ -25,6 +27,9 @@ from wvs_core.ops import (
 )
 from wvs_core.storage import open_tree
 from wvs_core.trees import LiveTree
+
+FORKED = "workspace.forked"
+FORKS = Counter("wvs_fork_total", "Forks that succeeded: workspaces started from a clone of another's snapshot.")
 
 
 @attrs.frozen
@@ -56,6 +61,9 @@ class WorkspaceFork(WorkspaceInitializer):
 
     name = "workspace_fork"
     params_type = WorkspaceForkParams
+    event_types = MappingProxyType(
+        {FORKED: "a forked workspace's first live tree is in place: data {source_wsid, source_snapshot_id}"}
+    )
     routes = (
         OpRoute(
             "POST",
@@ -85,6 +93,17 @@ class WorkspaceFork(WorkspaceInitializer):
         if snapshot is None or snapshot.deleted_at is not None:
             return ClaimDecision.reject(ErrorCode.NOT_FOUND, f"snapshot {snapshot_id} of {source!r} does not exist")
         return ClaimDecision.proceed()
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        """PROVISIONING → ACTIVE, then ``workspace.forked`` on the new workspace, naming where it comes from."""
+        await super().on_succeeded(tx, task, result)
+        source = {"source_wsid": task.params["source_wsid"], "source_snapshot_id": task.params["snapshot_id"]}
+        await tx.record_event(FORKED, source)
+
+    def count_outcome(self, task: Task) -> None:
+        """``wvs_fork_total``: one more fork succeeded."""
+        if task.status == TaskStatus.SUCCEEDED:
+            FORKS.inc()
 
     async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
         """Make ``live/``, clone the snapshot into the first live tree (``ctx.clone``), let the quiesce protocol

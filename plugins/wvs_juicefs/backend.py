@@ -14,7 +14,7 @@ from wvs_core.process import CommandFailed, run_command
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, TreeUsage, make_directory
 from wvs_core.treewalk import DIRECTORY_FLAGS
 from wvs_juicefs.binary import find_juicefs
-from wvs_juicefs.control import clone_by_descriptor, volume_root
+from wvs_juicefs.control import clone_by_descriptor, clone_entry_at, volume_root
 from wvs_juicefs.hardlinks import relink, scan
 
 
@@ -60,10 +60,25 @@ class JuiceFSBackend(StorageBackend):
         return TreeUsage(entries=entries, bytes=found.bytes)
 
     def _clone(self, source: int, destination: Path, stop: threading.Event) -> int | None:
+        return clone_by_descriptor(self._root_of(destination), source, destination, self.clone_threads, stop)
+
+    async def clone_entry(self, parent: int, name: str, destination: Path) -> None:
+        """The clone of that one inode (``wvs_juicefs.control.clone_entry_at``): metadata only, no sibling read."""
+        stop = threading.Event()
+        try:
+            await finish_in_thread(self._clone_entry, parent, name, destination, stop, stop=stop)
+        except OSError as error:
+            raise StorageError("CLONE_FAILED", f"juicefs clone of {name!r} to {destination} failed: {error}") from None
+
+    def _clone_entry(self, parent: int, name: str, destination: Path, stop: threading.Event) -> None:
+        clone_entry_at(self._root_of(destination), parent, name, destination, stop)
+
+    def _root_of(self, destination: Path) -> Path:
+        """The root of the volume ``destination`` (in WVS's area) is made on, found once per device."""
         device = os.stat(destination.parent).st_dev
         if device not in self._roots:
             self._roots[device] = volume_root(destination.parent)
-        return clone_by_descriptor(self._roots[device], source, destination, self.clone_threads, stop)
+        return self._roots[device]
 
     async def make_tree(self, destination: Path) -> None:
         """A plain directory (JuiceFS clones any directory)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import struct
 import threading
 from pathlib import Path
@@ -55,8 +56,26 @@ def clone_by_descriptor(root: Path, source: int, destination: Path, threads: int
     Returns the entries cloned below the root, None if the mount reported no count. Raises OSError with the mount's
     errno (EEXIST: ``destination`` exists), InterruptedError when ``stop`` is set first (the clone is cancelled).
     """
-    source_inode = os.fstat(source).st_ino
-    parent_inode = _inode_at(source, "..")
+    return _clone(root, os.fstat(source).st_ino, _inode_at(source, ".."), destination, threads, stop)
+
+
+def clone_entry_at(root: Path, parent: int, name: str, destination: Path, stop: threading.Event) -> None:
+    """Clone the entry ``name`` (never followed: a link is cloned as a link) of the directory open as ``parent`` to
+    ``destination``, as ``clone_by_descriptor`` clones a directory: the mount clones that one inode, whose data is
+    shared, not copied. Raises IsADirectoryError for a directory, else as ``clone_by_descriptor``."""
+    entry = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:  # held open while cloned: the inode cloned is the one found, whatever is renamed meanwhile
+        info = os.fstat(entry)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, f"{name!r} is a directory")
+        _clone(root, info.st_ino, os.fstat(parent).st_ino, destination, 1, stop)
+    finally:
+        os.close(entry)
+
+
+def _clone(
+    root: Path, source_inode: int, parent_inode: int, destination: Path, threads: int, stop: threading.Event
+) -> int | None:
     destination_parent = _inode_at(None, str(destination.parent))
     name = os.fsencode(destination.name)
     body = struct.pack(">QQQB", source_inode, parent_inode, destination_parent, len(name)) + name

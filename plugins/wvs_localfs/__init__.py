@@ -11,7 +11,7 @@ from wvs_core import hookimpl
 from wvs_core.cancellation import finish_in_thread
 from wvs_core.storage import StorageBackend, StorageCapabilities, StorageError, TreeUsage, make_directory
 from wvs_core.treewalk import remove_entry
-from wvs_localfs.copy import copy_tree
+from wvs_localfs.copy import copy_entry, copy_tree
 
 
 def _copy_to(source: int, destination: Path, stop: threading.Event) -> TreeUsage:
@@ -20,6 +20,14 @@ def _copy_to(source: int, destination: Path, stop: threading.Event) -> TreeUsage
         return copy_tree(source, parent, destination.name, stop)
     finally:
         os.close(parent)
+
+
+def _copy_entry_to(parent: int, name: str, destination: Path) -> None:
+    target = os.open(destination.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        copy_entry(parent, name, target, destination.name)
+    finally:
+        os.close(target)
 
 
 class LocalFSBackend(StorageBackend):
@@ -37,6 +45,14 @@ class LocalFSBackend(StorageBackend):
             return await finish_in_thread(_copy_to, source, destination, stop, stop=stop)
         except OSError as error:
             raise StorageError("CLONE_FAILED", f"copy to {destination} failed: {error}") from None
+
+    async def clone_entry(self, parent: int, name: str, destination: Path) -> None:
+        """An exact copy of that one entry (``wvs_localfs.copy.copy_entry``; reflinked data where the filesystem
+        can); no sibling read."""
+        try:
+            await asyncio.to_thread(_copy_entry_to, parent, name, destination)
+        except OSError as error:
+            raise StorageError("CLONE_FAILED", f"copy of {name!r} to {destination} failed: {error}") from None
 
     async def make_tree(self, destination: Path) -> None:
         """A plain directory."""

@@ -10,6 +10,7 @@ copy gets its own inode (the content is the same).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -99,10 +100,30 @@ class _Copy:
         return True
 
 
-def _copy_file(source_dir: int, target_dir: int, name: str, info: os.stat_result) -> None:
+def copy_entry(source_dir: int, name: str, target_dir: int, target_name: str) -> None:
+    """Copy the entry ``name`` of the directory open as ``source_dir`` — a regular file, a link (as a link) or a
+    special file, never followed — to ``target_name`` (which must not exist) in ``target_dir``, exactly as
+    ``copy_tree`` copies an entry. Raises IsADirectoryError for a directory, OSError."""
+    info = os.stat(name, dir_fd=source_dir, follow_symlinks=False)
+    kind = stat.S_IFMT(info.st_mode)
+    if kind == stat.S_IFDIR:
+        raise IsADirectoryError(errno.EISDIR, f"{name!r} is a directory")
+    if kind == stat.S_IFREG:
+        _copy_file(source_dir, target_dir, name, info, target_name)
+        return
+    if kind == stat.S_IFLNK:
+        os.symlink(read_link(source_dir, name, info), target_name, dir_fd=target_dir)
+    else:
+        os.mknod(target_name, kind | 0o600, info.st_rdev, dir_fd=target_dir)
+    _apply_metadata_at(source_dir, target_dir, name, info, target_name)
+
+
+def _copy_file(
+    source_dir: int, target_dir: int, name: str, info: os.stat_result, target_name: str | None = None
+) -> None:
     source = os.open(name, _FILE_FLAGS, dir_fd=source_dir)
     try:
-        target = os.open(name, _NEW_FILE_FLAGS, 0o600, dir_fd=target_dir)
+        target = os.open(target_name or name, _NEW_FILE_FLAGS, 0o600, dir_fd=target_dir)
         try:
             _copy_content(source, target, info.st_size)
             _apply_metadata(target, info, source)
@@ -138,13 +159,16 @@ def _apply_metadata(fd: int, info: os.stat_result, xattrs_from: int | str) -> No
     os.utime(fd, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
-def _apply_metadata_at(source_dir: int, target_dir: int, name: str, info: os.stat_result) -> None:
+def _apply_metadata_at(
+    source_dir: int, target_dir: int, name: str, info: os.stat_result, target_name: str | None = None
+) -> None:
     """The same for a symlink or special file, which cannot be opened: by name, never following it."""
-    os.chown(name, info.st_uid, info.st_gid, dir_fd=target_dir, follow_symlinks=False)
+    target = target_name or name
+    os.chown(target, info.st_uid, info.st_gid, dir_fd=target_dir, follow_symlinks=False)
     if not stat.S_ISLNK(info.st_mode):
-        os.chmod(name, stat.S_IMODE(info.st_mode), dir_fd=target_dir)
-    _copy_xattrs(f"/proc/self/fd/{source_dir}/{name}", f"/proc/self/fd/{target_dir}/{name}")
-    os.utime(name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=target_dir, follow_symlinks=False)
+        os.chmod(target, stat.S_IMODE(info.st_mode), dir_fd=target_dir)
+    _copy_xattrs(f"/proc/self/fd/{source_dir}/{name}", f"/proc/self/fd/{target_dir}/{target}")
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=target_dir, follow_symlinks=False)
 
 
 def _copy_xattrs(source: int | str, target: int | str) -> None:

@@ -16,16 +16,18 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
+from prometheus_client import Counter
 
 from wvs_core.convert import describe_error, structure
 from wvs_core.errors import ErrorCode
 from wvs_core.ids import check_uuid, uuid7
 from wvs_core.keeping import keep_replaced_tree, record_kept, replaced_live_id
 from wvs_core.layout import LIVE
-from wvs_core.models import ExecutionResult, Task
+from wvs_core.models import ExecutionResult, Task, TaskStatus
 from wvs_core.ops import (
     CHOSEN_BY_SERVER,
     ClaimDecision,
@@ -38,6 +40,11 @@ from wvs_core.ops import (
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_core.treewalk import open_directory, remove_entry
 from wvs_restore.paths import check_paths, outermost, resolve
+
+RESTORED = "current.restored"
+RESTORED_PATHS = Counter(
+    "wvs_restore_paths_total", "Paths put back into current from a snapshot by restore_paths tasks that succeeded."
+)
 
 
 @attrs.frozen
@@ -75,6 +82,12 @@ class RestorePaths(TaskOp):
 
     name = "restore_paths"
     params_type = RestorePathsParams
+    event_types = MappingProxyType(
+        {
+            RESTORED: "paths of current were put back as a snapshot holds them: data {snapshot_id, paths, "
+            "current_path, kept_snapshot_id}"
+        }
+    )
     routes = (
         OpRoute(
             "POST",
@@ -143,15 +156,28 @@ class RestorePaths(TaskOp):
         return ExecutionResult(success=True, results={"current_path": new_live, **kept})
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
-        """``current_path`` moves (``current_snapshot_id`` becomes none: the tree mixes two) and the kept tree
-        becomes a snapshot."""
+        """``current_path`` moves (``current_snapshot_id`` becomes none: the tree mixes two), the kept tree
+        becomes a snapshot, and ``current.restored`` names the paths (those below another listed path left out:
+        restoring the directory covered them)."""
         await tx.set_current(task.wsid, None, result.results["current_path"])
         await record_kept(tx, task, result)
+        restored = {
+            "snapshot_id": task.params["snapshot_id"],
+            "paths": outermost(task.params["paths"]),
+            "current_path": result.results["current_path"],
+            "kept_snapshot_id": result.results.get("kept_snapshot_id"),
+        }
+        await tx.record_event(RESTORED, restored)
+
+    def count_outcome(self, task: Task) -> None:
+        """``wvs_restore_paths_total``: the paths a restore that succeeded put back (each counted once)."""
+        if task.status == TaskStatus.SUCCEEDED:
+            RESTORED_PATHS.inc(len(outermost(task.params["paths"])))
 
 
 async def _stage(ctx: ExecutionContext, snapshot: SnapshotTree, staging: Path, paths: list[str]) -> list[Staged]:
-    """Clone each path's version out of the snapshot into ``staging`` (a directory: itself; anything else: its
-    directory, of which the entry is then taken)."""
+    """Clone each path's version out of the snapshot into ``staging``: a directory with everything below it
+    (``clone_tree``), anything else by itself (``clone_entry``) — never its siblings."""
     root = await asyncio.to_thread(snapshot.open, ctx)
     try:
         await asyncio.to_thread(staging.mkdir, 0o700)
@@ -173,8 +199,8 @@ async def _stage(ctx: ExecutionContext, snapshot: SnapshotTree, staging: Path, p
                         os.close(source)
                     staged.append(Staged(path, target, found.directories))
                 else:
-                    await ctx.storage.clone_tree(found.parent, target)
-                    staged.append(Staged(path, target / found.name, found.directories))
+                    await ctx.storage.clone_entry(found.parent, found.name, target)
+                    staged.append(Staged(path, target, found.directories))
             finally:
                 os.close(found.parent)
         return staged

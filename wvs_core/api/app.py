@@ -66,7 +66,7 @@ def create_app(config: Config, registry: PluginRegistry | None = None, tokens: T
     with another route (``wvs_core.api.op_routes``)."""
     registry = registry or PluginRegistry.load(config.plugins)
     mounted = mount_op_routes(registry.ops.values(), core_routes)
-    document = openapi.document(mounted)
+    document = openapi.document(mounted, registry.ops.values())
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[ApiState]:

@@ -1,9 +1,10 @@
 """``GET /v1/openapi.yaml``: the API's OpenAPI document — the core routes' (``openapi.yaml`` beside this module)
-with the routes of the loaded ops (``TaskOp.routes``) generated from their params' schemas."""
+with the routes of the loaded ops (``TaskOp.routes``) generated from their params' schemas, and the event types
+they record (``TaskOp.event_types``) added to ``Event.type``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib.resources import files
 from typing import Any
 
@@ -15,17 +16,19 @@ from starlette.responses import Response
 from wvs_core.api import state
 from wvs_core.api.op_routes import MountedRoute
 from wvs_core.errors import ConfigError
-from wvs_core.ops import chosen_by_server
+from wvs_core.ops import TaskOp, chosen_by_server
 from wvs_core.params_schema import params_schema
 
 WRITE_ERRORS = ("400", "401", "403", "404", "409", "410", "412", "500")
 """The error statuses of every asynchronous write (the named write routes of the core document list the same)."""
 
 
-def document(mounted: Sequence[MountedRoute]) -> str:
-    """The OpenAPI document in YAML: the core routes' and each of ``mounted``. Raises ConfigError when a mounted
-    route's operationId is taken."""
+def document(mounted: Sequence[MountedRoute], ops: Iterable[TaskOp] = ()) -> str:
+    """The OpenAPI document in YAML: the core routes' and each of ``mounted``, and the event types ``ops`` declare
+    in ``Event.type`` (each described in its description). Raises ConfigError when a mounted route's operationId
+    is taken."""
     tree = yaml.safe_load(files("wvs_core.api").joinpath("openapi.yaml").read_text(encoding="utf-8"))
+    _add_event_types(tree["components"]["schemas"]["Event"]["properties"]["type"], ops)
     operation_ids = {
         operation["operationId"]
         for item in tree["paths"].values()
@@ -40,6 +43,14 @@ def document(mounted: Sequence[MountedRoute]) -> str:
         operation_ids.add(route.operation_id)
         tree["paths"].setdefault(route.route.path, {})[route.route.method.lower()] = _operation(route)
     return str(yaml.safe_dump(tree, sort_keys=False, allow_unicode=True, width=120))
+
+
+def _add_event_types(schema: dict[str, Any], ops: Iterable[TaskOp]) -> None:
+    declared = sorted((name, op.name, text) for op in ops for name, text in op.event_types.items())
+    schema["enum"] = [*schema["enum"], *(name for name, _op, _text in declared)]
+    if declared:
+        lines = "; ".join(f"`{name}` (op {op}): {text}" for name, op, text in declared)
+        schema["description"] = f"{schema.get('description', '')} Recorded by ops: {lines}.".strip()
 
 
 async def openapi(request: Request) -> Response:

@@ -26,13 +26,14 @@ async def list_tasks(request: Request) -> JSONResponse:
     status = one_of("status", query.filters.get("status"), TaskStatus.__members__)
     op = one_of("op", query.filters.get("op"), state.registry(request).ops)
     page = await state.store(request).list_tasks(query.cursor, query.limit, wsid, status, op, scope=scope(request))
-    return JSONResponse(page_view(page, task_view))
+    ops = state.registry(request).ops
+    return JSONResponse(page_view(page, lambda task: task_view(task, ops.get(task.op))))
 
 
 async def get_task(request: Request) -> JSONResponse:
-    """One task."""
+    """One task; a list its op serves page by page is left out of its result (``result_page`` instead)."""
     task = await state.store(request).get_task(path_id(request, "task_id"), scope=scope(request))
-    return JSONResponse(task_view(task))
+    return JSONResponse(task_view(task, state.registry(request).ops.get(task.op)))
 
 
 async def task_result(request: Request) -> JSONResponse:

@@ -6,6 +6,7 @@ from typing import Any
 
 from wvs_core.convert import unstructure
 from wvs_core.models import Page, Snapshot, Task, Workspace
+from wvs_core.ops import PAGED_RESULT, TaskOp, summarised_result
 
 HIDDEN_TASK_FIELDS = ("request_hash", "actor")
 
@@ -28,12 +29,15 @@ def snapshot_view(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def task_view(task: Task) -> dict[str, Any]:
-    """A task, without internal bookkeeping."""
-    data = unstructure(task)
+def task_view(task: Task, op: TaskOp | None) -> dict[str, Any]:
+    """A task of ``op`` (None: no loaded plugin provides it), without internal bookkeeping; the list its op
+    serves page by page (``TaskOp.paged_result``) is left out of ``result`` and ``result_page`` says how long it
+    is and where to read it (``summarised_result``; null for other tasks)."""
+    data = dict(unstructure(task))
     for field in HIDDEN_TASK_FIELDS:
         data.pop(field, None)
-    return dict(data)
+    data["result"], data[PAGED_RESULT] = summarised_result(op, task.task_id, task.result)
+    return data
 
 
 def page_view(page: Page, view: Any) -> dict[str, Any]:

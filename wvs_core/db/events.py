@@ -32,7 +32,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core.db.tables import audit, event_cursors, event_deliveries, workspaces
-from wvs_core.events import EVENT_TYPES, DeliveryState, Event, NewEvent
+from wvs_core.events import AUDIT_ONLY, DeliveryState, Event, NewEvent
 from wvs_core.scope import Scope
 
 CHANNEL = "wvs_events"
@@ -118,11 +118,11 @@ def safe_upto() -> sa.ScalarSelect[Any]:
 
 
 def events_after(after: int, limit: int) -> sa.Select[Any]:
-    """SQL: events (not audit-only rows) with ``event_id > after``, oldest first, never past ``safe_upto``;
-    one statement, so one snapshot."""
+    """SQL: events (not audit-only rows: the core's types and those ops declare) with ``event_id > after``,
+    oldest first, never past ``safe_upto``; one statement, so one snapshot."""
     return (
         audit.select()
-        .where(audit.c.event_id > after, audit.c.event_id <= safe_upto(), audit.c.action.in_(sorted(EVENT_TYPES)))
+        .where(audit.c.event_id > after, audit.c.event_id <= safe_upto(), audit.c.action.not_in(sorted(AUDIT_ONLY)))
         .order_by(audit.c.event_id)
         .limit(limit)
     )

@@ -8,6 +8,7 @@ once that transaction committed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +21,12 @@ from wvs_core.db.events import record, record_all
 from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.events import EventType, NewEvent, task_event_type
 from wvs_core.models import ExecutionResult, Task, TaskStatus
-from wvs_core.ops import ClaimDecision
+from wvs_core.ops import PAGED_RESULT, ClaimDecision, TaskOp, summarised_result
 
 if TYPE_CHECKING:
     from wvs_core.plugins import PluginRegistry
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -33,9 +36,11 @@ class Recorded:
     task: Task
     before: TaskStatus  # RUNNING: a run ended; PENDING or FAILED: canceled while waiting
     workspace_changes: list[tuple[str, str]]  # (from, to)
+    op: TaskOp | None = None  # the task's op, when a loaded plugin provides it
 
     def count(self) -> None:
-        """Add it to the metrics; call once the transaction committed."""
+        """Add it to the metrics, the op's own (``TaskOp.count_outcome``) included; call once the transaction
+        committed."""
         for before, after in self.workspace_changes:
             metrics.WORKSPACE_TRANSITIONS.labels(before, after).inc()
         task = self.task
@@ -46,6 +51,11 @@ class Recorded:
             metrics.RETRIES.labels(task.op).inc()
         if task.started_at and task.ended_at:
             metrics.TASK_DURATION.labels(task.op).observe((task.ended_at - task.started_at).total_seconds())
+        if self.op is not None:
+            try:
+                self.op.count_outcome(task)
+            except Exception:  # a plugin's metric must not undo what committed: the end is recorded
+                log.exception("op %s failed to count the end of task %s", task.op, task.task_id)
 
 
 class TaskRecorder:
@@ -107,18 +117,18 @@ class TaskRecorder:
         actor: dict[str, Any],
         request_id: str | None,
     ) -> list[Recorded]:
-        """The events of each end — ``workspace.tampered`` too when the agent view was found tampered with —
-        then the op's rule (``on_succeeded`` with the executor's result, ``on_dead`` or ``on_canceled``)."""
+        """The events of each end — ``workspace.tampered`` too when the agent view was found tampered with; a
+        result's ``paged_result`` list left out (``summarised_result``) — then the op's rule (``on_succeeded``
+        with the executor's result, ``on_dead`` or ``on_canceled``), which may record the op's own events."""
         events = []
         for task, _result in ends:
+            shown, page = summarised_result(self.registry.ops.get(task.op), task.task_id, task.result)
+            after = {"status": task.status, "attempt": task.attempt, "result": shown}
+            if page is not None:
+                after[PAGED_RESULT] = page
             data = {
                 "before": {"status": before},
-                "after": {
-                    "status": task.status,
-                    "attempt": task.attempt,
-                    "result": task.result,
-                    "cancel_requested": task.cancel_requested,
-                },
+                "after": {**after, "cancel_requested": task.cancel_requested},
                 "error": task.error,
             }
             event = NewEvent.of_task(task_event_type(task.status), task, actor, data)
@@ -137,8 +147,10 @@ class TaskRecorder:
                     await op.on_dead(tx, task)
                 elif task.status == TaskStatus.CANCELED:
                     await op.on_canceled(tx, task)
-            recorded.append(Recorded(task, before, tx.state_changes))
+            recorded.append(Recorded(task, before, tx.state_changes, op))
         return recorded
 
     def _transaction(self, conn: AsyncConnection, task: Task, actor: dict[str, Any]) -> SqlWorkspaceTransaction:
-        return SqlWorkspaceTransaction(conn, task, self.registry.snapshot_references, actor)
+        op = self.registry.ops.get(task.op)
+        declared = op.event_types if op is not None else ()
+        return SqlWorkspaceTransaction(conn, task, self.registry.snapshot_references, actor, declared)

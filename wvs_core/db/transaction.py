@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -65,14 +65,22 @@ class SqlWorkspaceTransaction:
         task: Task,
         references: SnapshotReferences,
         actor: dict[str, Any] | None = None,
+        op_event_types: Collection[str] = (),
     ) -> None:
         self.conn = conn
         self.task = task
         self.references = references
         self.actor = actor or SCHEDULER_ACTOR
+        self.op_event_types = frozenset(op_event_types)  # what the task's op declares (``TaskOp.event_types``)
         self.state_changes: list[tuple[str, str]] = []  # (from, to), for metrics once committed
 
-    async def _record(self, type_: EventType, data: dict[str, Any]) -> None:
+    async def record_event(self, type_: str, data: Mapping[str, Any]) -> None:
+        """Record an event of a type the task's op declares, with ``op`` added to ``data``."""
+        if type_ not in self.op_event_types:
+            raise ValueError(f"op {self.task.op} does not declare the event type {type_!r} (TaskOp.event_types)")
+        await self._record(type_, {"op": self.task.op, **data})
+
+    async def _record(self, type_: str, data: dict[str, Any]) -> None:
         await record(
             self.conn,
             NewEvent(
