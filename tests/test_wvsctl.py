@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -140,6 +141,46 @@ async def test_wait_prints_each_failed_attempts_reason_as_it_happens(database, m
     assert progress.count("wvs agent <workspace root>") == 1, "what to do about it, said once"
     final = dict(line.split(None, 1) for line in stdout.decode().splitlines())
     assert final["task_id"] == task_id and final["status"] == "DEAD"
+
+
+async def test_wait_on_a_terminal_shows_a_live_spinner(database, mount, start_service) -> None:
+    from tests.conftest import make_config
+
+    service = await start_service(
+        make_config(database, mount, executor={"quiesce_timeout": "1s"}, worker={"max_attempts": 1})
+    )
+    url = service.api_url or ""
+    created = await asyncio.to_thread(CliRunner().invoke, cli, ["--api-url", url, "workspace", "create", "on-tty"])
+    assert created.exit_code == 0, created.output
+    controller, terminal = pty.openpty()
+    waiting = await asyncio.create_subprocess_exec(
+        *(str(BIN / "wvsctl"), "--api-url", url, "snapshot", "create", "on-tty", "--wait"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+
+    def screen() -> str:
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: wvsctl closed the terminal
+                return shown.decode()
+            if not chunk:
+                return shown.decode()
+            shown += chunk
+
+    try:
+        shown = await asyncio.wait_for(asyncio.to_thread(screen), 60)
+    finally:
+        os.close(controller)
+    output, _ = await asyncio.wait_for(waiting.communicate(), 60)
+    stdout = output.decode()
+    assert waiting.returncode == 1
+    assert "\x1b[" in shown and "snapshot_create  RUNNING  attempt 1/1" in shown, "a spinner, redrawn in place"
+    assert "attempt 1/1 failed: WVS_EXECUTOR_ERROR QUIESCE_TIMEOUT" in shown
+    assert "\x1b" not in stdout and dict(line.split(None, 1) for line in stdout.splitlines())["status"] == "DEAD"
 
 
 def test_version_names_both_distributions() -> None:
