@@ -234,6 +234,31 @@ async def test_cancel_retry_init_and_disable_from_the_cli(database, tmp_path, st
     assert gone.exit_code != 0 and "WVS_GONE" in gone.output
 
 
+async def test_ctrl_c_stops_following_but_not_the_task(database, tmp_path, start_service) -> None:
+    from tests.conftest import make_config
+
+    service = await start_service(make_config(database, tmp_path), planes=("api",))  # no worker: it stays PENDING
+    waiting = await asyncio.create_subprocess_exec(
+        *(str(BIN / "wvsctl"), "--api-url", service.api_url or "", "workspace", "create", "interrupted", "--wait"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert waiting.stderr is not None
+    first = (await asyncio.wait_for(waiting.stderr.readline(), 30)).decode()
+    task_id = first.split("following task ")[1].split()[0]
+    waiting.send_signal(signal.SIGINT)
+    _, rest = await asyncio.wait_for(waiting.communicate(), 30)
+    assert waiting.returncode == 130
+    assert f"stopped following task {task_id}, which goes on; follow it with: wvsctl task watch {task_id}" in (
+        rest.decode()
+    )
+    assert "Traceback" not in rest.decode()
+    task = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--api-url", service.api_url or "", "task", "get", task_id, "--json"]
+    )
+    assert json.loads(task.stdout)["status"] == "PENDING"
+
+
 async def test_any_op_is_submitted_with_params_typed_by_its_schema(wvs) -> None:
     from tests.helpers import create_workspace
 

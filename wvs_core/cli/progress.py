@@ -83,10 +83,10 @@ class TaskProgress:
         if task.status == "FAILED" and task.next_run_at is not None and task.ended_at is not None:
             line += f"; next attempt in {(task.next_run_at - task.ended_at).total_seconds():.1f}s"
         self._line(line)
-        hint = HINTS.get(error.reason or "")
-        if hint is not None and error.reason not in self._hinted:
-            self._hinted.add(error.reason or "")
-            self._line(f"  ({hint})")
+        reason = error.reason or ""
+        if reason in HINTS and reason not in self._hinted:
+            self._hinted.add(reason)
+            self._line(f"  ({HINTS[reason]})")
 
     def _line(self, text: str) -> None:
         self.console.print(f"[{time.monotonic() - self.started:6.1f}s] {text}", markup=False)
