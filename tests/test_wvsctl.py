@@ -97,7 +97,8 @@ async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(databas
     assert as_json.exit_code != 0
     task = json.loads(as_json.stdout)
     assert task["status"] == "DEAD" and task["error"]["reason"] == "QUIESCE_TIMEOUT" and "task" not in task
-    assert as_json.stderr.strip().splitlines()[-1].startswith("Error: WVS_EXECUTOR_ERROR"), "no progress with --json"
+    (error_line,) = as_json.stderr.strip().splitlines()  # no progress with --json
+    assert error_line.startswith("Error: WVS_EXECUTOR_ERROR") and f"(request_id {task['request_id']})" in error_line
 
 
 async def test_wait_prints_each_failed_attempts_reason_as_it_happens(database, mount, start_service) -> None:

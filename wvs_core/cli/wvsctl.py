@@ -127,13 +127,15 @@ def accepted(
 
 
 def succeeded(task: Task) -> None:
-    """Exit non-zero with the task's error code and reason unless ``task`` (a followed task) SUCCEEDED."""
+    """Exit non-zero with the task's error code, reason and the request id that created it, unless ``task`` (a
+    followed task) SUCCEEDED."""
     if not task.succeeded:
         error = task.error
         code = error.code if error is not None else f"WVS_TASK_{task.status}"
         reason = f" ({error.reason})" if error is not None and error.reason else ""
         message = error.message if error is not None else ""
-        raise click.ClickException(f"{code}: task {task.task_id} ended {task.status}{reason}: {message}")
+        request = f" (request_id {task.request_id})" if task.request_id else ""
+        raise click.ClickException(f"{code}: task {task.task_id} ended {task.status}{reason}: {message}{request}")
 
 
 # --- workspace -----------------------------------------------------------------------------------
