@@ -428,9 +428,9 @@ def test_wvsctl_task_submit_runs_the_op(api: httpx.Client, deployment: Deploymen
             timeout=120,
         )
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-    answer = json.loads(submitted.stdout)
-    assert answer["op"] == OP and answer["params"]["remove"] == ["build", "notes.txt"]
-    assert answer["task"]["status"] == "SUCCEEDED" and answer["task"]["result"]["removed"] == "2"
+    task = json.loads(submitted.stdout)
+    assert task["op"] == OP and task["params"]["remove"] == ["build", "notes.txt"]
+    assert task["status"] == "SUCCEEDED" and task["result"]["removed"] == "2"
     assert sorted(os.listdir(mount / wsid / "current")) == [".env", "lnk", "src"]
 
 

@@ -231,8 +231,8 @@ async def test_wvsctl_snapshot_fork_creates_the_fork_and_waits_for_it(wvs: Any, 
     args = ["--api-url", str(wvs.base_url), "snapshot", "fork", "ctl-src", snapshot_id, "ctl-fork"]
     result = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--owner", "someone", "--wait", "--json"])
     assert result.exit_code == 0, result.output
-    answer = json.loads(result.stdout)
-    assert answer["wsid"] == "ctl-fork" and answer["task"]["status"] == "SUCCEEDED"
+    task = json.loads(result.stdout)
+    assert task["wsid"] == "ctl-fork" and task["op"] == "workspace_fork" and task["status"] == "SUCCEEDED"
     assert (await wvs.get("/v1/workspaces/ctl-fork")).json()["owner"] == "someone"
     assert (mount / "ctl-fork" / "current" / "file.txt").read_text() == "forked by the cli"
     missing = await asyncio.to_thread(CliRunner().invoke, cli, [*args[:5], "nope", "other-fork"])

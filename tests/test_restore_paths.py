@@ -146,8 +146,8 @@ async def test_wvsctl_snapshot_restore_puts_paths_back_through_the_named_route(w
         (current / "b.txt").write_text("changed b")
         done = await wvsctl("snapshot", "restore", "ctl-restore", snapshot_id, "a.txt", "--wait", "--json")
     assert done.exit_code == 0, done.output
-    answer = json.loads(done.stdout)
-    assert answer["task"]["status"] == "SUCCEEDED" and answer["task"]["op"] == "restore_paths"
+    task = json.loads(done.stdout)
+    assert task["status"] == "SUCCEEDED" and task["op"] == "restore_paths"
     assert (current / "a.txt").read_text() == "snapshotted a" and (current / "b.txt").read_text() == "changed b"
     refused = await wvsctl("snapshot", "restore", "ctl-restore", snapshot_id, "../x")
     assert refused.exit_code != 0 and "WVS_BAD_REQUEST" in refused.output

@@ -153,7 +153,7 @@ def wvsctl(api_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 def create_workspace(api_url: str, wsid: str) -> None:
     created = wvsctl(api_url, "workspace", "create", wsid, "--owner", "me", "--wait", "--json")
     assert created.returncode == 0, created.stderr
-    assert json.loads(created.stdout)["task"]["status"] == "SUCCEEDED"
+    assert json.loads(created.stdout)["status"] == "SUCCEEDED"
 
 
 def test_wvs_up_serves_and_cleans_up(wvs_up: StartUp, tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_wvs_up_serves_and_cleans_up(wvs_up: StartUp, tmp_path: Path) -> None:
         agent = subprocess.Popen([str(BIN / "wvs"), "agent", str(mount / "demo")], stderr=subprocess.DEVNULL)
         snap = wvsctl(api_url, "snapshot", "create", "demo", "-m", "first", "--wait", "--json")
         assert snap.returncode == 0, snap.stderr
-        snapshot_id = json.loads(snap.stdout)["snapshot_id"]
+        snapshot_id = json.loads(snap.stdout)["params"]["snapshot_id"]
         assert (
             mount / ".wvs" / "snapshots" / "demo" / snapshot_id / "hello.txt"
         ).read_text() == "hello from the agent\n"

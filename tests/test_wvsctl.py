@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner, Result
 
-from wvs_core.cli.client import WvsClient
-from wvs_core.cli.wvsctl import cli, parse_params, tail_events
+from wvs_core.cli.wvsctl import cli, parse_params
 from wvs_core.ids import uuid7
+
+BIN = Path(sys.executable).parent
 
 
 async def run(wvs, *args: str) -> Result:
@@ -54,7 +62,11 @@ async def test_failures_print_the_code_and_exit_non_zero(wvs) -> None:
     unreachable = await asyncio.to_thread(
         CliRunner().invoke, cli, ["--api-url", "http://127.0.0.1:9", "workspace", "list"]
     )
-    assert unreachable.exit_code != 0 and "cannot reach WVS" in unreachable.output
+    assert (
+        unreachable.exit_code != 0 and "WVS_UNREACHABLE: cannot reach WVS at http://127.0.0.1:9" in unreachable.output
+    )
+    assert "request_id" in unreachable.output and "Traceback" not in unreachable.output
+    assert len(unreachable.output.strip().splitlines()) == 1, "one clear line"
 
 
 async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(database, mount, start_service) -> None:
@@ -73,6 +85,125 @@ async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(databas
     assert snap.exit_code != 0
     assert "WVS_EXECUTOR_ERROR" in snap.output and "QUIESCE_TIMEOUT" in snap.output
     assert "DEAD" in snap.output
+
+    # What stdout ends with is the final task, not the PENDING answer the write got first.
+    final = dict(line.split(None, 1) for line in snap.stdout.splitlines())
+    assert final["status"] == "DEAD" and final["op"] == "snapshot_create"
+    assert json.loads(final["error"])["reason"] == "QUIESCE_TIMEOUT"
+    assert "PENDING" not in snap.stdout
+    as_json = await asyncio.to_thread(
+        runner.invoke, cli, ["--api-url", url, "snapshot", "create", "no-agent", "--wait", "--json"]
+    )
+    assert as_json.exit_code != 0
+    task = json.loads(as_json.stdout)
+    assert task["status"] == "DEAD" and task["error"]["reason"] == "QUIESCE_TIMEOUT" and "task" not in task
+    (error_line,) = as_json.stderr.strip().splitlines()  # no progress with --json
+    assert error_line.startswith("Error: WVS_EXECUTOR_ERROR") and f"(request_id {task['request_id']})" in error_line
+
+
+async def test_wait_prints_each_failed_attempts_reason_as_it_happens(database, mount, start_service) -> None:
+    """A snapshot without an agent: every attempt's failure is printed when it is seen, not only at the end."""
+    from tests.conftest import make_config
+
+    config = make_config(
+        database, mount, executor={"quiesce_timeout": "300ms"}, worker={"max_attempts": 3, "retry_base": "1s"}
+    )
+    service = await start_service(config)
+    url = service.api_url or ""
+    created = await asyncio.to_thread(CliRunner().invoke, cli, ["--api-url", url, "workspace", "create", "retried"])
+    assert created.exit_code == 0, created.output
+    waiting = await asyncio.create_subprocess_exec(
+        str(BIN / "wvsctl"),
+        *("--api-url", url, "snapshot", "create", "retried", "--wait"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert waiting.stderr is not None and waiting.stdout is not None
+    lines: list[str] = []
+    while not any("attempt 1/3 failed" in line for line in lines):
+        line = await asyncio.wait_for(waiting.stderr.readline(), 30)
+        assert line, f"wvsctl ended before reporting the first failure: {lines}"
+        lines.append(line.decode())
+    task_id = lines[0].split("following task ")[1].split()[0]
+    seen = await asyncio.to_thread(CliRunner().invoke, cli, ["--api-url", url, "task", "get", task_id, "--json"])
+    assert json.loads(seen.stdout)["status"] in ("FAILED", "RUNNING"), "the reason came while it still retried"
+    rest, stdout = await asyncio.wait_for(asyncio.gather(waiting.stderr.read(), waiting.stdout.read()), 60)
+    assert await waiting.wait() == 1
+    progress = "".join(lines) + rest.decode()
+    assert "\x1b" not in progress, "not a terminal: plain lines, no control codes"
+    failures = [line for line in progress.splitlines() if " failed: " in line]
+    assert [line.split("] ")[1].split(" failed")[0] for line in failures] == [
+        "  attempt 1/3",
+        "  attempt 2/3",
+        "  attempt 3/3",
+    ]
+    assert all("WVS_EXECUTOR_ERROR QUIESCE_TIMEOUT: " in line for line in failures)
+    assert failures[0].endswith("next attempt in 1.0s") and failures[1].endswith("next attempt in 2.0s")
+    assert progress.count("wvs agent <workspace root>") == 1, "what to do about it, said once"
+    final = dict(line.split(None, 1) for line in stdout.decode().splitlines())
+    assert final["task_id"] == task_id and final["status"] == "DEAD"
+
+
+async def test_wait_on_a_terminal_shows_a_live_spinner(database, mount, start_service) -> None:
+    from tests.conftest import make_config
+
+    service = await start_service(
+        make_config(database, mount, executor={"quiesce_timeout": "1s"}, worker={"max_attempts": 1})
+    )
+    url = service.api_url or ""
+    created = await asyncio.to_thread(CliRunner().invoke, cli, ["--api-url", url, "workspace", "create", "on-tty"])
+    assert created.exit_code == 0, created.output
+    controller, terminal = pty.openpty()
+    waiting = await asyncio.create_subprocess_exec(
+        *(str(BIN / "wvsctl"), "--api-url", url, "snapshot", "create", "on-tty", "--wait"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+
+    def screen() -> str:
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # EIO: wvsctl closed the terminal
+                return shown.decode()
+            if not chunk:
+                return shown.decode()
+            shown += chunk
+
+    try:
+        shown = await asyncio.wait_for(asyncio.to_thread(screen), 60)
+    finally:
+        os.close(controller)
+    output, _ = await asyncio.wait_for(waiting.communicate(), 60)
+    stdout = output.decode()
+    assert waiting.returncode == 1
+    assert "\x1b[" in shown and "snapshot_create  RUNNING  attempt 1/1" in shown, "a spinner, redrawn in place"
+    assert "attempt 1/1 failed: WVS_EXECUTOR_ERROR QUIESCE_TIMEOUT" in shown
+    assert "\x1b" not in stdout and dict(line.split(None, 1) for line in stdout.splitlines())["status"] == "DEAD"
+
+
+def test_version_names_both_distributions() -> None:
+    shown = CliRunner().invoke(cli, ["--version"])
+    assert shown.exit_code == 0
+    assert shown.output == f"wvsctl: wvs {version('wvs')}, wvs-client {version('wvs-client')}\n"
+
+
+def test_shell_completion_script_and_completing_a_command() -> None:
+    def wvsctl(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "wvsctl")], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+        )
+
+    for shell in ("bash", "zsh", "fish"):
+        script = wvsctl({"_WVSCTL_COMPLETE": f"{shell}_source"})
+        assert script.returncode == 0, script.stderr
+        assert "_WVSCTL_COMPLETE" in script.stdout and f"{shell}_complete" in script.stdout
+    completed = wvsctl({"_WVSCTL_COMPLETE": "bash_complete", "COMP_WORDS": "wvsctl sn", "COMP_CWORD": "1"})
+    assert completed.stdout.splitlines() == ["plain,snapshot"]
+    deeper = wvsctl({"_WVSCTL_COMPLETE": "bash_complete", "COMP_WORDS": "wvsctl snapshot d", "COMP_CWORD": "2"})
+    assert set(deeper.stdout.splitlines()) == {"plain,drop", "plain,diff"}, "plugin commands complete too"
 
 
 async def test_cancel_retry_init_and_disable_from_the_cli(database, tmp_path, start_service) -> None:
@@ -104,6 +235,31 @@ async def test_cancel_retry_init_and_disable_from_the_cli(database, tmp_path, st
     assert gone.exit_code != 0 and "WVS_GONE" in gone.output
 
 
+async def test_ctrl_c_stops_following_but_not_the_task(database, tmp_path, start_service) -> None:
+    from tests.conftest import make_config
+
+    service = await start_service(make_config(database, tmp_path), planes=("api",))  # no worker: it stays PENDING
+    waiting = await asyncio.create_subprocess_exec(
+        *(str(BIN / "wvsctl"), "--api-url", service.api_url or "", "workspace", "create", "interrupted", "--wait"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert waiting.stderr is not None
+    first = (await asyncio.wait_for(waiting.stderr.readline(), 30)).decode()
+    task_id = first.split("following task ")[1].split()[0]
+    waiting.send_signal(signal.SIGINT)
+    _, rest = await asyncio.wait_for(waiting.communicate(), 30)
+    assert waiting.returncode == 130
+    assert f"stopped following task {task_id}, which goes on; follow it with: wvsctl task watch {task_id}" in (
+        rest.decode()
+    )
+    assert "Traceback" not in rest.decode()
+    task = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--api-url", service.api_url or "", "task", "get", task_id, "--json"]
+    )
+    assert json.loads(task.stdout)["status"] == "PENDING"
+
+
 async def test_any_op_is_submitted_with_params_typed_by_its_schema(wvs) -> None:
     from tests.helpers import create_workspace
 
@@ -131,6 +287,36 @@ async def test_any_op_is_submitted_with_params_typed_by_its_schema(wvs) -> None:
     assert malformed.exit_code != 0 and "NAME=VALUE" in malformed.output
 
 
+async def test_task_submit_sends_booleans_and_arrays_typed_and_waits_for_the_final_task(wvs) -> None:
+    from tests.helpers import create_workspace
+    from wvs_controlfile import QuiesceResponder
+
+    await create_workspace(wvs, "typed-cli")
+    (wvs.mount_path / "typed-cli" / "current" / "notes.txt").write_text("kept\n")
+    with QuiesceResponder(wvs.mount_path / "typed-cli").running_in_thread():
+        made = await run(wvs, "task", "submit", "snapshot_create", "--wsid", "typed-cli", "--wait", "--json")
+        snapshot_id = json.loads(made.stdout)["params"]["snapshot_id"]
+        (wvs.mount_path / "typed-cli" / "current" / "notes.txt").write_text("changed\n")
+        diffed = await run(
+            wvs,
+            *("task", "submit", "snapshot_diff", "--wsid", "typed-cli", "-p", f"snapshot_id={snapshot_id}"),
+            *("-p", "against=current", "-p", "quiesce=true", "--wait", "--json"),
+        )
+        restored = await run(
+            wvs,
+            *("task", "submit", "restore_paths", "--wsid", "typed-cli", "-p", f"snapshot_id={snapshot_id}"),
+            *("-p", 'paths=["notes.txt"]', "--wait"),
+        )
+    assert diffed.exit_code == 0, diffed.output
+    diff = json.loads(diffed.stdout)
+    assert diff["status"] == "SUCCEEDED" and diff["params"]["quiesce"] is True
+    assert diff["result"]["summary"]["modified"] == 1
+    assert restored.exit_code == 0, restored.output
+    final = dict(line.split(None, 1) for line in restored.stdout.splitlines())
+    assert final["status"] == "SUCCEEDED" and json.loads(final["params"])["paths"] == ["notes.txt"]
+    assert (wvs.mount_path / "typed-cli" / "current" / "notes.txt").read_text() == "kept\n"
+
+
 async def test_audit_list_and_events_tail(wvs) -> None:
     from tests.helpers import create_workspace
 
@@ -147,15 +333,38 @@ async def test_audit_list_and_events_tail(wvs) -> None:
     assert types[0] == "workspace.created" and "task.succeeded" in types and "workspace.active" in types
     assert [event["event_id"] for event in events] == sorted(event["event_id"] for event in events)
 
-    # Following: the tail waits at the end of the log and yields the next event when it is recorded.
-    following = tail_events(WvsClient(str(wvs.base_url)), "trail-cli", events[-1]["event_id"], follow=True)
-    waiting = asyncio.create_task(asyncio.to_thread(next, following))
-    await asyncio.sleep(1.0)
+    families = await run(wvs, "events", "tail", "--wsid", "trail-cli", "--no-follow", "--type", "workspace", "--json")
+    assert [json.loads(line)["type"] for line in families.output.splitlines()] == [
+        "workspace.created",
+        "workspace.active",
+    ]
+    exact = await run(wvs, "events", "tail", "--wsid", "trail-cli", "--no-follow", "--type", "task.succeeded")
+    assert [line.split()[2] for line in exact.output.splitlines()] == ["task.succeeded"]
+    later = await run(
+        wvs, "events", "tail", "--wsid", "trail-cli", "--no-follow", "--after", str(events[-2]["event_id"])
+    )
+    assert [line.split()[0] for line in later.output.splitlines()] == [str(events[-1]["event_id"])]
+
+    # Following: the tail waits at the end of the log, prints the next event when it is recorded, and Ctrl-C
+    # ends it cleanly.
+    tail = await asyncio.create_subprocess_exec(
+        str(BIN / "wvsctl"),
+        *("--api-url", str(wvs.base_url), "events", "tail", "--wsid", "trail-cli", "--json"),
+        *("--after", str(events[-1]["event_id"])),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert tail.stdout is not None and tail.stderr is not None
+    waiting = asyncio.create_task(tail.stdout.readline())
+    await asyncio.sleep(2.0)
     assert not waiting.done()
     disabled = await run(wvs, "workspace", "disable", "trail-cli")
     assert disabled.exit_code == 0, disabled.output
-    new = await asyncio.wait_for(waiting, 10)
+    new = json.loads(await asyncio.wait_for(waiting, 10))
     assert new["type"] == "workspace.disabled" and new["event_id"] > events[-1]["event_id"]
+    tail.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(tail.wait(), 10) == 0
+    assert await tail.stderr.read() == b"", "Ctrl-C ends it without a traceback"
 
 
 def test_param_values_are_typed_by_the_ops_schema() -> None:
@@ -195,7 +404,7 @@ async def test_labelled_snapshots_and_retention_get_set_plan(wvs) -> None:
     async def snap(*extra: str) -> str:
         made = await run(wvs, "snapshot", "create", "cli-ret", "--wait", "--json", *extra)
         assert made.exit_code == 0, made.output
-        return str(json.loads(made.output)["snapshot_id"])
+        return str(json.loads(made.stdout)["params"]["snapshot_id"])
 
     with QuiesceResponder(wvs.mount_path / "cli-ret").running_in_thread():
         pinned = await snap("-m", "pinned", "--label", "pin=yes", "--label", "by=cli")

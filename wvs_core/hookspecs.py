@@ -77,7 +77,8 @@ def wvs_register_ctl_commands(cli: click.Group) -> None:
     (``cli.commands["snapshot"].add_command(...)``): a plugin's op gets its own client command.
 
     Called by ``wvsctl`` at start, before it parses its arguments; only entry-point plugins add commands.
-    A command reaches the API through ``wvs_core.cli.wvsctl.client(ctx)``.
+    A command reaches the API through ``wvs_core.cli.wvsctl.client(ctx)``, the invocation's
+    ``wvs_client.Client``.
     """
 
 

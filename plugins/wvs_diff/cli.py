@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
+from wvs_client import calls
+from wvs_core.cli.client import client
 from wvs_core.cli.output import emit_json, wants_json, write_options
-from wvs_core.cli.wvsctl import accepted, client, follow, succeeded
+from wvs_core.cli.progress import follow
+from wvs_core.cli.wvsctl import accepted, succeeded
 from wvs_diff.render import change_from_json, render_stat
-
-PAGE = 100  # changes asked for per request (the API's largest page)
 
 
 @click.command("diff")
@@ -45,31 +45,18 @@ def snapshot_diff(
         params["quiesce"] = True
     if content_check is not None:
         params["content_check"] = content_check
-    body = {"op": "snapshot_diff", "params": params}
-    answer = client(ctx).write(f"/v1/workspaces/{wsid}/tasks", body, idempotency_key)
+    answer = client(ctx).send(calls.submit(wsid, "snapshot_diff", params, idempotency_key))
     if not wait:
         accepted(ctx, answer, wait, as_json, output)
         return
-    task = follow(ctx, answer["task_id"], quiet=wants_json(as_json, output))
+    task = follow(client(ctx), answer.task_id, quiet=wants_json(as_json, output))
     succeeded(task)
-    items = list(_changes(ctx, task["task_id"]))
+    items = list(client(ctx).iter_task_result(task.task_id))
     if wants_json(as_json, output):
         emit_json(items)
         return
     click.echo(render_stat(change_from_json(item) for item in items), nl=False)
-    if task["result"]["truncated"]:
-        summary = task["result"]["summary"]
+    if task.result is not None and task.result["truncated"]:
+        summary = task.result["summary"]
         total = sum(summary[kind] for kind in ("added", "removed", "modified", "type_changed", "meta_changed"))
         click.echo(f" (only the first {len(items)} of {total} changes are listed)")
-
-
-def _changes(ctx: click.Context, task_id: str) -> Iterator[dict[str, Any]]:
-    """Every change item of the task's result, page by page."""
-    cursor = None
-    while True:
-        params = {"limit": PAGE, **({"cursor": cursor} if cursor else {})}
-        page = client(ctx).request("GET", f"/v1/tasks/{task_id}/result", params=params)
-        yield from page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import getpass
-from typing import Any
 
 import click
 
+from wvs_core.cli.client import client
 from wvs_core.cli.output import write_options
-from wvs_core.cli.wvsctl import accepted, client
+from wvs_core.cli.wvsctl import accepted
 
 
 @click.command("fork")
@@ -31,11 +31,7 @@ def snapshot_fork(
 ) -> None:
     """Create workspace NEW_WSID starting from SNAPSHOT_ID of WSID (a `workspace_fork`); with --wait, until it
     is ACTIVE."""
-    if owner is None and not client(ctx).authenticated:
+    if owner is None and client(ctx).connection.token is None:
         owner = getpass.getuser()
-    init = {"op": "workspace_fork", "params": {"source_wsid": wsid, "snapshot_id": snapshot_id}}
-    body: dict[str, Any] = {"wsid": new_wsid, "init": init}
-    if owner is not None:
-        body["owner"] = owner
-    answer = client(ctx).write("/v1/workspaces", body, idempotency_key)
+    answer = client(ctx).fork_snapshot(wsid, snapshot_id, new_wsid, owner, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from wvs_core.cli.client import client
 from wvs_core.cli.output import write_options
-from wvs_core.cli.wvsctl import accepted, client
+from wvs_core.cli.wvsctl import accepted
 
 
 @click.command("restore")
@@ -26,6 +27,5 @@ def snapshot_restore(
 ) -> None:
     """Put PATHS (relative to the workspace's root) of SNAPSHOT_ID back into current of WSID; a path the
     snapshot lacks is removed, and the tree replaced is kept as a snapshot labelled auto=before-rollback."""
-    body = {"snapshot_id": snapshot_id, "paths": list(paths)}
-    answer = client(ctx).write(f"/v1/workspaces/{wsid}/current:restore", body, idempotency_key)
+    answer = client(ctx).restore_paths(wsid, snapshot_id, paths, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)

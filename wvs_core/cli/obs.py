@@ -1,4 +1,5 @@
 """``wvsctl obs``: the service's health read from a Prometheus-compatible query API (vmsingle, Prometheus).
+That API is not WVS's, so it is read with plain httpx rather than the WVS SDK.
 
 Everything is computed from WVS's own metrics (SPEC §10) over a window: task outcomes and success rate,
 task latency p50/p95, queue depth, quiesce timeout rate. Each figure is one query; see ``QUERIES``.
@@ -13,7 +14,6 @@ from typing import Any
 import click
 import httpx
 
-from wvs_core.cli.client import ApiError, send
 from wvs_core.cli.output import F, cell, emit_json, emit_table, output_options, show, wants_json
 
 WINDOW = re.compile(r"^[1-9][0-9]*[smhd]$")
@@ -45,12 +45,21 @@ class MetricsQuery:
     def vector(self, name: str) -> list[Sample]:
         """The samples of query ``name`` of QUERIES; NaN results (no data) are left out."""
         query = QUERIES[name].format(window=self.window)
-        response, body = send(self._http, "the metrics store", "GET", "/api/v1/query", params={"query": query})
+        try:
+            response = self._http.get("/api/v1/query", params={"query": query})
+        except httpx.HTTPError as error:
+            raise click.ClickException(
+                f"WVS_UNREACHABLE: cannot reach the metrics store at {self.url}: {error}"
+            ) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         if not isinstance(body, dict):
             body = {}
         if response.is_error or body.get("status") != "success":
             detail = body.get("error") or response.text[:200]
-            raise ApiError("WVS_METRICS_QUERY", f"{self.url} refused {query!r}: {detail}")
+            raise click.ClickException(f"WVS_METRICS_QUERY: {self.url} refused {query!r}: {detail}")
         samples = [(item["metric"], float(item["value"][1])) for item in body["data"]["result"]]
         return [(labels, value) for labels, value in samples if not math.isnan(value)]
 

@@ -6,16 +6,18 @@ import getpass
 import json
 import math
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib.metadata import version
 from typing import Any
 
 import click
 
-from wvs_core.cli.client import ApiError, WvsClient
+from wvs_client import Accepted, Client, Page, Retention, RetentionPlan, Task, WorkspaceCreated, calls, to_json
+from wvs_core.cli.client import DEFAULT_API_URL, WvsctlGroup, api_url_or_default, client
 from wvs_core.cli.obs import obs
 from wvs_core.cli.output import cell, emit_json, emit_table, output_options, show, wants_json, write_options
+from wvs_core.cli.progress import follow
 from wvs_core.errors import ConfigError
 from wvs_core.plugins import make_plugin_manager
 
@@ -33,7 +35,7 @@ WORKSPACE_FIELDS = (
 SNAPSHOT_COLUMNS = ("snapshot_id", "created_at", "labels", "entries", "bytes", "message")
 AUDIT_COLUMNS = ("event_id", "ts", "action", "task_id", "actor")
 EVENT_COLUMNS = ("event_id", "ts", "type", "wsid", "task_id")
-EVENT_POLL_INTERVAL = 0.5  # seconds between polls of GET /v1/events once the tail has caught up
+EVENT_POLL_INTERVAL = 0.5  # seconds between reads of GET /v1/events once the tail has caught up
 TASK_COLUMNS = ("task_id", "wsid", "op", "status", "attempt", "created_at")
 TASK_FIELDS = (
     "task_id",
@@ -51,22 +53,29 @@ TASK_FIELDS = (
     "result",
     "error",
 )
+FINAL_TASK_FIELDS = ("task_id", "wsid", "op", "status", "attempt", "params")  # then its result, or its error
 
 
-def client(ctx: click.Context) -> WvsClient:
-    """The API client of this invocation."""
-    api = ctx.find_object(WvsClient)
-    assert api is not None, "wvsctl subcommands run under the wvsctl group"
-    return api
+def print_versions(ctx: click.Context, _param: click.Parameter, given: bool) -> None:
+    """``wvsctl --version``: the versions of both distributions it runs on, then exit."""
+    if given and not ctx.resilient_parsing:
+        click.echo(f"wvsctl: wvs {version('wvs')}, wvs-client {version('wvs-client')}")
+        ctx.exit()
 
 
-@click.group()
+@click.group(cls=WvsctlGroup)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=print_versions,
+    help="Show the versions of wvs and wvs-client, and exit.",
+)
 @click.option(
     "--api-url",
     envvar="WVS_API_URL",
-    default="http://localhost:8080",
-    show_default=True,
-    help="WVS API base URL (env: WVS_API_URL).",
+    help=f"WVS API base URL (env: WVS_API_URL)  [default: {DEFAULT_API_URL}]",
 )
 @click.option(
     "--token",
@@ -75,65 +84,58 @@ def client(ctx: click.Context) -> WvsClient:
     help="Bearer token, when the API requires one (env: WVS_TOKEN; prefer the env var: argv is visible to ps).",
 )
 @click.pass_context
-def cli(ctx: click.Context, api_url: str, token: str | None) -> None:
+def cli(ctx: click.Context, api_url: str | None, token: str | None) -> None:
     """Operate WVS: workspaces, snapshots and tasks."""
-    ctx.obj = WvsClient(api_url, token=token)
+    ctx.obj = ctx.with_resource(Client(api_url_or_default(api_url), token=token or None))
 
 
 def show_page(
-    ctx: click.Context,
-    path: str,
-    params: dict[str, Any],
+    page: Page[Any],
     as_json: bool,
     output: str,
     columns: tuple[str, ...],
     row: Callable[[dict[str, Any]], dict[str, Any]] = dict,
 ) -> None:
     """Print one page of a list, with the command for the next page; ``row`` shapes an item for the table."""
-    page = client(ctx).request("GET", path, params={k: v for k, v in params.items() if v is not None})
     if wants_json(as_json, output):
-        emit_json(page)
+        emit_json(to_json(page))
         return
-    emit_table([row(item) for item in page["items"]], columns)
-    if page["next_cursor"]:
-        click.echo(f"more: add --cursor {page['next_cursor']}", err=True)
+    emit_table([row(to_json(item)) for item in page.items], columns)
+    if page.next_cursor:
+        click.echo(f"more: add --cursor {page.next_cursor}", err=True)
 
 
-def accepted(ctx: click.Context, answer: dict[str, Any], wait: bool, as_json: bool, output: str) -> None:
-    """Report a write's task, and follow it to its end with ``--wait``."""
-    task_id = answer.get("task_id") or answer["init_task_id"]
-    final = follow(ctx, task_id, quiet=wants_json(as_json, output)) if wait else None
-    if wants_json(as_json, output):
-        emit_json({**answer, "task": final} if final else answer)
-    else:
-        for field, value in answer.items():
-            click.echo(f"{field}: {value}")
-        if not wait:
-            click.echo(f"follow it with: wvsctl task watch {task_id}")
-    if final:
-        succeeded(final)
+def accepted(
+    ctx: click.Context, answer: Accepted[Task] | WorkspaceCreated[Task], wait: bool, as_json: bool, output: str
+) -> None:
+    """Report a write WVS accepted. Without ``wait``: its answer and the command to follow its task. With it:
+    follow the task (progress on stderr), then print the final task — status, then result or error — and exit
+    non-zero unless it SUCCEEDED; with ``--json`` the final task alone."""
+    task_id = answer.task_id if isinstance(answer, Accepted) else answer.init_task_id
+    if not wait:
+        if wants_json(as_json, output):
+            emit_json(to_json(answer))
+            return
+        for field, value in to_json(answer).items():
+            if value is not None:
+                click.echo(f"{field}: {cell(value)}")
+        click.echo(f"follow it with: wvsctl task watch {task_id}")
+        return
+    final = follow(client(ctx), task_id, quiet=wants_json(as_json, output))
+    show(to_json(final), (*FINAL_TASK_FIELDS, "result" if final.succeeded else "error"), as_json, output)
+    succeeded(final)
 
 
-def succeeded(task: dict[str, Any]) -> None:
-    """Raise ApiError, with the task's error code and reason, unless ``task`` (a followed task) SUCCEEDED."""
-    if task["status"] != "SUCCEEDED":
-        error = task.get("error") or {}
-        reason = f" ({error['reason']})" if error.get("reason") else ""
-        message = f"task {task['task_id']} ended {task['status']}{reason}: {error.get('message', '')}"
-        raise ApiError(error.get("code", "WVS_TASK_" + task["status"]), message)
-
-
-def follow(ctx: click.Context, task_id: str, quiet: bool = False) -> dict[str, Any]:
-    """Follow a task to a terminal state, printing each change on stderr."""
-
-    def progress(task: dict[str, Any], elapsed: float) -> None:
-        if not quiet:
-            click.echo(
-                f"[{elapsed:6.1f}s] {task['status']:<9} attempt {task['attempt']}/{task['max_attempts']}",
-                err=True,
-            )
-
-    return client(ctx).follow(task_id, progress)
+def succeeded(task: Task) -> None:
+    """Exit non-zero with the task's error code, reason and the request id that created it, unless ``task`` (a
+    followed task) SUCCEEDED."""
+    if not task.succeeded:
+        error = task.error
+        code = error.code if error is not None else f"WVS_TASK_{task.status}"
+        reason = f" ({error.reason})" if error is not None and error.reason else ""
+        message = error.message if error is not None else ""
+        request = f" (request_id {task.request_id})" if task.request_id else ""
+        raise click.ClickException(f"{code}: task {task.task_id} ended {task.status}{reason}: {message}{request}")
 
 
 # --- workspace -----------------------------------------------------------------------------------
@@ -159,10 +161,9 @@ def workspace_create(
     output: str,
 ) -> None:
     """Create workspace WSID."""
-    if owner is None and not client(ctx).authenticated:
+    if owner is None and client(ctx).connection.token is None:
         owner = getpass.getuser()
-    body = {"wsid": wsid} if owner is None else {"wsid": wsid, "owner": owner}
-    answer = client(ctx).write("/v1/workspaces", body, idempotency_key)
+    answer = client(ctx).create_workspace(wsid, owner, idempotency_key=idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
 
 
@@ -172,8 +173,7 @@ def workspace_create(
 @click.pass_context
 def workspace_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
     """Show workspace WSID."""
-    record = client(ctx).request("GET", f"/v1/workspaces/{wsid}")
-    show(record, WORKSPACE_FIELDS, as_json, output)
+    show(to_json(client(ctx).get_workspace(wsid)), WORKSPACE_FIELDS, as_json, output)
 
 
 @workspace.command("list")
@@ -186,14 +186,7 @@ def workspace_list(
     ctx: click.Context, state: str | None, limit: int | None, cursor: str | None, as_json: bool, output: str
 ) -> None:
     """List workspaces, newest first."""
-    show_page(
-        ctx,
-        "/v1/workspaces",
-        {"state": state, "limit": limit, "cursor": cursor},
-        as_json,
-        output,
-        WORKSPACE_COLUMNS,
-    )
+    show_page(client(ctx).list_workspaces(state, cursor, limit), as_json, output, WORKSPACE_COLUMNS)
 
 
 @workspace.command("retry-init")
@@ -204,7 +197,7 @@ def workspace_retry_init(
     ctx: click.Context, wsid: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
 ) -> None:
     """Start a new init task for WSID (only from INIT_FAILED)."""
-    answer = client(ctx).write(f"/v1/workspaces/{wsid}/retry-init", {}, idempotency_key)
+    answer = client(ctx).retry_init(wsid, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
 
 
@@ -214,8 +207,7 @@ def workspace_retry_init(
 @click.pass_context
 def workspace_disable(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
     """Disable WSID for good: reads keep working, writes answer WVS_GONE."""
-    record = client(ctx).request("DELETE", f"/v1/workspaces/{wsid}")
-    show(record, ("wsid", "state", "updated_at"), as_json, output)
+    show(to_json(client(ctx).disable_workspace(wsid)), ("wsid", "state", "updated_at"), as_json, output)
 
 
 # --- snapshot ------------------------------------------------------------------------------------
@@ -270,10 +262,7 @@ def snapshot_create(
     output: str,
 ) -> None:
     """Snapshot the current tree of WSID."""
-    body: dict[str, Any] = {"message": message} if message is not None else {}
-    if labels:
-        body["labels"] = labels
-    answer = client(ctx).write(f"/v1/workspaces/{wsid}/snapshots", body, idempotency_key)
+    answer = client(ctx).create_snapshot(wsid, message, labels or None, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
 
 
@@ -301,16 +290,8 @@ def snapshot_list(
     output: str,
 ) -> None:
     """List the snapshots of WSID, newest first, with their labels, entries and bytes."""
-    label_filter = [f"{key}={value}" for key, value in labels.items()] or None
-    show_page(
-        ctx,
-        f"/v1/workspaces/{wsid}/snapshots",
-        {"label": label_filter, "limit": limit, "cursor": cursor},
-        as_json,
-        output,
-        SNAPSHOT_COLUMNS,
-        snapshot_row,
-    )
+    page = client(ctx).list_snapshots(wsid, labels or None, cursor, limit)
+    show_page(page, as_json, output, SNAPSHOT_COLUMNS, snapshot_row)
 
 
 @snapshot.command("drop")
@@ -322,7 +303,7 @@ def snapshot_drop(
     ctx: click.Context, wsid: str, snapshot_id: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
 ) -> None:
     """Delete SNAPSHOT_ID of WSID (refused while it is current or in use)."""
-    answer = client(ctx).write(f"/v1/workspaces/{wsid}/snapshots/{snapshot_id}", {}, idempotency_key, "DELETE")
+    answer = client(ctx).drop_snapshot(wsid, snapshot_id, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
 
 
@@ -340,9 +321,8 @@ def current() -> None:
 @click.pass_context
 def current_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
     """Show the live tree current points to and the snapshot it came from."""
-    record = client(ctx).request("GET", f"/v1/workspaces/{wsid}/current")
     fields = ("wsid", "current_path", "current_snapshot_id", "updated_at")
-    show(record, fields, as_json, output)
+    show(to_json(client(ctx).get_current(wsid)), fields, as_json, output)
 
 
 @current.command("set")
@@ -354,7 +334,7 @@ def current_set(
     ctx: click.Context, wsid: str, snapshot_id: str, wait: bool, idempotency_key: str | None, as_json: bool, output: str
 ) -> None:
     """Roll WSID back: current becomes a fresh clone of SNAPSHOT_ID (the replaced tree is kept)."""
-    answer = client(ctx).write(f"/v1/workspaces/{wsid}/current:set", {"snapshot_id": snapshot_id}, idempotency_key)
+    answer = client(ctx).set_current(wsid, snapshot_id, idempotency_key)
     accepted(ctx, answer, wait, as_json, output)
 
 
@@ -370,12 +350,12 @@ def retention() -> None:
     """See, set and preview which snapshots a workspace keeps (restic forget rules)."""
 
 
-def show_retention(answer: dict[str, Any], as_json: bool, output: str) -> None:
+def show_retention(answer: Retention, as_json: bool, output: str) -> None:
     """The ``…/retention`` body: as is with ``--json``, else the rules in force and where they come from."""
     if wants_json(as_json, output):
-        emit_json(answer)
+        emit_json(to_json(answer))
         return
-    show({**answer, "rules": policy_rules(answer["effective"])}, RETENTION_FIELDS, False, output)
+    show({**to_json(answer), "rules": policy_rules(answer.effective)}, RETENTION_FIELDS, False, output)
 
 
 def policy_rules(policy: dict[str, Any]) -> str:
@@ -395,7 +375,7 @@ def policy_rules(policy: dict[str, Any]) -> str:
 @click.pass_context
 def retention_get(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
     """Show the policy WSID's snapshots are kept by: its own, else the config's default."""
-    show_retention(client(ctx).request("GET", f"/v1/workspaces/{wsid}/retention"), as_json, output)
+    show_retention(client(ctx).get_retention(wsid), as_json, output)
 
 
 def count_option(rule: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -440,8 +420,7 @@ def retention_set(
         rules["keep_labels"] = list(keep_labels)
     if clear == bool(rules):
         raise click.UsageError("give the rules to keep by (--keep-…), or --clear, not both")
-    answer = client(ctx).request("PUT", f"/v1/workspaces/{wsid}/retention", json=rules)
-    show_retention(answer, as_json, output)
+    show_retention(client(ctx).set_retention(wsid, rules), as_json, output)
 
 
 @retention.command("plan")
@@ -451,34 +430,22 @@ def retention_set(
 def retention_plan(ctx: click.Context, wsid: str, as_json: bool, output: str) -> None:
     """Preview retention on WSID: every snapshot, newest first, kept (with each rule keeping it) or dropped.
     Changes nothing; the periodic job would drop the ``drop`` rows."""
-    plan = client(ctx).request("GET", f"/v1/workspaces/{wsid}/retention:plan")
+    plan = client(ctx).plan_retention(wsid)
     if wants_json(as_json, output):
-        emit_json(plan)
+        emit_json(to_json(plan))
         return
-    emit_table(plan_rows(plan, all_snapshots(client(ctx), wsid)), PLAN_COLUMNS)
-    click.echo(f"keep {len(plan['keep'])}, drop {len(plan['drop'])}", err=True)
+    snapshots = {snapshot.snapshot_id: to_json(snapshot) for snapshot in client(ctx).iter_snapshots(wsid)}
+    emit_table(plan_rows(plan, snapshots), PLAN_COLUMNS)
+    click.echo(f"keep {len(plan.keep)}, drop {len(plan.drop)}", err=True)
 
 
-def all_snapshots(api: WvsClient, wsid: str) -> dict[str, dict[str, Any]]:
-    """Every live snapshot of WSID by id, page by page."""
-    found: dict[str, dict[str, Any]] = {}
-    cursor = None
-    while True:
-        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = api.request("GET", f"/v1/workspaces/{wsid}/snapshots", params=params)
-        found.update((item["snapshot_id"], item) for item in page["items"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return found
-
-
-def plan_rows(plan: dict[str, Any], snapshots: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def plan_rows(plan: RetentionPlan, snapshots: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The plan's keep and drop entries as one table, newest first (by ``created_at``, then id, as the plan
     orders them); a snapshot dropped since the plan was read shows no time and comes last."""
     entries: list[tuple[dict[str, Any], str, str | None]] = [
-        (item, "keep", "; ".join(item["reasons"])) for item in plan["keep"]
+        (item, "keep", "; ".join(item["reasons"])) for item in plan.keep
     ]
-    entries += [(item, "drop", None) for item in plan["drop"]]
+    entries += [(item, "drop", None) for item in plan.drop]
     rows = [
         {
             **snapshot_row(snapshots.get(item["snapshot_id"], {})),
@@ -528,12 +495,11 @@ def task_submit(
     output: str,
 ) -> None:
     """Queue a task of any loaded OP (``wvsctl op list`` shows them), a plugin's included."""
-    schemas = {item["name"]: item["params_schema"] for item in client(ctx).request("GET", "/v1/ops")["items"]}
+    schemas = {item.name: item.params_schema for item in client(ctx).list_ops()}
     if op not in schemas:
         raise click.BadParameter(f"no loaded op {op!r}; the loaded ones: {', '.join(sorted(schemas))}", param_hint="OP")
-    body = {"op": op, "params": parse_params(params, schemas[op])}
-    answer = client(ctx).write(f"/v1/workspaces/{wsid}/tasks", body, idempotency_key)
-    accepted(ctx, answer, wait, as_json, output)
+    call = calls.submit(wsid, op, parse_params(params, schemas[op]), idempotency_key)
+    accepted(ctx, client(ctx).send(call), wait, as_json, output)
 
 
 def parse_params(pairs: tuple[str, ...], schema: dict[str, Any]) -> dict[str, Any]:
@@ -573,8 +539,7 @@ def _accepts_string(schema: dict[str, Any]) -> bool:
 @click.pass_context
 def task_get(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
     """Show task TASK_ID."""
-    record = client(ctx).request("GET", f"/v1/tasks/{task_id}")
-    show(record, TASK_FIELDS, as_json, output)
+    show(to_json(client(ctx).get_task(task_id)), TASK_FIELDS, as_json, output)
 
 
 @task.command("list")
@@ -596,8 +561,7 @@ def task_list(
     output: str,
 ) -> None:
     """List tasks, newest first."""
-    params = {"wsid": wsid, "status": status, "op": op, "limit": limit, "cursor": cursor}
-    show_page(ctx, "/v1/tasks", params, as_json, output, TASK_COLUMNS)
+    show_page(client(ctx).list_tasks(wsid, status, op, cursor, limit), as_json, output, TASK_COLUMNS)
 
 
 @task.command("watch")
@@ -606,11 +570,9 @@ def task_list(
 @click.pass_context
 def task_watch(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
     """Follow task TASK_ID until it ends; exits non-zero unless it SUCCEEDED."""
-    final = follow(ctx, task_id, quiet=wants_json(as_json, output))
-    show(final, TASK_FIELDS, as_json, output)
-    if final["status"] != "SUCCEEDED":
-        error = final.get("error") or {}
-        raise ApiError(error.get("code", "WVS_TASK_" + final["status"]), f"task ended {final['status']}")
+    final = follow(client(ctx), task_id, quiet=wants_json(as_json, output))
+    show(to_json(final), TASK_FIELDS, as_json, output)
+    succeeded(final)
 
 
 @task.command("cancel")
@@ -619,10 +581,9 @@ def task_watch(ctx: click.Context, task_id: str, as_json: bool, output: str) -> 
 @click.pass_context
 def task_cancel(ctx: click.Context, task_id: str, as_json: bool, output: str) -> None:
     """Cancel TASK_ID: a PENDING task at once, a RUNNING one at its next safe point."""
-    record = client(ctx).request("POST", f"/v1/tasks/{task_id}:cancel")
-    fields = ("task_id", "status", "cancel_requested")
-    show(record, fields, as_json, output)
-    if record["status"] == "RUNNING":
+    answer = client(ctx).cancel_task(task_id)
+    show(to_json(answer), ("task_id", "status", "cancel_requested"), as_json, output)
+    if answer.status == "RUNNING":
         click.echo(f"follow it with: wvsctl task watch {task_id}")
 
 
@@ -639,13 +600,12 @@ def op() -> None:
 @click.pass_context
 def op_list(ctx: click.Context, as_json: bool, output: str) -> None:
     """List the loaded ops with their params (JSON Schema with --json)."""
-    ops = client(ctx).request("GET", "/v1/ops")
+    ops = client(ctx).list_ops()
     if wants_json(as_json, output):
-        emit_json(ops)
+        emit_json({"items": to_json(ops)})
         return
     rows = [
-        {"name": item["name"], "params": _param_names(item["params_schema"]), "description": item["description"]}
-        for item in ops["items"]
+        {"name": item.name, "params": _param_names(item.params_schema), "description": item.description} for item in ops
     ]
     emit_table(rows, ("name", "params", "description"))
 
@@ -678,8 +638,7 @@ def audit_list(
     ctx: click.Context, wsid: str, limit: int | None, cursor: str | None, as_json: bool, output: str
 ) -> None:
     """List the audit trail of WSID, newest first."""
-    params = {"limit": limit, "cursor": cursor}
-    show_page(ctx, f"/v1/workspaces/{wsid}/audit", params, as_json, output, AUDIT_COLUMNS)
+    show_page(client(ctx).list_audit(wsid, cursor, limit), as_json, output, AUDIT_COLUMNS)
 
 
 @cli.group()
@@ -693,34 +652,33 @@ def events() -> None:
     "--after", type=click.IntRange(min=0), default=0, help="Start after this event_id  [default: 0, the oldest]"
 )
 @click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="TYPE",
+    help="Only events of this type (task.failed) or family (task); repeatable. Filtered by wvsctl.",
+)
+@click.option(
     "--follow/--no-follow", default=True, help="Keep waiting for new events (Ctrl-C stops)  [default: follow]"
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_context
-def events_tail(ctx: click.Context, wsid: str | None, after: int, follow: bool, as_json: bool) -> None:
+def events_tail(
+    ctx: click.Context, wsid: str | None, after: int, types: tuple[str, ...], follow: bool, as_json: bool
+) -> None:
     """Print events oldest first, then (with --follow) each new one as it is recorded."""
+    events = client(ctx).events(wsid, after or None, follow=follow, poll_interval=EVENT_POLL_INTERVAL)
     try:
-        for event in tail_events(client(ctx), wsid, after, follow):
+        for event in events:
+            if types and not any(event.type == kind or event.type.startswith(f"{kind}.") for kind in types):
+                continue
+            record = to_json(event)
             if as_json:
-                click.echo(json.dumps(event, ensure_ascii=False))
+                click.echo(json.dumps(record, ensure_ascii=False))
             else:
-                click.echo("  ".join(cell(event.get(column)) for column in EVENT_COLUMNS))
+                click.echo("  ".join(cell(record.get(column)) for column in EVENT_COLUMNS))
     except KeyboardInterrupt:
         pass
-
-
-def tail_events(api: WvsClient, wsid: str | None, after: int, follow: bool) -> Iterator[dict[str, Any]]:
-    """Every event after ``after`` (of ``wsid``), page by page; when caught up, poll unless not ``follow``."""
-    while True:
-        params: dict[str, Any] = {"after": after, "limit": 100, **({"wsid": wsid} if wsid else {})}
-        page = api.request("GET", "/v1/events", params=params)
-        for event in page["items"]:
-            after = event["event_id"]
-            yield event
-        if page["next_cursor"] is None:
-            if not follow:
-                return
-            time.sleep(EVENT_POLL_INTERVAL)
 
 
 cli.add_command(obs)
@@ -733,4 +691,4 @@ def main() -> None:
     except ConfigError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(1)
-    cli()
+    cli(prog_name="wvsctl")

@@ -41,6 +41,7 @@ from wvs_client.models import (
     Usage,
     Workspace,
     WorkspaceCreated,
+    to_json,
 )
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "WorkspaceCreated",
     "WvsError",
     "WvsUnreachable",
+    "to_json",
 ]
 
 # A method of a route has the docstring of the call it sends (help(Client.create_snapshot) shows it).

@@ -287,3 +287,26 @@ def page_of(read: Callable[[Mapping[str, Any]], T]) -> Callable[[Any], Page[T]]:
         return Page([read(item) for item in data["items"]], data.get("next_cursor"))
 
     return read_page
+
+
+NOT_JSON_FIELDS = frozenset({"extra", "waiter"})  # kept beside a model's fields, never one of WVS's
+
+
+def to_json(value: Any) -> Any:
+    """What the SDK read, as JSON again: a model as the object WVS sent (its fields, then those in ``extra``;
+    a field the answer lacked is ``null``), a ``Page`` as ``{items, next_cursor}``, times in ISO 8601;
+    anything else as it is."""
+    if attrs.has(type(value)):
+        data = {
+            field.name: to_json(getattr(value, field.name))
+            for field in attrs.fields(type(value))
+            if field.name not in NOT_JSON_FIELDS
+        }
+        return {**data, **to_json(getattr(value, "extra", {}))}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    return value
