@@ -208,7 +208,7 @@ def test_a_second_wvs_up_on_the_same_data_dir_leaves_the_first_alone(wvs_up: Sta
     mount = Path(first.wait_for(MOUNT_LINE))
 
     second = wvs_up(data_dir)
-    assert second.process.wait(60) == 1
+    assert second.process.wait(60) == 2
     assert second.log.read_text().strip().splitlines() == [
         f"Error: another `wvs up` (pid {first.process.pid}) is using {data_dir}; "
         "stop it first or choose another --data-dir"

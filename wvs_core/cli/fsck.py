@@ -13,28 +13,25 @@ import sqlalchemy.exc
 from wvs_core.cli.output import emit_table
 from wvs_core.config import Config
 from wvs_core.db.consistency import ConsistencyStore
-from wvs_core.db.engine import create_engine
-from wvs_core.errors import ConfigError
+from wvs_core.db.engine import DSN, create_engine, describe_connect_error
+from wvs_core.errors import StartupError
 from wvs_core.fsck import Fsck, Report
 from wvs_core.ids import is_wsid
-from wvs_core.layout import NotAVolume
 from wvs_core.layout_migration import LayoutMigration
 from wvs_core.plugins import PluginRegistry
 
 
 def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool, migrate_layout: bool = False) -> Report:
     """Check with the configured database, mount, storage and quiesce plugins; with ``migrate_layout``,
-    migrate the volume first (its findings lead the report)."""
+    migrate the volume first (its findings lead the report). Raises StartupError (a ConfigError among them)
+    naming the setting when the database does not answer or no volume is mounted at the mount path."""
     if wsid is not None and not is_wsid(wsid):
         raise click.BadParameter(f"{wsid!r} is not a workspace id", param_hint="WSID")
-    try:
-        registry = PluginRegistry.load(config.plugins)
-        plugins = config.plugins
-        storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
-        quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
-        engine = create_engine(config.database)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    registry = PluginRegistry.load(config.plugins)
+    plugins = config.plugins
+    storage = registry.storage_backends[plugins.storage](plugins.settings_for(plugins.storage))
+    quiesce = registry.quiesce_protocols[plugins.quiesce](plugins.settings_for(plugins.quiesce))
+    engine = create_engine(config.database)
 
     async def main() -> Report:
         try:
@@ -48,10 +45,8 @@ def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool, migrate_l
 
     try:
         return asyncio.run(main())
-    except NotAVolume as error:  # the volume is not mounted where the config says
-        raise click.ClickException(str(error)) from None
     except (OSError, sqlalchemy.exc.SQLAlchemyError) as error:
-        raise click.ClickException(f"cannot reach the database (database.dsn, WVS_DB_DSN): {error}") from None
+        raise StartupError(f"cannot reach the database at {DSN}: {describe_connect_error(error)}") from None
 
 
 def emit_report(report: Report, as_json: bool) -> None:

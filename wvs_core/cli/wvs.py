@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -9,10 +10,10 @@ from pathlib import Path
 import click
 
 from wvs_core.auth import Principal, Role, new_token, token_digest
-from wvs_core.cli.common import config_option, load_or_exit, run_service
+from wvs_core.cli.common import CannotStart, config_option, load_or_exit, run_service
 from wvs_core.cli.fsck import emit_report
 from wvs_core.cli.up import up
-from wvs_core.errors import ConfigError
+from wvs_core.errors import StartupError
 from wvs_core.logs import setup_logging
 from wvs_core.plugins import PluginRegistry, make_plugin_manager
 from wvs_core.runtime import Service
@@ -21,14 +22,23 @@ from wvs_core.runtime import Service
 def _plane(config_path: Path | None, plane: str, schedulers: int = 1) -> None:
     config = load_or_exit(config_path)
     setup_logging(config.log_level, plane)
-    try:
-        service = Service(config, planes=(plane,), schedulers=schedulers)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-    run_service(service)
+    run_service(Service(config, planes=(plane,), schedulers=schedulers))
 
 
-@click.group()
+class _Commands(click.Group):
+    """``wvs``'s commands, its plugins' too: a StartupError escaping one (a setting missing or wrong, a
+    database that does not answer, an address taken, a mount not there) is one line naming the setting and
+    exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command, turning a StartupError into CannotStart."""
+        try:
+            return super().invoke(ctx)
+        except StartupError as error:
+            raise CannotStart(str(error)) from None
+
+
+@click.group(cls=_Commands)
 def cli() -> None:
     """WVS, the Workspace Versioning Service."""
 
@@ -62,10 +72,14 @@ def executor(config_path: Path | None) -> None:
 def migrate(config_path: Path | None, revision: str, downgrade: bool) -> None:
     """Apply the database migrations (the only way the schema changes)."""
     from wvs_core import migrate as migrations
+    from wvs_core.db.engine import connect_or_refuse
 
     config = load_or_exit(config_path)
-    if not config.database.dsn:
-        raise click.ClickException("database.dsn is not set (WVS_DB_DSN)")
+
+    async def reach_database() -> None:  # a clear error first, not alembic's traceback
+        await (await connect_or_refuse(config.database.dsn)).close()
+
+    asyncio.run(reach_database())
     if downgrade:
         migrations.downgrade(config.database.dsn, revision)
     else:
@@ -79,10 +93,7 @@ def migrate(config_path: Path | None, revision: str, downgrade: bool) -> None:
 def plugins(config_path: Path | None, as_json: bool) -> None:
     """List the loaded plugins, where they come from and what they provide."""
     config = load_or_exit(config_path)
-    try:
-        rows = PluginRegistry.load(config.plugins).describe()
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    rows = PluginRegistry.load(config.plugins).describe()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -154,7 +165,7 @@ def main() -> None:
     cli.add_command(up)
     try:
         make_plugin_manager().hook.wvs_register_commands(cli=cli)
-    except ConfigError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(1)
+    except StartupError as error:
+        CannotStart(str(error)).show()
+        sys.exit(CannotStart.exit_code)
     cli()

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from wvs_core.cli.client import ApiError, WvsClient
+from wvs_core.cli.discovery import default_api_url
 from wvs_core.cli.obs import obs
 from wvs_core.cli.output import cell, emit_json, emit_table, output_options, show, wants_json, write_options
 from wvs_core.errors import ConfigError
@@ -64,8 +65,8 @@ def client(ctx: click.Context) -> WvsClient:
 @click.option(
     "--api-url",
     envvar="WVS_API_URL",
-    default="http://localhost:8080",
-    show_default=True,
+    default=default_api_url,
+    show_default="the running `wvs up`'s, else http://localhost:8080",
     help="WVS API base URL (env: WVS_API_URL).",
 )
 @click.option(
