@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 from tests.helpers import free_port
+from wvs_core.cli.discovery import UpState, default_api_url, running_up
 from wvs_juicefs.binary import find_juicefs
 from wvs_juicefs.volume import fuse_unavailable_reason, is_mounted
 
@@ -262,3 +263,63 @@ def test_wvs_up_uses_plain_directories_when_the_config_asks_for_localfs(wvs_up: 
     assert (mount / "plain" / "current").is_symlink()
     assert up.stop() == 0
     assert leftovers(data_dir) == []
+
+
+def test_wvsctl_and_fsck_find_a_running_wvs_up_by_its_state_file(
+    wvs_up: StartUp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "wvs.toml"
+    config.write_text('[plugins]\nstorage = "localfs"\n')
+    data_dir = tmp_path / "found"
+    up = wvs_up(data_dir, "--config", str(config))
+    api_url = up.wait_for(API_LINE)
+    assert up.port != 8080 and up.wait_for(r"state:\s+(\S+)") == str(data_dir / "state.json")
+    state = json.loads((data_dir / "state.json").read_text())
+    assert state == {
+        "api_url": api_url,
+        "dsn": up.wait_for(r"database:\s+(\S+)"),
+        "mount_path": str(data_dir / "workspaces"),
+        "storage": "localfs",
+        "pid": up.process.pid,
+        "data_dir": str(data_dir),
+    }
+    assert state["dsn"].startswith("postgresql+asyncpg://")
+
+    settings = {"WVS_API_URL", "WVS_CONFIG", "WVS_DB_DSN", "EXECUTOR_MOUNT_PATH"}
+    env = {key: value for key, value in os.environ.items() if key not in settings} | {"WVS_DATA_DIR": str(data_dir)}
+
+    def plain(*args: str) -> subprocess.CompletedProcess[str]:  # no URL, no DSN, no mount path given
+        return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=120, env=env)
+
+    created = plain("wvsctl", "workspace", "create", "found", "--owner", "me", "--wait", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["task"]["status"] == "SUCCEEDED"
+    assert "found" in plain("wvsctl", "workspace", "list").stdout
+
+    fsck = plain("wvs", "fsck")
+    assert fsck.returncode == 0, fsck.stderr
+    assert fsck.stderr.strip() == (
+        f"checking the `wvs up` on {data_dir} (pid {up.process.pid}): database {state['dsn']}, "
+        f"mount {data_dir / 'workspaces'} (storage localfs)"
+    )
+    assert fsck.stdout.strip().endswith("1 workspace(s) checked: clean")
+
+    assert up.stop() == 0
+    assert not (data_dir / "state.json").exists(), "a clean stop removes the state file"
+    monkeypatch.setenv("WVS_DATA_DIR", str(data_dir))
+    assert default_api_url() == "http://localhost:8080"
+    no_up = plain("wvs", "fsck")
+    assert no_up.returncode == 2 and f"no `wvs up` runs on {data_dir}" in no_up.stderr
+    assert leftovers(data_dir) == []
+
+
+def test_a_state_file_whose_wvs_up_is_gone_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    UpState("http://127.0.0.1:9", "postgresql://x/y", "/ws", "juicefs", dead.pid, str(tmp_path)).write()
+    monkeypatch.setenv("WVS_DATA_DIR", str(tmp_path))
+    assert running_up() is None and default_api_url() == "http://localhost:8080"
+    UpState("http://127.0.0.1:9", "postgresql://x/y", "/ws", "juicefs", os.getpid(), str(tmp_path)).write()
+    assert default_api_url() == "http://127.0.0.1:9"
+    (tmp_path / "state.json").write_text("{not json")
+    assert running_up() is None

@@ -10,8 +10,9 @@ import attrs
 import click
 import sqlalchemy.exc
 
+from wvs_core.cli.discovery import running_up
 from wvs_core.cli.output import emit_table
-from wvs_core.config import Config
+from wvs_core.config import Config, setting
 from wvs_core.db.consistency import ConsistencyStore
 from wvs_core.db.engine import DSN, create_engine, describe_connect_error
 from wvs_core.errors import StartupError
@@ -19,6 +20,29 @@ from wvs_core.fsck import Fsck, Report
 from wvs_core.ids import is_wsid
 from wvs_core.layout_migration import LayoutMigration
 from wvs_core.plugins import PluginRegistry
+
+
+def config_of_running_up(config: Config, data_dir: Path) -> Config:
+    """``config`` with the database, mount path and storage backend of the ``wvs up`` running on ``data_dir``
+    (its state file, ``wvs_core.cli.discovery``), saying so on stderr; for a config that names no database.
+    Raises StartupError naming ``database.dsn`` when no ``wvs up`` runs there."""
+    state = running_up(data_dir)
+    if state is None:
+        raise StartupError(
+            f"{DSN} is not set and no `wvs up` runs on {data_dir} (--data-dir, WVS_DATA_DIR): set it and "
+            f"{setting('executor.mount_path')}, or start `wvs up`"
+        )
+    click.echo(
+        f"checking the `wvs up` on {state.data_dir} (pid {state.pid}): database {state.dsn}, "
+        f"mount {state.mount_path} (storage {state.storage})",
+        err=True,
+    )
+    return attrs.evolve(
+        config,
+        database=attrs.evolve(config.database, dsn=state.dsn),
+        executor=attrs.evolve(config.executor, mount_path=state.mount_path),
+        plugins=attrs.evolve(config.plugins, storage=state.storage),
+    )
 
 
 def run_fsck(config: Config, wsid: str | None, fix: bool, prune: bool, migrate_layout: bool = False) -> Report:

@@ -11,6 +11,7 @@ import click
 
 from wvs_core.auth import Principal, Role, new_token, token_digest
 from wvs_core.cli.common import CannotStart, config_option, load_or_exit, run_service
+from wvs_core.cli.discovery import default_data_dir
 from wvs_core.cli.fsck import emit_report
 from wvs_core.cli.up import up
 from wvs_core.errors import StartupError
@@ -118,14 +119,30 @@ def plugins(config_path: Path | None, as_json: bool) -> None:
     help="First move a volume of the earlier layout (snapshots inside agent views) to the current one; "
     "idempotent. Stop the executors first.",
 )
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_data_dir,
+    show_default="WVS_DATA_DIR, else the user's data directory",
+    help="Without database.dsn: check the `wvs up` running on this data directory (its database and mount).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def fsck(
-    config_path: Path | None, wsid: str | None, fix: bool, prune: bool, migrate_layout: bool, as_json: bool
+    config_path: Path | None,
+    wsid: str | None,
+    fix: bool,
+    prune: bool,
+    migrate_layout: bool,
+    data_dir: Path,
+    as_json: bool,
 ) -> None:
-    """Compare the database with the filesystem for WSID (or every workspace); exit 1 when inconsistent."""
-    from wvs_core.cli.fsck import run_fsck
+    """Compare the database with the filesystem for WSID (or every workspace); exit 1 when inconsistent, 2 when
+    it cannot start. Without database.dsn it checks the `wvs up` running on --data-dir."""
+    from wvs_core.cli.fsck import config_of_running_up, run_fsck
 
     config = load_or_exit(config_path)
+    if not config.database.dsn:
+        config = config_of_running_up(config, data_dir.resolve())
     setup_logging("warning", "fsck")
     if migrate_layout and wsid is not None:
         raise click.UsageError("--migrate-layout moves the whole volume: give no WSID")
