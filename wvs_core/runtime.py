@@ -23,6 +23,7 @@ from wvs_core.db.store import Store
 from wvs_core.dispatcher import Dispatcher
 from wvs_core.errors import StartupError
 from wvs_core.listen import bind, cannot_listen, split_addr
+from wvs_core.notifier import Notifier
 from wvs_core.plugins import PluginRegistry
 from wvs_core.rpc.binding import check_executor_binding
 from wvs_core.rpc.tls import channel_credentials, server_credentials
@@ -89,11 +90,10 @@ class Service:
         self._closers: list[Any] = []
 
     async def start(self) -> None:
-        """Check what the planes need (the database, the API's address), then start them: the executor
-        first, so the worker has something to call. On a StartupError, whatever started is stopped."""
+        """Start the planes: the executor first, so the worker has something to call. What a plane needs is
+        checked before it starts: its address, its plugins' settings, then the database. On a StartupError,
+        whatever started is stopped."""
         try:
-            if "api" in self.planes or "worker" in self.planes:
-                await check_database(self.config.database)
             api_socket = bind(setting("api.listen_addr"), self.config.api.listen_addr) if "api" in self.planes else None
             if api_socket is not None:
                 self._closers.append(api_socket.close)
@@ -106,6 +106,8 @@ class Service:
             if "worker" in self.planes:
                 await self._start_worker()
             if api_socket is not None:
+                if "worker" not in self.planes:  # else checked already
+                    await check_database(self.config.database)
                 await self._start_api(api_socket)
         except StartupError:
             await self.stop()
@@ -181,12 +183,19 @@ class Service:
         self._executor_tasks.append(serving)  # stopped last by stop()
 
     async def _start_worker(self) -> None:
+        plugins = self.config.plugins
+        notifiers = [
+            self.registry.notifiers[name](plugins.settings_for(name))
+            for name in (plugins.notifiers if self.config.events.dispatch else [])
+        ]  # their settings are checked before the database
+        for notifier in notifiers:
+            self._closers.append(notifier.close)
+        await check_database(self.config.database)
         worker = self.config.worker
         if "executor" in self.planes and self.executor_addr:
             worker = attrs.evolve(worker, executor_addrs=[self.executor_addr])
         engine = create_engine(self.config.database)
         self._closers.append(engine.dispose)
-        plugins = self.config.plugins
         for _ in range(self.scheduler_count):
             queue = self.registry.queues[plugins.queue](engine, plugins.settings_for(plugins.queue))
             await queue.start()
@@ -194,21 +203,17 @@ class Service:
             scheduler = Scheduler(worker, self.registry, queue, credentials=self.worker_credentials)
             self._tasks.append(asyncio.create_task(scheduler.run(self._stop), name="wvs-scheduler"))
         if self.config.events.dispatch:
-            self._start_dispatcher()
+            self._start_dispatcher(notifiers)
         retention_store = Store(engine, queue)  # creates drop tasks as the API does, on the worker's engine
         self._closers.append(retention_store.close)
         self.retention = RetentionJob(self.config, self.registry, retention_store)
         self._tasks.append(asyncio.create_task(self.retention.run(self._stop), name="wvs-retention"))
 
-    def _start_dispatcher(self) -> None:
-        """The event dispatcher, on an engine of its own: deliveries never wait for a scheduler's connection,
-        nor a scheduler for theirs."""
-        plugins = self.config.plugins
-        notifiers = [self.registry.notifiers[name](plugins.settings_for(name)) for name in plugins.notifiers]
+    def _start_dispatcher(self, notifiers: list[Notifier]) -> None:
+        """The event dispatcher delivering to ``notifiers``, on an engine of its own: deliveries never wait for
+        a scheduler's connection, nor a scheduler for theirs."""
         engine = create_engine(attrs.evolve(self.config.database, pool_size=2))
         self._closers.append(engine.dispose)
-        for notifier in notifiers:
-            self._closers.append(notifier.close)
         subscriptions = [subscription for notifier in notifiers for subscription in notifier.subscriptions()]
         dsn = asyncpg_dsn(self.config.database.dsn)
         self.dispatcher = Dispatcher(Outbox(engine), dsn, subscriptions, self.config.events)

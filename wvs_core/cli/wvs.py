@@ -13,6 +13,7 @@ from wvs_core.auth import Principal, Role, new_token, token_digest
 from wvs_core.cli.common import CannotStart, config_option, load_or_exit, run_service
 from wvs_core.cli.discovery import default_data_dir
 from wvs_core.cli.fsck import emit_report
+from wvs_core.cli.output import emit_table
 from wvs_core.cli.up import up
 from wvs_core.errors import StartupError
 from wvs_core.logs import setup_logging
@@ -92,16 +93,23 @@ def migrate(config_path: Path | None, revision: str, downgrade: bool) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(config_path: Path | None, as_json: bool) -> None:
-    """List the loaded plugins, where they come from and what they provide."""
+    """List the loaded plugins, where they come from and what they provide: storage backends, quiesce
+    protocols, queues, ops, notifiers, the volume `wvs up` mounts, and the commands they add to wvs and wvsctl."""
+    from wvs_core.cli.plugin_commands import plugin_commands
+    from wvs_core.cli.wvsctl import cli as wvsctl_cli
+
     config = load_or_exit(config_path)
-    rows = PluginRegistry.load(config.plugins).describe()
+    registry = PluginRegistry.load(config.plugins)
+    commands = plugin_commands(registry.pm, cli, wvsctl_cli)
+    rows = [row | {"provides": row["provides"] + commands.get(row["name"], [])} for row in registry.describe()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for row in rows:
-        source = row["distribution"] or "not packaged"
-        click.echo(f"{row['name']:<16} {row['module']:<20} {source:<14} {', '.join(row['provides']) or '-'}")
-        click.echo(f"{'':<16} {row['file']}")
+    table = [
+        row | {"distribution": row["distribution"] or "not packaged", "provides": ", ".join(row["provides"]) or "-"}
+        for row in rows
+    ]
+    emit_table(table, ("name", "module", "distribution", "provides", "file"))
 
 
 @cli.command()
