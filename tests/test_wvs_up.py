@@ -4,6 +4,7 @@ after a kill -9 of an earlier one; one ``wvs up`` at a time holds a data directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -323,3 +324,44 @@ def test_a_state_file_whose_wvs_up_is_gone_is_ignored(tmp_path: Path, monkeypatc
     assert default_api_url() == "http://127.0.0.1:9"
     (tmp_path / "state.json").write_text("{not json")
     assert running_up() is None
+
+
+def readme_block(after: str) -> str:
+    """The first ```sh block of the README after the line that holds ``after``."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```sh\n", text.index(after)) + len("```sh\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_walkthroughs_work_pasted_in_order(wvs_up: StartUp, tmp_path: Path) -> None:
+    data_dir = tmp_path / "readme"
+    up = wvs_up(data_dir)
+    api_url = up.wait_for(API_LINE)
+    script = readme_block("## Five minutes") + readme_block("The same flow over HTTP")
+    env = {key: value for key, value in os.environ.items() if key not in {"WVS_CONFIG", "WVS_API_URL"}}
+    env |= {"PATH": f"{BIN}:{os.environ['PATH']}", "WVS_DATA_DIR": str(data_dir)}  # wvsctl finds `wvs up`
+    env["WVS_API_URL"] = api_url  # for curl, as the block says
+    log = tmp_path / "readme.out"  # a file, not a pipe: the background agents keep their stdout open
+    with open(log, "wb") as out:
+        shell = subprocess.Popen(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its background agents are killed with it
+        )
+    try:
+        shell.wait(300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert shell.returncode == 0, output[-4000:]
+    lines = output.splitlines()
+    assert "hello" in lines, "the rollback brought the first version back"
+    assert "auto=before-rollback" in output
+    assert '"status":"SUCCEEDED"' in output.replace(" ", ""), output[-3000:]
+    demo2 = httpx.get(f"{api_url}/v1/workspaces/demo2/snapshots").json()["items"]
+    assert [snapshot["message"] for snapshot in demo2] == ["m"]
+    assert up.stop() == 0
+    assert leftovers(data_dir) == []
