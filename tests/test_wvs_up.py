@@ -365,3 +365,15 @@ def test_the_readme_walkthroughs_work_pasted_in_order(wvs_up: StartUp, tmp_path:
     assert [snapshot["message"] for snapshot in demo2] == ["m"]
     assert up.stop() == 0
     assert leftovers(data_dir) == []
+
+
+def test_a_volume_that_cannot_mount_is_one_error_line_and_leaves_nothing(wvs_up: StartUp, tmp_path: Path) -> None:
+    data_dir = tmp_path / "blocked"
+    data_dir.mkdir()
+    (data_dir / "juicefs").write_text("a file where the volume goes")
+    up = wvs_up(data_dir)
+    assert up.process.wait(120) == 2
+    output = up.log.read_text()
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("Error: plugins.storage: the juicefs volume in ")
+    assert leftovers(data_dir) == [] and not (data_dir / "state.json").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import attrs
@@ -14,6 +15,7 @@ from wvs_core.cli.discovery import UpState, default_data_dir, remove_state
 from wvs_core.config import Config
 from wvs_core.datadir import DataDirBusy, hold_data_dir
 from wvs_core.embedded import EmbeddedPostgres
+from wvs_core.errors import StartupError
 from wvs_core.listen import ensure_free
 from wvs_core.logs import setup_logging
 from wvs_core.migrate import upgrade
@@ -74,10 +76,19 @@ def run_embedded(config: Config, registry: PluginRegistry, port: int, data_dir: 
     volume: LocalVolume | None = None
     try:
         click.echo("starting PostgreSQL…", err=True)
-        postgres.start()
+        try:
+            postgres.start()
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+            raise StartupError(f"--data-dir: PostgreSQL in {data_dir / 'postgres'} did not start: {error}") from None
         click.echo("migrating the database…", err=True)
         dsn = embedded_database(postgres)
-        volume = registry.pm.hook.wvs_local_volume(data_dir=data_dir, storage=config.plugins.storage)
+        try:
+            volume = registry.pm.hook.wvs_local_volume(data_dir=data_dir, storage=config.plugins.storage)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+            raise StartupError(
+                f"plugins.storage: the {config.plugins.storage} volume in {data_dir} did not mount ({error}); "
+                'plugins.storage = "localfs" runs on plain directories'
+            ) from None
         if volume is None:
             mount_path, storage = data_dir / "workspaces", PLAIN_DIRECTORIES
             mount_path.mkdir(exist_ok=True)
