@@ -41,7 +41,7 @@ def embedded_database(postgres: EmbeddedPostgres) -> str:
 
 @click.command()
 @config_option
-@click.option("--port", default=8080, show_default=True, help="API port (on 127.0.0.1).")
+@click.option("--port", default=8080, type=click.IntRange(0, 65535), show_default=True, help="API port (on 127.0.0.1).")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),

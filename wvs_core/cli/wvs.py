@@ -54,7 +54,13 @@ def api(config_path: Path | None) -> None:
 
 @cli.command()
 @config_option
-@click.option("--schedulers", default=1, show_default=True, help="Scheduler instances in this process.")
+@click.option(
+    "--schedulers",
+    default=1,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Scheduler instances in this process.",
+)
 def worker(config_path: Path | None, schedulers: int) -> None:
     """Run the scheduling plane."""
     _plane(config_path, "worker", schedulers)
