@@ -21,10 +21,11 @@ from tests.conftest import make_config
 from tests.test_tls import make_ca, make_cert
 from wvs_core.config import Config, TlsConfig, load_config
 from wvs_core.errors import ConfigError
+from wvs_core.listen import split_addr
 from wvs_core.rpc.binding import check_executor_binding, is_loopback
 from wvs_core.rpc.client import ExecutorClient
 from wvs_core.rpc.tls import channel_credentials
-from wvs_core.runtime import Service, split_addr
+from wvs_core.runtime import Service
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 BIN = Path(sys.executable).parent

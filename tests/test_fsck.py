@@ -106,8 +106,11 @@ async def test_fsck_where_no_volume_is_mounted_says_so_and_creates_nothing(datab
     config_file = tmp_path / "wvs.toml"
     config_file.write_text(f'[database]\ndsn = "{database}"\n[executor]\nmount_path = "{empty}"\n')
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config_file), "--fix"])
-    assert result.exit_code == 1
-    assert result.output.strip() == f"Error: no WVS area at {empty}/.wvs: is the volume mounted at {empty}?"
+    assert result.exit_code == 2, "could not start: not 1, an inconsistency"
+    assert result.output.strip() == (
+        f"Error: no WVS area at {empty}/.wvs: is the volume mounted at {empty}? "
+        "Set executor.mount_path (EXECUTOR_MOUNT_PATH) to where it is"
+    )
     assert list(empty.iterdir()) == []
 
 
@@ -117,8 +120,8 @@ async def test_fsck_without_its_database_is_one_line_naming_the_setting(mount: P
     dsn = f"postgresql+asyncpg://postgres@/wvs?host={tmp_path / 'no-server-here'}"
     config_file.write_text(f'[database]\ndsn = "{dsn}"\n[executor]\nmount_path = "{mount}"\n')
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config_file)])
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot reach the database (database.dsn, WVS_DB_DSN)")
+    assert result.exit_code == 2, "could not start: not 1, an inconsistency"
+    assert result.output.startswith("Error: cannot reach the database at database.dsn (WVS_DB_DSN)")
     assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
 
 

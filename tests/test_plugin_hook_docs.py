@@ -196,7 +196,7 @@ def test_the_key_check_rejects_keys_that_do_not_exist() -> None:
     assert config_key_spans(wrong) == wrong
     assert all(key_problem(span) for span in wrong)
     assert "the key is `plugins.storage`" in (key_problem("storage.backend") or "")
-    right = ["plugins.storage", "[plugins.settings.<name>]", "plugins.settings.juicefs.meta_url", "executor.tls"]
+    right = ["plugins.storage", "[plugins.settings.<name>]", "plugins.settings.juicefs.clone_threads", "executor.tls"]
     right += ['plugins.storage = "localfs"', "events.dispatch = false", "worker.poll_interval"]
     assert [key_problem(span) for span in right] == [None] * len(right)
     assert config_key_spans(["ctx.params", "task.dead", "event.to_json()", "wvs_core.storage"]) == []

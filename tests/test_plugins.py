@@ -4,6 +4,10 @@ test_plugin_hook_docs)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +18,9 @@ from wvs_core.cli.wvs import cli
 from wvs_core.config import PluginsConfig
 from wvs_core.errors import ConfigError
 from wvs_core.plugins import PluginRegistry, make_plugin_manager
+
+BIN = Path(sys.executable).parent
+NO_CONFIG = {key: value for key, value in os.environ.items() if key != "WVS_CONFIG"}
 
 
 def test_defaults_load_through_entry_points() -> None:
@@ -64,3 +71,20 @@ def test_wvs_plugins_lists_what_is_loaded_and_from_where() -> None:
     assert rows["juicefs"]["file"].endswith("wvs_juicefs/__init__.py")
     assert "storage:juicefs" in rows["juicefs"]["provides"]
     assert "op:snapshot_create" in rows["ops"]["provides"]
+
+
+def test_wvs_plugins_prints_a_header_and_the_commands_plugins_add() -> None:
+    run = subprocess.run([str(BIN / "wvs"), "plugins"], capture_output=True, text=True, timeout=60, env=NO_CONFIG)
+    assert run.returncode == 0, run.stderr
+    header, *lines = run.stdout.splitlines()
+    assert header.split() == ["NAME", "MODULE", "DISTRIBUTION", "PROVIDES", "FILE"]
+    rows = {line.split()[0]: line for line in lines}
+    assert "command:wvs agent" in rows["control-json"]
+    assert "command:wvsctl snapshot diff" in rows["diff"] and "op:snapshot_diff" in rows["diff"]
+    assert "command:wvsctl snapshot restore" in rows["restore"]
+    assert "command:wvsctl snapshot fork" in rows["fork"]
+    assert "storage:juicefs, local-volume" in rows["juicefs"]
+
+    listed = subprocess.run([str(BIN / "wvs"), "plugins", "--json"], capture_output=True, text=True, env=NO_CONFIG)
+    provides = {row["name"]: row["provides"] for row in json.loads(listed.stdout)}
+    assert provides["control-json"] == ["quiesce:control-json", "quiesce:none", "command:wvs agent"]

@@ -4,6 +4,7 @@ after a kill -9 of an earlier one; one ``wvs up`` at a time holds a data directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 from tests.helpers import free_port
+from wvs_core.cli.discovery import UpState, default_api_url, running_up
 from wvs_juicefs.binary import find_juicefs
 from wvs_juicefs.volume import fuse_unavailable_reason, is_mounted
 
@@ -208,7 +210,7 @@ def test_a_second_wvs_up_on_the_same_data_dir_leaves_the_first_alone(wvs_up: Sta
     mount = Path(first.wait_for(MOUNT_LINE))
 
     second = wvs_up(data_dir)
-    assert second.process.wait(60) == 1
+    assert second.process.wait(60) == 2
     assert second.log.read_text().strip().splitlines() == [
         f"Error: another `wvs up` (pid {first.process.pid}) is using {data_dir}; "
         "stop it first or choose another --data-dir"
@@ -262,3 +264,116 @@ def test_wvs_up_uses_plain_directories_when_the_config_asks_for_localfs(wvs_up: 
     assert (mount / "plain" / "current").is_symlink()
     assert up.stop() == 0
     assert leftovers(data_dir) == []
+
+
+def test_wvsctl_and_fsck_find_a_running_wvs_up_by_its_state_file(
+    wvs_up: StartUp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "wvs.toml"
+    config.write_text('[plugins]\nstorage = "localfs"\n')
+    data_dir = tmp_path / "found"
+    up = wvs_up(data_dir, "--config", str(config))
+    api_url = up.wait_for(API_LINE)
+    assert up.port != 8080 and up.wait_for(r"state:\s+(\S+)") == str(data_dir / "state.json")
+    state = json.loads((data_dir / "state.json").read_text())
+    assert state == {
+        "api_url": api_url,
+        "dsn": up.wait_for(r"database:\s+(\S+)"),
+        "mount_path": str(data_dir / "workspaces"),
+        "storage": "localfs",
+        "pid": up.process.pid,
+        "data_dir": str(data_dir),
+    }
+    assert state["dsn"].startswith("postgresql+asyncpg://")
+
+    settings = {"WVS_API_URL", "WVS_CONFIG", "WVS_DB_DSN", "EXECUTOR_MOUNT_PATH"}
+    env = {key: value for key, value in os.environ.items() if key not in settings} | {"WVS_DATA_DIR": str(data_dir)}
+
+    def plain(*args: str) -> subprocess.CompletedProcess[str]:  # no URL, no DSN, no mount path given
+        return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=120, env=env)
+
+    created = plain("wvsctl", "workspace", "create", "found", "--owner", "me", "--wait", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["task"]["status"] == "SUCCEEDED"
+    assert "found" in plain("wvsctl", "workspace", "list").stdout
+
+    fsck = plain("wvs", "fsck")
+    assert fsck.returncode == 0, fsck.stderr
+    assert fsck.stderr.strip() == (
+        f"checking the `wvs up` on {data_dir} (pid {up.process.pid}): database {state['dsn']}, "
+        f"mount {data_dir / 'workspaces'} (storage localfs)"
+    )
+    assert fsck.stdout.strip().endswith("1 workspace(s) checked: clean")
+
+    assert up.stop() == 0
+    assert not (data_dir / "state.json").exists(), "a clean stop removes the state file"
+    monkeypatch.setenv("WVS_DATA_DIR", str(data_dir))
+    assert default_api_url() == "http://localhost:8080"
+    no_up = plain("wvs", "fsck")
+    assert no_up.returncode == 2 and f"no `wvs up` runs on {data_dir}" in no_up.stderr
+    assert leftovers(data_dir) == []
+
+
+def test_a_state_file_whose_wvs_up_is_gone_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    UpState("http://127.0.0.1:9", "postgresql://x/y", "/ws", "juicefs", dead.pid, str(tmp_path)).write()
+    monkeypatch.setenv("WVS_DATA_DIR", str(tmp_path))
+    assert running_up() is None and default_api_url() == "http://localhost:8080"
+    UpState("http://127.0.0.1:9", "postgresql://x/y", "/ws", "juicefs", os.getpid(), str(tmp_path)).write()
+    assert default_api_url() == "http://127.0.0.1:9"
+    (tmp_path / "state.json").write_text("{not json")
+    assert running_up() is None
+
+
+def readme_block(after: str) -> str:
+    """The first ```sh block of the README after the line that holds ``after``."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```sh\n", text.index(after)) + len("```sh\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_walkthroughs_work_pasted_in_order(wvs_up: StartUp, tmp_path: Path) -> None:
+    data_dir = tmp_path / "readme"
+    up = wvs_up(data_dir)
+    api_url = up.wait_for(API_LINE)
+    script = readme_block("## Five minutes") + readme_block("The same flow over HTTP")
+    env = {key: value for key, value in os.environ.items() if key not in {"WVS_CONFIG", "WVS_API_URL"}}
+    env |= {"PATH": f"{BIN}:{os.environ['PATH']}", "WVS_DATA_DIR": str(data_dir)}  # wvsctl finds `wvs up`
+    env["WVS_API_URL"] = api_url  # for curl, as the block says
+    log = tmp_path / "readme.out"  # a file, not a pipe: the background agents keep their stdout open
+    with open(log, "wb") as out:
+        shell = subprocess.Popen(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its background agents are killed with it
+        )
+    try:
+        shell.wait(300)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert shell.returncode == 0, output[-4000:]
+    lines = output.splitlines()
+    assert "hello" in lines, "the rollback brought the first version back"
+    assert "auto=before-rollback" in output
+    assert '"status":"SUCCEEDED"' in output.replace(" ", ""), output[-3000:]
+    demo2 = httpx.get(f"{api_url}/v1/workspaces/demo2/snapshots").json()["items"]
+    assert [snapshot["message"] for snapshot in demo2] == ["m"]
+    assert up.stop() == 0
+    assert leftovers(data_dir) == []
+
+
+def test_a_volume_that_cannot_mount_is_one_error_line_and_leaves_nothing(wvs_up: StartUp, tmp_path: Path) -> None:
+    data_dir = tmp_path / "blocked"
+    data_dir.mkdir()
+    (data_dir / "juicefs").write_text("a file where the volume goes")
+    up = wvs_up(data_dir)
+    assert up.process.wait(120) == 2
+    output = up.log.read_text()
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("Error: plugins.storage: the juicefs volume in ")
+    assert leftovers(data_dir) == [] and not (data_dir / "state.json").exists()

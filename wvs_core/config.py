@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -192,9 +193,15 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "EXECUTOR_SHUTDOWN_TIMEOUT": ("executor.shutdown_timeout",),
     "EXECUTOR_INSECURE": ("executor.insecure",),
     "EXECUTOR_AGENT_OWNER": ("executor.agent_owner",),
-    "JFS_META_URL": ("plugins.settings.juicefs.meta_url",),
 }
 LIST_KEYS = {"worker.executor_addrs"}
+
+
+def setting(key: str) -> str:
+    """How a user sets the config key ``key``, for messages: ``"api.metrics_addr (WVS_METRICS_ADDR)"``, or the
+    key alone when no environment variable overrides it."""
+    names = [var for var, keys in ENV_OVERRIDES.items() if key in keys]
+    return f"{key} ({', '.join(names)})" if names else key
 
 
 def _set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -211,7 +218,8 @@ def _set_key(data: dict[str, Any], dotted: str, value: Any) -> None:
 def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read ``path`` (TOML; ``WVS_CONFIG`` when None; defaults when neither) and apply env overrides.
 
-    Raises ConfigError naming the offending key for any unknown key or wrong value.
+    Raises ConfigError naming the offending key for any unknown key or wrong value, and the environment
+    variable when one set it.
     """
     env = os.environ if env is None else env
     path = path or env.get("WVS_CONFIG")
@@ -220,15 +228,37 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         try:
             data = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
+            raise ConfigError(f"config file not found: {path} (--config, WVS_CONFIG)") from None
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+            raise ConfigError(f"config file {path} (--config, WVS_CONFIG) is not valid TOML: {error}") from None
+    set_by: dict[str, str] = {}  # config key → the environment variable that set it
     for var, keys in ENV_OVERRIDES.items():
         if (raw := env.get(var)) is not None:
             for key in keys:
                 value: Any = [a.strip() for a in raw.split(",") if a.strip()] if key in LIST_KEYS else raw
                 _set_key(data, key, value)
-    return config_from_dict(data)
+                set_by[key] = var
+    try:
+        return config_from_dict(data)
+    except ConfigError as error:
+        named = _variables_named(str(error), set_by)
+        if not named:
+            raise
+        raise ConfigError(f"{error} (set by {', '.join(named)})") from None
+
+
+def _variables_named(message: str, set_by: Mapping[str, str]) -> list[str]:
+    """The environment variables (of ``set_by``: key → variable) whose keys a config error names: each part
+    ends ``@ PATH``, the key itself or, for a validator's error, its table with the key's name in the text."""
+    named: dict[str, None] = {}
+    for part in message.split("; "):
+        if (found := re.search(r"@ ([\w.]+)$", part)) is None:
+            continue
+        path = found.group(1)
+        for key, var in set_by.items():
+            if key == path or (key.rpartition(".")[0] == path and re.search(rf"\b{key.rpartition('.')[2]}\b", part)):
+                named[var] = None
+    return list(named)
 
 
 def config_from_dict(data: Mapping[str, Any]) -> Config:

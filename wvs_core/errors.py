@@ -54,5 +54,11 @@ class WVSError(Exception):
         self.message = message
 
 
-class ConfigError(Exception):
+class StartupError(Exception):
+    """A process cannot start as configured: what it names is missing, unreachable or taken (a database that
+    does not answer, a port in use, a mount that is not there). The message names the setting (its config key
+    and environment variable); the ``wvs`` commands print it as one line and exit 2."""
+
+
+class ConfigError(StartupError):
     """The configuration is invalid; the message names the offending key."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from wvs_core.config import setting
 from wvs_core.errors import ConfigError
 from wvs_core.fsutil import atomic_write_json, fsync_dir, read_json
 from wvs_core.ids import is_uuid, is_wsid
@@ -74,9 +75,15 @@ class VolumeLayout:
         user's, or open to others: that is not something WVS made, and adopting it would hand the area (and
         every snapshot written there) to whoever did. The mount's own root
         loses group and other write permission (a fresh JuiceFS volume's is 0777): whoever may create names
-        there could plant a future workspace's view.
+        there could plant a future workspace's view. Raises NotAVolume too when the mount path is missing or
+        not a directory.
         """
-        mount = os.stat(self.mount)
+        try:
+            mount = os.stat(self.mount)
+        except OSError as error:
+            raise NotAVolume(f"{setting('executor.mount_path')}: {self.mount}: {error.strerror}") from None
+        if not stat.S_ISDIR(mount.st_mode):
+            raise NotAVolume(f"{setting('executor.mount_path')}: {self.mount} is not a directory")
         if mount.st_mode & 0o022:
             os.chmod(self.mount, stat.S_IMODE(mount.st_mode) & ~0o022)
         for directory in (self.area, self.snapshots, self.tmp, self.locks):
@@ -85,7 +92,7 @@ class VolumeLayout:
             info = os.lstat(directory)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
                 raise NotAVolume(
-                    f"executor.mount_path: {directory} is not as WVS makes it (a directory of uid "
+                    f"{setting('executor.mount_path')}: {directory} is not as WVS makes it (a directory of uid "
                     f"{os.geteuid()}, mode 0700): someone else may have written into it; check it, and move it "
                     "away to let WVS make it afresh"
                 )
@@ -94,7 +101,10 @@ class VolumeLayout:
         """Raise NotAVolume unless WVS's area exists: ``<mount>`` is not (yet) a WVS volume, or the volume
         is not mounted there."""
         if not self.area.is_dir():
-            raise NotAVolume(f"no WVS area at {self.area}: is the volume mounted at {self.mount}?")
+            raise NotAVolume(
+                f"no WVS area at {self.area}: is the volume mounted at {self.mount}? "
+                f"Set {setting('executor.mount_path')} to where it is"
+            )
 
     def workspace(self, wsid: str) -> WorkspaceLayout:
         """The layout of one workspace."""

@@ -151,8 +151,11 @@ class PluginRegistry:
         return next((op for op in self.ops.values() if op.wire_name == wire_name), None)
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every loaded plugin, where it comes from, and what it provides (for ``wvs plugins``)."""
+        """Every loaded plugin, where it comes from, and what it provides (for ``wvs plugins``): ``{name, module,
+        file, distribution, provides}``, ``provides`` naming each item as ``KIND:NAME`` (``storage:juicefs``,
+        ``op:snapshot_create``…) and ``local-volume`` for a plugin that mounts a volume for ``wvs up``."""
         dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        volumes = {implementation.plugin for implementation in self.pm.hook.wvs_local_volume.get_hookimpls()}
         rows = []
         for name, plugin in self.pm.list_name_plugin():
             dist = dists.get(id(plugin))
@@ -169,6 +172,8 @@ class PluginRegistry:
                 if (item.__module__ if isinstance(item, type) else type(item).__module__).split(".")[0]
                 == getattr(plugin, "__name__", "").split(".")[0]
             ]
+            if plugin in volumes:
+                provides.append("local-volume")  # the volume `wvs up` mounts
             rows.append(
                 {
                     "name": name,

@@ -6,6 +6,9 @@ import logging
 
 import grpc
 
+from wvs_core.config import setting
+from wvs_core.errors import StartupError
+from wvs_core.listen import ensure_free
 from wvs_core.rpc import executor_pb2, executor_pb2_grpc
 from wvs_core.rpc.codec import request_from_pb, result_to_pb
 from wvs_executor.runner import InvalidRequest, OpRunner
@@ -42,13 +45,19 @@ class ExecutorService(executor_pb2_grpc.ExecutorServiceServicer):
 async def start_server(
     runner: OpRunner, addr: str, credentials: grpc.ServerCredentials | None = None
 ) -> tuple[grpc.aio.Server, int]:
-    """Start serving on ``addr`` (port 0 picks a free port), over TLS when given ``credentials``; returns the
-    server and its port."""
-    server = grpc.aio.server()
+    """Start serving on ``addr`` (``executor.grpc_addr``; port 0 picks a free port), over TLS when given
+    ``credentials``; returns the server and its port.
+
+    Raises StartupError naming ``executor.grpc_addr`` when the address is taken. No ``SO_REUSEPORT``: a second
+    executor on the same port is refused, not handed half the calls.
+    """
+    ensure_free(setting("executor.grpc_addr"), addr)  # gRPC would report a taken port in a log line of its own
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     executor_pb2_grpc.add_ExecutorServiceServicer_to_server(ExecutorService(runner), server)
-    port = server.add_insecure_port(addr) if credentials is None else server.add_secure_port(addr, credentials)
-    if port == 0:
-        raise OSError(f"executor cannot listen on {addr}")
+    try:
+        port = server.add_insecure_port(addr) if credentials is None else server.add_secure_port(addr, credentials)
+    except RuntimeError as error:  # lost a race for the port since the check
+        raise StartupError(f"{setting('executor.grpc_addr')}: cannot listen on {addr}: {error}") from None
     await server.start()
     log.info("executor listening on %s", addr.rsplit(":", 1)[0] + f":{port}")
     return server, port

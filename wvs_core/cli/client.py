@@ -1,4 +1,5 @@
-"""The SDK client behind ``wvsctl`` (``wvs_client.Client``): where it points, and its failures as CLI errors."""
+"""The SDK client behind ``wvsctl`` (``wvs_client.Client``), and its failures as CLI errors (where it points:
+``wvs_core.cli.discovery``)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,6 @@ from typing import Any
 import click
 
 from wvs_client import Client, WvsError, WvsUnreachable
-
-DEFAULT_API_URL = "http://localhost:8080"
-
-
-def api_url_or_default(given: str | None) -> str:
-    """The API wvsctl talks to: ``--api-url`` or env ``WVS_API_URL`` (``given``), else the default."""
-    return given or DEFAULT_API_URL
 
 
 class WvsctlGroup(click.Group):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from wvs_core.config import Config, load_config
-from wvs_core.errors import ConfigError
+from wvs_core.errors import StartupError
 from wvs_core.runtime import Service
+
+STARTUP_FAILED = 2  # the exit status of a process that could not start as configured (docs/cli.md)
 
 config_option = click.option(
     "--config",
@@ -21,30 +24,39 @@ config_option = click.option(
 )
 
 
+class CannotStart(click.ClickException):
+    """A ``wvs`` process could not start as configured: printed as one line ``Error: …`` (naming the setting),
+    exit status 2."""
+
+    exit_code = STARTUP_FAILED
+
+
 def load_or_exit(config_path: Path | None) -> Config:
     """The config, or a clean CLI error naming the bad key."""
     try:
         return load_config(config_path)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    except StartupError as error:
+        raise CannotStart(str(error)) from None
 
 
-def run_service(service: Service, on_started: str | None = None) -> None:
-    """Run ``service`` until SIGINT/SIGTERM, then shut it down gracefully."""
+def run_service(service: Service, on_started: Callable[[Service], None] | None = None) -> None:
+    """Run ``service`` until SIGINT/SIGTERM, calling ``on_started(service)`` once every plane serves, then shut
+    it down gracefully. Raises CannotStart when it cannot start (a database that does not answer, an address
+    in use, a mount that is not a volume…)."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.request_stop)
         await service.start()
-        if on_started:
-            click.echo(on_started.format(api_url=service.api_url, executor_addr=service.executor_addr), err=True)
         try:
+            if on_started is not None:
+                on_started(service)
             await service.wait()
         finally:
             await service.stop()
 
     try:
         asyncio.run(main())
-    except ConfigError as error:  # found only at start (a mount that is not a WVS volume, a port taken…)
-        raise click.ClickException(str(error)) from None
+    except StartupError as error:
+        raise CannotStart(str(error)) from None

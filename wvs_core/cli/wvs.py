@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -9,10 +10,12 @@ from pathlib import Path
 import click
 
 from wvs_core.auth import Principal, Role, new_token, token_digest
-from wvs_core.cli.common import config_option, load_or_exit, run_service
+from wvs_core.cli.common import CannotStart, config_option, load_or_exit, run_service
+from wvs_core.cli.discovery import default_data_dir
 from wvs_core.cli.fsck import emit_report
+from wvs_core.cli.output import emit_table
 from wvs_core.cli.up import up
-from wvs_core.errors import ConfigError
+from wvs_core.errors import StartupError
 from wvs_core.logs import setup_logging
 from wvs_core.plugins import PluginRegistry, make_plugin_manager
 from wvs_core.runtime import Service
@@ -21,14 +24,23 @@ from wvs_core.runtime import Service
 def _plane(config_path: Path | None, plane: str, schedulers: int = 1) -> None:
     config = load_or_exit(config_path)
     setup_logging(config.log_level, plane)
-    try:
-        service = Service(config, planes=(plane,), schedulers=schedulers)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-    run_service(service)
+    run_service(Service(config, planes=(plane,), schedulers=schedulers))
 
 
-@click.group()
+class _Commands(click.Group):
+    """``wvs``'s commands, its plugins' too: a StartupError escaping one (a setting missing or wrong, a
+    database that does not answer, an address taken, a mount not there) is one line naming the setting and
+    exit status 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command, turning a StartupError into CannotStart."""
+        try:
+            return super().invoke(ctx)
+        except StartupError as error:
+            raise CannotStart(str(error)) from None
+
+
+@click.group(cls=_Commands)
 def cli() -> None:
     """WVS, the Workspace Versioning Service."""
 
@@ -42,7 +54,13 @@ def api(config_path: Path | None) -> None:
 
 @cli.command()
 @config_option
-@click.option("--schedulers", default=1, show_default=True, help="Scheduler instances in this process.")
+@click.option(
+    "--schedulers",
+    default=1,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Scheduler instances in this process.",
+)
 def worker(config_path: Path | None, schedulers: int) -> None:
     """Run the scheduling plane."""
     _plane(config_path, "worker", schedulers)
@@ -62,10 +80,14 @@ def executor(config_path: Path | None) -> None:
 def migrate(config_path: Path | None, revision: str, downgrade: bool) -> None:
     """Apply the database migrations (the only way the schema changes)."""
     from wvs_core import migrate as migrations
+    from wvs_core.db.engine import connect_or_refuse
 
     config = load_or_exit(config_path)
-    if not config.database.dsn:
-        raise click.ClickException("database.dsn is not set (WVS_DB_DSN)")
+
+    async def reach_database() -> None:  # a clear error first, not alembic's traceback
+        await (await connect_or_refuse(config.database.dsn)).close()
+
+    asyncio.run(reach_database())
     if downgrade:
         migrations.downgrade(config.database.dsn, revision)
     else:
@@ -77,19 +99,23 @@ def migrate(config_path: Path | None, revision: str, downgrade: bool) -> None:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(config_path: Path | None, as_json: bool) -> None:
-    """List the loaded plugins, where they come from and what they provide."""
+    """List the loaded plugins, where they come from and what they provide: storage backends, quiesce
+    protocols, queues, ops, notifiers, the volume `wvs up` mounts, and the commands they add to wvs and wvsctl."""
+    from wvs_core.cli.plugin_commands import plugin_commands
+    from wvs_core.cli.wvsctl import cli as wvsctl_cli
+
     config = load_or_exit(config_path)
-    try:
-        rows = PluginRegistry.load(config.plugins).describe()
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
+    registry = PluginRegistry.load(config.plugins)
+    commands = plugin_commands(registry.pm, cli, wvsctl_cli)
+    rows = [row | {"provides": row["provides"] + commands.get(row["name"], [])} for row in registry.describe()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    for row in rows:
-        source = row["distribution"] or "not packaged"
-        click.echo(f"{row['name']:<16} {row['module']:<20} {source:<14} {', '.join(row['provides']) or '-'}")
-        click.echo(f"{'':<16} {row['file']}")
+    table = [
+        row | {"distribution": row["distribution"] or "not packaged", "provides": ", ".join(row["provides"]) or "-"}
+        for row in rows
+    ]
+    emit_table(table, ("name", "module", "distribution", "provides", "file"))
 
 
 @cli.command()
@@ -107,14 +133,30 @@ def plugins(config_path: Path | None, as_json: bool) -> None:
     help="First move a volume of the earlier layout (snapshots inside agent views) to the current one; "
     "idempotent. Stop the executors first.",
 )
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=default_data_dir,
+    show_default="WVS_DATA_DIR, else the user's data directory",
+    help="Without database.dsn: check the `wvs up` running on this data directory (its database and mount).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
 def fsck(
-    config_path: Path | None, wsid: str | None, fix: bool, prune: bool, migrate_layout: bool, as_json: bool
+    config_path: Path | None,
+    wsid: str | None,
+    fix: bool,
+    prune: bool,
+    migrate_layout: bool,
+    data_dir: Path,
+    as_json: bool,
 ) -> None:
-    """Compare the database with the filesystem for WSID (or every workspace); exit 1 when inconsistent."""
-    from wvs_core.cli.fsck import run_fsck
+    """Compare the database with the filesystem for WSID (or every workspace); exit 1 when inconsistent, 2 when
+    it cannot start. Without database.dsn it checks the `wvs up` running on --data-dir."""
+    from wvs_core.cli.fsck import config_of_running_up, run_fsck
 
     config = load_or_exit(config_path)
+    if not config.database.dsn:
+        config = config_of_running_up(config, data_dir.resolve())
     setup_logging("warning", "fsck")
     if migrate_layout and wsid is not None:
         raise click.UsageError("--migrate-layout moves the whole volume: give no WSID")
@@ -154,7 +196,7 @@ def main() -> None:
     cli.add_command(up)
     try:
         make_plugin_manager().hook.wvs_register_commands(cli=cli)
-    except ConfigError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(1)
+    except StartupError as error:
+        CannotStart(str(error)).show()
+        sys.exit(CannotStart.exit_code)
     cli()

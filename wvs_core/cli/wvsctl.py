@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from wvs_client import Accepted, Client, Page, Retention, RetentionPlan, Task, WorkspaceCreated, calls, to_json
-from wvs_core.cli.client import DEFAULT_API_URL, WvsctlGroup, api_url_or_default, client
+from wvs_core.cli.client import WvsctlGroup, client
+from wvs_core.cli.discovery import default_api_url
 from wvs_core.cli.obs import obs
 from wvs_core.cli.output import cell, emit_json, emit_table, output_options, show, wants_json, write_options
 from wvs_core.cli.progress import follow
@@ -75,7 +76,9 @@ def print_versions(ctx: click.Context, _param: click.Parameter, given: bool) -> 
 @click.option(
     "--api-url",
     envvar="WVS_API_URL",
-    help=f"WVS API base URL (env: WVS_API_URL)  [default: {DEFAULT_API_URL}]",
+    default=default_api_url,
+    show_default="the running `wvs up`'s, else http://localhost:8080",
+    help="WVS API base URL (env: WVS_API_URL).",
 )
 @click.option(
     "--token",
@@ -84,9 +87,9 @@ def print_versions(ctx: click.Context, _param: click.Parameter, given: bool) -> 
     help="Bearer token, when the API requires one (env: WVS_TOKEN; prefer the env var: argv is visible to ps).",
 )
 @click.pass_context
-def cli(ctx: click.Context, api_url: str | None, token: str | None) -> None:
+def cli(ctx: click.Context, api_url: str, token: str | None) -> None:
     """Operate WVS: workspaces, snapshots and tasks."""
-    ctx.obj = ctx.with_resource(Client(api_url_or_default(api_url), token=token or None))
+    ctx.obj = ctx.with_resource(Client(api_url, token=token or None))
 
 
 def show_page(
