@@ -14,7 +14,11 @@ from wvs_core.errors import ErrorCode
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-SOURCES = [path for package in ("wvs_core", "executor", "plugins") for path in (ROOT / package).rglob("*.py")]
+SOURCES = [
+    path
+    for package in ("wvs_core", "executor", "plugins", "clients/python/src")
+    for path in (ROOT / package).rglob("*.py")
+]
 SHELL = [*(ROOT / "scripts").glob("*.sh"), ROOT / "docker-compose.yml", ROOT / "Makefile"]
 VARIABLE = re.compile(r"\b(?:WVS|EXECUTOR|WORKER|JFS|MINIO)_[A-Z0-9_]*[A-Z0-9]\b")
 
@@ -41,9 +45,14 @@ def read_by_code() -> set[str]:
 
 def error_codes() -> set[str]:
     """Codes, which look like variables but are not: the API's ``WVS_…`` codes, wvsctl's own and the failure
-    reasons (``CallFailed("EXECUTOR_UNAVAILABLE", …)``: the first argument of an error or failure)."""
-    raised = re.compile(r"""\w+(?:Error|Failed)\(\s*["']([A-Z_]+)["']""")
-    return {code.value for code in ErrorCode} | {c for path in SOURCES for c in raised.findall(path.read_text())}
+    reasons (``CallFailed("EXECUTOR_UNAVAILABLE", …)``: the first argument of an error or failure), the SDK's
+    (``code = "WVS_UNREACHABLE"``) and a CLI failure's leading code (``ClickException(f"WVS_METRICS_QUERY: …")``)."""
+    raised = re.compile(
+        r"""\w+(?:Error|Failed)\(\s*["']([A-Z_]+)["']|\bcode = ["']([A-Z_]+)["']|Exception\(\s*f?["']([A-Z_]+):"""
+    )
+    return {code.value for code in ErrorCode} | {
+        code for path in SOURCES for groups in raised.findall(path.read_text()) for code in groups if code
+    }
 
 
 def test_the_table_is_the_loaders_overrides() -> None:

@@ -294,7 +294,7 @@ def test_wvsctl_and_fsck_find_a_running_wvs_up_by_its_state_file(
 
     created = plain("wvsctl", "workspace", "create", "found", "--owner", "me", "--wait", "--json")
     assert created.returncode == 0, created.stderr
-    assert json.loads(created.stdout)["task"]["status"] == "SUCCEEDED"
+    assert json.loads(created.stdout)["status"] == "SUCCEEDED"
     assert "found" in plain("wvsctl", "workspace", "list").stdout
 
     fsck = plain("wvs", "fsck")
