@@ -13,7 +13,7 @@ AGENT_PID=""
 
 step() { printf '\n=== %s\n' "$*"; }
 fail() { printf 'SMOKE TEST FAILED: %s\n' "$*" >&2; exit 1; }
-# field NAME [NAME...]: a value of the JSON object on stdin, by its path (field params snapshot_id).
+# field NAME [NAME...]: a value of the JSON object on stdin, by its path (field result snapshot_id).
 field() { python3 -c 'import functools, json, sys; print(functools.reduce(dict.get, sys.argv[1:], json.load(sys.stdin)))' "$@"; }
 # A snapshot's tree, in WVS's root-only area (<mount>/.wvs/snapshots/<wsid>/<id>), not in the agent view.
 snapshot_tree() { dirname "$ROOT" | sed "s|\$|/.wvs/snapshots/$WSID/$1|"; }
@@ -31,7 +31,7 @@ AGENT_PID=$!
 
 step "write into current and snapshot it"
 echo "version one" > "$ROOT/current/notes.txt"
-FIRST=$($WVSCTL snapshot create "$WSID" -m "first" --wait --json | field params snapshot_id)
+FIRST=$($WVSCTL snapshot create "$WSID" -m "first" --wait --json | field result snapshot_id)
 [ -f "$(snapshot_tree "$FIRST")/notes.txt" ] || fail "snapshot $FIRST is not on disk"
 [ ! -e "$ROOT/snapshots" ] || fail "the agent view holds snapshots"
 
@@ -47,7 +47,7 @@ $WVSCTL current set "$WSID" "$FIRST" --wait
 [ "$($WVSCTL current get "$WSID" --json | field current_snapshot_id)" = "$FIRST" ] || fail "current_snapshot_id"
 
 step "take a second snapshot and drop it"
-SECOND=$($WVSCTL snapshot create "$WSID" -m "second" --wait --json | field params snapshot_id)
+SECOND=$($WVSCTL snapshot create "$WSID" -m "second" --wait --json | field result snapshot_id)
 $WVSCTL snapshot drop "$WSID" "$SECOND" --wait
 if $WVSCTL snapshot list "$WSID" | grep -q "$SECOND"; then fail "dropped snapshot is still listed"; fi
 [ ! -e "$(snapshot_tree "$SECOND")" ] || fail "dropped snapshot is still on disk"

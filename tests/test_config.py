@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import attrs
 import pytest
 
+from wvs_core import config as wvs_config
 from wvs_core.config import load_config
 from wvs_core.errors import ConfigError
 
@@ -119,3 +122,31 @@ def test_the_documented_retention_tables_are_valid(tmp_path: Path) -> None:
     documented = load_config(write(tmp_path, block), env={})
     assert documented.retention.keep_daily == 7 and not documented.retention.is_empty()
     assert load_config(root / "contrib" / "wvs.example.toml", env={}).worker.retention_interval == 600
+
+
+def config_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every key of the config file, dotted: ``worker.lease``, ``executor.tls.ca_file``, …"""
+    attrs.resolve_types(cls, globalns=vars(wvs_config))
+    keys = []
+    for field in attrs.fields(cls):
+        if isinstance(field.type, type) and attrs.has(field.type):
+            keys += config_keys(field.type, f"{prefix}{field.name}.")
+        else:
+            keys.append(prefix + field.name)
+    return keys
+
+
+def test_the_example_config_shows_every_key() -> None:
+    """contrib/wvs.example.toml is where an operator looks up the keys: each is set there or shown commented."""
+    text = (Path(__file__).resolve().parent.parent / "contrib" / "wvs.example.toml").read_text()
+    table, shown = "", set()
+    for line in text.splitlines():
+        line = line.removeprefix("# ").strip()
+        if header := re.fullmatch(r"\[([a-z_.]+)\]", line):
+            table = header[1] + "."
+            parts = header[1].split(".")
+            shown.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))  # a table of tables: a key too
+        elif key := re.match(r"([a-z_]+) = ", line):
+            shown.add(table + key[1])
+    missing = [key for key in config_keys(wvs_config.Config) if key not in shown]
+    assert not missing, f"contrib/wvs.example.toml shows no {missing}"
