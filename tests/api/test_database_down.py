@@ -12,11 +12,21 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import StartService, make_config
 from wvs_core.db.engine import async_dsn
+from wvs_core.embedded import EmbeddedPostgres
+from wvs_core.migrate import upgrade
 
 
 async def test_an_unreachable_database_is_reported_as_retryable(tmp_path: Path, start_service: StartService) -> None:
-    nowhere = f"postgresql+asyncpg://postgres@/wvs?host={tmp_path}"  # no server listens on this socket dir
-    service = await start_service(make_config(nowhere, tmp_path), planes=("api",))
+    # A database of the API's own, stopped once the API serves (a database that cannot be reached when the
+    # API starts stops the API's start instead, naming the setting: tests/test_startup_errors.py).
+    server = EmbeddedPostgres(tmp_path / "postgres")
+    server.start()
+    try:
+        server.psql("CREATE DATABASE wvs;")
+        await asyncio.to_thread(upgrade, server.dsn("wvs"))  # alembic runs its own event loop
+        service = await start_service(make_config(server.dsn("wvs"), tmp_path), planes=("api",))
+    finally:
+        server.stop()
     async with httpx.AsyncClient(base_url=service.api_url or "", timeout=30) as client:
         answers = [
             await client.get("/v1/workspaces"),
