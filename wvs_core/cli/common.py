@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import click
+import uvloop
 
 from wvs_core.config import Config, load_config
 from wvs_core.errors import ConfigError
@@ -30,7 +31,8 @@ def load_or_exit(config_path: Path | None) -> Config:
 
 
 def run_service(service: Service, on_started: str | None = None) -> None:
-    """Run ``service`` until SIGINT/SIGTERM, then shut it down gracefully."""
+    """Run ``service`` on uvloop (libuv's event loop: the socket I/O of the API, the database and the gRPC calls
+    costs about half the CPU it costs on asyncio's own loop) until SIGINT/SIGTERM, then shut it down gracefully."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -45,6 +47,6 @@ def run_service(service: Service, on_started: str | None = None) -> None:
             await service.stop()
 
     try:
-        asyncio.run(main())
+        uvloop.run(main())
     except ConfigError as error:  # found only at start (a mount that is not a WVS volume, a port taken…)
         raise click.ClickException(str(error)) from None
