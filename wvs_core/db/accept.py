@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wvs_core.db.rows import from_row
+from wvs_core.db.rows import task_from_row
 from wvs_core.db.tables import tasks
 from wvs_core.events import EventType
 from wvs_core.ids import uuid7
@@ -121,4 +121,4 @@ async def accept(
     state = WorkspaceState(row.workspace_state)
     if row.task_id is None:
         return Acceptance(state)
-    return Acceptance(state, from_row(row, Task), created=bool(row.is_new))
+    return Acceptance(state, task_from_row(row), created=bool(row.is_new))

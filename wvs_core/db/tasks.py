@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core.db.pagination import keyset_page
-from wvs_core.db.rows import from_row
+from wvs_core.db.rows import task_from_row
 from wvs_core.db.tables import tasks
 from wvs_core.ids import uuid7
 from wvs_core.models import UNFINISHED, Task, TaskOutcome, TaskStatus
@@ -109,7 +109,7 @@ _INSERT = (
 
 
 def _task(row: sa.Row[Any] | None) -> Task | None:
-    return from_row(row, Task) if row is not None else None
+    return task_from_row(row) if row is not None else None
 
 
 # --- the API's: create, find, list, cancel ---------------------------------------------------------------
@@ -142,7 +142,7 @@ async def insert(
         "request_id": request_id,
         "actor": actor,
     }
-    return from_row((await conn.execute(_INSERT, row)).one(), Task)
+    return task_from_row((await conn.execute(_INSERT, row)).one())
 
 
 async def find_by_key(conn: AsyncConnection, wsid: str, op: str, idempotency_key: str) -> Task | None:
@@ -187,7 +187,7 @@ async def newest(
         if value:
             query = query.where(tasks.c[column] == value)
     query = keyset_page(query, tasks.c.created_at, tasks.c.task_id, cursor, limit)
-    return [from_row(row, Task) for row in await conn.execute(query)]
+    return [task_from_row(row) for row in await conn.execute(query)]
 
 
 async def cancel(conn: AsyncConnection, task: Task) -> Task:
@@ -197,7 +197,7 @@ async def cancel(conn: AsyncConnection, task: Task) -> Task:
     if task.status != TaskStatus.RUNNING:
         values |= {"status": TaskStatus.CANCELED, "ended_at": sa.func.clock_timestamp()}
     query = tasks.update().where(tasks.c.task_id == task.task_id).values(**values).returning(*tasks.c)
-    return from_row((await conn.execute(query)).one(), Task)
+    return task_from_row((await conn.execute(query)).one())
 
 
 # --- the schedulers': start, renew, end, release, reap ----------------------------------------------------
@@ -215,7 +215,7 @@ async def claim(conn: AsyncConnection, choice: sa.TextClause, limit: int, worker
     rows = (await conn.execute(_claiming(choice.text), {"limit": limit, "worker_id": worker_id, "lease": lease})).all()
     if unrunnable := [row.picked_id for row in rows if row.task_id is None]:
         raise RuntimeError(f"the queue picked task {unrunnable[0]}, which is not runnable")
-    return [from_row(row, Task) for row in rows]
+    return [task_from_row(row) for row in rows]
 
 
 async def renew(conn: AsyncConnection, worker_id: str, task_ids: list[str], lease: float) -> set[str]:
@@ -238,7 +238,7 @@ async def end(conn: AsyncConnection, endings: Sequence[tuple[Task, TaskOutcome]]
         }
         for task, outcome in endings
     ]
-    return {row.task_id: from_row(row, Task) for row in await conn.execute(_END, {"endings": rows})}
+    return {row.task_id: task_from_row(row) for row in await conn.execute(_END, {"endings": rows})}
 
 
 async def release(conn: AsyncConnection, task: Task) -> Task | None:
@@ -248,7 +248,7 @@ async def release(conn: AsyncConnection, task: Task) -> Task | None:
 
 async def expired(conn: AsyncConnection) -> list[Task]:
     """Up to 100 RUNNING tasks whose lease expired, oldest expiry first, locked (others' locks skipped)."""
-    return [from_row(row, Task) for row in await conn.execute(_EXPIRED)]
+    return [task_from_row(row) for row in await conn.execute(_EXPIRED)]
 
 
 async def cancel_requested(conn: AsyncConnection, task_id: str) -> bool:
