@@ -13,6 +13,7 @@ import grpc
 
 from wvs_core import metrics
 from wvs_core.config import WorkerConfig
+from wvs_core.db.engine import database_unavailable
 from wvs_core.db.runs import Claimed, TaskRuns
 from wvs_core.ids import uuid7
 from wvs_core.models import Task
@@ -116,11 +117,13 @@ class Scheduler:
 
     async def _claim(self, free: int) -> list[Claimed]:
         """Up to ``free`` tasks, those needing no run ended in the claim. When recording those endings fails
-        (an op's rule raised), the claim rolled back; claimed again, they each run and record alone, where a
-        failure costs that task alone its outcome (``Finisher``)."""
+        (an op's rule raised; not the database being unavailable), the claim rolled back; claimed again, they
+        each run and record alone, where a failure costs that task alone its outcome (``Finisher``)."""
         try:
             return await self.runs.claim(self.config.lease, free, self.runner.settle)
-        except Exception:
+        except Exception as error:
+            if database_unavailable(error):
+                raise
             log.warning("ending tasks in their claim failed; claiming them to run instead", exc_info=True)
         return await self.runs.claim(self.config.lease, free)
 
