@@ -97,7 +97,7 @@ def print_report(
             print(line)
     for comparison in figures.comparisons(wvs_sizes.scale_rows, wvs_sizes.snapshot_files):
         print(compare(comparison, rounds, WVS))
-    for metric in figures.PEAK_RSS.values():
+    for metric in [*figures.ACCEPT_CPU.values(), *figures.PEAK_RSS.values()]:
         for line in report(metric, wvs_figure(rounds, metric), []):
             print(line)
 

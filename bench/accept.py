@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
+import attrs
 
 from bench import seed
 from bench.processes import plane
@@ -34,12 +35,20 @@ def wrk_command(url: str, script: str, connections: int, seconds: float) -> list
     return ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds:g}s", "-s", script, url]
 
 
-async def accept_rates(
-    stage: Stage, spreads: Sequence[int], connections: int, seconds: float
-) -> dict[int, tuple[float, int]]:
-    """For each number of workspaces in ``spreads``: snapshot requests answered per second over that many ACTIVE
-    workspaces (fresh ones each time), from ``connections`` concurrent connections for ``seconds``, and how many
-    answers were not 202. One ``wvs api`` on one database for all."""
+@attrs.frozen
+class Accepted:
+    """One wrk run against ``wvs api``: requests answered per second, answers that were not 202, and the API
+    process's user + system CPU time per request answered."""
+
+    rate: float
+    errors: int
+    cpu_seconds_per_request: float
+
+
+async def accept_rates(stage: Stage, spreads: Sequence[int], connections: int, seconds: float) -> dict[int, Accepted]:
+    """For each number of workspaces in ``spreads``: snapshot requests answered over that many ACTIVE workspaces
+    (fresh ones each time), from ``connections`` concurrent connections for ``seconds``. One ``wvs api`` on one
+    database for all."""
     dsn = await stage.postgres.fresh_wvs_database("wvs_accept")
     deployment = stage.deployment("accept", dsn)
     conn = await asyncpg.connect(dsn)
@@ -52,12 +61,14 @@ async def accept_rates(
     async with plane(deployment, "api", stage.memory) as api:
         for workspaces in spreads:
             script = WRK_POST.replace("PREFIX", f"spread{workspaces}").replace("WORKSPACES", str(workspaces))
-            found[workspaces] = await wrk(api.url, script, connections, seconds, deployment.logs)
+            cpu_before = api.cpu_seconds()
+            rate, requests, errors = await wrk(api.url, script, connections, seconds, deployment.logs)
+            found[workspaces] = Accepted(rate, errors, (api.cpu_seconds() - cpu_before) / max(requests, 1))
     return found
 
 
-async def wrk(url: str, script: str, connections: int, seconds: float, scratch: Path) -> tuple[float, int]:
-    """Requests per second of a wrk run of the Lua ``script``, and its non-2xx answers."""
+async def wrk(url: str, script: str, connections: int, seconds: float, scratch: Path) -> tuple[float, int, int]:
+    """Requests per second of a wrk run of the Lua ``script``, the requests answered, and its non-2xx answers."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", dir=scratch) as lua:
         lua.write(script)
         lua.flush()
@@ -68,4 +79,5 @@ async def wrk(url: str, script: str, connections: int, seconds: float, scratch: 
     if run.returncode != 0 or (rate := re.search(r"^Requests/sec:\s+(\S+)", output, re.MULTILINE)) is None:
         raise RuntimeError(f"wrk failed (exit {run.returncode}):\n{output}")
     errors = re.search(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", output, re.MULTILINE)
-    return float(rate[1]), int(errors[1]) if errors else 0
+    answered = re.search(r"^\s*(\d+) requests in ", output, re.MULTILINE)
+    return float(rate[1]), int(answered[1]) if answered else 0, int(errors[1]) if errors else 0

@@ -27,6 +27,10 @@ ACCEPT = {
     workspaces: Metric(f"API accept of POST snapshot, {workspaces} workspace(s), 64 connections", "req/s", True)
     for workspaces in (50, 1)
 }
+ACCEPT_CPU = {
+    workspaces: Metric(f"API CPU per accepted POST snapshot, {workspaces} workspace(s), 64 connections", "ms", False)
+    for workspaces in ACCEPT
+}
 
 # Each WVS figure, the anchors' figure printed beside it, and the issue's target for WVS ÷ anchor by anchor name.
 ANCHORED: list[tuple[Metric, Metric, dict[str, Target]]] = [

@@ -108,8 +108,10 @@ async def measure_accept(stage: Stage, common: Sizes, rounds: Rounds) -> None:
     else:
         step(f"API accept of POST snapshot over {' and '.join(str(n) for n in figures.ACCEPT)} workspace(s)")
         rates = await accept_rates(stage, list(figures.ACCEPT), common.enqueue_connections, common.enqueue_seconds)
-        for workspaces, (rate, errors) in rates.items():
-            rounds.add(WVS, figures.ACCEPT[workspaces], rate, f"{errors} answers not 202" if errors else "")
+        for workspaces, accepted in rates.items():
+            note = f"{accepted.errors} answers not 202" if accepted.errors else ""
+            rounds.add(WVS, figures.ACCEPT[workspaces], accepted.rate, note)
+            rounds.add(WVS, figures.ACCEPT_CPU[workspaces], accepted.cpu_seconds_per_request * 1000)
 
 
 async def measure_snapshots(stage: Stage, sizes: WvsSizes, rounds: Rounds) -> None:
@@ -155,7 +157,8 @@ def settings(sizes: WvsSizes, common: Sizes, storage: str) -> list[str]:
         f"WVS API accept: wrk -t{WRK_THREADS} -c{common.enqueue_connections} -d{common.enqueue_seconds:g}s, POST "
         "/v1/workspaces/{wsid}/snapshots {} with a fresh Idempotency-Key, over "
         f"{' or '.join(str(n) for n in figures.ACCEPT)} ACTIVE workspaces (both runs on one `wvs api` and database, "
-        "the second on workspaces of its own), no worker running",
+        "the second on workspaces of its own), no worker running; API CPU = /proc utime+stime of the `wvs api` "
+        "process during the wrk run / requests answered",
         f"WVS snapshot overhead: {sizes.snapshot_samples} snapshot(s) with a `wvs agent` answering control.json, "
         "from sending the POST to the task's ended_at, alternating with `juicefs clone -p --threads 4 SRC DST` of "
         "the same live tree; medians",

@@ -3,7 +3,7 @@
 Run a queue through it by subclassing ``QueueConformance`` in a test module and implementing ``make_queue``
 (``tests/test_queue_conformance.py`` does it for ``postgres``). It needs a ``database`` fixture giving the
 DSN of a fresh, migrated WVS database. The queue is driven as schedulers drive it: through core's
-``TaskRuns``, which wraps the queue's ``claim`` in the transaction that starts the tasks, with several
+``TaskRuns``, which runs the queue's ``choice`` in the statement that starts the tasks, with several
 claimers — each with a queue object of its own, as separate schedulers have — at once.
 """
 

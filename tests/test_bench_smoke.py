@@ -43,12 +43,12 @@ def anchors() -> list[str]:
 
 def unmeasurable() -> set[str]:
     """Figures this machine cannot give: the snapshot's without FUSE (it compares with juicefs clone), the API's
-    accept rate without wrk."""
+    accept rate and CPU without wrk."""
     labels = set()
     if fuse_unavailable_reason() is not None:
         labels |= {c.what for c in figures.comparisons(QUICK.scale_rows, QUICK.snapshot_files) if "snapshot" in c.what}
     if shutil.which("wrk") is None:
-        labels |= {metric.label() for metric in figures.ACCEPT.values()}
+        labels |= {metric.label() for metric in [*figures.ACCEPT.values(), *figures.ACCEPT_CPU.values()]}
     return labels
 
 

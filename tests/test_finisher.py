@@ -14,13 +14,15 @@ from tests.queue_conformance import add_task, add_workspaces
 from wvs_core.config import DatabaseConfig, PluginsConfig
 from wvs_core.db.engine import create_engine
 from wvs_core.db.runs import Ending, LeaseLost, TaskRuns
-from wvs_core.models import Task, TaskOutcome, TaskStatus
+from wvs_core.models import ExecutionResult, Task, TaskOutcome, TaskStatus
+from wvs_core.ops import ClaimDecision
 from wvs_core.plugins import PluginRegistry
 from wvs_core.scheduler.finishing import Finisher
 from wvs_pgqueue.queue import PostgresQueue
 
 LEASE = 60.0
 SUCCEEDED = TaskOutcome(TaskStatus.SUCCEEDED, result={})
+DONE = ExecutionResult(success=True)  # what a claim rule answering ClaimDecision.done carries
 
 
 class CountingQueue(PostgresQueue):
@@ -119,3 +121,48 @@ async def test_a_batch_that_fails_to_record_is_recorded_task_by_task(engine, run
         tasks[1].task_id: "RUNNING",  # its lease expires and the reaper ends it
         tasks[2].task_id: "SUCCEEDED",
     }
+
+
+async def test_tasks_needing_no_run_end_in_their_claim_with_one_wake_up(engine, runs) -> None:
+    for n in range(4):
+        await add_task(engine, runs.queue, f"fin-{n}")
+    announced = runs.queue.announced
+
+    def settle(task: Task, _decision: ClaimDecision) -> Ending | None:
+        return Ending(task, SUCCEEDED, DONE) if task.wsid in ("fin-0", "fin-2") else None
+
+    claimed = await runs.claim(LEASE, 4, settle)
+    ended = {one.task.wsid: one.ended.status if one.ended else None for one in claimed}
+    assert ended == {"fin-0": TaskStatus.SUCCEEDED, "fin-1": None, "fin-2": TaskStatus.SUCCEEDED, "fin-3": None}
+    assert runs.batches == [], "no second transaction"
+    assert runs.queue.announced == announced + 1, "one wake-up: the workspaces' next tasks may start"
+    by_wsid = {one.task.wsid: one.task.task_id for one in claimed}
+    now = await statuses(engine)
+    assert [now[by_wsid[wsid]] for wsid in ("fin-0", "fin-1", "fin-2", "fin-3")] == [
+        "SUCCEEDED",
+        "RUNNING",
+        "SUCCEEDED",
+        "RUNNING",
+    ]
+    async with engine.connect() as conn:
+        actions = await conn.execute(
+            sa.text("SELECT action FROM wvs.audit WHERE task_id = :task_id ORDER BY event_id"),
+            {"task_id": by_wsid["fin-0"]},
+        )
+        assert list(actions.scalars()) == ["task.started", "task.succeeded"]  # created straight into the table
+
+
+async def test_a_claim_whose_endings_fail_to_record_takes_nothing(engine, runs) -> None:
+    for n in range(2):
+        await add_task(engine, runs.queue, f"fin-{n}")
+
+    def settle(task: Task, _decision: ClaimDecision) -> Ending | None:
+        return Ending(task, SUCCEEDED, DONE)
+
+    async def failing_rule(*_args: object) -> None:
+        raise RuntimeError("an op's rule failed")
+
+    runs.recorder.runs_ended = failing_rule  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="rule failed"):
+        await runs.claim(LEASE, 2, settle)
+    assert set((await statuses(engine)).values()) == {"PENDING"}, "rolled back: claimed again, they run instead"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # the executor loads this module and must not load the database layer
+    from sqlalchemy import TextClause
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
@@ -37,19 +38,20 @@ class TaskQueue(abc.ABC):
         """Release what ``start`` opened."""
 
     @abc.abstractmethod
-    async def claim(self, connection: AsyncConnection, limit: int) -> list[str]:
-        """Within the caller's transaction, pick up to ``limit`` (>= 1) tasks to run next, in one statement where
-        the backend allows, and return their ``task_id``s, oldest first; an empty list when nothing can run now.
+    def choice(self) -> TextClause:
+        """The SQL that picks up to ``:limit`` (>= 1) tasks to run next: a ``SELECT`` of their ``task_id``s.
 
+        Core runs it as the first step of the one statement that claims them (``WITH picked AS (<choice>)
+        UPDATE wvs.tasks … RETURNING``, ``wvs_core.db.tasks.claim``), so picking and starting cost one round trip.
         Each task must be runnable (PENDING, or FAILED whose ``next_run_at`` has come), the oldest unfinished
         task of its workspace by ``(created_at, task_id)``, in a workspace with no RUNNING task — at most one
         task per workspace. Core keeps each workspace's oldest unfinished task on its row
         (``wvs.workspaces.head_task_id``, ``head_created_at``, and ``head_run_at``: NULL while that task runs),
-        so a claim can read heads instead of backlogs. Until the transaction ends, no other claim may return
-        these tasks or another task of their workspaces (lock them); core marks them RUNNING in the same
-        transaction, and from then on a RUNNING status holds its workspace. Never wait on a lock someone else
-        holds — skip that workspace (a submit or a task's end holds its row for a moment). Raises only
-        database errors.
+        so a choice can read heads instead of backlogs. Until the transaction ends, no other claim may pick
+        these tasks or another task of their workspaces (lock them); the same statement marks them RUNNING,
+        and from then on a RUNNING status holds its workspace. Never wait on a lock someone else holds — skip
+        that workspace (a submit or a task's end holds its row for a moment). Built once: core caches the
+        claiming statement by its text.
         """
 
     @abc.abstractmethod

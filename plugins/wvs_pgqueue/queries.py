@@ -13,7 +13,7 @@ import sqlalchemy as sa
 # marks the tasks RUNNING.
 CLAIM = sa.text(
     """
-    SELECT w.head_task_id
+    SELECT w.head_task_id AS task_id
     FROM wvs.workspaces w
     JOIN wvs.tasks t ON t.task_id = w.head_task_id
     WHERE w.head_run_at <= clock_timestamp()

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
+from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_core.db.engine import asyncpg_dsn
@@ -52,10 +53,10 @@ class PostgresQueue(TaskQueue):
         """NOTIFY the channel; PostgreSQL delivers it when the caller's transaction commits."""
         await connection.execute(queries.NOTIFY, {"channel": self.channel})
 
-    async def claim(self, connection: AsyncConnection, limit: int) -> list[str]:
-        """Up to ``limit`` runnable workspace heads, oldest first, in one statement: each task's row and its
-        workspace's row locked ``FOR UPDATE SKIP LOCKED`` for the rest of the caller's transaction."""
-        return list((await connection.execute(queries.CLAIM, {"limit": limit})).scalars())
+    def choice(self) -> TextClause:
+        """Up to ``:limit`` runnable workspace heads, oldest first: each task's row and its workspace's row locked
+        ``FOR UPDATE SKIP LOCKED`` for the rest of the claiming transaction."""
+        return queries.CLAIM
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return on a NOTIFY or after ``timeout`` seconds, whichever comes first."""

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -21,16 +22,25 @@ WSID = "cost-ws"
 
 @contextlib.contextmanager
 def statements() -> Iterator[list[str]]:
-    """Every SQL statement this process sends to a database meanwhile (BEGIN and COMMIT aside)."""
+    """Every SQL statement this process sends to a database meanwhile (BEGIN and COMMIT aside): through
+    SQLAlchemy, and straight through a pooled connection's asyncpg driver (the accept's, ``db/accept.py``)."""
     sent: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         sent.append(statement)
 
+    driver_execute = asyncpg.Connection._execute
+
+    async def driver_note(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await driver_execute(self, query, *args, **kwargs)
+
     sa.event.listen(Engine, "before_cursor_execute", note)
+    asyncpg.Connection._execute = driver_note  # type: ignore[method-assign]
     try:
         yield sent
     finally:
+        asyncpg.Connection._execute = driver_execute  # type: ignore[method-assign]
         sa.event.remove(Engine, "before_cursor_execute", note)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import click
+import uvloop
 
 from wvs_core.config import Config, load_config
 from wvs_core.errors import StartupError
@@ -42,7 +43,8 @@ def load_or_exit(config_path: Path | None) -> Config:
 def run_service(service: Service, on_started: Callable[[Service], None] | None = None) -> None:
     """Run ``service`` until SIGINT/SIGTERM, calling ``on_started(service)`` once every plane serves, then shut
     it down gracefully. Raises CannotStart when it cannot start (a database that does not answer, an address
-    in use, a mount that is not a volume…)."""
+    in use, a mount that is not a volume…). It runs on uvloop, libuv's event loop, where the socket I/O of every
+    request, statement and gRPC call costs less CPU than on asyncio's own loop."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -57,6 +59,6 @@ def run_service(service: Service, on_started: Callable[[Service], None] | None =
             await service.stop()
 
     try:
-        asyncio.run(main())
+        uvloop.run(main())
     except StartupError as error:
         raise CannotStart(str(error)) from None

@@ -68,14 +68,17 @@ async def plan_inputs(
     return candidates, protections
 
 
-async def active_workspaces(conn: AsyncConnection, after: str, limit: int) -> list[str]:
-    """ACTIVE workspaces' ids after ``after`` in id order (a page of the periodic apply's walk)."""
+async def active_workspaces(conn: AsyncConnection, after: str, limit: int, *, own_policy_only: bool) -> list[str]:
+    """ACTIVE workspaces' ids after ``after`` in id order (a page of the periodic apply's walk); with
+    ``own_policy_only``, only those with a policy of their own."""
     query = (
         sa.select(workspaces.c.wsid)
         .where(workspaces.c.state == WorkspaceState.ACTIVE, workspaces.c.wsid > after)
         .order_by(workspaces.c.wsid)
         .limit(limit)
     )
+    if own_policy_only:
+        query = query.where(workspaces.c.retention.is_not(None))
     return list((await conn.execute(query)).scalars())
 
 

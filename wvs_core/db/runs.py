@@ -42,10 +42,18 @@ class Ending:
 
 @attrs.frozen
 class Claimed:
-    """A task now RUNNING here, and what its op's ``on_claimed`` rule decided the run is to do."""
+    """A task claimed here, and what its op's ``on_claimed`` rule decided the run is to do: ``task`` as started
+    (RUNNING here); ``ended``, the task as recorded when it ended in the claiming transaction, needing no run
+    (see ``TaskRuns.claim``), else None."""
 
     task: Task
     decision: ClaimDecision
+    ended: Task | None = None
+
+
+Settle = Callable[[Task, ClaimDecision], Ending | None]
+"""How a task just claimed ends without a run — its op's claim rule finished or refused it — or None: it is to
+run (the scheduler's ``Runner.settle``)."""
 
 
 class TaskRuns:
@@ -58,19 +66,30 @@ class TaskRuns:
         self.worker_id = worker_id
         self.actor = {**SCHEDULER_ACTOR, "worker_id": worker_id}
 
-    async def claim(self, lease: float, limit: int) -> list[Claimed]:
+    async def claim(self, lease: float, limit: int, settle: Settle | None = None) -> list[Claimed]:
         """Up to ``limit`` tasks the queue picks, now RUNNING here with a ``lease`` (seconds), oldest first, in
-        one transaction; an empty list when none can run."""
+        one transaction; an empty list when none can run.
+
+        With ``settle``, a task it gives an ending for (its op's claim rule finished or refused it) ends in the
+        same transaction, recorded like any run's end, with one wake-up for all (``Claimed.ended``): no run, no
+        second transaction. Should recording those endings fail, the whole claim rolls back."""
         async with self.queue.engine.begin() as conn:
-            task_ids = await self.queue.claim(conn, limit)
-            if not task_ids:
+            claimed = await tasks.claim(conn, self.queue.choice(), limit, self.worker_id, lease)
+            if not claimed:
                 return []
-            started = await tasks.start(conn, task_ids, self.worker_id, lease)
-            if unrunnable := [task_id for task_id in task_ids if task_id not in started]:
-                raise RuntimeError(f"queue {self.queue.name!r} picked task {unrunnable[0]}, which is not runnable")
-            claimed = [started[task_id] for task_id in task_ids]
             decisions = await self.recorder.claimed(conn, claimed, self.actor)
-            return [Claimed(task, decision) for task, decision in zip(claimed, decisions, strict=True)]
+            endings = (
+                [settle(task, decision) for task, decision in zip(claimed, decisions, strict=True)] if settle else []
+            )
+            settled = await self._end(conn, [(e.task, e.outcome, e.result) for e in endings if e is not None])
+            if settled:
+                await self.queue.announce(conn)  # the workspaces' next tasks may now start
+        for recorded in settled.values():
+            recorded.count()
+        return [
+            Claimed(task, decision, settled[task.task_id].task if task.task_id in settled else None)
+            for task, decision in zip(claimed, decisions, strict=True)
+        ]
 
     async def renew(self, task_ids: list[str], lease: float) -> set[str]:
         """Extend the leases of ``task_ids``; returns the ids still held here (the others were lost)."""

@@ -373,7 +373,7 @@ class Store:
             return _replayed(task, submission)
         if not acceptance.created:
             return _replayed(acceptance.task, submission)
-        self.wake_ups.task_committed()
+        await self.wake_ups.task_committed()
         return Accepted(acceptance.task, created=True)
 
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:

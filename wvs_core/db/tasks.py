@@ -1,6 +1,6 @@
 """Every statement on ``wvs.tasks``: core owns the task table (docs/architecture.md, "Who owns the task table").
 
-A queue plugin only picks which runnable rows a claim takes (``TaskQueue.claim``). Everything written to a
+A queue plugin only picks which runnable rows a claim takes (``TaskQueue.choice``). Everything written to a
 task row — its creation, its start under a lease, renewals, its end, a cancel, a release — and every list of
 tasks is here. Each function runs in the caller's transaction (``conn``) and returns the rows as written; in
 that transaction a trigger moves the workspace's head (its oldest unfinished task, on the workspace row) along
@@ -9,6 +9,7 @@ with them (docs/architecture.md, "Workspace heads").
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -17,26 +18,32 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core.db.pagination import keyset_page
-from wvs_core.db.rows import from_row
+from wvs_core.db.rows import task_from_row
 from wvs_core.db.tables import tasks
 from wvs_core.ids import uuid7
 from wvs_core.models import UNFINISHED, Task, TaskOutcome, TaskStatus
 
-# The claim's write, on the rows the queue picked and locked: RUNNING for a worker under a lease (seconds),
-# each attempt counted. Only runnable rows are started.
-_START = sa.text(
+# A claim in one statement: the queue's choice (``TaskQueue.choice``) picks and locks the rows, then they go
+# RUNNING for a worker under a lease (seconds), each attempt counted. Only runnable rows are started; a row the
+# choice picked that is not runnable comes back with ``task_id`` NULL (a faulty queue).
+_CLAIM = """
+    WITH picked AS MATERIALIZED ({choice}),
+    started AS (
+        UPDATE wvs.tasks t
+        SET status = 'RUNNING',
+            attempt = t.attempt + 1,
+            started_at = clock_timestamp(),
+            ended_at = NULL,
+            worker_id = :worker_id,
+            lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
+        FROM picked
+        WHERE t.task_id = picked.task_id AND t.status IN ('PENDING', 'FAILED')
+        RETURNING t.*
+    )
+    SELECT picked.task_id AS picked_id, started.*
+    FROM picked LEFT JOIN started ON started.task_id = picked.task_id
+    ORDER BY started.created_at, started.task_id
     """
-    UPDATE wvs.tasks
-    SET status = 'RUNNING',
-        attempt = attempt + 1,
-        started_at = clock_timestamp(),
-        ended_at = NULL,
-        worker_id = :worker_id,
-        lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
-    WHERE task_id = ANY(:task_ids) AND status IN ('PENDING', 'FAILED')
-    RETURNING *
-    """
-)
 
 # Several runs' ends in one statement, one outcome per row of :endings; a row whose task is no longer RUNNING
 # for the worker that ran it (its lease was lost) matches nothing.
@@ -102,7 +109,7 @@ _INSERT = (
 
 
 def _task(row: sa.Row[Any] | None) -> Task | None:
-    return from_row(row, Task) if row is not None else None
+    return task_from_row(row) if row is not None else None
 
 
 # --- the API's: create, find, list, cancel ---------------------------------------------------------------
@@ -135,7 +142,7 @@ async def insert(
         "request_id": request_id,
         "actor": actor,
     }
-    return from_row((await conn.execute(_INSERT, row)).one(), Task)
+    return task_from_row((await conn.execute(_INSERT, row)).one())
 
 
 async def find_by_key(conn: AsyncConnection, wsid: str, op: str, idempotency_key: str) -> Task | None:
@@ -180,7 +187,7 @@ async def newest(
         if value:
             query = query.where(tasks.c[column] == value)
     query = keyset_page(query, tasks.c.created_at, tasks.c.task_id, cursor, limit)
-    return [from_row(row, Task) for row in await conn.execute(query)]
+    return [task_from_row(row) for row in await conn.execute(query)]
 
 
 async def cancel(conn: AsyncConnection, task: Task) -> Task:
@@ -190,17 +197,25 @@ async def cancel(conn: AsyncConnection, task: Task) -> Task:
     if task.status != TaskStatus.RUNNING:
         values |= {"status": TaskStatus.CANCELED, "ended_at": sa.func.clock_timestamp()}
     query = tasks.update().where(tasks.c.task_id == task.task_id).values(**values).returning(*tasks.c)
-    return from_row((await conn.execute(query)).one(), Task)
+    return task_from_row((await conn.execute(query)).one())
 
 
 # --- the schedulers': start, renew, end, release, reap ----------------------------------------------------
 
 
-async def start(conn: AsyncConnection, task_ids: Sequence[str], worker_id: str, lease: float) -> dict[str, Task]:
-    """Make the tasks the queue picked RUNNING for ``worker_id`` until ``lease`` seconds from now, counting an
-    attempt each; returns them by id, without any that was not runnable (a queue must only pick runnable tasks)."""
-    rows = await conn.execute(_START, {"task_ids": list(task_ids), "worker_id": worker_id, "lease": lease})
-    return {row.task_id: from_row(row, Task) for row in rows}
+@functools.cache
+def _claiming(choice: str) -> sa.TextClause:
+    return sa.text(_CLAIM.format(choice=choice))
+
+
+async def claim(conn: AsyncConnection, choice: sa.TextClause, limit: int, worker_id: str, lease: float) -> list[Task]:
+    """Up to ``limit`` tasks that ``choice`` (the queue's, ``TaskQueue.choice``) picks, made RUNNING for
+    ``worker_id`` until ``lease`` seconds from now, an attempt counted each, in one statement; oldest first.
+    Raises RuntimeError when the choice picked a task that is not runnable (a queue must only pick runnable tasks)."""
+    rows = (await conn.execute(_claiming(choice.text), {"limit": limit, "worker_id": worker_id, "lease": lease})).all()
+    if unrunnable := [row.picked_id for row in rows if row.task_id is None]:
+        raise RuntimeError(f"the queue picked task {unrunnable[0]}, which is not runnable")
+    return [task_from_row(row) for row in rows]
 
 
 async def renew(conn: AsyncConnection, worker_id: str, task_ids: list[str], lease: float) -> set[str]:
@@ -223,7 +238,7 @@ async def end(conn: AsyncConnection, endings: Sequence[tuple[Task, TaskOutcome]]
         }
         for task, outcome in endings
     ]
-    return {row.task_id: from_row(row, Task) for row in await conn.execute(_END, {"endings": rows})}
+    return {row.task_id: task_from_row(row) for row in await conn.execute(_END, {"endings": rows})}
 
 
 async def release(conn: AsyncConnection, task: Task) -> Task | None:
@@ -233,7 +248,7 @@ async def release(conn: AsyncConnection, task: Task) -> Task | None:
 
 async def expired(conn: AsyncConnection) -> list[Task]:
     """Up to 100 RUNNING tasks whose lease expired, oldest expiry first, locked (others' locks skipped)."""
-    return [from_row(row, Task) for row in await conn.execute(_EXPIRED)]
+    return [task_from_row(row) for row in await conn.execute(_EXPIRED)]
 
 
 async def cancel_requested(conn: AsyncConnection, task_id: str) -> bool:

@@ -37,11 +37,13 @@ class WakeUps:
         self._due = False
         self._sender: asyncio.Task[None] | None = None
 
-    def task_committed(self) -> None:
-        """A task committed: a wake-up starting from now on covers it."""
+    async def task_committed(self) -> None:
+        """A task committed: a wake-up starting from now on covers it. Yields once, so that a wake-up starting now
+        is on its way to the database before the caller answers its request (the pickup latency)."""
         self._due = True
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send(), name="wvs-wake-ups")
+            await asyncio.sleep(0)
 
     async def close(self) -> None:
         """Wait for the wake-up in flight, and the one due after it."""

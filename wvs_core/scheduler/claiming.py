@@ -13,7 +13,8 @@ import grpc
 
 from wvs_core import metrics
 from wvs_core.config import WorkerConfig
-from wvs_core.db.runs import TaskRuns
+from wvs_core.db.engine import database_unavailable
+from wvs_core.db.runs import Claimed, TaskRuns
 from wvs_core.ids import uuid7
 from wvs_core.models import Task
 from wvs_core.plugins import PluginRegistry
@@ -58,7 +59,8 @@ class Scheduler:
         upkeep = asyncio.create_task(self._upkeep(), name="wvs-scheduler-upkeep")
         try:
             while not stop.is_set():
-                await self._fill()
+                if await self._fill():
+                    continue  # every task claimed ended at once, its slot free again: more may be waiting
                 running = {job for _, job in self._jobs.values()}
                 waiters: set[asyncio.Future[Any]] = {stopping, *running}
                 if len(running) < self.config.concurrency:
@@ -89,23 +91,41 @@ class Scheduler:
             except Exception:
                 log.exception("could not release task %s; its lease will expire", task.task_id)
 
-    async def _fill(self) -> None:
+    async def _fill(self) -> bool:
+        """Claim tasks into the free slots; True when every slot was filled and the tasks all ended in their
+        claim (``Runner.settle``), so the slots are free again and the queue may hold more."""
         free = self.config.concurrency - len(self._jobs)
         if free <= 0:
-            return
+            return False
         try:
-            claimed = await self.runs.claim(self.config.lease, free)
+            claimed = await self._claim(free)
         except Exception:
             log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
             await asyncio.sleep(self.config.idle_backoff)
-            return
+            return False
         if len(claimed) < free:
             metrics.DEQUEUE_EMPTY.inc()  # the queue ran dry before the slots were filled
         for one in claimed:
+            if one.ended is not None:
+                self.runner.settled(one)
+                continue
             task = one.task
             job = asyncio.create_task(self.runner.run(one), name=f"wvs-task-{task.task_id}")
             self._jobs[task.task_id] = (task, job)
             job.add_done_callback(functools.partial(self._forget, task.task_id))
+        return len(claimed) == free and all(one.ended is not None for one in claimed)
+
+    async def _claim(self, free: int) -> list[Claimed]:
+        """Up to ``free`` tasks, those needing no run ended in the claim. When recording those endings fails
+        (an op's rule raised; not the database being unavailable), the claim rolled back; claimed again, they
+        each run and record alone, where a failure costs that task alone its outcome (``Finisher``)."""
+        try:
+            return await self.runs.claim(self.config.lease, free, self.runner.settle)
+        except Exception as error:
+            if database_unavailable(error):
+                raise
+            log.warning("ending tasks in their claim failed; claiming them to run instead", exc_info=True)
+        return await self.runs.claim(self.config.lease, free)
 
     def _forget(self, task_id: str, _job: asyncio.Task[None]) -> None:
         self._jobs.pop(task_id, None)

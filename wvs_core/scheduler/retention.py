@@ -57,12 +57,14 @@ class RetentionJob:
                 await asyncio.wait_for(stop.wait(), self.config.worker.retention_interval)
 
     async def apply_all(self) -> list[str]:
-        """One round over every ACTIVE workspace; returns the ids of the drop tasks it created."""
+        """One round over every ACTIVE workspace — only those with a policy of their own when the default keeps
+        everything (the others' plans drop nothing); returns the ids of the drop tasks it created."""
         created: list[str] = []
         after = ""
+        own_policy_only = self.config.retention.is_empty()
         while True:
             async with self.store.autocommit.connect() as conn:
-                wsids = await stored.active_workspaces(conn, after, PAGE)
+                wsids = await stored.active_workspaces(conn, after, PAGE, own_policy_only=own_policy_only)
             for wsid in wsids:
                 created += await self.apply(wsid)
             if len(wsids) < PAGE:

@@ -42,13 +42,34 @@ class Runner:
         if (call := self._calls.get(task_id)) is not None:
             call.cancel()
 
+    def settle(self, task: Task, decision: ClaimDecision) -> Ending | None:
+        """How ``task`` ends without an executor call — no loaded plugin provides its op, or its claim rule
+        finished (``ClaimDecision.done``) or refused it — or None when it is to run (``TaskRuns.claim`` records
+        such endings in the claiming transaction)."""
+        op = self.registry.ops.get(task.op)
+        if op is None:
+            message = f"no loaded plugin provides op {task.op!r}"
+            return Ending(task, self.judge.failure(task, "UNKNOWN_OP", message, permanent=True))
+        if decision.reject_code is not None:
+            return Ending(task, self.judge.rejected(task, decision.reject_code, decision.reject_message))
+        if decision.result is not None:
+            return Ending(task, self.judge.success(task, op, decision.result), decision.result)
+        return None
+
+    @staticmethod
+    def settled(claimed: Claimed) -> None:
+        """Log a task that ended in its claiming transaction (``Claimed.ended``), as a run's start and end are."""
+        task, ended = claimed.task, claimed.ended
+        with log_context(request_id=task.request_id, task_id=task.task_id, wsid=task.wsid, op=task.op):
+            _started(task)
+            if ended is not None:
+                log.info("task %s", ended.status.lower(), extra={"attempt": ended.attempt})
+
     async def run(self, claimed: Claimed) -> None:
         """Run ``claimed`` and record its outcome; a failure to record is logged (the lease then expires)."""
         task = claimed.task
         with log_context(request_id=task.request_id, task_id=task.task_id, wsid=task.wsid, op=task.op):
-            log.info("task started", extra={"attempt": task.attempt})
-            if task.started_at is not None:
-                metrics.LOCK_WAIT.observe(max(0.0, (task.started_at - task.next_run_at).total_seconds()))
+            _started(task)
             ran = await self._run(task, claimed.decision)
             if ran is None:
                 log.info("run stopped before its end (lease lost or shutting down); nothing recorded")
@@ -67,14 +88,9 @@ class Runner:
     async def _run(self, task: Task, decision: ClaimDecision) -> tuple[ExecutionResult | None, TaskOutcome] | None:
         """The executor's answer (when it was called, or the claim's own result) and the outcome; None when
         the run was stopped."""
-        op = self.registry.ops.get(task.op)
-        if op is None:
-            message = f"no loaded plugin provides op {task.op!r}"
-            return None, self.judge.failure(task, "UNKNOWN_OP", message, permanent=True)
-        if decision.reject_code is not None:
-            return None, self.judge.rejected(task, decision.reject_code, decision.reject_message)
-        if decision.result is not None:
-            return decision.result, self.judge.success(task, op, decision.result)
+        if (ending := self.settle(task, decision)) is not None:
+            return ending.result, ending.outcome
+        op = self.registry.ops[task.op]
         cancel_requested = functools.partial(self.runs.cancel_requested, task.task_id)
         request = executor_request(task, op, decision.facts)
         call = asyncio.create_task(self.executors.call(request, task.timeout_seconds, cancel_requested))
@@ -90,3 +106,9 @@ class Runner:
         finally:
             self._calls.pop(task.task_id, None)
         return result, self.judge.answer(task, op, result)
+
+
+def _started(task: Task) -> None:
+    log.info("task started", extra={"attempt": task.attempt})
+    if task.started_at is not None:
+        metrics.LOCK_WAIT.observe(max(0.0, (task.started_at - task.next_run_at).total_seconds()))
