@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -164,3 +165,27 @@ async def test_a_late_answer_is_taken_and_none_fails_closed_at_the_timeout(mount
             await executor.freeze(view, "t2", timeout=0.5)
         assert 0.5 <= time.monotonic() - started < 2.0
         assert read_control(control_file)["state"] == ControlState.REQUEST_FREEZE
+
+
+@pytest.mark.parametrize("planted", ["control.json", "control.lock"])
+def test_a_fifo_another_process_plants_in_the_handshake_never_hangs_the_responder(tmp_path: Path, planted: str) -> None:
+    """Any process of the sandbox may put a FIFO where the responder opens control.json or control.lock: it takes
+    it for no answer (the freeze fails closed) and still stops when asked — opening a FIFO would wait forever."""
+    meta = tmp_path / ".wvs"
+    meta.mkdir()
+    request = encode_control(ControlState.REQUEST_FREEZE, "t1")
+    (meta / "control.json").write_bytes(request)
+    (meta / planted).unlink(missing_ok=True)
+    os.mkfifo(meta / planted)
+    responder = QuiesceResponder(tmp_path, poll_interval=0.01)
+
+    def run_briefly() -> None:
+        with responder.running_in_thread():
+            time.sleep(0.2)
+
+    runner = threading.Thread(target=run_briefly, daemon=True)
+    runner.start()
+    runner.join(5)
+    assert not runner.is_alive(), "the responder hangs on the FIFO and cannot be stopped"
+    unanswered = None if planted == "control.json" else json.loads(request)
+    assert read_control(meta / "control.json") == unanswered, "no answer without the handshake's files"

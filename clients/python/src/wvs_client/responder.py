@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import fcntl
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -99,29 +101,51 @@ def control_lock(path: Path) -> Iterator[None]:
     overwrites a newer request. Raises TimeoutError when the lock stays held for LOCK_TIMEOUT seconds.
     """
     lock_file = path.with_name(CONTROL_LOCK)
-    fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT, 0o644)  # read-only is enough for flock, whoever owns it
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while (fd := _open_regular(lock_file, os.O_CREAT)) is None:  # a lease on it: wait as for a held lock
+        _wait_for_lock(lock_file, deadline)
     try:
-        deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"{lock_file} held for over {LOCK_TIMEOUT:g}s") from None
-                time.sleep(LOCK_POLL)
+                _wait_for_lock(lock_file, deadline)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
-def read_control(path: Path) -> dict[str, Any] | None:
-    """control.json as it is now, or None when missing or unreadable."""
+def _wait_for_lock(lock_file: Path, deadline: float) -> None:
+    if time.monotonic() >= deadline:
+        raise TimeoutError(f"{lock_file} held for over {LOCK_TIMEOUT:g}s")
+    time.sleep(LOCK_POLL)
+
+
+def _open_regular(path: Path, flags: int = 0) -> int | None:
+    """``path`` opened read-only without blocking — any process in the sandbox may have put a FIFO there, or hold
+    a lease on it; None for a lease (opening would wait for it to break). Raises OSError (EINVAL) when it is not
+    a regular file, FileNotFoundError when it is missing (without ``O_CREAT`` in ``flags``)."""
     try:
-        with open(path, "rb") as handle:
-            return decode_control(handle.read(MAX_CONTROL_BYTES + 1))
-    except (FileNotFoundError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags, 0o644)
+    except BlockingIOError:
         return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is not a regular file")
+    return fd
+
+
+def read_control(path: Path) -> dict[str, Any] | None:
+    """control.json as it is now, or None when missing, unreadable, not a regular file, or leased (never waits)."""
+    try:
+        fd = _open_regular(path)
+    except OSError:
+        return None
+    if fd is None:
+        return None
+    with open(fd, "rb") as handle:
+        return decode_control(handle.read(MAX_CONTROL_BYTES + 1))
 
 
 def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) -> bool:
