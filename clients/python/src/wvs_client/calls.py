@@ -72,7 +72,14 @@ def new_idempotency_key() -> str:
 
 
 def _path(template: str, **values: str) -> str:
-    return template.format(**{name: quote(str(value), safe="") for name, value in values.items()})
+    """``template`` with each value as one path segment: percent-encoded, ``.`` and ``..`` too — sent as they are,
+    URL normalization removes them, and ``/snapshots/..`` would name another route (the workspace itself)."""
+    return template.format(**{name: _segment(str(value)) for name, value in values.items()})
+
+
+def _segment(value: str) -> str:
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
 
 
 def _query(**values: Any) -> tuple[tuple[str, str], ...]:
