@@ -189,3 +189,18 @@ def test_a_fifo_another_process_plants_in_the_handshake_never_hangs_the_responde
     assert not runner.is_alive(), "the responder hangs on the FIFO and cannot be stopped"
     unanswered = None if planted == "control.json" else json.loads(request)
     assert read_control(meta / "control.json") == unanswered, "no answer without the handshake's files"
+
+
+def test_a_link_another_process_plants_as_control_lock_makes_no_file_where_it_points(tmp_path: Path) -> None:
+    """The responder may run with more rights than another process of the sandbox: a dangling link at
+    control.lock must not make it create a file where the link points (an ``/etc/nologin``, say)."""
+    meta = tmp_path / "view" / ".wvs"
+    meta.mkdir(parents=True)
+    (meta / "control.json").write_bytes(encode_control(ControlState.REQUEST_FREEZE, "t1"))
+    target = tmp_path / "elsewhere"
+    (meta / "control.lock").symlink_to(target)
+    responder = QuiesceResponder(tmp_path / "view", poll_interval=0.01)
+    with responder.running_in_thread():
+        time.sleep(0.2)
+    assert not target.exists(), "the responder created a file through the link"
+    assert read_control(meta / "control.json")["state"] == "REQUEST_FREEZE", "no answer without the lock"

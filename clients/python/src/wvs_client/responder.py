@@ -123,11 +123,12 @@ def _wait_for_lock(lock_file: Path, deadline: float) -> None:
 
 
 def _open_regular(path: Path, flags: int = 0) -> int | None:
-    """``path`` opened read-only without blocking — any process in the sandbox may have put a FIFO there, or hold
-    a lease on it; None for a lease (opening would wait for it to break). Raises OSError (EINVAL) when it is not
-    a regular file, FileNotFoundError when it is missing (without ``O_CREAT`` in ``flags``)."""
+    """``path`` opened read-only without blocking and without following a link — any process in the sandbox may
+    have put a FIFO or a link there, or hold a lease on it; None for a lease (opening would wait for it to break).
+    Raises OSError: ELOOP for a link, EINVAL for anything else but a regular file, ENOENT when it is missing
+    (without ``O_CREAT`` in ``flags``)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags, 0o644)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | flags, 0o644)
     except BlockingIOError:
         return None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -137,7 +138,8 @@ def _open_regular(path: Path, flags: int = 0) -> int | None:
 
 
 def read_control(path: Path) -> dict[str, Any] | None:
-    """control.json as it is now, or None when missing, unreadable, not a regular file, or leased (never waits)."""
+    """control.json as it is now, or None when missing, unreadable, a link or anything else but a regular file, or
+    leased (never waits)."""
     try:
         fd = _open_regular(path)
     except OSError:
@@ -159,9 +161,11 @@ def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) 
 
 
 def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file (unique per call) and ``rename(2)``."""
+    """Write ``data`` to ``path`` through a temporary file (unique per call, made new: never a link someone put
+    at its name) and ``rename(2)``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp")
-    with open(tmp, "wb") as handle:
+    made = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    with open(made, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
