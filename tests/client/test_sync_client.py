@@ -181,3 +181,20 @@ async def test_an_id_that_is_a_dot_segment_names_no_other_route(wvs, hostile_id:
     error = await asyncio.to_thread(drop)
     assert isinstance(error, BadRequest), error
     assert (await wvs.get("/v1/workspaces/dots")).json()["state"] == "ACTIVE"
+
+
+async def test_a_label_key_holding_an_equals_sign_is_refused_not_read_as_another_filter(wvs) -> None:
+    """``label=a=b=c`` is the filter a="b=c": a key "a=b" must not list the snapshots labelled a="b=c"."""
+    await create_workspace(wvs, "eqlabels")
+    with QuiesceResponder(wvs.mount_path / "eqlabels").running_in_thread():
+
+        def list_with_an_equals_key() -> Exception | list[Snapshot]:
+            with Client(str(wvs.base_url)) as client:
+                assert client.create_snapshot("eqlabels", labels={"a": "b=c"}).wait(timeout=30).succeeded
+                try:
+                    return client.list_snapshots("eqlabels", labels={"a=b": "c"}).items
+                except ValueError as error:
+                    return error
+
+        answer = await asyncio.to_thread(list_with_an_equals_key)
+    assert isinstance(answer, ValueError) and "a=b" in str(answer), answer

@@ -206,7 +206,11 @@ def create_snapshot(
 def list_snapshots(
     wsid: str, labels: Mapping[str, str] | None = None, cursor: str | None = None, limit: int | None = None
 ) -> Call[Page[Snapshot]]:
-    """A page of the workspace's live snapshots, newest first; only those carrying every one of ``labels``."""
+    """A page of the workspace's live snapshots, newest first; only those carrying every one of ``labels``. Raises
+    ValueError for a key holding ``=``: sent as ``label=key=value`` it would filter on another key."""
+    for key in labels or {}:
+        if "=" in key:
+            raise ValueError(f"label key {key!r} holds '=': no label has such a key")
     label = [f"{key}={value}" for key, value in (labels or {}).items()] or None
     return Call(
         "GET",
