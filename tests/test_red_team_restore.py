@@ -1,0 +1,109 @@
+"""restore_paths against a hostile agent on JuiceFS: special files, a hard link to another workspace's file, a
+10 GB sparse file and links come back as they were, without WVS opening, following or copying any of them; a path
+flipped between a directory and a link to another workspace while restores run never reaches that workspace; the
+snapshot restored from never changes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+from tests.helpers import create_workspace, snapshots_dir, tree_signature
+from tests.test_restore_paths import restore, snapshot
+from wvs_controlfile import QuiesceResponder
+
+GIANT = 10 << 30
+
+
+def replace_with_a_file(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    path.write_text("replaced")
+
+
+async def test_special_files_links_and_a_sparse_giant_come_back_without_anything_outside_touched(wvs: Any) -> None:
+    await create_workspace(wvs, "victim-s")
+    await create_workspace(wvs, "attack-s")
+    victim = wvs.mount_path / "victim-s" / "current"
+    (victim / "secret.txt").write_text("the victim's")
+    root = wvs.mount_path / "attack-s"
+    current = root / "current"
+    os.mkfifo(current / "fifo")
+    os.mknod(current / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.link(victim / "secret.txt", current / "hard")  # the same volume: a name of the victim's inode
+    (current / "link").symlink_to("/etc/shadow")
+    (current / "up").symlink_to("../../victim-s/current")
+    giant = os.open(current / "giant", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644)
+    os.ftruncate(giant, GIANT)
+    os.close(giant)
+    (current / "d").mkdir()
+    os.mkfifo(current / "d" / "f2")
+    victim_before = tree_signature(victim)
+    names = ["fifo", "null", "hard", "link", "up", "giant", "d"]
+    with QuiesceResponder(root).running_in_thread():
+        snapshot_id = await snapshot(wvs, "attack-s")
+        kept = snapshots_dir(wvs.mount_path, "attack-s") / snapshot_id
+        snapshot_before = tree_signature(kept, ignore=("giant",))  # its 10 GB of zeros are not read
+        for name in names:
+            replace_with_a_file(current / name)
+        task = await restore(wvs, "attack-s", snapshot_id, [*names, "never-there"])
+        assert task["status"] == "SUCCEEDED", task
+        assert stat.S_ISFIFO(os.lstat(current / "fifo").st_mode) and stat.S_ISFIFO(os.lstat(current / "d/f2").st_mode)
+        assert os.lstat(current / "null").st_rdev == os.makedev(1, 3)
+        assert os.readlink(current / "link") == "/etc/shadow"
+        assert os.readlink(current / "up") == "../../victim-s/current"
+        assert os.stat(current / "giant").st_size == GIANT
+        assert (current / "hard").read_text() == "the victim's" and os.stat(current / "hard").st_nlink == 1
+        task = await restore(wvs, "attack-s", snapshot_id, ["up/secret.txt"])  # up is a link, in both trees
+        assert task["status"] == "DEAD" and task["error"]["reason"] == "PATH_THROUGH_LINK", task
+    (current / "hard").write_text("the attacker's")
+    assert tree_signature(victim) == victim_before, "the victim's inode is not the restored file's"
+    assert tree_signature(kept, ignore=("giant",)) == snapshot_before, "the snapshot restored from never changes"
+
+
+async def test_a_path_flipped_between_directory_and_link_while_restores_run_never_reaches_outside(wvs: Any) -> None:
+    await create_workspace(wvs, "victim-f")
+    await create_workspace(wvs, "attack-f")
+    victim = wvs.mount_path / "victim-f" / "current"
+    (victim / "f.txt").write_text("the victim's")
+    (victim / "sub").mkdir()
+    (victim / "sub" / "g.txt").write_text("deep")
+    victim_before = tree_signature(victim)
+    root = wvs.mount_path / "attack-f"
+    current = root / "current"
+    (current / "src" / "sub").mkdir(parents=True)
+    (current / "src" / "f.txt").write_text("mine")
+    (current / "src" / "sub" / "g.txt").write_text("mine deep")
+    stop = threading.Event()
+
+    def flip() -> None:  # src: a directory, then a link to the victim's tree, then the directory again, ...
+        while not stop.is_set():
+            live = current.resolve()
+            try:
+                os.rename(live / "src", live / "src.d")
+                os.symlink(victim.resolve(), live / "src")
+                os.unlink(live / "src")
+                os.rename(live / "src.d", live / "src")
+            except OSError:  # current switched meanwhile: start again in the new tree
+                continue
+
+    with QuiesceResponder(root).running_in_thread():
+        snapshot_id = await snapshot(wvs, "attack-f")
+        flipper = threading.Thread(target=flip, daemon=True)
+        flipper.start()
+        try:
+            outcomes = [
+                (await restore(wvs, "attack-f", snapshot_id, ["src/f.txt", "src/sub/g.txt", "src"]))["status"]
+                for _ in range(6)
+            ]
+        finally:
+            stop.set()
+            flipper.join()
+    assert set(outcomes) <= {"SUCCEEDED", "DEAD"}, outcomes
+    assert tree_signature(victim) == victim_before
