@@ -204,3 +204,20 @@ def test_a_link_another_process_plants_as_control_lock_makes_no_file_where_it_po
         time.sleep(0.2)
     assert not target.exists(), "the responder created a file through the link"
     assert read_control(meta / "control.json")["state"] == "REQUEST_FREEZE", "no answer without the lock"
+
+
+def test_a_step_that_keeps_failing_is_logged_once_not_once_per_poll(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process of the sandbox can break the handshake for good (a FIFO at control.lock): the responder
+    keeps trying, but one traceback per poll (50 a second) would fill the agent's disk."""
+    meta = tmp_path / ".wvs"
+    meta.mkdir()
+    (meta / "control.json").write_bytes(encode_control(ControlState.REQUEST_FREEZE, "t1"))
+    os.mkfifo(meta / "control.lock")
+    responder = QuiesceResponder(tmp_path, poll_interval=0.005)
+    with caplog.at_level("ERROR", logger="wvs_client.responder"), responder.running_in_thread():
+        time.sleep(0.3)
+    failures = [record for record in caplog.records if "step failed" in record.getMessage()]
+    assert len(failures) == 1, len(failures)
+    assert "control.lock is not a regular file" in str(failures[0].exc_info[1])

@@ -235,15 +235,21 @@ class QuiesceResponder:
     async def run(self) -> None:
         """Answer requests until ``stop()`` is called (or the task is cancelled); ``stop()`` ends the wait between
         two reads at once. A failing step (an I/O error, a callback raising) is logged and retried: the responder
-        must outlive a bad moment."""
+        must outlive a bad moment. A failure that repeats is logged once, until a step goes through: the file may
+        be broken for good (another process may have put a FIFO at control.lock) and the log must not fill the
+        disk at one traceback per poll."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         intervals = poll_intervals(self.poll_interval)
+        failure: str | None = None  # the failure last logged, while steps keep failing
         while not self._stop.is_set():
             try:
                 if await self.step() is not None:
                     intervals = poll_intervals(self.poll_interval)
-            except Exception:
-                log.exception("quiesce responder step failed for %s; retrying", self.control_file)
+                failure = None
+            except Exception as error:
+                if repr(error) != failure:
+                    log.exception("quiesce responder step failed for %s; retrying", self.control_file)
+                    failure = repr(error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), next(intervals))
 
