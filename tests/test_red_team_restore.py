@@ -107,3 +107,28 @@ async def test_a_path_flipped_between_directory_and_link_while_restores_run_neve
             flipper.join()
     assert set(outcomes) <= {"SUCCEEDED", "DEAD"}, outcomes
     assert tree_signature(victim) == victim_before
+
+
+async def test_a_directory_chain_deeper_than_pythons_recursion_limit_is_restored_over_and_removed(wvs: Any) -> None:
+    """The agent nests 1,500 directories: removing them (the path restored over, then the replaced tree from the
+    view) must not exhaust Python's recursion (shutil.rmtree recurses once per level) after ``current`` switched."""
+    await create_workspace(wvs, "deep-r")
+    root = wvs.mount_path / "deep-r"
+    current = root / "current"
+    (current / "keep.txt").write_text("v1")
+    with QuiesceResponder(root).running_in_thread():
+        snapshot_id = await snapshot(wvs, "deep-r")
+        replaced = current.resolve()
+        level = os.open(current / ".", os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(1500):
+            os.mkdir("deep", dir_fd=level)
+            below = os.open("deep", os.O_RDONLY | os.O_DIRECTORY, dir_fd=level)
+            os.close(level)
+            level = below
+        os.close(level)
+        task = await restore(wvs, "deep-r", snapshot_id, ["deep"])
+    assert task["status"] == "SUCCEEDED", task
+    assert not (current / "deep").exists() and (current / "keep.txt").read_text() == "v1"
+    assert not replaced.exists(), "the replaced tree is removed from the view"
+    state = (await wvs.get("/v1/workspaces/deep-r/current")).json()
+    assert state["current_path"] == str(current.resolve())
