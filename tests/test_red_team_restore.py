@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import create_workspace, snapshots_dir, tree_signature
+from tests.helpers import create_workspace, in_flight, key, snapshots_dir, tree_signature, wait_task
 from tests.test_restore_paths import restore, snapshot
 from wvs_controlfile import QuiesceResponder
+from wvs_core.treewalk import MAX_DEPTH
 
 GIANT = 10 << 30
 
@@ -132,3 +133,39 @@ async def test_a_directory_chain_deeper_than_pythons_recursion_limit_is_restored
     assert not replaced.exists(), "the replaced tree is removed from the view"
     state = (await wvs.get("/v1/workspaces/deep-r/current")).json()
     assert state["current_path"] == str(current.resolve())
+
+
+async def test_directories_nested_past_what_a_path_can_name_fail_the_op_for_good_not_the_executor(wvs: Any) -> None:
+    """Each level a walk descends holds a descriptor and its path until the walk comes back up: 100,000 levels
+    would take the executor's descriptors and gigabytes of its memory from every workspace. Past ``MAX_DEPTH``
+    (below which no path can name an entry) the snapshot and the diff fail for good, naming the reason."""
+    await create_workspace(wvs, "too-deep")
+    root = wvs.mount_path / "too-deep"
+    current = root / "current"
+    with QuiesceResponder(root).running_in_thread():
+        shallow = await snapshot(wvs, "too-deep")
+        level = os.open(current / ".", os.O_RDONLY | os.O_DIRECTORY)
+        for _ in range(MAX_DEPTH + 50):
+            os.mkdir("d", dir_fd=level)
+            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=level)
+            os.close(level)
+            level = below
+        os.close(level)
+        accepted = (await wvs.post("/v1/workspaces/too-deep/snapshots", json={}, headers=key())).json()
+        snapshotted = await wait_task(wvs, accepted["task_id"], until={"SUCCEEDED", "DEAD"})
+        body = {"against": "current"}
+        diffing = await wvs.post(f"/v1/workspaces/too-deep/snapshots/{shallow}:diff", json=body, headers=key())
+        diffed = await wait_task(wvs, diffing.json()["task_id"], until={"SUCCEEDED", "DEAD"})
+    for task in (snapshotted, diffed):
+        assert task["status"] == "DEAD" and task["error"]["reason"] == "TREE_TOO_DEEP", task
+        assert task["attempt"] == 1, "not retried: the tree will not get shallower by itself"
+    assert in_flight(wvs.mount_path, "too-deep") == []
+
+    with QuiesceResponder(root).running_in_thread():  # a rollback gets out of it; the deep tree is not kept
+        body = {"snapshot_id": shallow}
+        rolling = await wvs.post("/v1/workspaces/too-deep/current:set", json=body, headers=key())
+        rolled = await wait_task(wvs, rolling.json()["task_id"], until={"SUCCEEDED", "DEAD"})
+    assert rolled["status"] == "SUCCEEDED" and "kept_snapshot_id" not in rolled["result"], rolled
+    state = (await wvs.get("/v1/workspaces/too-deep/current")).json()
+    assert state["current_snapshot_id"] == shallow and state["current_path"] == str(current.resolve())
+    assert not (current / "d").exists()

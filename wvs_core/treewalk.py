@@ -51,10 +51,25 @@ def open_directory(parent: int, name: str) -> int:
         return os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
 
 
+MAX_DEPTH = 2048
+"""Levels of directories a walk descends at most. Each level holds a descriptor (and its path) while the levels
+below it are walked, so an agent nesting directories by the hundred thousand would exhaust the process's
+descriptors and memory, for every workspace at once; and below this depth no path can name an entry anyway
+(PATH_MAX is 4,096 bytes, and a level takes at least two: a name and a ``/``)."""
+
+
+class TreeTooDeep(OSError):
+    """A tree nests directories deeper than ``MAX_DEPTH``: an op on it fails for good (``TREE_TOO_DEEP``)."""
+
+    def __init__(self, path: tuple[str, ...]) -> None:
+        shown = "/".join(path[:4])
+        super().__init__(errno.ELOOP, f"directories nested deeper than {MAX_DEPTH} levels below {shown!r}")
+
+
 def walk(root: int) -> Iterator[Visit]:
     """Every entry below the directory open as ``root``, depth first, a directory before its children and
     again (``leaving``) after them. An entry that vanishes or turns into something else mid-walk is passed
-    over; raises OSError for anything else."""
+    over; raises TreeTooDeep below ``MAX_DEPTH`` levels, OSError for anything else."""
     root_fd = os.dup(root)
     stack: list[tuple[int, tuple[str, ...], list[str], os.stat_result | None]] = [(root_fd, (), _names(root_fd), None)]
     try:
@@ -74,6 +89,8 @@ def walk(root: int) -> Iterator[Visit]:
             visit = Visit(fd, (*path, name), entry)
             yield visit
             if visit.is_dir:
+                if len(stack) > MAX_DEPTH:
+                    raise TreeTooDeep(visit.path)
                 try:
                     child = open_directory(fd, name)
                 except OSError as error:
