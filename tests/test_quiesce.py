@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -164,3 +165,59 @@ async def test_a_late_answer_is_taken_and_none_fails_closed_at_the_timeout(mount
             await executor.freeze(view, "t2", timeout=0.5)
         assert 0.5 <= time.monotonic() - started < 2.0
         assert read_control(control_file)["state"] == ControlState.REQUEST_FREEZE
+
+
+@pytest.mark.parametrize("planted", ["control.json", "control.lock"])
+def test_a_fifo_another_process_plants_in_the_handshake_never_hangs_the_responder(tmp_path: Path, planted: str) -> None:
+    """Any process of the sandbox may put a FIFO where the responder opens control.json or control.lock: it takes
+    it for no answer (the freeze fails closed) and still stops when asked — opening a FIFO would wait forever."""
+    meta = tmp_path / ".wvs"
+    meta.mkdir()
+    request = encode_control(ControlState.REQUEST_FREEZE, "t1")
+    (meta / "control.json").write_bytes(request)
+    (meta / planted).unlink(missing_ok=True)
+    os.mkfifo(meta / planted)
+    responder = QuiesceResponder(tmp_path, poll_interval=0.01)
+
+    def run_briefly() -> None:
+        with responder.running_in_thread():
+            time.sleep(0.2)
+
+    runner = threading.Thread(target=run_briefly, daemon=True)
+    runner.start()
+    runner.join(5)
+    assert not runner.is_alive(), "the responder hangs on the FIFO and cannot be stopped"
+    unanswered = None if planted == "control.json" else json.loads(request)
+    assert read_control(meta / "control.json") == unanswered, "no answer without the handshake's files"
+
+
+def test_a_link_another_process_plants_as_control_lock_makes_no_file_where_it_points(tmp_path: Path) -> None:
+    """The responder may run with more rights than another process of the sandbox: a dangling link at
+    control.lock must not make it create a file where the link points (an ``/etc/nologin``, say)."""
+    meta = tmp_path / "view" / ".wvs"
+    meta.mkdir(parents=True)
+    (meta / "control.json").write_bytes(encode_control(ControlState.REQUEST_FREEZE, "t1"))
+    target = tmp_path / "elsewhere"
+    (meta / "control.lock").symlink_to(target)
+    responder = QuiesceResponder(tmp_path / "view", poll_interval=0.01)
+    with responder.running_in_thread():
+        time.sleep(0.2)
+    assert not target.exists(), "the responder created a file through the link"
+    assert read_control(meta / "control.json")["state"] == "REQUEST_FREEZE", "no answer without the lock"
+
+
+def test_a_step_that_keeps_failing_is_logged_once_not_once_per_poll(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process of the sandbox can break the handshake for good (a FIFO at control.lock): the responder
+    keeps trying, but one traceback per poll (50 a second) would fill the agent's disk."""
+    meta = tmp_path / ".wvs"
+    meta.mkdir()
+    (meta / "control.json").write_bytes(encode_control(ControlState.REQUEST_FREEZE, "t1"))
+    os.mkfifo(meta / "control.lock")
+    responder = QuiesceResponder(tmp_path, poll_interval=0.005)
+    with caplog.at_level("ERROR", logger="wvs_client.responder"), responder.running_in_thread():
+        time.sleep(0.3)
+    failures = [record for record in caplog.records if "step failed" in record.getMessage()]
+    assert len(failures) == 1, len(failures)
+    assert "control.lock is not a regular file" in str(failures[0].exc_info[1])

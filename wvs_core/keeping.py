@@ -29,6 +29,7 @@ from wvs_core.layout import LIVE, WorkspaceLayout
 from wvs_core.models import ExecutionResult, Task
 from wvs_core.ops import ExecutionContext, WorkspaceTransaction
 from wvs_core.trees import LiveTree, SnapshotTree, seal_snapshot
+from wvs_core.treewalk import TreeTooDeep
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ async def keep_replaced_tree(ctx: ExecutionContext, live_id: str | None, snapsho
     ``kept_snapshot_id`` and ``kept_fs_path``, none when there was nothing to keep (no previous tree, or the agent
     removed it or put something else at its name: nothing is followed).
 
-    The rollback has happened by then, so an agent that tampered with the replaced tree only loses its own keep:
-    the op still succeeds. Steps reached: those of ``ctx.clone``, kept, replaced-removed.
+    The rollback has happened by then, so an agent that tampered with the replaced tree, or nested it deeper than
+    a walk goes (``TreeTooDeep``), only loses its own keep: the op still succeeds. Steps reached: those of
+    ``ctx.clone``, kept, replaced-removed.
     """
     snapshot = SnapshotTree(snapshot_id, kept_message(ctx.task_id, ctx.op_name), BEFORE_ROLLBACK)
     kept = await ctx.has_tree(snapshot)
@@ -63,7 +65,7 @@ async def keep_replaced_tree(ctx: ExecutionContext, live_id: str | None, snapsho
         try:
             await ctx.clone(LiveTree(live_id), snapshot)
             kept = True
-        except WorkspaceTampered as error:
+        except (WorkspaceTampered, TreeTooDeep) as error:  # the agent's doing: the rollback has happened all the same
             log.warning("nothing to keep: %s", error)
     ctx.reached("kept")
     if live_id is not None:

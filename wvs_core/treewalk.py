@@ -9,9 +9,9 @@ trees it versions (SPEC §5). Only directories are opened; files are only ``lsta
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 
@@ -51,10 +51,25 @@ def open_directory(parent: int, name: str) -> int:
         return os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
 
 
+MAX_DEPTH = 2048
+"""Levels of directories a walk descends at most. Each level holds a descriptor (and its path) while the levels
+below it are walked, so an agent nesting directories by the hundred thousand would exhaust the process's
+descriptors and memory, for every workspace at once; and below this depth no path can name an entry anyway
+(PATH_MAX is 4,096 bytes, and a level takes at least two: a name and a ``/``)."""
+
+
+class TreeTooDeep(OSError):
+    """A tree nests directories deeper than ``MAX_DEPTH``: an op on it fails for good (``TREE_TOO_DEEP``)."""
+
+    def __init__(self, path: tuple[str, ...]) -> None:
+        shown = "/".join(path[:4])
+        super().__init__(errno.ELOOP, f"directories nested deeper than {MAX_DEPTH} levels below {shown!r}")
+
+
 def walk(root: int) -> Iterator[Visit]:
     """Every entry below the directory open as ``root``, depth first, a directory before its children and
     again (``leaving``) after them. An entry that vanishes or turns into something else mid-walk is passed
-    over; raises OSError for anything else."""
+    over; raises TreeTooDeep below ``MAX_DEPTH`` levels, OSError for anything else."""
     root_fd = os.dup(root)
     stack: list[tuple[int, tuple[str, ...], list[str], os.stat_result | None]] = [(root_fd, (), _names(root_fd), None)]
     try:
@@ -74,6 +89,8 @@ def walk(root: int) -> Iterator[Visit]:
             visit = Visit(fd, (*path, name), entry)
             yield visit
             if visit.is_dir:
+                if len(stack) > MAX_DEPTH:
+                    raise TreeTooDeep(visit.path)
                 try:
                     child = open_directory(fd, name)
                 except OSError as error:
@@ -115,22 +132,28 @@ def open_path(root: int, path: tuple[str, ...]) -> int:
 
 
 def remove_entry(path: os.PathLike[str] | str, parent: int | None = None) -> None:
-    """Remove ``path`` (relative to the directory open as ``parent`` when given) and everything below it
-    with ``shutil.rmtree``, which walks by descriptors and never follows a link; a link or file is unlinked
-    itself; missing is fine, and so is an entry that vanishes meanwhile (someone else removing it too)."""
+    """Remove ``path`` (relative to the directory open as ``parent`` when given) and everything below it, by
+    descriptors (``walk``), never following a link, and without recursion: an agent may nest directories deeper
+    than Python's stack (``shutil.rmtree`` recurses once per level). A link or file is unlinked itself; missing is
+    fine, and so is an entry that vanishes meanwhile (someone else removing it too). Raises OSError otherwise
+    (ENOTEMPTY when something was added meanwhile)."""
     try:
-        kind = os.stat(path, dir_fd=parent, follow_symlinks=False).st_mode
-        if stat.S_ISDIR(kind):
-            shutil.rmtree(path, dir_fd=parent, onerror=_unless_vanished)
-        else:
+        if not stat.S_ISDIR(os.stat(path, dir_fd=parent, follow_symlinks=False).st_mode):
             os.unlink(path, dir_fd=parent)
+            return
+        top = os.open(path, DIRECTORY_FLAGS, dir_fd=parent)
+        try:
+            for visit in walk(top):  # a directory is left after everything below it
+                with contextlib.suppress(FileNotFoundError):
+                    if visit.leaving:
+                        os.rmdir(visit.name, dir_fd=visit.parent)
+                    elif not visit.is_dir:
+                        os.unlink(visit.name, dir_fd=visit.parent)
+        finally:
+            os.close(top)
+        os.rmdir(path, dir_fd=parent)
     except FileNotFoundError:
         return
-
-
-def _unless_vanished(_function: object, _path: str, error: tuple[type[BaseException], BaseException, object]) -> None:
-    if not isinstance(error[1], FileNotFoundError):
-        raise error[1]
 
 
 def data_regions(fd: int, size: int) -> Iterator[tuple[int, int]]:

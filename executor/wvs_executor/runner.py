@@ -24,6 +24,7 @@ from wvs_core.plugins import PluginRegistry
 from wvs_core.quiesce import QuiesceTimeout
 from wvs_core.recovery import Leftovers, clear_leftovers, finish_recovery, recover_workspace
 from wvs_core.storage import StorageError
+from wvs_core.treewalk import TreeTooDeep
 from wvs_executor.volume import VolumeWatch
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,8 @@ class OpRunner:
             return failure("QUIESCE_TIMEOUT", str(error))
         except OpFailed as error:
             return failure(error.reason, str(error), retryable=error.retryable)
+        except TreeTooDeep as error:
+            return failure("TREE_TOO_DEEP", str(error), retryable=False)
         except StorageError as error:
             return failure(error.reason, str(error))
         except (OSError, ValueError) as error:

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator
 
 import attrs
 
-from wvs_core.treewalk import data_regions, open_directory, read_link
+from wvs_core.treewalk import MAX_DEPTH, TreeTooDeep, data_regions, open_directory, read_link
 
 CHUNK = 1 << 20  # bytes read from each file at a time while comparing content
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -224,6 +224,8 @@ class _Comparison:
                 stack.append(below)  # closed with the stack whatever fails next; popped at once if empty
                 below.before = _open_if_directory(old)
                 below.after = _open_if_directory(new)
+                if len(stack) > MAX_DEPTH and (below.before is not None or below.after is not None):
+                    raise TreeTooDeep(path)
                 below.read_names()
         finally:
             for level in stack:

@@ -115,7 +115,7 @@ async def everything_about(api: Callers, wsid: str) -> dict[str, Any]:
 class Route(NamedTuple):
     method: str
     path: str  # with {wsid}, {snapshot_id}, {task_id}
-    body: dict[str, str] | None
+    body: dict[str, Any] | None  # its strings with the same {placeholders}
     state: str  # the workspace's state in which its owner's request would succeed
 
 
@@ -132,6 +132,14 @@ ROUTES = {
     "audit": Route("GET", "/v1/workspaces/{wsid}/audit", None, "ACTIVE"),
     "get task": Route("GET", "/v1/tasks/{task_id}", None, "PROVISIONING"),
     "cancel task": Route("POST", "/v1/tasks/{task_id}:cancel", None, "PROVISIONING"),
+    "fork": Route("POST", "/v1/workspaces/{wsid}/snapshots/{snapshot_id}:fork", {"wsid": "forked-ws"}, "ACTIVE"),
+    "diff": Route("POST", "/v1/workspaces/{wsid}/snapshots/{snapshot_id}:diff", {"against": "current"}, "ACTIVE"),
+    "restore paths": Route(
+        "POST", "/v1/workspaces/{wsid}/current:restore", {"snapshot_id": "{snapshot_id}", "paths": ["a"]}, "ACTIVE"
+    ),
+    "get retention": Route("GET", "/v1/workspaces/{wsid}/retention", None, "ACTIVE"),
+    "put retention": Route("PUT", "/v1/workspaces/{wsid}/retention", {"keep_last": 3}, "ACTIVE"),
+    "retention plan": Route("GET", "/v1/workspaces/{wsid}/retention:plan", None, "ACTIVE"),
 }
 
 
@@ -142,7 +150,8 @@ async def test_another_owners_workspace_answers_404_like_a_missing_one_and_stays
 
     def send(who: str, wsid: str, task: str) -> Any:
         fill = {"wsid": wsid, "snapshot_id": snapshot_id, "task_id": task}
-        body = {name: value.format(**fill) for name, value in (route.body or {}).items()}
+        given = route.body or {}
+        body = {name: value.format(**fill) if isinstance(value, str) else value for name, value in given.items()}
         return api(who, route.method, route.path.format(**fill), body if route.body else None)
 
     before = await everything_about(api, "alice-ws")
@@ -258,3 +267,18 @@ async def test_a_wsid_taken_by_another_owner_is_only_said_to_exist(api) -> None:
     replay = await api("alice", "POST", "/v1/workspaces", {"wsid": "taken"}, key="k1")
     assert replay.status_code == 202 and replay.json() == created.json()
     assert replay.headers["idempotent-replayed"] == "true"
+
+
+async def test_another_owners_events_and_task_results_do_not_exist(api) -> None:
+    task_id = (await api.create("alice", "alice-ev"))["init_task_id"]
+    await put_in_state(api.database, "alice-ev", "ACTIVE")
+    await api.create("bob", "bob-ev")
+    for path in ("/v1/events?limit=100", "/v1/events?wsid=alice-ev"):
+        seen = {event["wsid"] for event in (await api("bob", "GET", path)).json()["items"]}
+        assert "alice-ev" not in seen, path
+    assert "alice-ev" in {event["wsid"] for event in (await api("alice", "GET", "/v1/events")).json()["items"]}
+    hidden = await api("bob", "GET", f"/v1/tasks/{task_id}/result")
+    ghost = uuid7()
+    missing = await api("bob", "GET", f"/v1/tasks/{ghost}/result")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["error"]["message"].replace(task_id, ghost) == missing.json()["error"]["message"]

@@ -67,6 +67,10 @@ async def test_an_agent_checkpoints_and_rewinds_itself_through_mcp(wvs) -> None:
 
         failed, text = await call(session, "roll_back", snapshot_id="01a21e96-ed6a-7531-a909-a04f53b8d655")
         assert failed and "roll back: WVS_NOT_FOUND: snapshot" in text, text
+        failed, text = await call(session, "list_snapshots", limit=-1)
+        assert failed and "limit must be at least 1, got -1" in text, text
+        failed, text = await call(session, "list_snapshots", labels={"a=b": "c"})
+        assert failed and "label key 'a=b' holds '='" in text, text
     tasks = (await wvs.get("/v1/tasks", params={"wsid": "mcp-agent", "status": "SUCCEEDED"})).json()["items"]
     assert {task["op"] for task in tasks} >= {"snapshot_create", "snapshot_diff", "restore_paths", "set_current"}
     assert json.loads((root / ".wvs" / "control.json").read_text())["state"] == "RUNNING"

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import create_workspace
 from wvs_client import (
+    BadRequest,
     Client,
     ConflictIdempotentMismatch,
     ConflictSnapshotInUse,
@@ -160,3 +162,39 @@ async def test_wait_gives_up_after_its_timeout_with_the_last_state_seen(database
     error, waited = await asyncio.to_thread(wait_on_a_pending_task)
     assert error.task.status == "PENDING" and isinstance(error, TimeoutError)
     assert 0.5 <= waited < 2.0
+
+
+@pytest.mark.parametrize("hostile_id", ["..", "."])
+async def test_an_id_that_is_a_dot_segment_names_no_other_route(wvs, hostile_id: str) -> None:
+    """An id a program got from elsewhere (a model, a file) may be ``..``: sent raw, the URL ``…/snapshots/..``
+    is ``DELETE /v1/workspaces/{wsid}`` once normalized — dropping a "snapshot" disabled the workspace."""
+    await create_workspace(wvs, "dots")
+
+    def drop() -> WvsError | None:
+        with Client(str(wvs.base_url)) as client:
+            try:
+                client.drop_snapshot("dots", hostile_id)
+            except WvsError as error:
+                return error
+            return None
+
+    error = await asyncio.to_thread(drop)
+    assert isinstance(error, BadRequest), error
+    assert (await wvs.get("/v1/workspaces/dots")).json()["state"] == "ACTIVE"
+
+
+async def test_a_label_key_holding_an_equals_sign_is_refused_not_read_as_another_filter(wvs) -> None:
+    """``label=a=b=c`` is the filter a="b=c": a key "a=b" must not list the snapshots labelled a="b=c"."""
+    await create_workspace(wvs, "eqlabels")
+    with QuiesceResponder(wvs.mount_path / "eqlabels").running_in_thread():
+
+        def list_with_an_equals_key() -> Exception | list[Snapshot]:
+            with Client(str(wvs.base_url)) as client:
+                assert client.create_snapshot("eqlabels", labels={"a": "b=c"}).wait(timeout=30).succeeded
+                try:
+                    return client.list_snapshots("eqlabels", labels={"a=b": "c"}).items
+                except ValueError as error:
+                    return error
+
+        answer = await asyncio.to_thread(list_with_an_equals_key)
+    assert isinstance(answer, ValueError) and "a=b" in str(answer), answer

@@ -72,7 +72,14 @@ def new_idempotency_key() -> str:
 
 
 def _path(template: str, **values: str) -> str:
-    return template.format(**{name: quote(str(value), safe="") for name, value in values.items()})
+    """``template`` with each value as one path segment: percent-encoded, ``.`` and ``..`` too — sent as they are,
+    URL normalization removes them, and ``/snapshots/..`` would name another route (the workspace itself)."""
+    return template.format(**{name: _segment(str(value)) for name, value in values.items()})
+
+
+def _segment(value: str) -> str:
+    encoded = quote(value, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
 
 
 def _query(**values: Any) -> tuple[tuple[str, str], ...]:
@@ -199,7 +206,11 @@ def create_snapshot(
 def list_snapshots(
     wsid: str, labels: Mapping[str, str] | None = None, cursor: str | None = None, limit: int | None = None
 ) -> Call[Page[Snapshot]]:
-    """A page of the workspace's live snapshots, newest first; only those carrying every one of ``labels``."""
+    """A page of the workspace's live snapshots, newest first; only those carrying every one of ``labels``. Raises
+    ValueError for a key holding ``=``: sent as ``label=key=value`` it would filter on another key."""
+    for key in labels or {}:
+        if "=" in key:
+            raise ValueError(f"label key {key!r} holds '=': no label has such a key")
     label = [f"{key}={value}" for key, value in (labels or {}).items()] or None
     return Call(
         "GET",

@@ -59,7 +59,10 @@ class WorkspaceTools:
         return {"snapshot_id": snapshot_id}
 
     async def list_snapshots(self, labels: dict[str, str] | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """The workspace's snapshots, newest first (at most `limit`), only those carrying every one of `labels`."""
+        """The workspace's snapshots, newest first (at most `limit`, at least 1), only those carrying every one of
+        `labels`."""
+        if limit < 1:
+            raise ToolError(f"list snapshots: limit must be at least 1, got {limit}")
         return [_snapshot(snapshot) for snapshot in await self._snapshots(labels, limit)]
 
     async def diff(self, snapshot_id: str, against: str = "current") -> dict[str, Any]:
@@ -109,7 +112,7 @@ class WorkspaceTools:
                 if len(found) >= limit:
                     break
                 found.append(snapshot)
-        except WvsError as error:
+        except (WvsError, ValueError) as error:
             raise ToolError(f"list snapshots: {error}") from None
         return found
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import fcntl
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -99,29 +101,53 @@ def control_lock(path: Path) -> Iterator[None]:
     overwrites a newer request. Raises TimeoutError when the lock stays held for LOCK_TIMEOUT seconds.
     """
     lock_file = path.with_name(CONTROL_LOCK)
-    fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT, 0o644)  # read-only is enough for flock, whoever owns it
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while (fd := _open_regular(lock_file, os.O_CREAT)) is None:  # a lease on it: wait as for a held lock
+        _wait_for_lock(lock_file, deadline)
     try:
-        deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"{lock_file} held for over {LOCK_TIMEOUT:g}s") from None
-                time.sleep(LOCK_POLL)
+                _wait_for_lock(lock_file, deadline)
         yield
     finally:
         os.close(fd)  # releases the lock
 
 
-def read_control(path: Path) -> dict[str, Any] | None:
-    """control.json as it is now, or None when missing or unreadable."""
+def _wait_for_lock(lock_file: Path, deadline: float) -> None:
+    if time.monotonic() >= deadline:
+        raise TimeoutError(f"{lock_file} held for over {LOCK_TIMEOUT:g}s")
+    time.sleep(LOCK_POLL)
+
+
+def _open_regular(path: Path, flags: int = 0) -> int | None:
+    """``path`` opened read-only without blocking and without following a link — any process in the sandbox may
+    have put a FIFO or a link there, or hold a lease on it; None for a lease (opening would wait for it to break).
+    Raises OSError: ELOOP for a link, EINVAL for anything else but a regular file, ENOENT when it is missing
+    (without ``O_CREAT`` in ``flags``)."""
     try:
-        with open(path, "rb") as handle:
-            return decode_control(handle.read(MAX_CONTROL_BYTES + 1))
-    except (FileNotFoundError, NotADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | flags, 0o644)
+    except BlockingIOError:
         return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is not a regular file")
+    return fd
+
+
+def read_control(path: Path) -> dict[str, Any] | None:
+    """control.json as it is now, or None when missing, unreadable, a link or anything else but a regular file, or
+    leased (never waits)."""
+    try:
+        fd = _open_regular(path)
+    except OSError:
+        return None
+    if fd is None:
+        return None
+    with open(fd, "rb") as handle:
+        return decode_control(handle.read(MAX_CONTROL_BYTES + 1))
 
 
 def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) -> bool:
@@ -135,9 +161,11 @@ def answer_control(path: Path, request: Mapping[str, Any], state: ControlState) 
 
 
 def _replace(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file (unique per call) and ``rename(2)``."""
+    """Write ``data`` to ``path`` through a temporary file (unique per call, made new: never a link someone put
+    at its name) and ``rename(2)``."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp")
-    with open(tmp, "wb") as handle:
+    made = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    with open(made, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -207,15 +235,21 @@ class QuiesceResponder:
     async def run(self) -> None:
         """Answer requests until ``stop()`` is called (or the task is cancelled); ``stop()`` ends the wait between
         two reads at once. A failing step (an I/O error, a callback raising) is logged and retried: the responder
-        must outlive a bad moment."""
+        must outlive a bad moment. A failure that repeats is logged once, until a step goes through: the file may
+        be broken for good (another process may have put a FIFO at control.lock) and the log must not fill the
+        disk at one traceback per poll."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         intervals = poll_intervals(self.poll_interval)
+        failure: str | None = None  # the failure last logged, while steps keep failing
         while not self._stop.is_set():
             try:
                 if await self.step() is not None:
                     intervals = poll_intervals(self.poll_interval)
-            except Exception:
-                log.exception("quiesce responder step failed for %s; retrying", self.control_file)
+                failure = None
+            except Exception as error:
+                if repr(error) != failure:
+                    log.exception("quiesce responder step failed for %s; retrying", self.control_file)
+                    failure = repr(error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), next(intervals))
 
