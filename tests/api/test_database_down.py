@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import httpx
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection, AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.api.test_accept_cost import WSID, active_workspace
 from tests.conftest import StartService, make_config
 from tests.helpers import key
-from wvs_core.db.engine import async_dsn
+from wvs_core.db.engine import async_dsn, database_unavailable
 from wvs_core.embedded import EmbeddedPostgres
 from wvs_core.migrate import upgrade
 
@@ -59,7 +61,7 @@ async def test_connections_the_database_dropped_cost_one_retryable_answer(api, d
 
 
 async def test_an_accept_on_a_dropped_connection_costs_one_retryable_answer(api, database: str) -> None:
-    # The accept goes straight through the pooled connection's driver (db/accept.py): the same one answer.
+    # The accept (one statement, db/accept.py) on a dropped connection: the same one answer.
     await active_workspace(api, database)
     await asyncio.sleep(
         0.5
@@ -87,3 +89,17 @@ async def drop_connections(database: str) -> None:
             )
     finally:
         await engine.dispose()
+
+
+def test_a_connection_whose_drop_the_driver_is_still_reading_is_unavailable() -> None:
+    # Under load, the first statement on a connection the database just ended can find asyncpg's protocol still
+    # reading the server's farewell error: InternalClientError ("another operation is in progress"), raised by
+    # the driver itself (the accept) or translated by SQLAlchemy (every other statement). Either is "retry".
+    stuck = asyncpg.InternalClientError("cannot switch to state 11; another operation (2) is in progress")
+    dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)
+    try:
+        AsyncAdapt_asyncpg_connection._handle_exception_no_connection(dbapi, stuck)
+    except dbapi.Error as translated:
+        through_sqlalchemy = sa.exc.DBAPIError.instance("SELECT 1", {}, translated, dbapi.Error)
+    assert database_unavailable(stuck) and database_unavailable(through_sqlalchemy)
+    assert not database_unavailable(sa.exc.DBAPIError.instance("SELECT 1", {}, dbapi.Error("syntax"), dbapi.Error))

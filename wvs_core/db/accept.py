@@ -129,8 +129,10 @@ async def accept(
     driver = cast(asyncpg.Connection, (await conn.get_raw_connection()).driver_connection)  # checked out: set
     try:
         row = await driver.fetchrow(_DRIVER_SQL, *arguments)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
         await conn.execute(_ALIVE)  # a dropped connection fails here too, the way SQLAlchemy handles: pool renewed
+        if not isinstance(error, asyncpg.PostgresError):
+            await conn.invalidate()  # the driver's end is broken though the socket is not closed yet: discard it
         raise
     if row is None:
         return Acceptance(workspace_state=None)

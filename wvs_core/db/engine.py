@@ -20,6 +20,7 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,  # a dropped connection's protocol still in an error the server never finished
 )
 
 
@@ -28,10 +29,15 @@ STARTUP_PATIENCE = 10.0  # seconds a process starting waits for the database to 
 
 
 def database_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` means the database cannot be reached right now (down, restarting, pool exhausted),
-    as opposed to a fault in a query; such a request may simply be retried."""
+    """Whether ``error`` means the database cannot be reached right now (down, restarting, pool exhausted, a
+    connection it dropped whose end the driver is still reading: asyncpg's ``InternalClientError``), as opposed
+    to a fault in a query; such a request may simply be retried."""
     if isinstance(error, exc.DBAPIError):
-        return error.connection_invalidated or isinstance(error, exc.OperationalError | exc.InterfaceError)
+        return (
+            error.connection_invalidated
+            or isinstance(error, exc.OperationalError | exc.InterfaceError)
+            or isinstance(error.orig.__cause__ if error.orig else None, asyncpg.InternalClientError)
+        )
     return isinstance(error, DATABASE_ERRORS)
 
 
