@@ -21,12 +21,15 @@ from wvs_core.embedded import EmbeddedPostgres
 
 BIN = Path(sys.executable).parent
 NO_SERVER = "postgresql://postgres@/wvs?host=/nonexistent-socket-dir"
+ADDRESSES = ("WVS_LISTEN_ADDR", "WVS_METRICS_ADDR", "EXECUTOR_GRPC_ADDR", "EXECUTOR_METRICS_ADDR")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any WVS setting, plus ``extra``."""
+    """This environment without any WVS setting, every address on a free loopback port (a default such as the
+    metrics' 0.0.0.0:9090 may be taken on a shared machine, and that error would come first), plus ``extra``."""
     dropped = {*ENV_OVERRIDES, "WVS_CONFIG", "WVS_DATA_DIR"}
-    return {key: value for key, value in os.environ.items() if key not in dropped} | extra
+    free = {name: f"127.0.0.1:{free_port()}" for name in ADDRESSES}
+    return {key: value for key, value in os.environ.items() if key not in dropped} | free | extra
 
 
 def run_wvs(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -88,11 +91,7 @@ TAKEN_ADDRESSES: list[tuple[str, Settings, str, str]] = [
 def test_an_address_in_use_is_one_line_naming_it(
     plane: str, settings: Settings, key: str, variable: str, database: str, taken_port: int, tmp_path: Path
 ) -> None:
-    free = {
-        name: f"127.0.0.1:{free_port()}"
-        for name in ("WVS_LISTEN_ADDR", "WVS_METRICS_ADDR", "EXECUTOR_GRPC_ADDR", "EXECUTOR_METRICS_ADDR")
-    }
-    env = clean_env(WVS_DB_DSN=database, EXECUTOR_MOUNT_PATH=str(tmp_path), **(free | settings(taken_port)))
+    env = clean_env(WVS_DB_DSN=database, EXECUTOR_MOUNT_PATH=str(tmp_path), **settings(taken_port))
     assert_refused(run_wvs(plane, env=env), key, variable, f"127.0.0.1:{taken_port}", "in use")
 
 
