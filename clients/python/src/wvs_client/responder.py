@@ -35,6 +35,7 @@ CONTROL_LOCK = "control.lock"
 CURRENT = "current"  # the link WVS switches; the only data path an agent uses
 
 DEFAULT_POLL_INTERVAL = 0.02  # the longest wait between two reads of control.json, on either side
+GONE_POLL_INTERVAL = 1.0  # the wait between two looks for a view that is gone (unmounted): ~0 CPU
 FIRST_POLL = 0.001  # the first wait after a change: an answer that comes at once is seen at once
 LOCK_TIMEOUT = 10.0  # a lock is held for one read and one rename; longer means it is stuck
 LOCK_POLL = 0.005
@@ -149,6 +150,15 @@ def _replace(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
+class ViewGone(Exception):
+    """The responder's view (``<workspace root>/.wvs``) stayed gone longer than its ``give_up_after``."""
+
+
+def _view_present(meta_dir: Path) -> bool:
+    """True when ``meta_dir`` is a directory; any error (ENOENT, a dead FUSE mount's ENOTCONN) means gone."""
+    return os.path.isdir(meta_dir)
+
+
 class QuiesceResponder:
     """Watches ``<workspace_root>/.wvs/control.json`` and answers freeze and resume requests.
 
@@ -157,6 +167,11 @@ class QuiesceResponder:
     seconds between two reads: after an answer the next read comes 1 ms later (a resume follows a freeze), and
     the waits double up to it while nothing happens. Each answer written is logged (logger
     ``wvs_client.responder``, INFO): one line per freeze, one per resume.
+
+    When the view is gone (``.wvs`` missing or unreadable: the volume was unmounted) the responder logs one
+    WARNING, then looks again every GONE_POLL_INTERVAL seconds, and logs one INFO line when it is back. With
+    ``give_up_after`` (seconds) ``run`` raises ViewGone once the view has stayed gone that long; without it
+    the responder waits for the view forever.
     """
 
     def __init__(
@@ -165,11 +180,13 @@ class QuiesceResponder:
         on_freeze: Callback | None = None,
         on_resume: Callback | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        give_up_after: float | None = None,
     ) -> None:
         self.control_file = Path(workspace_root) / META / CONTROL_FILE
         self.on_freeze = on_freeze
         self.on_resume = on_resume
         self.poll_interval = poll_interval
+        self.give_up_after = give_up_after
         self.frozen = False
         self._stop = threading.Event()
         self._wake: asyncio.Event | None = None
@@ -207,17 +224,35 @@ class QuiesceResponder:
     async def run(self) -> None:
         """Answer requests until ``stop()`` is called (or the task is cancelled); ``stop()`` ends the wait between
         two reads at once. A failing step (an I/O error, a callback raising) is logged and retried: the responder
-        must outlive a bad moment."""
+        must outlive a bad moment. Raises ViewGone when the view stays gone for ``give_up_after`` seconds."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         intervals = poll_intervals(self.poll_interval)
+        gone_since: float | None = None
         while not self._stop.is_set():
-            try:
-                if await self.step() is not None:
-                    intervals = poll_intervals(self.poll_interval)
-            except Exception:
-                log.exception("quiesce responder step failed for %s; retrying", self.control_file)
+            if not await asyncio.to_thread(_view_present, self.control_file.parent):
+                if gone_since is None:
+                    gone_since = time.monotonic()
+                    log.warning(
+                        "%s is gone (the volume unmounted?); looking again every %gs",
+                        self.control_file.parent,
+                        GONE_POLL_INTERVAL,
+                    )
+                gone_for = time.monotonic() - gone_since
+                if self.give_up_after is not None and gone_for >= self.give_up_after:
+                    raise ViewGone(f"{self.control_file.parent} has been gone for {gone_for:.0f}s")
+                wait = GONE_POLL_INTERVAL
+            else:
+                if gone_since is not None:
+                    gone_since = None
+                    log.info("%s is back", self.control_file.parent)
+                try:
+                    if await self.step() is not None:
+                        intervals = poll_intervals(self.poll_interval)
+                except Exception:
+                    log.exception("quiesce responder step failed for %s; retrying", self.control_file)
+                wait = next(intervals)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), next(intervals))
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     def stop(self) -> None:
         """Make ``run`` return after its current step; callable from any thread or a signal handler."""
