@@ -65,8 +65,14 @@ async def test_failures_print_the_code_and_exit_non_zero(wvs) -> None:
     assert (
         unreachable.exit_code != 0 and "WVS_UNREACHABLE: cannot reach WVS at http://127.0.0.1:9" in unreachable.output
     )
-    assert "request_id" in unreachable.output and "Traceback" not in unreachable.output
+    assert "request_id" not in unreachable.output and "Traceback" not in unreachable.output  # no server saw it
+    assert "the URL given with --api-url or WVS_API_URL: is WVS running there?" in unreachable.output
+    assert "start it with" not in unreachable.output
     assert len(unreachable.output.strip().splitlines()) == 1, "one clear line"
+    from_env = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["workspace", "list"], env={"WVS_API_URL": "http://127.0.0.1:9"}
+    )
+    assert "cannot reach WVS at http://127.0.0.1:9" in from_env.output and "is WVS running there?" in from_env.output
 
 
 async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(database, mount, start_service) -> None:
