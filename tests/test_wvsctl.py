@@ -75,6 +75,19 @@ async def test_failures_print_the_code_and_exit_non_zero(wvs) -> None:
     assert "cannot reach WVS at http://127.0.0.1:9" in from_env.output and "is WVS running there?" in from_env.output
 
 
+async def test_a_wsid_filter_naming_no_workspace_is_not_found_not_an_empty_list(wvs) -> None:
+    for args in (
+        ("events", "tail", "--wsid", "nosuch", "--no-follow"),
+        ("events", "tail", "--wsid", "nosuch"),  # following: refused at once, never waits forever
+        ("task", "list", "--wsid", "nosuch"),
+        ("audit", "list", "nosuch"),
+    ):
+        result = await asyncio.wait_for(run(wvs, *args), timeout=30)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith("Error: WVS_NOT_FOUND: workspace 'nosuch' not found"), (args, result.output)
+        assert len(result.output.splitlines()) == 1
+
+
 async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(database, mount, start_service) -> None:
     from tests.conftest import make_config
 
