@@ -120,6 +120,28 @@ async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(databas
     assert error_line.startswith("Error: WVS_EXECUTOR_ERROR") and f"(request_id {task['request_id']})" in error_line
 
 
+async def test_wait_on_a_pending_freeze_says_what_it_waits_for_once(database, mount, start_service) -> None:
+    from tests.conftest import make_config
+
+    config = make_config(database, mount, executor={"quiesce_timeout": "6s"}, worker={"max_attempts": 1})
+    service = await start_service(config)
+    url = service.api_url or ""
+    created = await asyncio.to_thread(CliRunner().invoke, cli, ["--api-url", url, "workspace", "create", "slow-freeze"])
+    assert created.exit_code == 0, created.output
+    waiting = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--api-url", url, "snapshot", "create", "slow-freeze", "--wait"]
+    )
+    assert waiting.exit_code == 1
+    root = mount / "slow-freeze"
+    notices = [line for line in waiting.stderr.splitlines() if "confirm the freeze" in line]
+    assert len(notices) == 1, waiting.stderr
+    assert notices[0].endswith(
+        "snapshot_create waits for the agent of slow-freeze to confirm the freeze (up to executor.quiesce_timeout, "
+        f"EXECUTOR_QUIESCE_TIMEOUT): is `wvs agent {root}` running?"
+    )
+    assert 3.0 <= float(notices[0].split("]")[0].strip("[ s")) < 6, "a few seconds in, before the timeout"
+
+
 async def test_wait_prints_each_failed_attempts_reason_as_it_happens(database, mount, start_service) -> None:
     """A snapshot without an agent: every attempt's failure is printed when it is seen, not only at the end."""
     from tests.conftest import make_config
@@ -158,7 +180,8 @@ async def test_wait_prints_each_failed_attempts_reason_as_it_happens(database, m
     ]
     assert all("WVS_EXECUTOR_ERROR QUIESCE_TIMEOUT: " in line for line in failures)
     assert failures[0].endswith("next attempt in 1.0s") and failures[1].endswith("next attempt in 2.0s")
-    assert progress.count("wvs agent <workspace root>") == 1, "what to do about it, said once"
+    assert progress.count(f"run `wvs agent {mount / 'retried'}` where the agent runs") == 1, "said once, naming it"
+    assert "confirm the freeze" not in progress, "each attempt fails before the notice is due"
     final = dict(line.split(None, 1) for line in stdout.decode().splitlines())
     assert final["task_id"] == task_id and final["status"] == "DEAD"
 

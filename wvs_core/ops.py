@@ -373,6 +373,10 @@ class TaskOp(abc.ABC):
     one ``POST /v1/workspaces`` creates with the workspace (``init: {op, params}``; ``init_workspace`` when the
     body names none), and ``retry-init`` repeats it. Such an op is never submittable; its rules move the
     workspace PROVISIONING → ACTIVE when it succeeds and to INIT_FAILED when it ends otherwise."""
+    quiesces: ClassVar[bool] = False
+    """True for an op whose ``execute`` may freeze the agent (``ctx.quiesced()``, ``ctx.clone(freeze=True)``): its
+    task may wait up to ``executor.quiesce_timeout`` for the workspace's agent to confirm the freeze. Published in
+    ``GET /v1/ops``, where clients read it to explain a wait (``wvsctl --wait``)."""
     paged_result: ClassVar[str | None] = None
     """The key of the task's ``result`` (see ``task_result``) holding a list that
     ``GET /v1/tasks/{task_id}/result`` serves page by page; None: the result has no such list. The task's view

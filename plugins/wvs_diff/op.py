@@ -89,6 +89,7 @@ class SnapshotDiff(TaskOp):
 
     name = "snapshot_diff"
     params_type = SnapshotDiffParams
+    quiesces = True  # against current only
     routes = (
         OpRoute(
             "POST",

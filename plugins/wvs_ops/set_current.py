@@ -53,6 +53,7 @@ class SetCurrent(TaskOp):
 
     name = "set_current"
     params_type = SetCurrentParams
+    quiesces = True
     routes = (
         OpRoute(
             "POST",

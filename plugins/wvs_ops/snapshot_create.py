@@ -48,6 +48,7 @@ class SnapshotCreate(TaskOp):
 
     name = "snapshot_create"
     params_type = SnapshotCreateParams
+    quiesces = True
     result_types = MappingProxyType({"entries": int, "bytes": int})  # TreeUsage's figures, when the clone gave them
     routes = (
         OpRoute(

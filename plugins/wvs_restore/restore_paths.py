@@ -83,6 +83,7 @@ class RestorePaths(TaskOp):
 
     name = "restore_paths"
     params_type = RestorePathsParams
+    quiesces = True
     event_types = MappingProxyType(
         {
             RESTORED: "paths of current were put back as a snapshot holds them: data {snapshot_id, paths, "

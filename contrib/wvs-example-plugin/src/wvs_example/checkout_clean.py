@@ -49,6 +49,7 @@ class CheckoutClean(TaskOp):
 
     name = "checkout_clean"
     params_type = CheckoutCleanParams
+    quiesces = True
     result_types = MappingProxyType({"removed": int})
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
