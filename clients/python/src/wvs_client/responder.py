@@ -35,7 +35,10 @@ CONTROL_LOCK = "control.lock"
 CURRENT = "current"  # the link WVS switches; the only data path an agent uses
 
 DEFAULT_POLL_INTERVAL = 0.02  # the longest wait between two reads of control.json, on either side
-GONE_POLL_INTERVAL = 1.0  # the wait between two looks for a view that is gone (unmounted): ~0 CPU
+GONE_POLL_INTERVAL = 1.0  # the wait between two looks for a view that is gone (unmounted), and between two
+# checks that it is there: ~0 CPU
+IDLE_AFTER = 60.0  # seconds without a request after which the responder reads control.json less often
+IDLE_POLL_INTERVAL = 0.25  # the longest wait between two reads once idle: ~0.3 % of a core instead of ~3.5 %
 FIRST_POLL = 0.001  # the first wait after a change: an answer that comes at once is seen at once
 LOCK_TIMEOUT = 10.0  # a lock is held for one read and one rename; longer means it is stuck
 LOCK_POLL = 0.005
@@ -165,7 +168,9 @@ class QuiesceResponder:
     ``on_freeze`` runs before FROZEN is written (stop your writes there; it may be a coroutine function);
     ``on_resume`` runs on REQUEST_RESUME, before RUNNING is written. ``poll_interval`` is the longest wait in
     seconds between two reads: after an answer the next read comes 1 ms later (a resume follows a freeze), and
-    the waits double up to it while nothing happens. Each answer written is logged (logger
+    the waits double up to it while nothing happens; after IDLE_AFTER seconds without a request the longest wait
+    becomes IDLE_POLL_INTERVAL (the first freeze after a quiet spell is seen up to 0.25 s later; an idle
+    responder then costs ~0 CPU). Each answer written is logged (logger
     ``wvs_client.responder``, INFO): one line per freeze, one per resume.
 
     When the view is gone (``.wvs`` missing or unreadable: the volume was unmounted) the responder logs one
@@ -228,8 +233,10 @@ class QuiesceResponder:
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         intervals = poll_intervals(self.poll_interval)
         gone_since: float | None = None
+        last_answer = next_view_check = time.monotonic()
         while not self._stop.is_set():
-            if not await asyncio.to_thread(_view_present, self.control_file.parent):
+            now = time.monotonic()
+            if now >= next_view_check and not await asyncio.to_thread(_view_present, self.control_file.parent):
                 if gone_since is None:
                     gone_since = time.monotonic()
                     log.warning(
@@ -240,17 +247,21 @@ class QuiesceResponder:
                 gone_for = time.monotonic() - gone_since
                 if self.give_up_after is not None and gone_for >= self.give_up_after:
                     raise ViewGone(f"{self.control_file.parent} has been gone for {gone_for:.0f}s")
-                wait = GONE_POLL_INTERVAL
+                wait = GONE_POLL_INTERVAL  # and look again then: next_view_check stays behind
             else:
+                if now >= next_view_check:
+                    next_view_check = now + GONE_POLL_INTERVAL
                 if gone_since is not None:
                     gone_since = None
                     log.info("%s is back", self.control_file.parent)
                 try:
                     if await self.step() is not None:
-                        intervals = poll_intervals(self.poll_interval)
+                        intervals, last_answer = poll_intervals(self.poll_interval), time.monotonic()
                 except Exception:
                     log.exception("quiesce responder step failed for %s; retrying", self.control_file)
                 wait = next(intervals)
+                if time.monotonic() - last_answer > IDLE_AFTER:
+                    wait = max(wait, IDLE_POLL_INTERVAL)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
