@@ -312,7 +312,7 @@ def test_checkout_clean_makes_current_a_clone_of_the_snapshot_without_the_paths(
     assert is_uuid(new_live_id), "chosen by the server"
     assert task["status"] == "SUCCEEDED", task
     new_live = mount / wsid / "live" / new_live_id
-    assert task["result"] == {"current_path": str(new_live), "removed": "3", "noop": False}
+    assert task["result"] == {"current_path": str(new_live), "removed": 3, "noop": False}
     assert freezes == [1], "the switch is quiesced"
     current = api.get(f"/v1/workspaces/{wsid}/current").json()
     assert (current["current_snapshot_id"], current["current_path"]) == (snapshot_id, str(new_live))
@@ -430,7 +430,7 @@ def test_wvsctl_task_submit_runs_the_op(api: httpx.Client, deployment: Deploymen
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     task = json.loads(submitted.stdout)
     assert task["op"] == OP and task["params"]["remove"] == ["build", "notes.txt"]
-    assert task["status"] == "SUCCEEDED" and task["result"]["removed"] == "2"
+    assert task["status"] == "SUCCEEDED" and task["result"]["removed"] == 2
     assert sorted(os.listdir(mount / wsid / "current")) == [".env", "lnk", "src"]
 
 

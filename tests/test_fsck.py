@@ -125,6 +125,14 @@ async def test_fsck_without_its_database_is_one_line_naming_the_setting(mount: P
     assert "Traceback" not in result.output and len(result.output.splitlines()) == 1
 
 
+async def test_fsck_of_a_workspace_that_does_not_exist_is_an_error(wvs, database: str, tmp_path: Path) -> None:
+    config_file = tmp_path / "wvs.toml"
+    config_file.write_text(f'[database]\ndsn = "{database}"\n[executor]\nmount_path = "{wvs.mount_path}"\n')
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["fsck", "--config", str(config_file), "nosuch"])
+    assert result.exit_code == 2, "nothing checked: not 0 (clean), not 1 (an inconsistency)"
+    assert result.output == f"Error: no workspace 'nosuch': neither in the database nor at {wvs.mount_path}\n"
+
+
 async def test_fsck_never_removes_a_tree_a_rollback_kept(wvs, database: str, tmp_path: Path) -> None:
     """A keep cut short between its rename and its seal leaves the replaced tree in the snapshot area without
     metadata (and without a row until the task's re-run): fsck seals it with --fix and removes it never, not

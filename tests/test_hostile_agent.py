@@ -1237,7 +1237,9 @@ async def test_one_workspace_attacks_another_through_the_api(hostile: Arena) -> 
         assert victim_snapshot not in response.text and hostile.victim_live_id not in response.text
     listed = (await mallory("GET", "/v1/workspaces?limit=100")).json()["items"]
     assert VICTIM not in {workspace["wsid"] for workspace in listed}
-    assert (await mallory("GET", f"/v1/tasks?wsid={VICTIM}")).json()["items"] == []
+    for listing in (f"/v1/tasks?wsid={VICTIM}", f"/v1/events?wsid={VICTIM}"):  # as if it did not exist
+        hidden = await mallory("GET", listing)
+        assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "WVS_NOT_FOUND", hidden.text
 
     # The victim's ids on mallory's own workspace.
     drop = await mallory("DELETE", f"/v1/workspaces/{attacker.wsid}/snapshots/{victim_snapshot}")

@@ -158,9 +158,10 @@ def test_protected_snapshots_are_kept_for_their_reasons_and_not_counted() -> Non
 
     result = plan(snapshots, RetentionPolicy(keep_last=2, keep_within="1d"), NOW, protected)
 
-    # keep_last=2 goes to the two unprotected snapshots; keep_within (uncounted) names itself on the newest.
+    # keep_last=2 goes to the two unprotected snapshots; keep_within (uncounted) names itself on the newest, and
+    # keep_last, which would keep it were it counted, says so without taking one of its two.
     assert _kept(result) == {
-        "2025-05-04 10:00": ["protected: current", "within 1d"],
+        "2025-05-04 10:00": ["protected: current", "within 1d", "last snapshot (not counted: protected)"],
         "2025-05-03 10:00": ["last snapshot"],
         "2025-05-02 10:00": ["last snapshot"],
         "2025-05-01 10:00": ["protected: referenced by task t-1", "protected: referenced by task t-2"],

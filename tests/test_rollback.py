@@ -55,6 +55,7 @@ async def test_rollback_restores_the_tree_exactly_and_keeps_the_replaced_one(wvs
     assert task["status"] == "SUCCEEDED", task
     assert task["result"]["noop"] is False
     assert task["result"]["previous_live_path"] == str(replaced)
+    assert "previous_live_path" not in task["params"], "a fact of the claim, never stored as an empty param"
     assert tree_signature(root / "current") == expected
     assert not (root / "current" / "later.txt").exists()
     assert not os.readlink(root / "current").startswith("/")

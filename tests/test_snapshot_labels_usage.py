@@ -25,7 +25,10 @@ async def snapshot(wvs: httpx.AsyncClient, wsid: str, **body: Any) -> dict[str, 
         task = await wait_task(wvs, response.json()["task_id"])
     assert task["status"] == "SUCCEEDED", task
     listed = (await wvs.get(f"/v1/workspaces/{wsid}/snapshots", params={"limit": "100"})).json()["items"]
-    return next(item for item in listed if item["snapshot_id"] == response.json()["snapshot_id"])
+    item = next(item for item in listed if item["snapshot_id"] == response.json()["snapshot_id"])
+    figures = {name: task["result"][name] for name in ("entries", "bytes")}
+    assert figures == {name: item[name] for name in ("entries", "bytes")}, "the task's result as typed as the list"
+    return item
 
 
 BAD_LABELS = [

@@ -4,6 +4,7 @@ stops at once on SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -57,3 +58,43 @@ async def test_each_freeze_and_resume_is_a_line_and_a_signal_stops_it_at_once(wv
             await agent.wait()
     assert stopped_in < 0.5, f"took {stopped_in:.2f}s to stop"
     assert agent.returncode == 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+async def test_a_view_that_vanishes_is_one_warning_then_an_exit_after_the_grace(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / ".wvs").mkdir(parents=True)
+    (root / ".wvs" / "control.json").write_text('{"state": "RUNNING", "timestamp": null, "task_id": null}')
+    (root / "current").symlink_to("live/x")
+    agent = await asyncio.create_subprocess_exec(WVS, "agent", str(root), stderr=asyncio.subprocess.PIPE)
+    assert agent.stderr is not None
+    try:
+        assert "answering quiesce requests in" in await next_line(agent.stderr)
+        (root / ".wvs").rename(tmp_path / "away")  # a remount blip: gone, then back within the grace
+        assert f"{root / '.wvs'} is gone" in await next_line(agent.stderr)
+        (tmp_path / "away").rename(root / ".wvs")
+        assert f"{root / '.wvs'} is back" in await next_line(agent.stderr)
+
+        (root / ".wvs").rename(tmp_path / "away")
+        gone_at = time.monotonic()
+        assert f"{root / '.wvs'} is gone" in await next_line(agent.stderr)
+        await asyncio.sleep(1)
+        cpu_before, measured_from = cpu_seconds(agent.pid), time.monotonic()
+        await asyncio.sleep(5)
+        idle_cpu = (cpu_seconds(agent.pid) - cpu_before) / (time.monotonic() - measured_from)
+        rest = (await asyncio.wait_for(agent.stderr.read(), timeout=30)).decode()
+        await asyncio.wait_for(agent.wait(), timeout=10)
+        gave_up_after = time.monotonic() - gone_at
+    finally:
+        if agent.returncode is None:
+            agent.kill()
+            await agent.wait()
+    assert idle_cpu < 0.005, f"{idle_cpu:.1%} CPU while the view is gone"
+    assert agent.returncode == 1
+    gone_line = f"Error: {root / '.wvs'} has been gone for 10s: is the volume still mounted? Stopping."
+    assert rest.splitlines() == [gone_line]
+    assert 10 <= gave_up_after < 13

@@ -31,8 +31,11 @@ async def run(wvs, *args: str) -> Result:
 async def test_workspace_lifecycle_in_tables_and_json(wvs) -> None:
     created = await run(wvs, "workspace", "create", "cli-ws", "--owner", "ops")
     assert created.exit_code == 0, created.output
-    assert "init_task_id:" in created.output and "wvsctl task watch" in created.output
-    task_id = created.output.split("init_task_id: ")[1].split()[0]
+    answer = dict(line.split(None, 1) for line in created.output.splitlines()[:-1])
+    assert created.output.splitlines()[-1].startswith("follow it with: wvsctl task watch ")
+    assert answer["wsid"] == "cli-ws" and answer["state"] == "PROVISIONING", "aligned columns like every record"
+    assert created.output.splitlines()[0].startswith("wsid          cli-ws"), created.output
+    task_id = answer["init_task_id"]
 
     watched = await run(wvs, "task", "watch", task_id)
     assert watched.exit_code == 0, watched.output
@@ -65,8 +68,27 @@ async def test_failures_print_the_code_and_exit_non_zero(wvs) -> None:
     assert (
         unreachable.exit_code != 0 and "WVS_UNREACHABLE: cannot reach WVS at http://127.0.0.1:9" in unreachable.output
     )
-    assert "request_id" in unreachable.output and "Traceback" not in unreachable.output
+    assert "request_id" not in unreachable.output and "Traceback" not in unreachable.output  # no server saw it
+    assert "the URL given with --api-url or WVS_API_URL: is WVS running there?" in unreachable.output
+    assert "start it with" not in unreachable.output
     assert len(unreachable.output.strip().splitlines()) == 1, "one clear line"
+    from_env = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["workspace", "list"], env={"WVS_API_URL": "http://127.0.0.1:9"}
+    )
+    assert "cannot reach WVS at http://127.0.0.1:9" in from_env.output and "is WVS running there?" in from_env.output
+
+
+async def test_a_wsid_filter_naming_no_workspace_is_not_found_not_an_empty_list(wvs) -> None:
+    for args in (
+        ("events", "tail", "--wsid", "nosuch", "--no-follow"),
+        ("events", "tail", "--wsid", "nosuch"),  # following: refused at once, never waits forever
+        ("task", "list", "--wsid", "nosuch"),
+        ("audit", "list", "nosuch"),
+    ):
+        result = await asyncio.wait_for(run(wvs, *args), timeout=30)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith("Error: WVS_NOT_FOUND: workspace 'nosuch' not found"), (args, result.output)
+        assert len(result.output.splitlines()) == 1
 
 
 async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(database, mount, start_service) -> None:
@@ -99,6 +121,30 @@ async def test_wait_on_a_failing_snapshot_exits_non_zero_with_the_reason(databas
     assert task["status"] == "DEAD" and task["error"]["reason"] == "QUIESCE_TIMEOUT" and "task" not in task
     (error_line,) = as_json.stderr.strip().splitlines()  # no progress with --json
     assert error_line.startswith("Error: WVS_EXECUTOR_ERROR") and f"(request_id {task['request_id']})" in error_line
+
+
+async def test_wait_on_a_pending_freeze_says_what_it_waits_for_once(database, mount, start_service) -> None:
+    from tests.conftest import make_config
+
+    config = make_config(database, mount, executor={"quiesce_timeout": "6s"}, worker={"max_attempts": 1})
+    service = await start_service(config)
+    url = service.api_url or ""
+    created = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--api-url", url, "workspace", "create", "slow-freeze", "--wait"]
+    )
+    assert created.exit_code == 0, created.output
+    waiting = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["--api-url", url, "snapshot", "create", "slow-freeze", "--wait"]
+    )
+    assert waiting.exit_code == 1
+    root = mount / "slow-freeze"
+    notices = [line for line in waiting.stderr.splitlines() if "confirm the freeze" in line]
+    assert len(notices) == 1, waiting.stderr
+    assert notices[0].endswith(
+        "snapshot_create waits for the agent of slow-freeze to confirm the freeze (up to executor.quiesce_timeout, "
+        f"EXECUTOR_QUIESCE_TIMEOUT): is `wvs agent {root}` running?"
+    )
+    assert 3.0 <= float(notices[0].split("]")[0].strip("[ s")) < 6, "a few seconds in, before the timeout"
 
 
 async def test_wait_prints_each_failed_attempts_reason_as_it_happens(database, mount, start_service) -> None:
@@ -139,7 +185,8 @@ async def test_wait_prints_each_failed_attempts_reason_as_it_happens(database, m
     ]
     assert all("WVS_EXECUTOR_ERROR QUIESCE_TIMEOUT: " in line for line in failures)
     assert failures[0].endswith("next attempt in 1.0s") and failures[1].endswith("next attempt in 2.0s")
-    assert progress.count("wvs agent <workspace root>") == 1, "what to do about it, said once"
+    assert progress.count(f"run `wvs agent {mount / 'retried'}` where the agent runs") == 1, "said once, naming it"
+    assert "confirm the freeze" not in progress, "each attempt fails before the notice is due"
     final = dict(line.split(None, 1) for line in stdout.decode().splitlines())
     assert final["task_id"] == task_id and final["status"] == "DEAD"
 
@@ -266,9 +313,17 @@ async def test_any_op_is_submitted_with_params_typed_by_its_schema(wvs) -> None:
     await create_workspace(wvs, "submit-cli")
     listed = await run(wvs, "op", "list")
     assert listed.exit_code == 0, listed.output
-    rows = {line.split()[0]: line for line in listed.output.splitlines()[1:]}
+    header, *lines = listed.output.splitlines()
+    assert header.split() == ["NAME", "PARAMS", "QUIESCES", "DESCRIPTION"]
+    rows = {line.split()[0]: line for line in lines if not line.startswith(" ")}
     assert set(rows) >= {"snapshot_create", "set_current", "snapshot_drop", "init_workspace"}
-    assert "snapshot_id" not in rows["snapshot_create"].split("Idempotent")[0]  # the server chooses it
+    assert rows["snapshot_create"].split()[1:4] == ["[message]", "[labels]", "yes"]  # snapshot_id: the server's
+    diff = ["snapshot_id", "against", "[quiesce=false]", "[content_check=ctime]", "yes"]
+    assert rows["snapshot_diff"].split()[1:6] == diff, "optional params bracketed, with their defaults"
+    assert "`" not in listed.output, "descriptions are plain text"
+    description_at = header.index("DESCRIPTION")
+    assert max(len(line) for line in lines) <= description_at + 60, "descriptions wrapped"
+    assert lines[1].strip() == "current pointing to it.", "a description's next line under its column"
 
     # "42" is a string param's text, not a number: the op's schema decides.
     submitted = await run(
@@ -325,6 +380,8 @@ async def test_audit_list_and_events_tail(wvs) -> None:
     assert audit.exit_code == 0, audit.output
     assert audit.output.splitlines()[0].split()[:3] == ["EVENT_ID", "TS", "ACTION"]
     assert any("workspace.created" in line for line in audit.output.splitlines())
+    created_row = next(line for line in audit.output.splitlines() if "workspace.created" in line)
+    assert created_row.split()[-1] == "api:anonymous", "the actor readable: its type and subject"
 
     tail = await run(wvs, "events", "tail", "--wsid", "trail-cli", "--no-follow", "--json")
     assert tail.exit_code == 0, tail.output
@@ -339,11 +396,14 @@ async def test_audit_list_and_events_tail(wvs) -> None:
         "workspace.active",
     ]
     exact = await run(wvs, "events", "tail", "--wsid", "trail-cli", "--no-follow", "--type", "task.succeeded")
-    assert [line.split()[2] for line in exact.output.splitlines()] == ["task.succeeded"]
+    header, *rows = exact.output.splitlines()
+    assert header.split() == ["EVENT_ID", "TS", "TYPE", "WSID", "TASK_ID"], "a header, once, like every list"
+    assert [line.split()[2] for line in rows] == ["task.succeeded"]
+    assert rows[0].index("task.succeeded") == header.index("TYPE"), "rows aligned under the header"
     later = await run(
         wvs, "events", "tail", "--wsid", "trail-cli", "--no-follow", "--after", str(events[-2]["event_id"])
     )
-    assert [line.split()[0] for line in later.output.splitlines()] == [str(events[-1]["event_id"])]
+    assert [line.split()[0] for line in later.output.splitlines()[1:]] == [str(events[-1]["event_id"])]
 
     # Following: the tail waits at the end of the log, prints the next event when it is recorded, and Ctrl-C
     # ends it cleanly.

@@ -25,6 +25,7 @@ import attrs
 
 from wvs_core.agentview import AgentView, WorkspaceTampered
 from wvs_core.db.consistency import ConsistencyStore, KeptTrees, LiveTrees
+from wvs_core.errors import StartupError
 from wvs_core.ids import is_uuid, is_wsid
 from wvs_core.keeping import seal_kept_tree
 from wvs_core.layout import CURRENT, LIVE, METADATA_SUFFIX, VolumeLayout, WorkspaceLayout, area_names, snapshot_metadata
@@ -35,6 +36,10 @@ from wvs_core.recovery import recover_workspace
 from wvs_core.storage import StorageBackend
 
 log = logging.getLogger(__name__)
+
+
+class NoSuchWorkspace(StartupError):
+    """The workspace fsck was asked to check is neither in the database nor on the volume (a typo'd wsid)."""
 
 
 @attrs.define
@@ -83,15 +88,19 @@ class Fsck:
 
     async def run(self, wsid: str | None = None, fix: bool = False, prune: bool = False) -> Report:
         """Check (and repair) ``wsid``, or every workspace plus directories the database does not know.
-        Raises NotAVolume when the mount holds no WVS area (the volume is not mounted there)."""
+        Raises NotAVolume when the mount holds no WVS area (the volume is not mounted there), NoSuchWorkspace
+        when ``wsid`` is neither in the database nor on the volume."""
         await asyncio.to_thread(self.volume.require_area)
         known = await self.store.workspaces(wsid)
         checked, skipped, findings = [], [], []
         findings += await self._heads(wsid, fix)
-        if wsid is None:
-            on_disk = {name for name in await asyncio.to_thread(os.listdir, self.volume.mount) if is_wsid(name)}
-            for stray in sorted(on_disk - {w.wsid for w in known}):
-                findings.append(Finding(stray, "workspace_unknown_to_db", str(self.volume.mount / stray), "manual"))
+        on_disk = {name for name in await asyncio.to_thread(os.listdir, self.volume.mount) if is_wsid(name)}
+        if wsid is not None:
+            if not known and wsid not in on_disk:
+                raise NoSuchWorkspace(f"no workspace {wsid!r}: neither in the database nor at {self.volume.mount}")
+            on_disk &= {wsid}
+        for stray in sorted(on_disk - {w.wsid for w in known}):
+            findings.append(Finding(stray, "workspace_unknown_to_db", str(self.volume.mount / stray), "manual"))
         for workspace in known:
             layout = self.volume.workspace(workspace.wsid)
             async with workspace_lock(layout, wait=False) as acquired:

@@ -296,14 +296,26 @@ class WorkspaceTransaction(Protocol):
 
 
 CHOSEN_BY_SERVER: Mapping[str, Any] = MappingProxyType({"chosen_by_server": True})
-"""Metadata of a params field the service fills when the task is created (an id from a ``factory``, or a
-fact added at claim time): a request naming it is refused with 400, and its JSON Schema says
-``readOnly`` (JSON Schema 2020-12, §9.4). Use ``attrs.field(factory=uuid7, metadata=CHOSEN_BY_SERVER)``."""
+"""Metadata of a params field the service fills when the task is created (an id from a ``factory``): a request
+naming it is refused with 400, and its JSON Schema says ``readOnly`` (JSON Schema 2020-12, §9.4). Use
+``attrs.field(factory=uuid7, metadata=CHOSEN_BY_SERVER)``."""
+
+ADDED_AT_CLAIM: Mapping[str, Any] = MappingProxyType({"chosen_by_server": True, "added_at_claim": True})
+"""Metadata of a params field the op's ``on_claimed`` adds to the executor call (``ClaimDecision.proceed``), a
+fact read from the database then: chosen by the server like ``CHOSEN_BY_SERVER``, but not stored with the task
+(it is unknown when the task is created), so a task's ``params`` never show it. Give it a default."""
 
 
 def chosen_by_server(field: attrs.Attribute[Any]) -> bool:
-    """Whether a params field is filled by the service, never by a request (``CHOSEN_BY_SERVER``)."""
+    """Whether a params field is filled by the service, never by a request (``CHOSEN_BY_SERVER``,
+    ``ADDED_AT_CLAIM``)."""
     return bool(field.metadata.get("chosen_by_server"))
+
+
+def stored_params(op: TaskOp, params: Mapping[str, Any]) -> dict[str, Any]:
+    """A new task's ``params`` as stored: without the fields added at claim time (``ADDED_AT_CLAIM``)."""
+    added = {field.name for field in attrs.fields(op.params_type) if field.metadata.get("added_at_claim")}
+    return {name: value for name, value in params.items() if name not in added}
 
 
 def requested_params(op: TaskOp, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -361,11 +373,19 @@ class TaskOp(abc.ABC):
     one ``POST /v1/workspaces`` creates with the workspace (``init: {op, params}``; ``init_workspace`` when the
     body names none), and ``retry-init`` repeats it. Such an op is never submittable; its rules move the
     workspace PROVISIONING → ACTIVE when it succeeds and to INIT_FAILED when it ends otherwise."""
+    quiesces: ClassVar[bool] = False
+    """True for an op whose ``execute`` may freeze the agent (``ctx.quiesced()``, ``ctx.clone(freeze=True)``): its
+    task may wait up to ``executor.quiesce_timeout`` for the workspace's agent to confirm the freeze. Published in
+    ``GET /v1/ops``, where clients read it to explain a wait (``wvsctl --wait``)."""
     paged_result: ClassVar[str | None] = None
     """The key of the task's ``result`` (see ``task_result``) holding a list that
     ``GET /v1/tasks/{task_id}/result`` serves page by page; None: the result has no such list. The task's view
     (``GET /v1/tasks``, ``GET /v1/tasks/{task_id}``) and its ``task.succeeded`` event leave that list out and
     say how long it is instead (``summarised_result``)."""
+    result_types: ClassVar[Mapping[str, type[int] | type[bool] | type[float]]] = MappingProxyType({})
+    """The type of each executor result that is not text: ``{"entries": int, "bytes": int}``. The default
+    ``task_result`` reads those strings as numbers (``"12"``) and booleans (``"true"``/``"false"``), so that the
+    task's ``result`` holds typed JSON values; results not named stay strings."""
     event_types: ClassVar[Mapping[str, str]] = MappingProxyType({})
     """The event types the op's DB-side rules record (``WorkspaceTransaction.record_event``), each with a
     one-line description: ``{"workspace.forked": "a fork's first live tree is in place"}``. Names are
@@ -390,8 +410,9 @@ class TaskOp(abc.ABC):
         """The task's ``result`` (JSON, stored when it succeeds; the scheduler adds ``noop``) made of the
         executor's ``results``, which are strings (the gRPC map): an op whose results are structured encodes
         them as JSON text in ``execute`` and decodes them here. Raise ValueError for results it cannot read
-        (the task then fails for good with ``INVALID_RESULT``). Default: the strings as they are."""
-        return dict(results)
+        (the task then fails for good with ``INVALID_RESULT``). Default: the strings, those ``result_types``
+        names read as their type (ValueError when one does not read)."""
+        return {name: typed_result(name, text, self.result_types.get(name, str)) for name, text in results.items()}
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """Ids of the snapshots a task with ``params`` reads: each must exist when the task is submitted (else
@@ -443,6 +464,19 @@ class TaskOp(abc.ABC):
         once the transaction that recorded it committed; called in the worker, whose ``/metrics`` serves
         prometheus_client's default registry, where the op's module defines its metrics (never labelled by
         ``wsid``: SPEC §10). An exception is logged and changes nothing else. Default: nothing beyond ``wvs_task_*``."""
+
+
+def typed_result(name: str, text: str, kind: type[Any]) -> Any:
+    """The executor's result ``name`` (``text``) as ``kind`` (str, int, float or bool: ``"true"``/``"false"``);
+    ValueError naming it when it does not read."""
+    if kind is bool:
+        if text not in ("true", "false"):
+            raise ValueError(f"result {name} is {text!r}, not true or false")
+        return text == "true"
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"result {name} is {text!r}, not {kind.__name__}") from None
 
 
 PAGED_RESULT = "result_page"

@@ -3,7 +3,8 @@ MCP tools build their forms and checks from.
 
 Covers what params types are made of: ``str``, ``int``, ``float``, ``bool``, ``None``, unions, ``list[T]``,
 ``dict[str, T]``, ``Literal`` and nested attrs classes. A field's ``metadata={"description": …}`` becomes
-its description, and a field marked ``CHOSEN_BY_SERVER`` is ``readOnly`` (a request must not name it).
+its description, a field marked ``CHOSEN_BY_SERVER`` is ``readOnly`` (a request must not name it), and a plain
+default (a string, number or boolean, not a factory's) is its ``default``.
 Validators are not expressed: the API still validates with the params type itself.
 """
 
@@ -50,6 +51,8 @@ def _field_schema(field: attrs.Attribute[Any]) -> dict[str, Any]:
         schema = {**schema, "description": description}
     if chosen_by_server(field):
         schema = {**schema, "readOnly": True}
+    elif type(field.default) in (str, int, float, bool):  # a plain default, not a factory's
+        schema = {**schema, "default": field.default}
     return schema
 
 

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import click
 
-from wvs_client.responder import QuiesceResponder, missing_parts
+from wvs_client.responder import QuiesceResponder, ViewGone, missing_parts
 from wvs_controlfile.protocol import ControlFileQuiesce, NoQuiesce
 from wvs_core import hookimpl
 from wvs_core.quiesce import QuiesceProtocol
 
 __all__ = ["ControlFileQuiesce", "NoQuiesce", "QuiesceResponder"]
+
+VIEW_GONE_GRACE = 10.0  # seconds ``wvs agent`` waits for a vanished view (a remount blip) before it gives up
 
 
 @hookimpl(trylast=True)
@@ -38,14 +40,17 @@ def _shell(command: str | None) -> None:
 @click.option("--on-resume", help="Shell command run on REQUEST_RESUME.")
 def agent_command(workspace_root: Path, on_freeze: str | None, on_resume: str | None) -> None:
     """Answer WVS's quiesce requests for WORKSPACE_ROOT (<mount>/<wsid>) until SIGINT or SIGTERM, printing a line
-    for each freeze and each resume."""
+    for each freeze and each resume. Exits 1 when WORKSPACE_ROOT/.wvs stays gone (the volume unmounted) for 10 s."""
     if missing := missing_parts(workspace_root):
         raise click.ClickException(
             f"{workspace_root} is not the root of an initialized workspace (<mount>/<wsid>): it has no "
             + " and no ".join(missing)
         )
     responder = QuiesceResponder(
-        workspace_root, on_freeze=lambda: _shell(on_freeze), on_resume=lambda: _shell(on_resume)
+        workspace_root,
+        on_freeze=lambda: _shell(on_freeze),
+        on_resume=lambda: _shell(on_resume),
+        give_up_after=VIEW_GONE_GRACE,
     )
     lines = logging.StreamHandler()  # stderr, like the line below
     lines.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -60,12 +65,17 @@ def agent_command(workspace_root: Path, on_freeze: str | None, on_resume: str | 
         click.echo(f"answering quiesce requests in {responder.control_file}", err=True)
         await responder.run()
 
-    asyncio.run(main())
+    status = 0
+    try:
+        asyncio.run(main())
+    except ViewGone as gone:
+        click.echo(f"Error: {gone}: is the volume still mounted? Stopping.", err=True)
+        status = 1
     # Stopped: leave without tearing down the ~1,000 modules the wvs CLI imported (0.3-0.6 s of a signal's
     # answer); nothing is left to flush but the log.
     logging.shutdown()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)
 
 
 @hookimpl(trylast=True)

@@ -89,6 +89,7 @@ class SnapshotDiff(TaskOp):
 
     name = "snapshot_diff"
     params_type = SnapshotDiffParams
+    quiesces = True  # with the param quiesce
     routes = (
         OpRoute(
             "POST",

@@ -18,7 +18,15 @@ from wvs_core.ids import check_uuid, uuid7
 from wvs_core.keeping import keep_replaced_tree, record_kept, replaced_live_id
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task
-from wvs_core.ops import CHOSEN_BY_SERVER, ClaimDecision, ExecutionContext, OpRoute, TaskOp, WorkspaceTransaction
+from wvs_core.ops import (
+    ADDED_AT_CLAIM,
+    CHOSEN_BY_SERVER,
+    ClaimDecision,
+    ExecutionContext,
+    OpRoute,
+    TaskOp,
+    WorkspaceTransaction,
+)
 from wvs_core.trees import LiveTree, SnapshotTree
 from wvs_ops.params import parse_params
 
@@ -29,12 +37,12 @@ log = logging.getLogger(__name__)
 class SetCurrentParams:
     """The snapshot to restore; the ids of the live tree to build and of the snapshot that keeps the replaced one
     (chosen when the task is created); ``previous_live_path`` is what the database says ``current`` holds, added
-    by ``on_claimed``."""
+    by ``on_claimed`` to the executor call (never stored with the task)."""
 
     snapshot_id: str = attrs.field(validator=check_uuid, metadata={"description": "the snapshot to restore"})
     new_live_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
     kept_snapshot_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
-    previous_live_path: str = attrs.field(default="", metadata=CHOSEN_BY_SERVER)
+    previous_live_path: str = attrs.field(default="", metadata=ADDED_AT_CLAIM)
 
 
 class SetCurrent(TaskOp):
@@ -45,6 +53,7 @@ class SetCurrent(TaskOp):
 
     name = "set_current"
     params_type = SetCurrentParams
+    quiesces = True
     routes = (
         OpRoute(
             "POST",

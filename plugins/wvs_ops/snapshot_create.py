@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
 
 import attrs
 
@@ -49,6 +48,8 @@ class SnapshotCreate(TaskOp):
 
     name = "snapshot_create"
     params_type = SnapshotCreateParams
+    quiesces = True
+    result_types = MappingProxyType({"entries": int, "bytes": int})  # TreeUsage's figures, when the clone gave them
     routes = (
         OpRoute(
             "POST",
@@ -70,11 +71,6 @@ class SnapshotCreate(TaskOp):
         live = LiveTree(await asyncio.to_thread(ctx.view.current_live_id))
         usage = await ctx.clone(live, snapshot, freeze=True)
         return ExecutionResult(success=True, results=results | (usage or TreeUsage()).as_results())
-
-    def task_result(self, results: Mapping[str, str]) -> dict[str, Any]:
-        """The executor's results, once ``entries`` and ``bytes`` (when given) are checked to be counts."""
-        TreeUsage.from_results(results)
-        return dict(results)
 
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
         """Record the snapshot row, with its labels and the usage the clone reported."""

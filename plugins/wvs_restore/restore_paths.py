@@ -29,6 +29,7 @@ from wvs_core.keeping import keep_replaced_tree, record_kept, replaced_live_id
 from wvs_core.layout import LIVE
 from wvs_core.models import ExecutionResult, Task, TaskStatus
 from wvs_core.ops import (
+    ADDED_AT_CLAIM,
     CHOSEN_BY_SERVER,
     ClaimDecision,
     ExecutionContext,
@@ -62,7 +63,7 @@ class RestorePathsParams:
     )
     new_live_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
     kept_snapshot_id: str = attrs.field(factory=uuid7, validator=check_uuid, metadata=CHOSEN_BY_SERVER)
-    previous_live_path: str = attrs.field(default="", metadata=CHOSEN_BY_SERVER)
+    previous_live_path: str = attrs.field(default="", metadata=ADDED_AT_CLAIM)
 
 
 @attrs.frozen
@@ -82,6 +83,7 @@ class RestorePaths(TaskOp):
 
     name = "restore_paths"
     params_type = RestorePathsParams
+    quiesces = True
     event_types = MappingProxyType(
         {
             RESTORED: "paths of current were put back as a snapshot holds them: data {snapshot_id, paths, "

@@ -68,13 +68,15 @@ async def test_every_loaded_op_is_listed_with_a_usable_params_schema(
         "snapshot_diff",
         "workspace_fork",
     }
+    quiescing = {name for name, item in ops.items() if item["quiesces"]}
+    assert quiescing == {"set_current", "snapshot_create", "restore_paths", "snapshot_diff"}, "may wait for a freeze"
     export = ops["export"]
     assert export["description"] == "Export the workspace's current tree somewhere else."
     schema = export["params_schema"]
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["required"] == ["target"] and schema["additionalProperties"] is False
     assert schema["properties"]["target"] == {"type": "string", "description": "a bucket URL"}
-    assert schema["properties"]["compression"] == {"enum": ["none", "zstd"]}
+    assert schema["properties"]["compression"] == {"enum": ["none", "zstd"], "default": "zstd"}, "a plain default"
     good = {"target": "s3://b", "formats": ["tar"], "limit": 5, "window": {"start": "now"}, "labels": {"a": "b"}}
     jsonschema.validate(good, schema)
     for bad in ({}, {"target": 1}, {"target": "x", "compression": "lz4"}, {"target": "x", "other": 1}):

@@ -87,3 +87,39 @@ def test_it_refuses_to_start_without_a_workspace_or_with_a_wrong_root(tmp_path: 
         [WVS_MCP, "--wsid", "x-y", "--workspace-root", str(tmp_path)], capture_output=True, text=True, timeout=60
     )
     assert wrong.returncode == 2 and "is not a workspace root: it has no current" in wrong.stderr
+
+
+async def test_a_tool_that_outwaits_its_task_says_why_that_it_goes_on_and_how_to_cancel(
+    database, mount, start_service
+) -> None:
+    from importlib.metadata import version
+
+    from tests.conftest import make_config
+    from wvs_client import AsyncClient
+
+    service = await start_service(
+        make_config(database, mount, executor={"quiesce_timeout": "300ms"}, worker={"max_attempts": 1000})
+    )
+    async with AsyncClient(service.api_url) as client:
+        await (await client.create_workspace("mcp-slow", owner="programs")).wait(timeout=30)
+    server = StdioServerParameters(  # no --workspace-root, and no agent: every freeze times out
+        command=WVS_MCP, args=["--wsid", "mcp-slow", "--wait", "3"], env={"WVS_API_URL": str(service.api_url)}
+    )
+    async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+        initialized = await session.initialize()
+        assert initialized.server_info.version == version("wvs-client")
+        failed, text = await call(session, "snapshot")
+    assert failed, text
+    task_id = text.split("task ")[1].split()[0]
+    assert f"snapshot: WVS_WAIT_TIMEOUT: task {task_id} is still " in text, text
+    assert "its last attempt failed: WVS_EXECUTOR_ERROR QUIESCE_TIMEOUT:" in text, text
+    assert f"it goes on in WVS (cancel it: POST /v1/tasks/{task_id}:cancel)" in text, text
+    async with AsyncClient(service.api_url) as client:
+        await client.cancel_task(task_id)
+
+
+def test_help_shows_how_long_a_tool_waits_by_default() -> None:
+    import subprocess
+
+    shown = subprocess.run([WVS_MCP, "--help"], capture_output=True, text=True, timeout=60)
+    assert "the task goes on after (default: 300)" in " ".join(shown.stdout.split())

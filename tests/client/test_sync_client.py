@@ -143,6 +143,7 @@ def test_an_unreachable_service_is_its_own_error(retries: int) -> None:
         client.list_workspaces()
     assert raised.value.code == "WVS_UNREACHABLE" and raised.value.status is None
     assert "127.0.0.1:9" in str(raised.value)
+    assert raised.value.request_id == "" and "request_id" not in str(raised.value), "no server saw the request"
 
 
 async def test_wait_gives_up_after_its_timeout_with_the_last_state_seen(database, tmp_path, start_service) -> None:

@@ -10,14 +10,16 @@ from wvs_core.params_schema import params_schema
 
 
 async def list_ops(request: Request) -> JSONResponse:
-    """``{"items": [{name, description, params_schema, event_types}], "next_cursor": null}``, by name: one short
-    page; ``event_types`` maps each event type the op records (``TaskOp.event_types``) to its description."""
+    """``{"items": [{name, description, params_schema, event_types, quiesces}], "next_cursor": null}``, by name: one
+    short page; ``event_types`` maps each event type the op records (``TaskOp.event_types``) to its description,
+    ``quiesces`` is ``TaskOp.quiesces``."""
     items = [
         {
             "name": op.name,
             "description": (type(op).__doc__ or "").strip().split("\n\n")[0],
             "params_schema": params_schema(op.params_type),
             "event_types": dict(op.event_types),
+            "quiesces": op.quiesces,
         }
         for op in sorted(state.registry(request).ops.values(), key=lambda op: op.name)
     ]

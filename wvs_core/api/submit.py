@@ -16,7 +16,7 @@ from wvs_core.api import state
 from wvs_core.api.inputs import bad_request, json_body, path_wsid, scope, submission
 from wvs_core.convert import structure_request, unstructure
 from wvs_core.db.store import Accepted, TaskSpec, require_snapshots
-from wvs_core.ops import TaskOp, chosen_by_server
+from wvs_core.ops import TaskOp, chosen_by_server, stored_params
 
 
 @attrs.frozen
@@ -38,7 +38,7 @@ def task_spec(request: Request, op: TaskOp, params: dict[str, Any], what: str = 
     config = state.config(request)
     return TaskSpec(
         op=op.name,
-        params=unstructure(typed),
+        params=stored_params(op, unstructure(typed)),
         max_attempts=config.worker.max_attempts,
         timeout_seconds=int(config.executor.task_timeout),
     )

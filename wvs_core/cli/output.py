@@ -42,7 +42,7 @@ def emit_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
     """Print ``rows`` as an aligned table of ``columns``."""
     cells = [[cell(row.get(column)) for column in columns] for row in rows]
     widths = [max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)]
-    click.echo("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)))
+    click.echo("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
     for line in cells:
         click.echo("  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip())
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import re
 import sys
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -17,7 +19,16 @@ from wvs_client import Accepted, Client, Page, Retention, RetentionPlan, Task, W
 from wvs_core.cli.client import WvsctlGroup, client
 from wvs_core.cli.discovery import default_api_url
 from wvs_core.cli.obs import obs
-from wvs_core.cli.output import cell, emit_json, emit_table, output_options, show, wants_json, write_options
+from wvs_core.cli.output import (
+    cell,
+    emit_json,
+    emit_record,
+    emit_table,
+    output_options,
+    show,
+    wants_json,
+    write_options,
+)
 from wvs_core.cli.progress import follow
 from wvs_core.errors import ConfigError
 from wvs_core.plugins import make_plugin_manager
@@ -35,7 +46,8 @@ WORKSPACE_FIELDS = (
 )
 SNAPSHOT_COLUMNS = ("snapshot_id", "created_at", "labels", "entries", "bytes", "message")
 AUDIT_COLUMNS = ("event_id", "ts", "action", "task_id", "actor")
-EVENT_COLUMNS = ("event_id", "ts", "type", "wsid", "task_id")
+EVENT_COLUMNS = {"event_id": 8, "ts": 32, "type": 20, "wsid": 16, "task_id": 36}  # fixed widths: a tail streams
+OP_DESCRIPTION_WIDTH = 60  # characters of an op's description per line of `op list`
 EVENT_POLL_INTERVAL = 0.5  # seconds between reads of GET /v1/events once the tail has caught up
 TASK_COLUMNS = ("task_id", "wsid", "op", "status", "attempt", "created_at")
 TASK_FIELDS = (
@@ -119,9 +131,8 @@ def accepted(
         if wants_json(as_json, output):
             emit_json(to_json(answer))
             return
-        for field, value in to_json(answer).items():
-            if value is not None:
-                click.echo(f"{field}: {cell(value)}")
+        record = {field: value for field, value in to_json(answer).items() if value is not None}
+        emit_record(record, tuple(record))
         click.echo(f"follow it with: wvsctl task watch {task_id}")
         return
     final = follow(client(ctx), task_id, quiet=wants_json(as_json, output))
@@ -607,19 +618,38 @@ def op_list(ctx: click.Context, as_json: bool, output: str) -> None:
     if wants_json(as_json, output):
         emit_json({"items": to_json(ops)})
         return
-    rows = [
-        {"name": item.name, "params": _param_names(item.params_schema), "description": item.description} for item in ops
-    ]
-    emit_table(rows, ("name", "params", "description"))
+    rows = []
+    for item in ops:
+        first, *more = textwrap.wrap(plain_text(item.description), OP_DESCRIPTION_WIDTH) or ["-"]
+        quiesces = "yes" if item.quiesces else "no"
+        rows.append({"name": item.name, "params": _param_names(item.params_schema), "quiesces": quiesces})
+        rows[-1]["description"] = first
+        rows += [{"name": "", "params": "", "quiesces": "", "description": line} for line in more]
+    emit_table(rows, ("name", "params", "quiesces", "description"))
+
+
+def plain_text(docstring_text: str) -> str:
+    """A docstring's paragraph as plain text: RST's ````literal```` and Markdown's ```code``` lose their backticks,
+    lines join into one."""
+    return " ".join(
+        re.sub(r"``(.+?)``|`(.+?)`", lambda found: found.group(1) or found.group(2), docstring_text).split()
+    )
 
 
 def _param_names(schema: dict[str, Any]) -> str:
+    """The params a request may give: ``name`` required, ``[name]`` optional, ``[name=default]`` with its default."""
     required = set(schema.get("required", ()))
-    names = [
-        name if name in required else f"[{name}]"
-        for name, field in schema.get("properties", {}).items()
-        if not field.get("readOnly")
-    ]
+    names = []
+    for name, field in schema.get("properties", {}).items():
+        if field.get("readOnly"):
+            continue
+        if name in required:
+            names.append(name)
+        elif "default" in field and field["default"] is not None:
+            default = field["default"]
+            names.append(f"[{name}={default if isinstance(default, str) else json.dumps(default)}]")
+        else:
+            names.append(f"[{name}]")
     return " ".join(names) or "-"
 
 
@@ -641,7 +671,15 @@ def audit_list(
     ctx: click.Context, wsid: str, limit: int | None, cursor: str | None, as_json: bool, output: str
 ) -> None:
     """List the audit trail of WSID, newest first."""
-    show_page(client(ctx).list_audit(wsid, cursor, limit), as_json, output, AUDIT_COLUMNS)
+    show_page(client(ctx).list_audit(wsid, cursor, limit), as_json, output, AUDIT_COLUMNS, _readable_actor)
+
+
+def _readable_actor(item: dict[str, Any]) -> dict[str, Any]:
+    """An audit row with its actor as a table shows it: ``api:ci-bot`` (its type, then its subject), ``retention``."""
+    actor = item.get("actor")
+    if isinstance(actor, dict) and "type" in actor:
+        item = {**item, "actor": f"{actor['type']}:{actor['subject']}" if actor.get("subject") else actor["type"]}
+    return item
 
 
 @cli.group()
@@ -672,16 +710,24 @@ def events_tail(
     """Print events oldest first, then (with --follow) each new one as it is recorded."""
     events = client(ctx).events(wsid, after or None, follow=follow, poll_interval=EVENT_POLL_INTERVAL)
     try:
+        headed = False
         for event in events:
             if types and not any(event.type == kind or event.type.startswith(f"{kind}.") for kind in types):
                 continue
             record = to_json(event)
             if as_json:
                 click.echo(json.dumps(record, ensure_ascii=False))
-            else:
-                click.echo("  ".join(cell(record.get(column)) for column in EVENT_COLUMNS))
+                continue
+            if not headed:  # once, above the first event shown
+                headed = True
+                click.echo(_event_line({column: column.upper() for column in EVENT_COLUMNS}))
+            click.echo(_event_line({column: cell(record.get(column)) for column in EVENT_COLUMNS}))
     except KeyboardInterrupt:
         pass
+
+
+def _event_line(cells: dict[str, str]) -> str:
+    return "  ".join(cells[column].ljust(width) for column, width in EVENT_COLUMNS.items()).rstrip()
 
 
 cli.add_command(obs)

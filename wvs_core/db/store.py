@@ -268,7 +268,9 @@ class Store:
     async def list_tasks(
         self, cursor: str | None, limit: int, wsid: str | None, status: str | None, op: str | None, *, scope: Scope
     ) -> Page:
-        """Tasks, newest first, optionally filtered."""
+        """Tasks, newest first, optionally filtered; WVS_NOT_FOUND when ``wsid`` names no workspace ``scope`` sees."""
+        if wsid is not None:
+            await self.get_workspace(wsid, scope=scope)
         visible = _in_visible_workspace(tasks.c.wsid, scope)
         async with self.autocommit.connect() as conn:
             rows = await task_table.newest(conn, visible, cursor, limit, wsid=wsid, status=status, op=op)
@@ -309,7 +311,10 @@ class Store:
     async def list_events(
         self, wsid: str | None, after: int, limit: int, *, scope: Scope
     ) -> list[tuple[Event, list[DeliveryState]]]:
-        """Events after ``after``, oldest first, with their delivery states (see ``db.events.list_events``)."""
+        """Events after ``after``, oldest first, with their delivery states (see ``db.events.list_events``);
+        WVS_NOT_FOUND when ``wsid`` names no workspace ``scope`` sees."""
+        if wsid is not None:
+            await self.get_workspace(wsid, scope=scope)
         async with self.autocommit.connect() as conn:
             return await list_events(conn, wsid, after, limit, scope)
 

@@ -27,7 +27,9 @@ Where WVS differs from restic, on purpose:
 - **Protected snapshots** (the current snapshot, those an unfinished task references) are always kept,
   with their reasons, and take no part in the counting rules: the rules are applied to the snapshots that
   may go, so a protection never makes the policy keep fewer of the others. The uncounted rules
-  (``keep_labels``, ``keep_within``) still name themselves as reasons for a protected snapshot.
+  (``keep_labels``, ``keep_within``) still name themselves as reasons for a protected snapshot, and so does
+  each counting rule that would keep it were every snapshot counted (restic's way), marked
+  ``"last snapshot (not counted: protected)"``: a plan lists every rule that selects a snapshot.
 - **Buckets are reckoned in UTC.** restic uses the time zone each snapshot was recorded in; WVS's
   ``created_at`` is an instant that records no zone, and a UTC day is the same day for every operator.
 - **Ties of ``created_at``** are ordered by ``snapshot_id``: the greater id counts as the newer (UUIDv7 ids
@@ -250,13 +252,12 @@ def plan(
             if start is None or snapshot.created_at > start:
                 reasons[snapshot.snapshot_id].append(f"within {within}")
 
-    counters = [_Counter(rule, count) for rule in _RULES if (count := getattr(policy, f"keep_{rule.name}"))]
     droppable = [snapshot for snapshot in ordered if snapshot.snapshot_id not in guarded]
-    for position, snapshot in enumerate(droppable):
-        oldest = position == len(droppable) - 1
-        for counter in counters:
-            if reason := counter.take(snapshot.created_at, position, oldest):
-                reasons[snapshot.snapshot_id].append(reason)
+    for snapshot, reason in _counted(droppable, policy):
+        reasons[snapshot.snapshot_id].append(reason)
+    for snapshot, reason in _counted(ordered, policy):  # what the counting rules say of the protected ones
+        if snapshot.snapshot_id in guarded:
+            reasons[snapshot.snapshot_id].append(f"{reason} (not counted: protected)")
 
     keep = tuple(Kept(s.snapshot_id, tuple(reasons[s.snapshot_id])) for s in ordered if reasons[s.snapshot_id])
     drop = tuple(Dropped(s.snapshot_id) for s in ordered if not reasons[s.snapshot_id])
@@ -264,6 +265,16 @@ def plan(
 
 
 _EVERYTHING = "empty policy: keep everything"
+
+
+def _counted(ordered: list[Candidate], policy: RetentionPolicy) -> Iterable[tuple[Candidate, str]]:
+    """Each (snapshot, reason) of the counting rules applied to ``ordered`` (newest first) alone."""
+    counters = [_Counter(rule, count) for rule in _RULES if (count := getattr(policy, f"keep_{rule.name}"))]
+    for position, snapshot in enumerate(ordered):
+        oldest = position == len(ordered) - 1
+        for counter in counters:
+            if reason := counter.take(snapshot.created_at, position, oldest):
+                yield snapshot, reason
 
 
 def _within_start(ordered: list[Candidate], within: KeepWithin, now: datetime) -> datetime | None:

@@ -77,7 +77,7 @@ class AsyncClient:
             await asyncio.sleep(pause)
             attempt += 1
         if isinstance(outcome, Exception):
-            raise self.connection.unreachable(outcome, request_id) from outcome
+            raise self.connection.unreachable(outcome) from outcome
         result = read_answer(call, outcome, request_id)
         if isinstance(result, Accepted | WorkspaceCreated):
             return attrs.evolve(result, waiter=self.wait)

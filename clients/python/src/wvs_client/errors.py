@@ -30,7 +30,8 @@ class WvsError(Exception):
 
 
 class WvsUnreachable(WvsError):
-    """No answer: the connection failed or timed out, after the retries the client makes."""
+    """No answer: the connection failed or timed out, after the retries the client makes. It has no
+    ``request_id``: no server saw the request."""
 
     code = "WVS_UNREACHABLE"
 

@@ -37,7 +37,12 @@ class TaskFollower:
             return None
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
-            raise WaitTimeout(f"task {self.task_id} is still {task.status} (attempt {task.attempt})", task)
+            last = f"; its last attempt failed: {task.error}" if task.error else ""
+            raise WaitTimeout(
+                f"task {self.task_id} is still {task.status} (attempt {task.attempt}{last}); it goes on in WVS "
+                f"(cancel it: POST /v1/tasks/{self.task_id}:cancel)",
+                task,
+            )
         pause = self.interval
         self.interval = min(self.interval * 2, LONGEST_POLL)
         return pause if self.deadline is None else min(pause, self.deadline - now)

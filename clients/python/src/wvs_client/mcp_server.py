@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=os.environ.get("WVS_WORKSPACE_ROOT"),
         help="the agent view <mount>/<wsid>; given, this server answers its freeze requests (env WVS_WORKSPACE_ROOT)",
     )
-    parser.add_argument("--wait", type=float, default=DEFAULT_WAIT, help="seconds a tool waits for its task")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT,
+        help="seconds a tool waits for its task; the task goes on after (default: %(default)g)",
+    )
     args = parser.parse_args(argv)
     if not args.wsid:
         parser.error("no workspace: give --wsid or set WVS_WSID")
@@ -151,7 +157,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     """Run the MCP server on stdin/stdout until the host closes it."""
     async with AsyncClient(args.api_url, args.token) as client:
-        server: MCPServer[Any] = MCPServer("wvs", instructions=INSTRUCTIONS)
+        server: MCPServer[Any] = MCPServer("wvs", instructions=INSTRUCTIONS, version=version("wvs-client"))
         WorkspaceTools(client, args.wsid, args.wait).register(server)
         await server.run_stdio_async()
 

@@ -209,11 +209,13 @@ class CancelAnswer(_FromJson):
 
 @attrs.frozen(kw_only=True)
 class Op(_FromJson):
-    """A loaded op and the JSON Schema of its params (``readOnly`` fields are chosen by the server)."""
+    """A loaded op and the JSON Schema of its params (``readOnly`` fields are chosen by the server); ``quiesces``:
+    its tasks may wait for the workspace's agent to confirm a freeze."""
 
     name: str
     description: str = ""
     params_schema: dict[str, Any] = attrs.field(factory=dict)
+    quiesces: bool = False
     extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
 

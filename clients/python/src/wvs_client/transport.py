@@ -68,11 +68,9 @@ class Connection:
             return None
         return min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
 
-    def unreachable(self, error: Exception, request_id: str) -> WvsUnreachable:
-        """The exception for a request that got no answer."""
-        return WvsUnreachable(
-            f"cannot reach WVS at {self.base_url}: {error or type(error).__name__}", request_id=request_id
-        )
+    def unreachable(self, error: Exception) -> WvsUnreachable:
+        """The exception for a request that got no answer (no request id: no server logged it)."""
+        return WvsUnreachable(f"cannot reach WVS at {self.base_url}: {error or type(error).__name__}")
 
 
 def new_request_id() -> str:

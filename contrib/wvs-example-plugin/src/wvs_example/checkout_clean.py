@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -48,6 +49,8 @@ class CheckoutClean(TaskOp):
 
     name = "checkout_clean"
     params_type = CheckoutCleanParams
+    quiesces = True
+    result_types = MappingProxyType({"removed": int})
 
     def references(self, params: Mapping[str, Any]) -> list[str]:
         """The snapshot being checked out: it cannot be dropped while the task is unfinished."""
