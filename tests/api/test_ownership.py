@@ -274,9 +274,11 @@ async def test_another_owners_events_and_task_results_do_not_exist(api) -> None:
     task_id = (await api.create("alice", "alice-ev"))["init_task_id"]
     await put_in_state(api.database, "alice-ev", "ACTIVE")
     await api.create("bob", "bob-ev")
-    for path in ("/v1/events?limit=100", "/v1/events?wsid=alice-ev"):
-        seen = {event["wsid"] for event in (await api("bob", "GET", path)).json()["items"]}
-        assert "alice-ev" not in seen, path
+    seen = {event["wsid"] for event in (await api("bob", "GET", "/v1/events?limit=100")).json()["items"]}
+    assert "alice-ev" not in seen
+    filtered, nowhere = [await api("bob", "GET", f"/v1/events?wsid={wsid}") for wsid in ("alice-ev", "no-such-ws")]
+    assert filtered.status_code == nowhere.status_code == 404  # as for a workspace that does not exist
+    assert filtered.json()["error"]["message"].replace("alice-ev", "no-such-ws") == nowhere.json()["error"]["message"]
     assert "alice-ev" in {event["wsid"] for event in (await api("alice", "GET", "/v1/events")).json()["items"]}
     hidden = await api("bob", "GET", f"/v1/tasks/{task_id}/result")
     ghost = uuid7()
