@@ -59,10 +59,15 @@ def test_no_dsn_is_one_line_naming_it(command: list[str], tmp_path: Path) -> Non
     assert_refused(run_wvs(*command, env=env), "database.dsn", "WVS_DB_DSN")
 
 
-@pytest.mark.parametrize("command", [["api"], ["worker"], ["migrate"]])
 @pytest.mark.parametrize(
-    ("dsn", "says"),
-    [("mysql://db/wvs", "must be a PostgreSQL URL"), (NO_SERVER, "cannot reach the database")],
+    ("command", "dsn", "says"),
+    [
+        *((command, "mysql://db/wvs", "must be a PostgreSQL URL") for command in (["api"], ["worker"], ["migrate"])),
+        # waits STARTUP_PATIENCE (10 s) for a database that may be restarting: once for the planes (api and
+        # worker share their start-up check, db.engine.check_database) and once for migrate
+        (["api"], NO_SERVER, "cannot reach the database"),
+        (["migrate"], NO_SERVER, "cannot reach the database"),
+    ],
 )
 def test_a_wrong_dsn_is_one_line_naming_it(command: list[str], dsn: str, says: str) -> None:
     run = run_wvs(*command, env=clean_env(WVS_DB_DSN=dsn))
