@@ -55,9 +55,16 @@ class TaskQueue(abc.ABC):
         """
 
     @abc.abstractmethod
+    def announcement(self) -> TextClause:
+        """The SQL that wakes waiting schedulers once the transaction running it commits (never before: a woken
+        scheduler must find the work): a ``SELECT`` whose parameters are bound (``bindparams``), typically of
+        ``pg_notify``. Core runs it when a task is created, ends, or goes back to waiting — on its own
+        (``announce``), or written into a larger statement as a subquery (the accepting statement,
+        ``wvs_core.db.accept``). Built once."""
+
     async def announce(self, connection: AsyncConnection) -> None:
-        """Within the caller's transaction, wake waiting schedulers once it commits (never before: a woken
-        scheduler must find the work). Core calls it when a task is created, ends, or goes back to waiting."""
+        """Run ``announcement`` in the caller's transaction."""
+        await connection.execute(self.announcement())
 
     @abc.abstractmethod
     async def wait_for_work(self, timeout: float) -> None:

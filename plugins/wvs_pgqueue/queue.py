@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import TextClause
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wvs_core.db.engine import asyncpg_dsn
 from wvs_core.queue import TaskQueue
@@ -33,6 +33,7 @@ class PostgresQueue(TaskQueue):
     def __init__(self, engine: AsyncEngine, settings: Mapping[str, Any]) -> None:
         super().__init__(engine, settings)
         self.channel = str(settings.get("channel", "wvs_tasks"))
+        self._announcement = queries.NOTIFY.bindparams(channel=self.channel)
         self._wakeup = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
 
@@ -49,9 +50,9 @@ class PostgresQueue(TaskQueue):
                 await self._listener
             self._listener = None
 
-    async def announce(self, connection: AsyncConnection) -> None:
-        """NOTIFY the channel; PostgreSQL delivers it when the caller's transaction commits."""
-        await connection.execute(queries.NOTIFY, {"channel": self.channel})
+    def announcement(self) -> TextClause:
+        """NOTIFY the channel; PostgreSQL delivers it when the transaction commits."""
+        return self._announcement
 
     def choice(self) -> TextClause:
         """Up to ``:limit`` runnable workspace heads, oldest first: each task's row and its workspace's row locked

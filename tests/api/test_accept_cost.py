@@ -1,12 +1,11 @@
 """What accepting a snapshot costs the database, pinned: the accept path is the API's hot path, and a statement
-added to it is a round trip on every request (``wvs_core/db/accept.py``). The schedulers' wake-up follows the
-commit off the request path (``wvs_core/db/wakeups.py``)."""
+added to it is a round trip on every request (``wvs_core/db/accept.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -16,6 +15,8 @@ from sqlalchemy.engine import Engine
 from tests.api.test_bad_input import activate
 from tests.api.test_idempotency import count
 from tests.helpers import key
+from wvs_core.db.engine import asyncpg_dsn
+from wvs_core.db.events import CHANNEL
 
 WSID = "cost-ws"
 
@@ -49,30 +50,42 @@ async def active_workspace(api: Any, database: str) -> None:
     await activate(database, WSID)
 
 
-def wake_ups(sent: list[str]) -> list[str]:
-    return [statement for statement in sent if "pg_notify" in statement]
+@contextlib.asynccontextmanager
+async def wake_ups(database: str) -> AsyncIterator[list[str]]:
+    """The channels of the notifications the database delivers meanwhile: the schedulers' and the dispatcher's."""
+    heard: list[str] = []
+    listener = await asyncpg.connect(asyncpg_dsn(database))
+    try:
+        for channel in ("wvs_tasks", CHANNEL):
+            await listener.add_listener(channel, lambda *args: heard.append(args[2]))
+        yield heard
+    finally:
+        await listener.close()
 
 
-async def test_a_snapshot_is_accepted_in_one_statement_then_the_schedulers_are_woken(api, database: str) -> None:
+async def test_a_snapshot_is_accepted_in_one_statement_that_wakes_the_schedulers(api, database: str) -> None:
     await active_workspace(api, database)
     headers = key()
-    with statements() as sent:
-        created = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
+    async with wake_ups(database) as heard:
+        with statements() as sent:
+            created = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
         for _ in range(100):
-            if len(wake_ups(sent)) == 2:
+            if len(heard) == 2:
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
     assert created.status_code == 202, created.text
-    assert len(wake_ups(sent)) == 2, sent  # the schedulers' and the event dispatcher's, after the commit
-    accepting = [statement for statement in sent if statement not in wake_ups(sent)]
-    assert len(accepting) == 1, sent  # the workspace lock, the checks, the task and its event: one statement
-    assert "pg_notify" not in accepting[0]
+    # The workspace lock, the checks, the task, its event and both wake-ups: one statement, one commit.
+    assert len(sent) == 1, sent
+    assert sorted(heard) == sorted(["wvs_tasks", CHANNEL])
 
-    with statements() as sent:
-        replayed = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
+    async with wake_ups(database) as heard:
+        with statements() as sent:
+            replayed = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "m"}, headers=headers)
+        await asyncio.sleep(0.1)
     assert (replayed.status_code, replayed.json()) == (202, created.json())
     assert replayed.headers["idempotent-replayed"] == "true"
-    assert len(sent) == 1, sent  # no wake-up: nothing new to run
+    assert len(sent) == 1, sent
+    assert heard == []  # nothing new to run
 
     with statements() as sent:
         mismatch = await api.post(f"/v1/workspaces/{WSID}/snapshots", json={"message": "other"}, headers=headers)

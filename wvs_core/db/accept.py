@@ -1,142 +1,254 @@
-"""Accepting a task in one statement: what ``POST /v1/workspaces/{wsid}/tasks`` and its aliases do when the op
-declares no snapshot to check first (``Store.submit_task``; ops that do take the general path).
+"""Accepting tasks in batches: what ``POST /v1/workspaces/{wsid}/tasks`` and its aliases do when the op declares
+no snapshot to check first (``Store.submit_task``; ops that do take the general path).
 
-In one round trip, under the same rules as the general path: lock the workspace row (in the caller's scope),
-find the task an earlier request with the same Idempotency-Key created, and — when there is none and the
-workspace is ACTIVE — insert the task (``created_at`` is ``clock_timestamp()`` taken under the lock) and append
-its ``task.created`` event through ``wvs.record_event`` (see ``db/events.py``). Nothing in it notifies: the
-wake-ups of the schedulers and of the event dispatcher follow its commit (``db/wakeups.py``), so it never waits
-for PostgreSQL's notification lock, which every notifying transaction holds through its commit.
+Group commit. The requests that arrive while a statement is in flight wait for it to end, then go together in
+the next one: an idle API sends a request alone at once, a busy one sends one statement — one commit, one
+``task.created`` append and one wake-up — for many. Each statement is a transaction of its own (no BEGIN and
+COMMIT round trips) and does, under the same rules as the general path: lock the requests' workspace rows (in
+wsid order), find the task an earlier request with the same Idempotency-Key created, and — when there is none
+and the workspace is ACTIVE and in the request's scope — insert the task; then append the ``task.created``
+events through ``wvs.record_events`` (which also wakes the event dispatcher, see ``db/events.py``), and run the
+queue's announcement (``TaskQueue.announcement``), both delivered at the commit.
+
+Tasks one statement creates share its ``created_at``, taken once every lock is held, and are ordered by their
+``task_id``s, UUIDv7s made in the order the requests arrived: a workspace's tasks stay in arrival order.
+
+A batch never waits for a lock: a workspace whose row another transaction holds (a task ending, a fork's check)
+is skipped, and its requests run in statements of their own that do wait — one busy workspace never holds up
+the others. A batch the database refuses for a reason other than the connection (a fault in one request's
+row) is run again one request per statement, so that only the faulty request fails.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any, cast
 
 import asyncpg
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import TextClause
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wvs_core.db.engine import database_unavailable
+from wvs_core.db.events import CHANNEL
 from wvs_core.db.rows import task_from_row
 from wvs_core.events import EventType
 from wvs_core.ids import uuid7
 from wvs_core.models import Task, TaskStatus, WorkspaceState
-from wvs_core.scope import Scope
 
-# The earlier task is read in the statement's snapshot, taken before the lock was granted: an identical
-# request that committed meanwhile is not in it, and ON CONFLICT then inserts nothing (the caller looks again).
-_ACCEPT = sa.text(
-    f"""
-    WITH workspace AS MATERIALIZED (
-        SELECT wsid, state FROM wvs.workspaces
-        WHERE wsid = :wsid AND (CAST(:owners AS text[]) IS NULL OR owner = ANY(CAST(:owners AS text[])))
-        FOR UPDATE
-    ),
-    earlier AS MATERIALIZED (
-        SELECT * FROM wvs.tasks WHERE wsid = :wsid AND op = :op AND idempotency_key = :idempotency_key
-    ),
-    created AS (
-        INSERT INTO wvs.tasks (task_id, wsid, op, status, idempotency_key, request_hash, created_at, next_run_at,
-                               max_attempts, timeout_seconds, params, request_id, actor)
-        SELECT :task_id, wsid, :op, '{TaskStatus.PENDING}', :idempotency_key, :request_hash, clock_timestamp(),
-               clock_timestamp(), :max_attempts, :timeout_seconds, :params, :request_id, :actor
-        FROM workspace
-        WHERE state = '{WorkspaceState.ACTIVE}' AND NOT EXISTS (SELECT FROM earlier)
-        ON CONFLICT (wsid, op, idempotency_key) DO NOTHING
-        RETURNING *
-    ),
-    event AS MATERIALIZED (
-        SELECT wvs.record_event('{EventType.TASK_CREATED}', wsid, task_id, request_id, actor, :payload, NULL)
-        FROM created
+MAX_BATCH = 256  # requests per statement: bounds its parameter (about 1 KiB each) and its row locks
+
+# $1: the requests, a JSON array of objects with the keys of ``_REQUEST_COLUMNS`` (n: position from 1).
+# The earlier tasks are read in the statement's snapshot, taken before the locks were granted: an identical
+# request that committed meanwhile is not in it, and ON CONFLICT then inserts nothing (the caller looks again);
+# so does the second of two identical requests in one batch. A CTE that nothing reads is not run: the last
+# column reads the events' append and the announcement.
+_TEMPLATE = f"""
+WITH request AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
+        n int, wsid text, op text, idempotency_key text, task_id text, request_hash text, max_attempts int,
+        timeout_seconds int, params jsonb, request_id text, actor jsonb, owners text[]
     )
-    SELECT workspace.state AS workspace_state, found.*
-    FROM workspace
-    LEFT JOIN (
-        SELECT false AS is_new, * FROM earlier
-        UNION ALL
-        SELECT true, * FROM created WHERE EXISTS (SELECT FROM event)
-    ) AS found ON true
-    """
-).bindparams(
-    sa.bindparam("owners", type_=ARRAY(sa.Text)),
-    sa.bindparam("params", type_=JSONB),
-    sa.bindparam("actor", type_=JSONB),
-    sa.bindparam("payload", type_=JSONB),
+),
+workspace AS MATERIALIZED (
+    SELECT wsid, state, owner FROM wvs.workspaces
+    WHERE wsid IN (SELECT wsid FROM request)
+    ORDER BY wsid
+    FOR UPDATE {{wait}}
+),
+stamp AS MATERIALIZED (
+    SELECT clock_timestamp() AS at FROM (SELECT count(*) FROM workspace) AS every_lock_held
+),
+visible AS MATERIALIZED (
+    SELECT request.*, workspace.state
+    FROM request JOIN workspace USING (wsid)
+    WHERE request.owners IS NULL OR workspace.owner = ANY(request.owners)
+),
+earlier AS MATERIALIZED (
+    SELECT visible.n, tasks.*
+    FROM visible JOIN wvs.tasks tasks
+      ON (tasks.wsid, tasks.op, tasks.idempotency_key) = (visible.wsid, visible.op, visible.idempotency_key)
+),
+created AS (
+    INSERT INTO wvs.tasks (task_id, wsid, op, status, idempotency_key, request_hash, created_at, next_run_at,
+                           max_attempts, timeout_seconds, params, request_id, actor)
+    SELECT task_id, wsid, op, '{TaskStatus.PENDING}', idempotency_key, request_hash, stamp.at, stamp.at,
+           max_attempts, timeout_seconds, params, request_id, actor
+    FROM visible, stamp
+    WHERE state = '{WorkspaceState.ACTIVE}' AND NOT EXISTS (SELECT FROM earlier WHERE earlier.n = visible.n)
+    ORDER BY task_id
+    ON CONFLICT (wsid, op, idempotency_key) DO NOTHING
+    RETURNING *
+),
+recorded AS MATERIALIZED (
+    SELECT wvs.record_events(
+        jsonb_agg(jsonb_build_object(
+            'n', n, 'action', '{EventType.TASK_CREATED}', 'wsid', wsid, 'task_id', task_id,
+            'request_id', request_id, 'actor', actor,
+            'payload', jsonb_build_object('op', op, 'after',
+                                          jsonb_build_object('status', '{TaskStatus.PENDING}', 'params', params))
+        )),
+        '{CHANNEL}'
+    )
+    FROM (SELECT *, row_number() OVER (ORDER BY task_id) AS n FROM created) AS in_order
+    HAVING count(*) > 0
+),
+announced AS MATERIALIZED (
+    SELECT FROM ({{announcement}}) AS announcement WHERE EXISTS (SELECT FROM created)
 )
+SELECT request.n AS request, workspace.wsid IS NOT NULL AS taken, visible.state AS workspace_state, found.*,
+       (SELECT count(*) FROM recorded) + (SELECT count(*) FROM announced) AS effects
+FROM request
+LEFT JOIN workspace ON workspace.wsid = request.wsid
+LEFT JOIN visible ON visible.n = request.n
+LEFT JOIN (
+    SELECT false AS is_new, earlier.* FROM earlier
+    UNION ALL
+    SELECT true, request.n, created.* FROM created JOIN request ON request.task_id = created.task_id
+) AS found ON found.n = request.n
+ORDER BY request.n
+"""
 
-# The statement as asyncpg takes it ($n placeholders) and its parameters' order. A request sends it straight
-# through the pooled connection's driver, which prepares it once per connection: SQLAlchemy's execution around a
-# statement (cache lookup, execution context, result) cost about a third of the CPU the accept's database call
-# takes. The JSONB
-# parameters go as JSON text, the form the codec SQLAlchemy's dialect installs on each connection takes; that
-# codec decodes the JSONB columns of the row.
-_COMPILED = _ACCEPT.compile(dialect=PGDialect_asyncpg())
-_DRIVER_SQL = str(_COMPILED)
-_DRIVER_ORDER: list[str] = list(_COMPILED.positiontup or ())
-_JSONB = frozenset({"params", "actor", "payload"})
 _ALIVE = sa.text("SELECT 1")
+
+
+@attrs.frozen
+class TaskRequest:
+    """One request's task: ``owners`` is its scope (None: every owner's workspaces)."""
+
+    wsid: str
+    op: str
+    params: dict[str, Any]
+    max_attempts: int
+    timeout_seconds: int
+    idempotency_key: str
+    request_hash: str
+    request_id: str
+    actor: dict[str, Any]
+    owners: tuple[str, ...] | None
+    task_id: str = attrs.field(factory=uuid7)  # made on arrival: the order of a workspace's tasks
 
 
 @attrs.frozen
 class Acceptance:
     """What the statement found: no workspace (None: missing or outside the scope), its state, and the task
     it created (``created``) or the one an earlier request with the key created — or no task at all, when the
-    workspace is not ACTIVE or an identical request committed while this one waited for the lock."""
+    workspace is not ACTIVE or an identical request committed first (in the same statement or while this one
+    waited for the lock)."""
 
     workspace_state: WorkspaceState | None
     task: Task | None = None
     created: bool = False
 
 
-async def accept(
-    conn: AsyncConnection,
-    wsid: str,
-    op: str,
-    params: dict[str, Any],
-    *,
-    max_attempts: int,
-    timeout_seconds: int,
-    idempotency_key: str,
-    request_hash: str,
-    request_id: str,
-    actor: dict[str, Any],
-    scope: Scope,
-) -> Acceptance:
-    """Run the accepting statement in the caller's transaction (which then holds the workspace's row lock).
+def accepting_statements(announcement: TextClause) -> tuple[str, str]:
+    """The batch statement (skipping locked workspaces) and the one-request statement (waiting for its lock),
+    in asyncpg's form, with the queue's ``announcement`` written in (its parameters as literals)."""
+    woken = str(announcement.compile(dialect=PGDialect_asyncpg(), compile_kwargs={"literal_binds": True}))
+    return (
+        _TEMPLATE.format(wait="SKIP LOCKED", announcement=woken),
+        _TEMPLATE.format(wait="", announcement=woken),
+    )
 
-    Sent straight through the pooled connection's asyncpg driver (see ``_DRIVER_SQL``). Raises what the database
-    raised; a connection the database dropped is found dead by SQLAlchemy as on any other statement, which then
-    renews the pool and raises its own error (``database_unavailable``: the API answers "retry")."""
-    values = {
-        "wsid": wsid,
-        "owners": None if scope.owners is None else sorted(scope.owners),
-        "op": op,
-        "idempotency_key": idempotency_key,
-        "task_id": uuid7(),
-        "request_hash": request_hash,
-        "max_attempts": max_attempts,
-        "timeout_seconds": timeout_seconds,
-        "params": params,
-        "request_id": request_id,
-        "actor": actor,
-        "payload": {"op": op, "after": {"status": TaskStatus.PENDING, "params": params}},
-    }
-    arguments = [json.dumps(values[name]) if name in _JSONB else values[name] for name in _DRIVER_ORDER]
-    driver = cast(asyncpg.Connection, (await conn.get_raw_connection()).driver_connection)  # checked out: set
-    try:
-        row = await driver.fetchrow(_DRIVER_SQL, *arguments)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
-        await conn.execute(_ALIVE)  # a dropped connection fails here too, the way SQLAlchemy handles: pool renewed
-        if not isinstance(error, asyncpg.PostgresError):
-            await conn.invalidate()  # the driver's end is broken though the socket is not closed yet: discard it
-        raise
-    if row is None:
+
+class Acceptor:
+    """Accepts tasks in batches (see the module's docstring), over ``engine``'s pool in autocommit.
+
+    Statements go straight through a pooled connection's asyncpg driver, which prepares each once per
+    connection: SQLAlchemy's execution around a statement costs about a third of what the call costs."""
+
+    def __init__(self, engine: AsyncEngine, announcement: TextClause) -> None:
+        self._engine = engine
+        self._batch_sql, self._alone_sql = accepting_statements(announcement)
+        self._queued: list[tuple[TaskRequest, asyncio.Future[Acceptance]]] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._alone: set[asyncio.Task[None]] = set()
+
+    async def accept(self, request: TaskRequest) -> Acceptance:
+        """Accept ``request`` in the next statement; raises what the database raised (``database_unavailable``
+        tells a connection's failure from a fault in the request)."""
+        future: asyncio.Future[Acceptance] = asyncio.get_running_loop().create_future()
+        self._queued.append((request, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_batches(), name="wvs-accept")
+        return await future
+
+    async def close(self) -> None:
+        """Wait for the statements in flight."""
+        while in_flight := [task for task in (self._sender, *self._alone) if task is not None and not task.done()]:
+            await asyncio.gather(*in_flight)
+
+    async def _send_batches(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
+            try:
+                rows = await self._run(self._batch_sql, [request for request, _future in batch])
+            except Exception as error:  # handed to the batch's requests
+                if database_unavailable(error) or len(batch) == 1:
+                    for _request, future in batch:
+                        _settle(future, error)
+                else:
+                    for queued in batch:
+                        self._run_alone(*queued)
+                continue
+            for (request, future), row in zip(batch, rows, strict=True):
+                if row["taken"]:
+                    _settle(future, _acceptance(row))
+                else:  # no workspace, or its row held elsewhere: a statement that waits for it
+                    self._run_alone(request, future)
+
+    def _run_alone(self, request: TaskRequest, future: asyncio.Future[Acceptance]) -> None:
+        async def run() -> None:
+            try:
+                (row,) = await self._run(self._alone_sql, [request])
+            except Exception as error:  # handed to the request
+                _settle(future, error)
+            else:
+                _settle(future, _acceptance(row))
+
+        alone = asyncio.create_task(run(), name="wvs-accept-alone")
+        self._alone.add(alone)
+        alone.add_done_callback(self._alone.discard)
+
+    async def _run(self, sql: str, requests: Sequence[TaskRequest]) -> list[asyncpg.Record]:
+        """One statement over ``requests``; its rows in their order. A dropped connection is found dead by
+        SQLAlchemy as on any other statement, which renews the pool and raises its own error."""
+        argument = json.dumps([_as_row(n, request) for n, request in enumerate(requests, start=1)])
+        async with self._engine.connect() as conn:
+            driver = cast(asyncpg.Connection, (await conn.get_raw_connection()).driver_connection)  # checked out
+            try:
+                return await driver.fetch(sql, argument)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
+                await conn.execute(_ALIVE)  # a dropped connection fails here too, the way SQLAlchemy handles it
+                if not isinstance(error, asyncpg.PostgresError):
+                    await conn.invalidate()  # the driver's end is broken though the socket is not closed yet
+                raise
+
+
+def _as_row(n: int, request: TaskRequest) -> dict[str, Any]:
+    row = attrs.asdict(request, recurse=False)
+    row["n"] = n
+    return row
+
+
+def _acceptance(row: asyncpg.Record) -> Acceptance:
+    if row["workspace_state"] is None:
         return Acceptance(workspace_state=None)
     state = WorkspaceState(row["workspace_state"])
     if row["task_id"] is None:
         return Acceptance(state)
     return Acceptance(state, task_from_row(row), created=bool(row["is_new"]))
+
+
+def _settle(future: asyncio.Future[Acceptance], outcome: Acceptance | Exception) -> None:
+    """Hand the outcome to a request still waiting for it (one that was cancelled has gone)."""
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

@@ -16,14 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wvs_core import metrics
 from wvs_core.db import tasks as task_table
-from wvs_core.db.accept import accept
+from wvs_core.db.accept import Acceptor, TaskRequest
 from wvs_core.db.events import list_events, record
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import audit, snapshots, tasks, workspaces
 from wvs_core.db.transaction import SnapshotReferences, snapshot_users
-from wvs_core.db.wakeups import WakeUps
 from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
 from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState, WorkspaceUsage
@@ -76,11 +75,11 @@ class Store:
         # Single statements (every read, and the one-statement accept) need no BEGIN and COMMIT round trips.
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.queue = queue
-        self.wake_ups = WakeUps(engine, queue)
+        self.acceptor = Acceptor(self.autocommit, queue.announcement())
 
     async def close(self) -> None:
-        """Finish what runs in the background (the schedulers' last wake-up); the engine stays the caller's."""
-        await self.wake_ups.close()
+        """Finish the accepting statements in flight; the engine stays the caller's."""
+        await self.acceptor.close()
 
     async def ping(self) -> None:
         """Raise when the database does not answer."""
@@ -180,12 +179,11 @@ class Store:
 
         The workspace row is locked for the transaction, so tasks of one workspace are created (and
         committed) one after the other: creation order is the order schedulers see them in. Without a
-        ``check`` it all takes one statement, a transaction of its own (``db/accept.py``), and the schedulers
-        are woken after it committed, off the request path (``db/wakeups.py``).
+        ``check`` it takes part of one statement, a transaction of its own, with the other requests accepted
+        meanwhile (``db/accept.py``).
         """
         if check is None:
-            async with self.autocommit.connect() as conn:
-                return await self._accept(conn, wsid, spec, submission, scope)
+            return await self._accept(wsid, spec, submission, scope)
         async with self.engine.begin() as conn:
             workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, spec.op, submission)
@@ -351,34 +349,33 @@ class Store:
         metrics.WORKSPACE_TRANSITIONS.labels(workspace.state, state).inc()
         return from_row(row, Workspace)
 
-    async def _accept(
-        self, conn: AsyncConnection, wsid: str, spec: TaskSpec, submission: Submission, scope: Scope
-    ) -> Accepted:
-        acceptance = await accept(
-            conn,
-            wsid,
-            spec.op,
-            spec.params,
-            max_attempts=spec.max_attempts,
-            timeout_seconds=spec.timeout_seconds,
-            idempotency_key=submission.idempotency_key,
-            request_hash=submission.request_hash,
-            request_id=submission.request_id,
-            actor=submission.actor,
-            scope=scope,
+    async def _accept(self, wsid: str, spec: TaskSpec, submission: Submission, scope: Scope) -> Accepted:
+        acceptance = await self.acceptor.accept(
+            TaskRequest(
+                wsid,
+                spec.op,
+                spec.params,
+                max_attempts=spec.max_attempts,
+                timeout_seconds=spec.timeout_seconds,
+                idempotency_key=submission.idempotency_key,
+                request_hash=submission.request_hash,
+                request_id=submission.request_id,
+                actor=submission.actor,
+                owners=None if scope.owners is None else tuple(sorted(scope.owners)),
+            )
         )
         if acceptance.workspace_state is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
         if acceptance.task is None:
             _require_state(wsid, acceptance.workspace_state, WorkspaceState.ACTIVE)
-            # ACTIVE, yet nothing inserted: an identical request committed while this one waited for the lock.
-            task = await task_table.find_by_key(conn, wsid, spec.op, submission.idempotency_key)
+            # ACTIVE, yet nothing inserted: an identical request committed first.
+            async with self.autocommit.connect() as conn:
+                task = await task_table.find_by_key(conn, wsid, spec.op, submission.idempotency_key)
             if task is None:
                 raise RuntimeError(f"no task of {wsid!r} holds the Idempotency-Key its insert conflicted on")
             return _replayed(task, submission)
         if not acceptance.created:
             return _replayed(acceptance.task, submission)
-        await self.wake_ups.task_committed()
         return Accepted(acceptance.task, created=True)
 
     async def _replay(self, conn: AsyncConnection, wsid: str, op: str, submission: Submission) -> Accepted | None:
