@@ -42,10 +42,11 @@ from wvs_core.models import Task, TaskStatus, WorkspaceState
 
 MAX_BATCH = 256  # requests per statement: bounds its parameter (about 1 KiB each) and its row locks
 
-# $1: the requests, a JSON array of objects with the keys of ``_REQUEST_COLUMNS`` (n: position from 1).
-# The earlier tasks are read in the statement's snapshot, taken before the locks were granted: an identical
-# request that committed meanwhile is not in it, and ON CONFLICT then inserts nothing (the caller looks again);
-# so does the second of two identical requests in one batch. A CTE that nothing reads is not run: the last
+# $1: the requests, a JSON array of objects with the fields of ``TaskRequest`` and ``n``, the position from 1.
+# A request whose key a task already holds inserts nothing (ON CONFLICT); only then is that earlier task looked
+# up, in the statement's snapshot, taken before the locks were granted: a task an identical request committed
+# meanwhile is not in it (the caller looks again), nor is the one the first of two identical requests in the
+# same batch inserted. A CTE that nothing reads is not run: the last
 # column reads the events' append and the announcement.
 _TEMPLATE = f"""
 WITH request AS MATERIALIZED (
@@ -68,21 +69,22 @@ visible AS MATERIALIZED (
     FROM request JOIN workspace USING (wsid)
     WHERE request.owners IS NULL OR workspace.owner = ANY(request.owners)
 ),
-earlier AS MATERIALIZED (
-    SELECT visible.n, tasks.*
-    FROM visible JOIN wvs.tasks tasks
-      ON (tasks.wsid, tasks.op, tasks.idempotency_key) = (visible.wsid, visible.op, visible.idempotency_key)
-),
 created AS (
     INSERT INTO wvs.tasks (task_id, wsid, op, status, idempotency_key, request_hash, created_at, next_run_at,
                            max_attempts, timeout_seconds, params, request_id, actor)
     SELECT task_id, wsid, op, '{TaskStatus.PENDING}', idempotency_key, request_hash, stamp.at, stamp.at,
            max_attempts, timeout_seconds, params, request_id, actor
     FROM visible, stamp
-    WHERE state = '{WorkspaceState.ACTIVE}' AND NOT EXISTS (SELECT FROM earlier WHERE earlier.n = visible.n)
+    WHERE state = '{WorkspaceState.ACTIVE}'
     ORDER BY task_id
     ON CONFLICT (wsid, op, idempotency_key) DO NOTHING
     RETURNING *
+),
+earlier AS MATERIALIZED (
+    SELECT visible.n, tasks.*
+    FROM visible JOIN wvs.tasks tasks
+      ON (tasks.wsid, tasks.op, tasks.idempotency_key) = (visible.wsid, visible.op, visible.idempotency_key)
+    WHERE NOT EXISTS (SELECT FROM created WHERE created.task_id = visible.task_id)
 ),
 recorded AS MATERIALIZED (
     SELECT wvs.record_events(
