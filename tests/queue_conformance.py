@@ -24,11 +24,13 @@ from wvs_core.config import DatabaseConfig, PluginsConfig
 from wvs_core.db import tasks
 from wvs_core.db.engine import create_engine
 from wvs_core.db.runs import Ending, TaskRuns
+from wvs_core.db.store import Store, Submission, TaskSpec
 from wvs_core.db.tables import workspaces
 from wvs_core.ids import uuid7
 from wvs_core.models import TaskOutcome, TaskStatus, WorkspaceState
 from wvs_core.plugins import PluginRegistry
 from wvs_core.queue import TaskQueue
+from wvs_core.scope import EVERYTHING
 
 LEASE = 60.0  # seconds; nothing here may expire
 SUCCEEDED = TaskOutcome(TaskStatus.SUCCEEDED, result={})
@@ -249,6 +251,28 @@ class QueueConformance:
             await asyncio.wait_for(waiter, 5)
         except TimeoutError:
             raise AssertionError("not woken within 5 s of the commit") from None
+
+    async def test_a_task_the_api_accepts_wakes_a_waiting_scheduler(
+        self, queue_engine: AsyncEngine, runs: list[TaskRuns]
+    ) -> None:
+        """The announcement written into the accepting statement (``wvs_core/db/accept.py``) wakes as well."""
+        await add_workspaces(queue_engine, ["accept-ws"])
+        queue = runs[0].queue
+        store = Store(queue_engine, queue)
+        if self.announces:
+            await quiet(queue_engine, queue)
+        waiter = asyncio.create_task(queue.wait_for_work(30))
+        submission = Submission(uuid7(), "-", uuid7(), {"type": "test"})
+        accepted = await store.submit_task(
+            "accept-ws", TaskSpec("conformance", {}, 5, 300), submission, scope=EVERYTHING
+        )
+        await store.close()
+        assert accepted.created
+        if self.announces:
+            await asyncio.wait_for(waiter, 5)
+        else:
+            waiter.cancel()
+        assert [one.task.task_id for one in await runs[0].claim(LEASE, 5)] == [accepted.task.task_id]
 
 
 async def quiet(engine: AsyncEngine, queue: TaskQueue) -> None:

@@ -36,7 +36,7 @@ from tests.doc_examples import (
     run_example,
     section_text,
 )
-from tests.helpers import create_workspace, populate_tree, tree_signature
+from tests.helpers import create_workspace, key, populate_tree, tree_signature, wait_task
 from tests.webhook_receiver import Receiver
 from wvs_core import hookspecs, notifier, ops, queue, quiesce, storage, volume
 from wvs_core.agentview import AgentView
@@ -305,6 +305,10 @@ async def test_queue_example_runs_the_service(
     assert service.registry.queues[config.plugins.queue].__module__ == examples["wvs_register_queues"].__name__
     async with httpx.AsyncClient(base_url=service.api_url or "", timeout=30) as client:
         await create_workspace(client, "polled")  # claimed, run and finished through the example's queue
+        # Accepted in the statement the example's announcement is written into, then found by polling.
+        snapshot = await client.post("/v1/workspaces/polled/snapshots", json={}, headers=key())
+        assert snapshot.status_code == 202, snapshot.text
+        assert (await wait_task(client, snapshot.json()["task_id"]))["status"] == "SUCCEEDED"
 
 
 @exercises("wvs_register_ctl_commands")
