@@ -5,10 +5,10 @@ Group commit. The requests that arrive while a statement is in flight wait for i
 the next one: an idle API sends a request alone at once, a busy one sends one statement — one commit, one
 ``task.created`` append and one wake-up — for many. Each statement is a transaction of its own (no BEGIN and
 COMMIT round trips) and does, under the same rules as the general path: lock the requests' workspace rows (in
-wsid order), find the task an earlier request with the same Idempotency-Key created, and — when there is none
-and the workspace is ACTIVE and in the request's scope — insert the task; then append the ``task.created``
-events through ``wvs.record_events`` (which also wakes the event dispatcher, see ``db/events.py``), and run the
-queue's announcement (``TaskQueue.announcement``), both delivered at the commit.
+wsid order); insert the task of each request whose workspace is ACTIVE and in its scope, unless a task already
+holds its Idempotency-Key — then find that one; append the ``task.created`` events through
+``wvs.record_events`` (which also wakes the event dispatcher, see ``db/events.py``) and run the queue's
+announcement (``TaskQueue.announcement``): both wake-ups leave at the commit.
 
 Tasks one statement creates share its ``created_at``, taken once every lock is held, and are ordered by their
 ``task_id``s, UUIDv7s made in the order the requests arrived: a workspace's tasks stay in arrival order.
@@ -46,8 +46,8 @@ MAX_BATCH = 256  # requests per statement: bounds its parameter (about 1 KiB eac
 # A request whose key a task already holds inserts nothing (ON CONFLICT); only then is that earlier task looked
 # up, in the statement's snapshot, taken before the locks were granted: a task an identical request committed
 # meanwhile is not in it (the caller looks again), nor is the one the first of two identical requests in the
-# same batch inserted. A CTE that nothing reads is not run: the last
-# column reads the events' append and the announcement.
+# same batch inserted. A CTE that nothing reads is not run: the last column reads the events' append and the
+# announcement.
 _TEMPLATE = f"""
 WITH request AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
