@@ -225,6 +225,7 @@ class Service:
                 log_config=None,
                 access_log=False,
                 http=with_head_timeout(self.config.api.read_timeout),
+                ws="none",  # WVS speaks HTTP only: an Upgrade request is served as plain HTTP (api/server.py)
                 timeout_graceful_shutdown=int(self.config.api.shutdown_timeout),
             )
         )

@@ -143,7 +143,7 @@ async def test_bytes_that_are_not_http_get_the_envelope(api_address: tuple[str, 
 async def test_a_broken_chunked_body_is_not_an_unhandled_error(
     api_address: tuple[str, int], body: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The app is already running the request (reading its body) when h11 finds the body broken.
+    # The app is already running the request (reading its body) when the parser finds the body broken.
     for path in (b"/v1/workspaces", b"/healthz"):
         head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\nTransfer-Encoding: chunked\r\n\r\n"
         with caplog.at_level(logging.ERROR):
@@ -164,3 +164,195 @@ async def test_a_client_gone_mid_body_is_not_an_unhandled_error(
         writer.close()
         await asyncio.sleep(0.5)
     assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+HEAD_BOUND = 16 * 1024  # what h11 allowed; wvs_core.api.server.MAX_HEAD_BYTES
+GET = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+
+
+def statuses_of(answer: bytes) -> list[int]:
+    """The status of each response in ``answer`` (responses with a Content-Length, one after another)."""
+    statuses = []
+    while answer:
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        statuses.append(int(lines[0].split()[1]))
+        headers = dict(line.lower().split(b": ", 1) for line in lines[1:])
+        answer = rest[int(headers.get(b"content-length", b"0")) :]
+    return statuses
+
+
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> None:
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+# One head past the bound, in one write: one long field, a long request line, many small fields.
+TOO_LARGE = [
+    GET + b"X-Big: " + b"a" * HEAD_BOUND + b"\r\n\r\n",
+    b"GET /healthz?" + b"a" * HEAD_BOUND + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    GET + b"a: b\r\n" * (HEAD_BOUND // 6 + 1) + b"\r\n",
+]
+
+
+@pytest.mark.parametrize("data", TOO_LARGE, ids=["long field", "long request line", "many fields"])
+async def test_a_head_past_16_kib_gets_the_envelope(api_address: tuple[str, int], data: bytes) -> None:
+    error = envelope_of(await exchange(api_address, data))
+    assert str(HEAD_BOUND) in error["message"]
+
+
+async def test_a_head_just_under_16_kib_is_served(api_address: tuple[str, int]) -> None:
+    data = GET + b"X-Big: " + b"a" * (HEAD_BOUND - 200) + b"\r\nConnection: close\r\n\r\n"
+    assert statuses_of(await exchange(api_address, data)) == [200]
+    reader, writer = await asyncio.open_connection(*api_address)
+    for start in range(0, len(data), 100):  # and in small pieces
+        writer.write(data[start : start + 100])
+        await writer.drain()
+    assert statuses_of(await asyncio.wait_for(reader.read(), TIMEOUT + MARGIN)) == [200]
+    writer.close()
+
+
+async def test_a_head_dripped_past_16_kib_is_refused_before_it_ends(
+    api_address: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A field that never ends, in 64-byte pieces: the server answers once the bound is passed, not at the
+    # head deadline, and does not buffer what would follow. (The last piece passes the bound: nothing is
+    # left unread when the server closes.)
+    reader, writer = await asyncio.open_connection(*api_address)
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR):
+        writer.write(GET + b"X-Drip: ")
+        sent = len(GET) + 8
+        while sent <= HEAD_BOUND:
+            piece = b"a" * min(64, HEAD_BOUND + 1 - sent)
+            writer.write(piece)
+            await writer.drain()
+            sent += len(piece)
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT + MARGIN)
+    writer.close()
+    envelope_of(answer)
+    assert time.monotonic() - started < TIMEOUT
+    no_errors_logged(caplog)
+
+
+async def test_endless_trailers_are_refused(api_address: tuple[str, int], caplog: pytest.LogCaptureFixture) -> None:
+    reader, writer = await asyncio.open_connection(*api_address)
+    head = b"POST /v1/workspaces HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with caplog.at_level(logging.ERROR):
+        writer.write(head + b"2\r\n{}\r\n0\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"X-Trailer: ")
+        for _ in range(HEAD_BOUND // 64 + 1):
+            writer.write(b"a" * 64)
+            await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), TIMEOUT / 2)
+        await asyncio.sleep(0.2)
+    writer.close()
+    envelope_of(answer)
+    no_errors_logged(caplog)
+
+
+async def test_a_slowloris_dripping_one_byte_at_a_time_is_closed(api_address: tuple[str, int]) -> None:
+    reader, writer = await asyncio.open_connection(*api_address)
+    started = time.monotonic()
+    closed = False
+    for byte in GET + b"X-Slow: " + b"a" * 100:
+        try:
+            writer.write(bytes([byte]))
+            await writer.drain()
+        except ConnectionError:
+            closed = True
+            break
+        if reader.at_eof() or await closed_by_server(reader, time.monotonic() + TIMEOUT / 8):
+            closed = True
+            break
+    writer.close()
+    assert closed
+    assert TIMEOUT * 0.9 <= time.monotonic() - started <= TIMEOUT + MARGIN
+
+
+async def test_an_answered_request_whose_body_trickles_is_closed(api_address: tuple[str, int]) -> None:
+    reader, writer = await asyncio.open_connection(*api_address)
+    writer.write(GET + b"Content-Length: 1000\r\n\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), TIMEOUT)).startswith(b"HTTP/1.1 200")
+    started = time.monotonic()
+    closed = False
+    while time.monotonic() - started < TIMEOUT + MARGIN:
+        try:
+            writer.write(b"a")
+            await writer.drain()
+        except ConnectionError:
+            closed = True
+            break
+        if await closed_by_server(reader, time.monotonic() + TIMEOUT / 8):
+            closed = True
+            break
+    writer.close()
+    assert closed
+
+
+# Shapes llhttp would take, or take differently from a proxy in front, that are refused: both framings, a
+# Content-Length list, a coding WVS does not decode, whitespace before a colon, a folded line, two Hosts,
+# versions other than HTTP/1.0 and 1.1 (an HTTP/0.9 line, the HTTP/2 preface), bare LF, bad chunk sizes, a
+# request asking to switch protocols with a body (llhttp would parse its body as the next request).
+SMUGGLING = [
+    GET + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    GET + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+    GET + b"Content-Length: 5, 5\r\n\r\nhello",
+    GET + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    GET + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+    GET + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+    GET + b"X-A: a\r\n b\r\n\r\n",
+    GET + b"Host: y\r\n\r\n",
+    b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+    b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n",
+    b"GET /healthz\r\n\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    b"GET /healthz HTTP/1.1\nHost: x\n\n",
+    b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nab\r\n0\r\n\r\n",
+    b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nab\r\n0\r\n\r\n",
+    b"POST /healthz HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 33\r\n\r\n"
+    + GET
+    + b"\r\n",
+]
+
+
+@pytest.mark.parametrize("data", SMUGGLING, ids=range(len(SMUGGLING)))
+async def test_ambiguous_framing_gets_the_envelope(
+    api_address: tuple[str, int], data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        envelope_of(await exchange(api_address, data))
+        await asyncio.sleep(0.2)
+    no_errors_logged(caplog)
+
+
+# Requests before bad bytes are answered first; HTTP/1.0 and an Upgrade without a body are plain requests.
+IN_ORDER = [
+    (GET + b"\r\n" + b"\x16\x03\x01\x02\x00\r\n\r\n", [200, 400]),
+    (GET + b"\r\n" + GET + b"\r\n" + b"GET /healthz HT\x00\r\n\r\n", [200, 200, 400]),
+    (GET + b"\r\n" + TOO_LARGE[0], [200, 400]),
+    (b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" + b"zz\r\n\r\n", [405, 400]),
+    (b"GET /healthz HTTP/1.0\r\n\r\n", [200]),
+    (
+        GET
+        + b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+        + GET
+        + b"Connection: close\r\n\r\n",
+        [200, 200],
+    ),
+]
+
+
+@pytest.mark.parametrize("data, statuses", IN_ORDER, ids=range(len(IN_ORDER)))
+async def test_pipelined_requests_are_answered_in_order(
+    api_address: tuple[str, int], data: bytes, statuses: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        answer = await exchange(api_address, data)
+        await asyncio.sleep(0.2)
+    assert statuses_of(answer) == statuses, answer
+    if 400 in statuses:
+        envelope_of(answer[answer.index(b"HTTP/1.1 400") :])
+    no_errors_logged(caplog)
