@@ -370,10 +370,10 @@ class Store:
             _require_state(wsid, acceptance.workspace_state, WorkspaceState.ACTIVE)
             # ACTIVE, yet nothing inserted: an identical request committed first.
             async with self.autocommit.connect() as conn:
-                task = await task_table.find_by_key(conn, wsid, spec.op, submission.idempotency_key)
-            if task is None:
+                replay = await self._replay(conn, wsid, spec.op, submission)
+            if replay is None:
                 raise RuntimeError(f"no task of {wsid!r} holds the Idempotency-Key its insert conflicted on")
-            return _replayed(task, submission)
+            return replay
         if not acceptance.created:
             return _replayed(acceptance.task, submission)
         return Accepted(acceptance.task, created=True)
