@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -14,9 +13,6 @@ from wvs_core.api import state
 from wvs_core.api.inputs import actor, json_body, path_wsid, scope
 from wvs_core.convert import structure_request, unstructure
 from wvs_core.db import retention as stored
-from wvs_core.db.tables import workspaces
-from wvs_core.errors import ErrorCode, WVSError
-from wvs_core.models import WorkspaceState
 from wvs_core.retention import RetentionPolicy
 
 
@@ -46,15 +42,9 @@ async def put_retention(request: Request) -> JSONResponse:
     wsid = path_wsid(request)
     body = await json_body(request)
     own = None if body == {} else structure_request(body, RetentionPolicy)
-    store = state.store(request)
-    await store.get_workspace(wsid, scope=scope(request))  # 404 outside the caller's scope
-    async with store.engine.begin() as conn:
-        workspace_state = (
-            await conn.execute(sa.select(workspaces.c.state).where(workspaces.c.wsid == wsid).with_for_update())
-        ).scalar_one()
-        if workspace_state == WorkspaceState.DISABLED:
-            raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
-        await stored.set_own_policy(conn, wsid, own, actor(request), request.state.request_id)
+    await state.store(request).set_retention_policy(
+        wsid, own, actor(request), request.state.request_id, scope=scope(request)
+    )
     return JSONResponse(_view(wsid, own, state.config(request).retention))
 
 

@@ -13,10 +13,11 @@ announcement (``TaskQueue.announcement``): both wake-ups leave at the commit.
 Tasks one statement creates share its ``created_at``, taken once every lock is held, and are ordered by their
 ``task_id``s, UUIDv7s made in the order the requests arrived: a workspace's tasks stay in arrival order.
 
-A batch never waits for a lock: a workspace whose row another transaction holds (a task ending, a fork's check)
-is skipped, and its requests run in statements of their own that do wait — one busy workspace never holds up
-the others. A batch the database refuses for a reason other than the connection (a fault in one request's
-row) is run again one request per statement, so that only the faulty request fails.
+A statement never waits for a lock: a workspace whose row another transaction holds (a task ending, a fork's
+check) is skipped, and its requests go again in a later statement, after a pause in which they hold no
+connection (``db/lockwait.py``): one held workspace holds up no other, nor takes the API's pool. A batch the
+database refuses for a reason other than the connection (a fault in one request's row) is sent again one
+request per statement, so that only the faulty request fails.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wvs_core.db.engine import database_unavailable
 from wvs_core.db.events import CHANNEL
+from wvs_core.db.lockwait import Patience, held_too_long, lock_not_available
 from wvs_core.db.rows import task_from_row
 from wvs_core.events import EventType
 from wvs_core.ids import uuid7
@@ -59,7 +61,7 @@ workspace AS MATERIALIZED (
     SELECT wsid, state, owner FROM wvs.workspaces
     WHERE wsid IN (SELECT wsid FROM request)
     ORDER BY wsid
-    FOR UPDATE {{wait}}
+    FOR UPDATE SKIP LOCKED
 ),
 stamp AS MATERIALIZED (
     SELECT clock_timestamp() AS at FROM (SELECT count(*) FROM workspace) AS every_lock_held
@@ -102,7 +104,9 @@ recorded AS MATERIALIZED (
 announced AS MATERIALIZED (
     SELECT FROM ({{announcement}}) AS announcement WHERE EXISTS (SELECT FROM created)
 )
-SELECT request.n AS request, workspace.wsid IS NOT NULL AS taken, visible.state AS workspace_state, found.*,
+SELECT request.n AS request, workspace.wsid IS NOT NULL AS taken,
+       EXISTS (SELECT FROM wvs.workspaces held WHERE held.wsid = request.wsid) AS known,
+       visible.state AS workspace_state, found.*,
        (SELECT count(*) FROM recorded) + (SELECT count(*) FROM announced) AS effects
 FROM request
 LEFT JOIN workspace ON workspace.wsid = request.wsid
@@ -147,14 +151,20 @@ class Acceptance:
     created: bool = False
 
 
-def accepting_statements(announcement: TextClause) -> tuple[str, str]:
-    """The batch statement (skipping locked workspaces) and the one-request statement (waiting for its lock),
-    in asyncpg's form, with the queue's ``announcement`` written in (its parameters as literals)."""
+def accepting_statement(announcement: TextClause) -> str:
+    """The accepting statement in asyncpg's form, with the queue's ``announcement`` written in (its parameters
+    as literals)."""
     woken = str(announcement.compile(dialect=PGDialect_asyncpg(), compile_kwargs={"literal_binds": True}))
-    return (
-        _TEMPLATE.format(wait="SKIP LOCKED", announcement=woken),
-        _TEMPLATE.format(wait="", announcement=woken),
-    )
+    return _TEMPLATE.format(announcement=woken)
+
+
+@attrs.define
+class _Waiting:
+    """A request waiting for its answer, and its tries at a workspace another transaction holds."""
+
+    request: TaskRequest
+    answer: asyncio.Future[Acceptance]
+    patience: Patience = attrs.field(factory=Patience)
 
 
 class Acceptor:
@@ -165,65 +175,87 @@ class Acceptor:
 
     def __init__(self, engine: AsyncEngine, announcement: TextClause) -> None:
         self._engine = engine
-        self._batch_sql, self._alone_sql = accepting_statements(announcement)
-        self._queued: list[tuple[TaskRequest, asyncio.Future[Acceptance]]] = []
+        self._sql = accepting_statement(announcement)
+        self._queued: list[_Waiting] = []
         self._sender: asyncio.Task[None] | None = None
         self._alone: set[asyncio.Task[None]] = set()
+        self._later: set[asyncio.TimerHandle] = set()
 
     async def accept(self, request: TaskRequest) -> Acceptance:
-        """Accept ``request`` in the next statement; raises what the database raised (``database_unavailable``
-        tells a connection's failure from a fault in the request)."""
-        future: asyncio.Future[Acceptance] = asyncio.get_running_loop().create_future()
-        self._queued.append((request, future))
-        if self._sender is None or self._sender.done():
-            self._sender = asyncio.create_task(self._send_batches(), name="wvs-accept")
-        return await future
+        """Accept ``request`` in one of the next statements. Raises 409 WVS_CONFLICT_LOCKED when its workspace
+        was held by another transaction for ``LOCK_PATIENCE`` seconds, and what the database raised
+        (``database_unavailable`` tells a connection's failure from a fault in the request)."""
+        waiting = _Waiting(request, asyncio.get_running_loop().create_future())
+        self._queue(waiting)
+        return await waiting.answer
 
     async def close(self) -> None:
-        """Wait for the statements in flight."""
-        while in_flight := [task for task in (self._sender, *self._alone) if task is not None and not task.done()]:
-            await asyncio.gather(*in_flight)
+        """Wait for the statements in flight and the requests waiting for a held workspace."""
+        while self._later or any(task is not None and not task.done() for task in (self._sender, *self._alone)):
+            in_flight = [task for task in (self._sender, *self._alone) if task is not None and not task.done()]
+            await (asyncio.gather(*in_flight) if in_flight else asyncio.sleep(0.01))
+
+    def _queue(self, waiting: _Waiting) -> None:
+        self._queued.append(waiting)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_batches(), name="wvs-accept")
 
     async def _send_batches(self) -> None:
         while self._queued:
             batch, self._queued = self._queued[:MAX_BATCH], self._queued[MAX_BATCH:]
-            try:
-                rows = await self._run(self._batch_sql, [request for request, _future in batch])
-            except Exception as error:  # handed to the batch's requests
-                if database_unavailable(error) or len(batch) == 1:
-                    for _request, future in batch:
-                        _settle(future, error)
-                else:
-                    for queued in batch:
-                        self._run_alone(*queued)
-                continue
-            for (request, future), row in zip(batch, rows, strict=True):
-                if row["taken"]:
-                    _settle(future, _acceptance(row))
-                else:  # no workspace, or its row held elsewhere: a statement that waits for it
-                    self._run_alone(request, future)
+            await self._send(batch)
 
-    def _run_alone(self, request: TaskRequest, future: asyncio.Future[Acceptance]) -> None:
-        async def run() -> None:
-            try:
-                (row,) = await self._run(self._alone_sql, [request])
-            except Exception as error:  # handed to the request
-                _settle(future, error)
+    async def _send(self, batch: list[_Waiting]) -> None:
+        """One statement for ``batch``; each request answered, retried later (its workspace was held), or — when
+        the database refused the batch for a fault in a request's row — sent again alone."""
+        try:
+            rows = await self._run([waiting.request for waiting in batch])
+        except Exception as error:  # handed to the batch's requests
+            if lock_not_available(error):  # a wait past API_LOCK_TIMEOUT: the rows were held
+                for waiting in batch:
+                    self._retry_later(waiting)
+            elif database_unavailable(error) or len(batch) == 1:
+                for waiting in batch:
+                    _settle(waiting.answer, error)
             else:
-                _settle(future, _acceptance(row))
+                for waiting in batch:
+                    self._send_alone(waiting)
+            return
+        for waiting, row in zip(batch, rows, strict=True):
+            if row["taken"] or not row["known"]:
+                _settle(waiting.answer, _acceptance(row))
+            else:
+                self._retry_later(waiting)
 
-        alone = asyncio.create_task(run(), name="wvs-accept-alone")
+    def _send_alone(self, waiting: _Waiting) -> None:
+        alone = asyncio.create_task(self._send([waiting]), name="wvs-accept-alone")
         self._alone.add(alone)
         alone.add_done_callback(self._alone.discard)
 
-    async def _run(self, sql: str, requests: Sequence[TaskRequest]) -> list[asyncpg.Record]:
+    def _retry_later(self, waiting: _Waiting) -> None:
+        """The request's workspace was held by another transaction: queue it again after a pause, or answer
+        409 once its patience ran out. No connection is held meanwhile."""
+        pause = waiting.patience.next_pause()
+        if pause is None:
+            _settle(waiting.answer, held_too_long(f"workspace {waiting.request.wsid!r}"))
+            return
+
+        def again() -> None:
+            self._later.discard(handle)
+            if not waiting.answer.done():  # not cancelled meanwhile
+                self._queue(waiting)
+
+        handle = asyncio.get_running_loop().call_later(pause, again)
+        self._later.add(handle)
+
+    async def _run(self, requests: Sequence[TaskRequest]) -> list[asyncpg.Record]:
         """One statement over ``requests``; its rows in their order. A dropped connection is found dead by
         SQLAlchemy as on any other statement, which renews the pool and raises its own error."""
         argument = json.dumps([_as_row(n, request) for n, request in enumerate(requests, start=1)])
         async with self._engine.connect() as conn:
             driver = cast(asyncpg.Connection, (await conn.get_raw_connection()).driver_connection)  # checked out
             try:
-                return await driver.fetch(sql, argument)
+                return await driver.fetch(self._sql, argument)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
                 await conn.execute(_ALIVE)  # a dropped connection fails here too, the way SQLAlchemy handles it
                 if not isinstance(error, asyncpg.PostgresError):

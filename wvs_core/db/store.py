@@ -7,7 +7,7 @@ snapshots and audit rows, is absent from lists and answers WVS_NOT_FOUND exactly
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -18,8 +18,10 @@ from wvs_core import metrics
 from wvs_core.db import tasks as task_table
 from wvs_core.db.accept import Acceptor, TaskRequest
 from wvs_core.db.events import list_events, record
+from wvs_core.db.lockwait import retrying
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.pagination import keyset_page, split_page
+from wvs_core.db.retention import set_own_policy
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import audit, snapshots, tasks, workspaces
 from wvs_core.db.transaction import SnapshotReferences, snapshot_users
@@ -27,9 +29,12 @@ from wvs_core.errors import ErrorCode, WVSError
 from wvs_core.events import AuditOnly, DeliveryState, Event, EventType, NewEvent, workspace_event_type
 from wvs_core.models import AuditEvent, Page, Snapshot, Task, TaskStatus, Workspace, WorkspaceState, WorkspaceUsage
 from wvs_core.queue import TaskQueue
+from wvs_core.retention import RetentionPolicy
 from wvs_core.scope import Scope
 
 INIT_OP = "init_workspace"
+
+T = TypeVar("T")
 
 WorkspaceCheck = Callable[[AsyncConnection, Workspace], Awaitable[None]]
 """An endpoint's own precondition, run under the workspace lock before the task is created."""
@@ -106,7 +111,8 @@ class Store:
         A taken wsid is 409 WVS_CONFLICT_EXISTS — and only that when its workspace is outside ``scope``
         (no replay, no idempotency mismatch): a wsid is a global name, so "taken" is all that leaks.
         """
-        async with self.engine.begin() as conn:
+
+        async def created(conn: AsyncConnection) -> Accepted:
             inserted = await conn.execute(
                 pg_insert(workspaces)
                 .values(wsid=wsid, owner=owner, root_path=root_path)
@@ -135,6 +141,10 @@ class Store:
                 await check(conn)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
+
+        return await self._transaction(
+            f"workspace {wsid!r}" if check is None else f"workspace {wsid!r} or its source", created
+        )
 
     async def get_workspace(self, wsid: str, *, scope: Scope) -> Workspace:
         """The workspace, or WVS_NOT_FOUND."""
@@ -184,7 +194,8 @@ class Store:
         """
         if check is None:
             return await self._accept(wsid, spec, submission, scope)
-        async with self.engine.begin() as conn:
+
+        async def checked(conn: AsyncConnection) -> Accepted:
             workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
@@ -193,6 +204,22 @@ class Store:
             await check(conn, workspace)
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
+
+        return await self._transaction(f"workspace {wsid!r}", checked)
+
+    async def set_retention_policy(
+        self, wsid: str, policy: RetentionPolicy | None, actor: dict[str, Any], request_id: str, *, scope: Scope
+    ) -> None:
+        """Store (None: clear) the workspace's own retention policy; WVS_NOT_FOUND without the workspace,
+        WVS_GONE when it is DISABLED."""
+
+        async def stored(conn: AsyncConnection) -> None:
+            workspace = await self._lock_workspace(conn, wsid, scope)
+            if workspace.state == WorkspaceState.DISABLED:
+                raise WVSError(ErrorCode.GONE, f"workspace {wsid!r} is disabled")
+            await set_own_policy(conn, wsid, policy, actor, request_id)
+
+        await self._transaction(f"workspace {wsid!r}", stored)
 
     async def last_initializer(self, wsid: str, ops: Collection[str], *, scope: Scope) -> Task | None:
         """The newest task of ``wsid`` of one of the initializer ``ops`` (what made, or failed to make, its
@@ -206,7 +233,8 @@ class Store:
     ) -> Accepted:
         """INIT_FAILED → PROVISIONING with a new initializer task (``spec``: the one that failed, repeated with
         fresh server-chosen params); ``check`` runs in the same transaction before the task is inserted."""
-        async with self.engine.begin() as conn:
+
+        async def retried(conn: AsyncConnection) -> Accepted:
             workspace = await self._lock_workspace(conn, wsid, scope)
             replay = await self._replay(conn, wsid, spec.op, submission)
             if replay is not None:
@@ -218,9 +246,12 @@ class Store:
             task = await self._insert_task(conn, wsid, spec, submission)
             return Accepted(task, created=True)
 
+        return await self._transaction(f"workspace {wsid!r}", retried)
+
     async def disable(self, wsid: str, request_id: str, actor: dict[str, Any], *, scope: Scope) -> Workspace:
         """Make the workspace read-only for good; refused while it has unfinished tasks; repeatable."""
-        async with self.engine.begin() as conn:
+
+        async def disabled(conn: AsyncConnection) -> Workspace:
             workspace = await self._lock_workspace(conn, wsid, scope)
             if workspace.state == WorkspaceState.DISABLED:
                 return workspace
@@ -229,13 +260,15 @@ class Store:
                 raise WVSError(ErrorCode.CONFLICT_LOCKED, f"workspace {wsid!r} has unfinished tasks (e.g. {busy})")
             return await self._set_state(conn, workspace, WorkspaceState.DISABLED, request_id, actor)
 
+        return await self._transaction(f"workspace {wsid!r}", disabled)
+
     async def cancel_task(
         self, task_id: str, request_id: str, actor: dict[str, Any], recorder: TaskRecorder, *, scope: Scope
     ) -> Task:
         """PENDING (or FAILED awaiting retry) → CANCELED now, recorded with the op's ``on_canceled`` rule;
         RUNNING → ``cancel_requested`` (its scheduler records how it ends); else 409."""
-        recorded: Recorded | None = None
-        async with self.engine.begin() as conn:
+
+        async def canceled(conn: AsyncConnection) -> tuple[Task, Recorded | None]:
             task = await task_table.get(conn, task_id, _in_visible_workspace(tasks.c.wsid, scope), lock=True)
             if task is None:
                 raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
@@ -246,11 +279,14 @@ class Store:
             if updated.status == TaskStatus.CANCELED:
                 recorded = await recorder.ended(conn, updated, task.status, actor, request_id=request_id)
                 await self.queue.announce(conn)  # the workspace's next task may start
-            else:
-                after = {"status": updated.status, "cancel_requested": True}
-                data = {"before": {"status": task.status}, "after": after}
-                event = NewEvent.of_task(AuditOnly.CANCEL_REQUESTED, updated, actor, data)
-                await record(conn, attrs.evolve(event, request_id=request_id))
+                return updated, recorded
+            after = {"status": updated.status, "cancel_requested": True}
+            data = {"before": {"status": task.status}, "after": after}
+            event = NewEvent.of_task(AuditOnly.CANCEL_REQUESTED, updated, actor, data)
+            await record(conn, attrs.evolve(event, request_id=request_id))
+            return updated, None
+
+        updated, recorded = await self._transaction(f"task {task_id!r}", canceled)
         if recorded is not None:
             recorded.count()
         return updated
@@ -318,9 +354,22 @@ class Store:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    async def _transaction(self, what: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``body`` in a transaction, tried again in a new one — after a pause holding no connection — while it
+        meets a row another transaction holds (``db/lockwait.py``); 409 WVS_CONFLICT_LOCKED, naming ``what``,
+        after ``LOCK_PATIENCE``."""
+
+        async def attempt() -> T:
+            async with self.engine.begin() as conn:
+                return await body(conn)
+
+        return await retrying(attempt, what)
+
     async def _lock_workspace(self, conn: AsyncConnection, wsid: str, scope: Scope) -> Workspace:
+        """The workspace's row, held until the transaction ends; NOWAIT: a row held elsewhere raises at once
+        (``_transaction`` tries again)."""
         query, params = _workspace_query(wsid, scope)
-        row = (await conn.execute(query.with_for_update(), params)).first()
+        row = (await conn.execute(query.with_for_update(nowait=True), params)).first()
         if row is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {wsid!r} not found")
         return from_row(row, Workspace)
@@ -487,7 +536,7 @@ def require_source_snapshots(source_wsid: str, references: list[str], scope: Sco
 
     async def check(conn: AsyncConnection) -> None:
         query, params = _workspace_query(source_wsid, scope)
-        if (await conn.execute(query.with_for_update(read=True), params)).first() is None:
+        if (await conn.execute(query.with_for_update(read=True, nowait=True), params)).first() is None:
             raise WVSError(ErrorCode.NOT_FOUND, f"workspace {source_wsid!r} not found")
         found = set(
             (
