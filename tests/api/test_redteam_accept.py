@@ -83,7 +83,7 @@ async def attack(database: str, tmp_path: Path, start_service: StartService) -> 
         yield Attack(client, tokens, database)
 
 
-HOLD = 5.0  # seconds the long transaction holds the slow workspace's row
+HOLD = 2.0  # seconds the long transaction holds the slow workspace's row
 
 
 async def _hold_row(database: str, wsid: str, held: asyncio.Event) -> None:
