@@ -39,10 +39,11 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
 
 
 @contextlib.contextmanager
-def fresh_database(postgres: EmbeddedPostgres) -> Iterator[str]:
-    """A fresh, migrated database (cloned from the migrated template), dropped on exit; yields its DSN."""
+def fresh_database(postgres: EmbeddedPostgres, template: str = TEMPLATE_DB) -> Iterator[str]:
+    """A fresh database copied from ``template`` (by default the migrated, empty one), dropped on exit;
+    yields its DSN."""
     name = f"t_{uuid7().replace('-', '')[-16:]}"
-    postgres.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB};")
+    postgres.psql(f"CREATE DATABASE {name} TEMPLATE {template};")
     try:
         yield postgres.dsn(name)
     finally:

@@ -7,6 +7,7 @@ and the generic plan a long-lived connection's prepared statement settles on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -14,12 +15,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from tests.conftest import fresh_database
 from wvs_core.config import DatabaseConfig
 from wvs_core.db.engine import async_dsn, create_engine
 from wvs_core.db.store import Store
+from wvs_core.embedded import EmbeddedPostgres
 from wvs_core.scope import Scope
 from wvs_pgqueue.queue import PostgresQueue
 
@@ -107,13 +110,36 @@ def sent_statements() -> Iterator[list[tuple[str, Any]]]:
         sa.event.remove(Engine, "before_cursor_execute", note)
 
 
+async def _seed(dsn: str) -> None:
+    engine = create_async_engine(async_dsn(dsn))
+    try:
+        async with engine.begin() as conn:
+            for statement in SEED:
+                await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def seeded_template(postgres: EmbeddedPostgres) -> Iterator[str]:
+    """A migrated database seeded once for the module (workspaces 20k, tasks 200k, snapshots 100k, audit
+    200k, analyzed); its name, for each test's database to be copied from."""
+    with fresh_database(postgres) as dsn:
+        asyncio.run(_seed(dsn))
+        yield str(make_url(dsn).database)
+
+
+@pytest.fixture
+def database(postgres: EmbeddedPostgres, seeded_template: str) -> Iterator[str]:
+    """This module's fresh database per test: a copy of the seeded one (statistics included)."""
+    with fresh_database(postgres, template=seeded_template) as dsn:
+        yield dsn
+
+
 @pytest.fixture
 async def seeded(database: str) -> AsyncIterator[AsyncConnection]:
-    """The database seeded (workspaces 20k, tasks 200k, snapshots 100k, audit 200k); a connection to EXPLAIN on."""
+    """A connection to the seeded database, to EXPLAIN on."""
     engine = create_async_engine(async_dsn(database))
-    async with engine.begin() as conn:
-        for statement in SEED:
-            await conn.execute(sa.text(statement))
     async with engine.connect() as conn:
         yield conn
     await engine.dispose()
