@@ -112,11 +112,11 @@ async def test_a_workspace_held_past_the_patience_answers_conflict_locked(
     await send(store, "stuck")  # released: the same request goes through
 
 
-async def test_any_other_lock_wait_is_bounded_and_tried_again(
+async def test_a_cancel_whose_task_row_is_held_waits_without_a_connection(
     store: Store, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A cancel waits for its task's row (held here by a scheduler ending it, say): each try waits at most the
-    API's lock_timeout, then the request pauses without its connection and tries again."""
+    """A cancel meets its task's row held (by a scheduler ending it, say): it tries again, holding no
+    connection between tries, and goes through once the row is free — or answers 409 after the patience."""
     await add_workspaces(store.engine, ["cancel-ws"])
     task_id = (await accept(store, "cancel-ws")).task.task_id
     recorder = TaskRecorder(PluginRegistry.load(PluginsConfig()))
@@ -134,9 +134,3 @@ async def test_any_other_lock_wait_is_bounded_and_tried_again(
         await holder.execute("ROLLBACK")
         await holder.execute("BEGIN")  # the block's ROLLBACK then ends this empty one
         assert (await asyncio.wait_for(cancel, 5)).status == "CANCELED"
-
-
-async def test_the_apis_connections_wait_for_a_lock_no_longer_than_the_lock_timeout(store: Store) -> None:
-    async with store.engine.connect() as conn:
-        setting = await conn.exec_driver_sql("SHOW lock_timeout")
-        assert setting.scalar_one() == lockwait.API_LOCK_TIMEOUT

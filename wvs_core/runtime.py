@@ -221,7 +221,7 @@ class Service:
         host, _port = split_addr(self.config.api.listen_addr)
         server = _EmbeddedUvicorn(
             uvicorn.Config(
-                create_app(self.config, self.registry, self.tokens),
+                create_app(self.config, self.registry, self.tokens, self._stop),
                 log_config=None,
                 access_log=False,
                 http=with_head_timeout(self.config.api.read_timeout),

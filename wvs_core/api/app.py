@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -60,10 +61,16 @@ core_routes = [
 """The routes of the core; the write routes of ops (``TaskOp.routes``) are mounted after them by ``create_app``."""
 
 
-def create_app(config: Config, registry: PluginRegistry | None = None, tokens: TokenFile | None = None) -> Starlette:
+def create_app(
+    config: Config,
+    registry: PluginRegistry | None = None,
+    tokens: TokenFile | None = None,
+    stopping: asyncio.Event | None = None,
+) -> Starlette:
     """Build the API for ``config``; plugins are loaded here unless ``registry`` is given. With ``tokens``
-    every request but the probes needs a bearer token. Raises ConfigError when an op's route is malformed or clashes
-    with another route (``wvs_core.api.op_routes``)."""
+    every request but the probes needs a bearer token. ``stopping`` is set when the service begins to stop: the
+    requests waiting for a row another transaction holds then answer at once (``wvs_core.db.lockwait``). Raises
+    ConfigError when an op's route is malformed or clashes with another route (``wvs_core.api.op_routes``)."""
     registry = registry or PluginRegistry.load(config.plugins)
     mounted = mount_op_routes(registry.ops.values(), core_routes)
     document = openapi.document(mounted, registry.ops.values())
@@ -73,7 +80,7 @@ def create_app(config: Config, registry: PluginRegistry | None = None, tokens: T
         engine = create_api_engine(config.database)
         queue_class = registry.queues[config.plugins.queue]
         queue = queue_class(engine, config.plugins.settings_for(config.plugins.queue))
-        store = Store(engine, queue)
+        store = Store(engine, queue, stopping)
         try:
             yield {"config": config, "registry": registry, "store": store, "openapi_document": document}
         finally:

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wvs_core.db.engine import database_unavailable
 from wvs_core.db.events import CHANNEL
-from wvs_core.db.lockwait import Patience, held_too_long, lock_not_available
+from wvs_core.db.lockwait import Patience, held_too_long
 from wvs_core.db.rows import task_from_row
 from wvs_core.events import EventType
 from wvs_core.ids import uuid7
@@ -50,6 +50,9 @@ MAX_BATCH = 256  # requests per statement: bounds its parameter (about 1 KiB eac
 # meanwhile is not in it (the caller looks again), nor is the one the first of two identical requests in the
 # same batch inserted. A CTE that nothing reads is not run: the last column reads the events' append and the
 # announcement.
+# The request's scope: a workspace outside it is neither locked for the request, nor waited for, nor named.
+_VISIBLE = "(request.owners IS NULL OR w.owner = ANY(request.owners))"
+
 _TEMPLATE = f"""
 WITH request AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(
@@ -58,8 +61,8 @@ WITH request AS MATERIALIZED (
     )
 ),
 workspace AS MATERIALIZED (
-    SELECT wsid, state, owner FROM wvs.workspaces
-    WHERE wsid IN (SELECT wsid FROM request)
+    SELECT w.wsid, w.state, w.owner FROM wvs.workspaces w
+    WHERE EXISTS (SELECT FROM request WHERE request.wsid = w.wsid AND {_VISIBLE})
     ORDER BY wsid
     FOR UPDATE SKIP LOCKED
 ),
@@ -67,9 +70,9 @@ stamp AS MATERIALIZED (
     SELECT clock_timestamp() AS at FROM (SELECT count(*) FROM workspace) AS every_lock_held
 ),
 visible AS MATERIALIZED (
-    SELECT request.*, workspace.state
-    FROM request JOIN workspace USING (wsid)
-    WHERE request.owners IS NULL OR workspace.owner = ANY(request.owners)
+    SELECT request.*, w.state
+    FROM request JOIN workspace w USING (wsid)
+    WHERE {_VISIBLE}
 ),
 created AS (
     INSERT INTO wvs.tasks (task_id, wsid, op, status, idempotency_key, request_hash, created_at, next_run_at,
@@ -105,7 +108,7 @@ announced AS MATERIALIZED (
     SELECT FROM ({{announcement}}) AS announcement WHERE EXISTS (SELECT FROM created)
 )
 SELECT request.n AS request, workspace.wsid IS NOT NULL AS taken,
-       EXISTS (SELECT FROM wvs.workspaces held WHERE held.wsid = request.wsid) AS known,
+       EXISTS (SELECT FROM wvs.workspaces w WHERE w.wsid = request.wsid AND {_VISIBLE}) AS known,
        visible.state AS workspace_state, found.*,
        (SELECT count(*) FROM recorded) + (SELECT count(*) FROM announced) AS effects
 FROM request
@@ -173,13 +176,16 @@ class Acceptor:
     Statements go straight through a pooled connection's asyncpg driver, which prepares each once per
     connection: SQLAlchemy's execution around a statement costs about a third of what the call costs."""
 
-    def __init__(self, engine: AsyncEngine, announcement: TextClause) -> None:
+    def __init__(self, engine: AsyncEngine, announcement: TextClause, stopping: asyncio.Event) -> None:
         self._engine = engine
+        self._stopping = stopping
         self._sql = accepting_statement(announcement)
         self._queued: list[_Waiting] = []
         self._sender: asyncio.Task[None] | None = None
         self._alone: set[asyncio.Task[None]] = set()
         self._later: set[asyncio.TimerHandle] = set()
+        self._held: dict[str, list[_Waiting]] = {}  # wsid → requests waiting for its row, in arrival order
+        self._watcher: asyncio.Task[None] | None = None
 
     async def accept(self, request: TaskRequest) -> Acceptance:
         """Accept ``request`` in one of the next statements. Raises 409 WVS_CONFLICT_LOCKED when its workspace
@@ -194,6 +200,8 @@ class Acceptor:
         while self._later or any(task is not None and not task.done() for task in (self._sender, *self._alone)):
             in_flight = [task for task in (self._sender, *self._alone) if task is not None and not task.done()]
             await (asyncio.gather(*in_flight) if in_flight else asyncio.sleep(0.01))
+        if self._watcher is not None:
+            self._watcher.cancel()
 
     def _queue(self, waiting: _Waiting) -> None:
         self._queued.append(waiting)
@@ -211,10 +219,7 @@ class Acceptor:
         try:
             rows = await self._run([waiting.request for waiting in batch])
         except Exception as error:  # handed to the batch's requests
-            if lock_not_available(error):  # a wait past API_LOCK_TIMEOUT: the rows were held
-                for waiting in batch:
-                    self._retry_later(waiting)
-            elif database_unavailable(error) or len(batch) == 1:
+            if database_unavailable(error) or len(batch) == 1:
                 for waiting in batch:
                     _settle(waiting.answer, error)
             else:
@@ -233,20 +238,54 @@ class Acceptor:
         alone.add_done_callback(self._alone.discard)
 
     def _retry_later(self, waiting: _Waiting) -> None:
-        """The request's workspace was held by another transaction: queue it again after a pause, or answer
-        409 once its patience ran out. No connection is held meanwhile."""
+        """The request's workspace was held by another transaction: it joins the requests waiting for that
+        workspace (in arrival order), which go again together after a pause — the first one's, growing with its
+        tries — or it answers 409 once its patience ran out. No connection is held meanwhile."""
+        wsid = waiting.request.wsid
+        if self._stopping.is_set():
+            self._give_up(waiting, stopping=True)
+            return
+        if not self._held:  # the first group: answer the waiting requests should the service begin to stop
+            self._watch_stopping()
+        if (group := self._held.get(wsid)) is not None:
+            if waiting.patience.remaining():
+                group.append(waiting)
+            else:
+                self._give_up(waiting)
+            return
         pause = waiting.patience.next_pause()
         if pause is None:
-            _settle(waiting.answer, held_too_long(f"workspace {waiting.request.wsid!r}"))
+            self._give_up(waiting)
             return
+        self._held[wsid] = group = [waiting]
 
         def again() -> None:
             self._later.discard(handle)
-            if not waiting.answer.done():  # not cancelled meanwhile
-                self._queue(waiting)
+            del self._held[wsid]
+            for one in group:
+                if not one.answer.done():  # not cancelled meanwhile
+                    self._queue(one)
 
         handle = asyncio.get_running_loop().call_later(pause, again)
         self._later.add(handle)
+
+    def _watch_stopping(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._give_up_when_stopping(), name="wvs-accept-stopping")
+
+    async def _give_up_when_stopping(self) -> None:
+        await self._stopping.wait()
+        for handle in self._later:
+            handle.cancel()
+        self._later.clear()
+        for group in self._held.values():
+            for waiting in group:
+                self._give_up(waiting, stopping=True)
+        self._held.clear()
+
+    @staticmethod
+    def _give_up(waiting: _Waiting, stopping: bool = False) -> None:
+        _settle(waiting.answer, held_too_long(f"workspace {waiting.request.wsid!r}", stopping))
 
     async def _run(self, requests: Sequence[TaskRequest]) -> list[asyncpg.Record]:
         """One statement over ``requests``; its rows in their order. A dropped connection is found dead by

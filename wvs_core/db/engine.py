@@ -10,7 +10,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wvs_core.config import DatabaseConfig, setting
-from wvs_core.db.lockwait import API_LOCK_TIMEOUT
 from wvs_core.db.tables import SCHEMA
 from wvs_core.errors import ConfigError, StartupError
 
@@ -76,15 +75,8 @@ def create_api_engine(config: DatabaseConfig) -> AsyncEngine:
     serve thousands of requests a second and a burst waits for one rather than opening more (a new connection
     costs the database a process and both sides milliseconds). No pre-ping: it would cost every request three
     round trips (BEGIN, ping, ROLLBACK); a request that meets a connection the database dropped answers
-    "database unavailable; retry" (``database_unavailable``) and the pool then replaces every older one.
-    A statement waits at most ``API_LOCK_TIMEOUT`` for a lock (``db/lockwait.py``: a request never keeps a
-    connection while another transaction holds what it needs)."""
-    return create_async_engine(
-        async_dsn(config.dsn),
-        pool_size=config.pool_size,
-        max_overflow=0,
-        connect_args={"server_settings": {"lock_timeout": API_LOCK_TIMEOUT}},
-    )
+    "database unavailable; retry" (``database_unavailable``) and the pool then replaces every older one."""
+    return create_async_engine(async_dsn(config.dsn), pool_size=config.pool_size, max_overflow=0)
 
 
 async def connect_or_refuse(dsn: str) -> asyncpg.Connection:

@@ -2,19 +2,23 @@
 
 A request that waited inside PostgreSQL for a workspace's row would keep one of the API's pooled connections
 the whole time: a few requests for one workspace held by a long transaction would take the pool, and every
-other workspace's requests and reads would queue behind them. So the API never waits there. Its accepting
-statement skips a held workspace (``SKIP LOCKED``, ``db/accept.py``), its transactions take workspace rows
-``NOWAIT``, and every other lock wait of an API connection ends after ``API_LOCK_TIMEOUT`` (PostgreSQL's
-``lock_timeout``). Either way the request gives its connection back and tries again after a pause, the
-pauses doubling from ``FIRST_PAUSE`` to ``MAX_PAUSE``, for up to ``LOCK_PATIENCE`` seconds; then it answers
-409 WVS_CONFLICT_LOCKED (the row was held all along; a retry with the same Idempotency-Key is safe).
+other workspace's requests and reads would queue behind them. So the API never waits there for a row. Its
+accepting statement skips a held workspace (``SKIP LOCKED``, ``db/accept.py``); its transactions take the
+workspace's row first, and any task's row, ``NOWAIT`` (``Store._lock_workspace``), so the rows they touch after
+are theirs already. Either way the request gives its connection back and tries again after a pause, the pauses
+doubling from ``FIRST_PAUSE`` to ``MAX_PAUSE``, for up to ``LOCK_PATIENCE`` seconds; then it answers 409
+WVS_CONFLICT_LOCKED (the row was held all along; a retry with the same Idempotency-Key is safe).
+
+A lock on a whole table (an operator's ``ALTER TABLE``, ``VACUUM FULL``) is waited for inside PostgreSQL, by
+reads and writes alike: nothing that needs the table could go ahead meanwhile anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
@@ -27,36 +31,41 @@ T = TypeVar("T")
 LOCK_PATIENCE = 10.0  # seconds a request tries for a row before answering 409
 FIRST_PAUSE = 0.002  # seconds before the second try
 MAX_PAUSE = 0.25  # seconds between later tries
-API_LOCK_TIMEOUT = "100ms"  # lock_timeout of the API's connections: the longest wait on one try
-_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of NOWAIT and lock_timeout
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a NOWAIT that met a held row
 
 
 def lock_not_available(error: BaseException) -> bool:
-    """Whether ``error`` is PostgreSQL's "could not obtain lock" (a NOWAIT or ``lock_timeout``), raised by the
+    """Whether ``error`` is PostgreSQL's "could not obtain lock" (a NOWAIT that met a held row), raised by the
     driver or wrapped by SQLAlchemy."""
     if isinstance(error, exc.DBAPIError):
         return getattr(error.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
     return isinstance(error, asyncpg.LockNotAvailableError)
 
 
-def held_too_long(what: str) -> WVSError:
-    """409 WVS_CONFLICT_LOCKED: ``what`` was held by another transaction for LOCK_PATIENCE seconds."""
+def held_too_long(what: str, stopping: bool = False) -> WVSError:
+    """409 WVS_CONFLICT_LOCKED: ``what`` was held by another transaction for LOCK_PATIENCE seconds, or until the
+    service began to stop (``stopping``)."""
+    how_long = "until the service began to stop" if stopping else f"for {LOCK_PATIENCE:g}s"
     return WVSError(
         ErrorCode.CONFLICT_LOCKED,
-        f"{what} is held by another transaction (for {LOCK_PATIENCE:g}s); retry with the same Idempotency-Key",
+        f"{what} is held by another transaction ({how_long}); retry with the same Idempotency-Key",
     )
 
 
 class Patience:
-    """One request's tries: the pause before the next one, until LOCK_PATIENCE has passed since the first."""
+    """One request's tries: the pause before the next one, until LOCK_PATIENCE has passed since it arrived."""
 
     def __init__(self) -> None:
         self._deadline = time.monotonic() + LOCK_PATIENCE
         self._pause = FIRST_PAUSE
 
+    def remaining(self) -> float:
+        """Seconds left (0 once the deadline has passed)."""
+        return max(self._deadline - time.monotonic(), 0.0)
+
     def next_pause(self) -> float | None:
         """Seconds to wait before the next try (the last one comes at the deadline); None once it has passed."""
-        remaining = self._deadline - time.monotonic()
+        remaining = self.remaining()
         if remaining <= 0:
             return None
         pause = min(self._pause, remaining)
@@ -64,10 +73,39 @@ class Patience:
         return pause
 
 
-async def retrying(attempt: Callable[[], Awaitable[T]], what: str) -> T:
+class Turns:
+    """The requests of this process that need the same row take turns at it, in arrival order: while a row is
+    held, one of them tries it after each pause and the others wait here, so a held row costs one try per
+    pause, not one per waiting request."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str, patience: Patience) -> AsyncIterator[None]:
+        """The turn at ``key`` (names the row); ``held_too_long(key)`` when ``patience`` runs out first."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] = self._users.get(key, 0) + 1
+        try:
+            try:
+                await asyncio.wait_for(lock.acquire(), patience.remaining())
+            except TimeoutError:
+                raise held_too_long(key) from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
+async def retrying(attempt: Callable[[], Awaitable[T]], what: str, patience: Patience, stopping: asyncio.Event) -> T:
     """Run ``attempt`` (a whole transaction) until it does not meet a row someone else holds; raises
-    ``held_too_long(what)`` after LOCK_PATIENCE seconds, and whatever else ``attempt`` raises."""
-    patience = Patience()
+    ``held_too_long(what)`` once ``patience`` runs out or ``stopping`` is set (the service stops: its requests
+    are answered, not cut off), and whatever else ``attempt`` raises."""
     while True:
         try:
             return await attempt()
@@ -75,6 +113,7 @@ async def retrying(attempt: Callable[[], Awaitable[T]], what: str) -> T:
             if not lock_not_available(error):
                 raise
         pause = patience.next_pause()
-        if pause is None:
-            raise held_too_long(what)
-        await asyncio.sleep(pause)
+        if pause is None or stopping.is_set():
+            raise held_too_long(what, stopping.is_set())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), pause)

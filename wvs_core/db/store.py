@@ -6,6 +6,7 @@ snapshots and audit rows, is absent from lists and answers WVS_NOT_FOUND exactly
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ from wvs_core import metrics
 from wvs_core.db import tasks as task_table
 from wvs_core.db.accept import Acceptor, TaskRequest
 from wvs_core.db.events import list_events, record
-from wvs_core.db.lockwait import retrying
+from wvs_core.db.lockwait import Patience, Turns, retrying
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.retention import set_own_policy
@@ -75,12 +76,16 @@ class Accepted:
 class Store:
     """Database operations of the API. Every write is one transaction with its audit rows."""
 
-    def __init__(self, engine: AsyncEngine, queue: TaskQueue) -> None:
+    def __init__(self, engine: AsyncEngine, queue: TaskQueue, stopping: asyncio.Event | None = None) -> None:
+        """``stopping``: set when the service begins to stop; requests waiting for a row another transaction
+        holds then answer at once (``db/lockwait.py``)."""
         self.engine = engine
         # Single statements (every read, and the one-statement accept) need no BEGIN and COMMIT round trips.
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.queue = queue
-        self.acceptor = Acceptor(self.autocommit, queue.announcement())
+        self._stopping = stopping or asyncio.Event()
+        self.acceptor = Acceptor(self.autocommit, queue.announcement(), self._stopping)
+        self._turns = Turns()
 
     async def close(self) -> None:
         """Finish the accepting statements in flight; the engine stays the caller's."""
@@ -269,7 +274,14 @@ class Store:
         RUNNING → ``cancel_requested`` (its scheduler records how it ends); else 409."""
 
         async def canceled(conn: AsyncConnection) -> tuple[Task, Recorded | None]:
-            task = await task_table.get(conn, task_id, _in_visible_workspace(tasks.c.wsid, scope), lock=True)
+            visible = _in_visible_workspace(tasks.c.wsid, scope)
+            task = await task_table.get(conn, task_id, visible)
+            if task is None:
+                raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
+            # The workspace's row first, as every writer of its tasks takes it (its event needs it too), then
+            # the task's row, each NOWAIT: a request never waits holding a connection (db/lockwait.py).
+            await self._lock_workspace(conn, task.wsid, scope)
+            task = await task_table.get(conn, task_id, visible, lock=True)
             if task is None:
                 raise WVSError(ErrorCode.NOT_FOUND, f"task {task_id!r} not found")
             if task.status.is_terminal:
@@ -357,13 +369,15 @@ class Store:
     async def _transaction(self, what: str, body: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         """``body`` in a transaction, tried again in a new one — after a pause holding no connection — while it
         meets a row another transaction holds (``db/lockwait.py``); 409 WVS_CONFLICT_LOCKED, naming ``what``,
-        after ``LOCK_PATIENCE``."""
+        after ``LOCK_PATIENCE``. The requests of this process for the same ``what`` take turns."""
 
         async def attempt() -> T:
             async with self.engine.begin() as conn:
                 return await body(conn)
 
-        return await retrying(attempt, what)
+        patience = Patience()
+        async with self._turns.turn(what, patience):
+            return await retrying(attempt, what, patience, self._stopping)
 
     async def _lock_workspace(self, conn: AsyncConnection, wsid: str, scope: Scope) -> Workspace:
         """The workspace's row, held until the transaction ends; NOWAIT: a row held elsewhere raises at once

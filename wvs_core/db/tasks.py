@@ -161,9 +161,10 @@ async def first_unfinished(conn: AsyncConnection, wsid: str) -> str | None:
 async def get(
     conn: AsyncConnection, task_id: str, visible: sa.ColumnElement[bool], *, lock: bool = False
 ) -> Task | None:
-    """The task if ``visible`` (SQL over ``tasks``) admits it, else None; with ``lock``, its row is locked."""
+    """The task if ``visible`` (SQL over ``tasks``) admits it, else None; with ``lock``, its row is locked —
+    NOWAIT: a row another transaction holds raises PostgreSQL's lock_not_available at once."""
     query = tasks.select().where(tasks.c.task_id == task_id, visible)
-    return _task((await conn.execute(query.with_for_update() if lock else query)).first())
+    return _task((await conn.execute(query.with_for_update(nowait=True) if lock else query)).first())
 
 
 async def newest_of(conn: AsyncConnection, wsid: str, ops: Collection[str]) -> Task | None:
