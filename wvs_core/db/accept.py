@@ -23,8 +23,9 @@ request per statement, so that only the faulty request fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any, cast
 
 import asyncpg
@@ -36,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wvs_core.db.engine import database_unavailable
 from wvs_core.db.events import CHANNEL
-from wvs_core.db.lockwait import Patience, held_too_long
+from wvs_core.db.lockwait import RowHeld, Turns, held_too_long
 from wvs_core.db.rows import task_from_row
 from wvs_core.events import EventType
 from wvs_core.ids import uuid7
@@ -163,50 +164,57 @@ def accepting_statement(announcement: TextClause) -> str:
 
 @attrs.define
 class _Waiting:
-    """A request waiting for its answer, and its tries at a workspace another transaction holds."""
+    """A request waiting for its answer. ``tried`` is set while it goes in a statement on behalf of its
+    workspace's group (``Acceptor._take_turn``): resolved once that statement answered it or found the row held."""
 
     request: TaskRequest
     answer: asyncio.Future[Acceptance]
-    patience: Patience = attrs.field(factory=Patience)
+    tried: asyncio.Future[None] | None = None
 
 
 class Acceptor:
     """Accepts tasks in batches (see the module's docstring), over ``engine``'s pool in autocommit.
 
     Statements go straight through a pooled connection's asyncpg driver, which prepares each once per
-    connection: SQLAlchemy's execution around a statement costs about a third of what the call costs."""
+    connection: SQLAlchemy's execution around a statement costs about a third of what the call costs.
 
-    def __init__(self, engine: AsyncEngine, announcement: TextClause, stopping: asyncio.Event) -> None:
+    A request whose workspace's row was held joins that workspace's group, which takes its turn at the row
+    among this process's requests (``turns``, shared with the store's other writes, in arrival order) and, in
+    its turn, sends its requests again after each pause until the row is free (``db/lockwait.py``)."""
+
+    def __init__(self, engine: AsyncEngine, announcement: TextClause, turns: Turns, stopping: asyncio.Event) -> None:
         self._engine = engine
+        self._turns = turns
         self._stopping = stopping
         self._sql = accepting_statement(announcement)
         self._queued: list[_Waiting] = []
         self._sender: asyncio.Task[None] | None = None
-        self._alone: set[asyncio.Task[None]] = set()
-        self._later: set[asyncio.TimerHandle] = set()
-        self._held: dict[str, list[_Waiting]] = {}  # wsid → requests waiting for its row, in arrival order
-        self._watcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # requests sent alone, groups taking their turn
+        self._groups: dict[str, list[_Waiting]] = {}  # wsid → requests waiting for its turn, in arrival order
 
     async def accept(self, request: TaskRequest) -> Acceptance:
         """Accept ``request`` in one of the next statements. Raises 409 WVS_CONFLICT_LOCKED when its workspace
-        was held by another transaction for ``LOCK_PATIENCE`` seconds, and what the database raised
-        (``database_unavailable`` tells a connection's failure from a fault in the request)."""
+        was held by another transaction for ``LOCK_PATIENCE`` seconds or until the service began to stop, and
+        what the database raised (``database_unavailable`` tells a connection's failure from a fault in the
+        request)."""
         waiting = _Waiting(request, asyncio.get_running_loop().create_future())
         self._queue(waiting)
         return await waiting.answer
 
     async def close(self) -> None:
         """Wait for the statements in flight and the requests waiting for a held workspace."""
-        while self._later or any(task is not None and not task.done() for task in (self._sender, *self._alone)):
-            in_flight = [task for task in (self._sender, *self._alone) if task is not None and not task.done()]
-            await (asyncio.gather(*in_flight) if in_flight else asyncio.sleep(0.01))
-        if self._watcher is not None:
-            self._watcher.cancel()
+        while in_flight := [task for task in (self._sender, *self._background) if task and not task.done()]:
+            await asyncio.gather(*in_flight)
 
     def _queue(self, waiting: _Waiting) -> None:
         self._queued.append(waiting)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_batches(), name="wvs-accept")
+
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _send_batches(self) -> None:
         while self._queued:
@@ -214,78 +222,66 @@ class Acceptor:
             await self._send(batch)
 
     async def _send(self, batch: list[_Waiting]) -> None:
-        """One statement for ``batch``; each request answered, retried later (its workspace was held), or — when
-        the database refused the batch for a fault in a request's row — sent again alone."""
+        """One statement for ``batch``; each request answered, or found its workspace's row held, or — when the
+        database refused the batch for a fault in a request's row — sent again alone."""
         try:
             rows = await self._run([waiting.request for waiting in batch])
         except Exception as error:  # handed to the batch's requests
             if database_unavailable(error) or len(batch) == 1:
                 for waiting in batch:
-                    _settle(waiting.answer, error)
+                    _answer(waiting, error)
             else:
                 for waiting in batch:
-                    self._send_alone(waiting)
+                    self._in_background(self._send([waiting]), "wvs-accept-alone")
             return
         for waiting, row in zip(batch, rows, strict=True):
             if row["taken"] or not row["known"]:
-                _settle(waiting.answer, _acceptance(row))
+                _answer(waiting, _acceptance(row))
+            elif waiting.tried is not None:  # its group tries again in its turn
+                waiting.tried.set_result(None)
             else:
-                self._retry_later(waiting)
+                self._join_group(waiting)
 
-    def _send_alone(self, waiting: _Waiting) -> None:
-        alone = asyncio.create_task(self._send([waiting]), name="wvs-accept-alone")
-        self._alone.add(alone)
-        alone.add_done_callback(self._alone.discard)
-
-    def _retry_later(self, waiting: _Waiting) -> None:
-        """The request's workspace was held by another transaction: it joins the requests waiting for that
-        workspace (in arrival order), which go again together after a pause — the first one's, growing with its
-        tries — or it answers 409 once its patience ran out. No connection is held meanwhile."""
+    def _join_group(self, waiting: _Waiting) -> None:
+        """The request's workspace's row was held: it waits with the others of that workspace for their turn."""
         wsid = waiting.request.wsid
-        if self._stopping.is_set():
-            self._give_up(waiting, stopping=True)
+        if (group := self._groups.get(wsid)) is not None:
+            group.append(waiting)
             return
-        if not self._held:  # the first group: answer the waiting requests should the service begin to stop
-            self._watch_stopping()
-        if (group := self._held.get(wsid)) is not None:
-            if waiting.patience.remaining():
-                group.append(waiting)
-            else:
-                self._give_up(waiting)
-            return
-        pause = waiting.patience.next_pause()
-        if pause is None:
-            self._give_up(waiting)
-            return
-        self._held[wsid] = group = [waiting]
+        self._groups[wsid] = group = [waiting]
+        self._in_background(self._take_turn(wsid, group), f"wvs-accept-held-{wsid}")
 
-        def again() -> None:
-            self._later.discard(handle)
-            del self._held[wsid]
-            for one in group:
-                if not one.answer.done():  # not cancelled meanwhile
-                    self._queue(one)
-
-        handle = asyncio.get_running_loop().call_later(pause, again)
-        self._later.add(handle)
-
-    def _watch_stopping(self) -> None:
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.create_task(self._give_up_when_stopping(), name="wvs-accept-stopping")
-
-    async def _give_up_when_stopping(self) -> None:
-        await self._stopping.wait()
-        for handle in self._later:
-            handle.cancel()
-        self._later.clear()
-        for group in self._held.values():
+    async def _take_turn(self, wsid: str, group: list[_Waiting]) -> None:
+        """In the workspace's turn, send ``group`` again — at once, then after each pause while the row is still
+        held — until every request is answered; 409 for those left when the turn's patience runs out or the
+        service begins to stop."""
+        what = f"workspace {wsid!r}"
+        try:
+            async with self._turns.turn(what) as patience:
+                del self._groups[wsid]  # from now on, requests finding the row held form the next group
+                pending = group
+                while True:
+                    await self._try(pending)
+                    if not (pending := [waiting for waiting in pending if not waiting.answer.done()]):
+                        return
+                    pause = patience.next_pause()
+                    if pause is None or self._stopping.is_set():
+                        raise held_too_long(what, self._stopping.is_set())
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), pause)
+        except RowHeld as refused:
+            if self._groups.get(wsid) is group:  # refused while waiting for its turn
+                del self._groups[wsid]
             for waiting in group:
-                self._give_up(waiting, stopping=True)
-        self._held.clear()
+                _answer(waiting, refused)
 
-    @staticmethod
-    def _give_up(waiting: _Waiting, stopping: bool = False) -> None:
-        _settle(waiting.answer, held_too_long(f"workspace {waiting.request.wsid!r}", stopping))
+    async def _try(self, group: list[_Waiting]) -> None:
+        """Send ``group`` in the next statement; return once each request was answered or found the row held."""
+        loop = asyncio.get_running_loop()
+        for waiting in group:
+            waiting.tried = loop.create_future()
+            self._queue(waiting)
+        await asyncio.gather(*(waiting.tried for waiting in group if waiting.tried is not None))
 
     async def _run(self, requests: Sequence[TaskRequest]) -> list[asyncpg.Record]:
         """One statement over ``requests``; its rows in their order. A dropped connection is found dead by
@@ -317,11 +313,13 @@ def _acceptance(row: asyncpg.Record) -> Acceptance:
     return Acceptance(state, task_from_row(row), created=bool(row["is_new"]))
 
 
-def _settle(future: asyncio.Future[Acceptance], outcome: Acceptance | Exception) -> None:
+def _answer(waiting: _Waiting, outcome: Acceptance | Exception) -> None:
     """Hand the outcome to a request still waiting for it (one that was cancelled has gone)."""
-    if future.done():
+    if waiting.tried is not None and not waiting.tried.done():
+        waiting.tried.set_result(None)
+    if waiting.answer.done():
         return
     if isinstance(outcome, Exception):
-        future.set_exception(outcome)
+        waiting.answer.set_exception(outcome)
     else:
-        future.set_result(outcome)
+        waiting.answer.set_result(outcome)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -42,18 +43,22 @@ def lock_not_available(error: BaseException) -> bool:
     return isinstance(error, asyncpg.LockNotAvailableError)
 
 
-def held_too_long(what: str, stopping: bool = False) -> WVSError:
-    """409 WVS_CONFLICT_LOCKED: ``what`` was held by another transaction for LOCK_PATIENCE seconds, or until the
-    service began to stop (``stopping``)."""
+class RowHeld(WVSError):
+    """409 WVS_CONFLICT_LOCKED: a row the request needs was held by another transaction for its whole patience,
+    or until the service began to stop."""
+
+
+def held_too_long(what: str, stopping: bool = False) -> RowHeld:
+    """``RowHeld`` naming ``what``: held for LOCK_PATIENCE seconds, or until the service began to stop."""
     how_long = "until the service began to stop" if stopping else f"for {LOCK_PATIENCE:g}s"
-    return WVSError(
+    return RowHeld(
         ErrorCode.CONFLICT_LOCKED,
         f"{what} is held by another transaction ({how_long}); retry with the same Idempotency-Key",
     )
 
 
 class Patience:
-    """One request's tries: the pause before the next one, until LOCK_PATIENCE has passed since it arrived."""
+    """One turn's tries at a row: the pause before the next one, until LOCK_PATIENCE has passed since the first."""
 
     def __init__(self) -> None:
         self._deadline = time.monotonic() + LOCK_PATIENCE
@@ -75,31 +80,38 @@ class Patience:
 
 class Turns:
     """The requests of this process that need the same row take turns at it, in arrival order: while a row is
-    held, one of them tries it after each pause and the others wait here, so a held row costs one try per
-    pause, not one per waiting request."""
+    held, the request whose turn it is tries it after each pause and the others wait here — a held row costs
+    one try per pause, not one per waiting request. Waiting for a turn costs no patience (requests for one
+    workspace go one after the other, however many there are), but when a turn's patience runs out at a row
+    held all along, the requests already waiting then are refused too: that row was held for them as long."""
 
-    def __init__(self) -> None:
+    def __init__(self, stopping: asyncio.Event) -> None:
+        self._stopping = stopping
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: dict[str, int] = {}
+        self._refused: dict[str, float] = {}  # key → when a turn at it last ran out of patience (monotonic)
 
     @contextlib.asynccontextmanager
-    async def turn(self, key: str, patience: Patience) -> AsyncIterator[None]:
-        """The turn at ``key`` (names the row); ``held_too_long(key)`` when ``patience`` runs out first."""
+    async def turn(self, key: str) -> AsyncIterator[Patience]:
+        """The turn at ``key`` (names the row), and the patience of its tries. Raises ``RowHeld`` (naming
+        ``key``) at once when a turn ran out of patience while this one waited, or the service is stopping."""
+        arrived = time.monotonic()
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] = self._users.get(key, 0) + 1
         try:
-            try:
-                await asyncio.wait_for(lock.acquire(), patience.remaining())
-            except TimeoutError:
-                raise held_too_long(key) from None
-            try:
-                yield
-            finally:
-                lock.release()
+            async with lock:
+                if self._stopping.is_set() or self._refused.get(key, -math.inf) >= arrived:
+                    raise held_too_long(key, self._stopping.is_set())
+                try:
+                    yield Patience()
+                except RowHeld:
+                    self._refused[key] = time.monotonic()
+                    raise
         finally:
             self._users[key] -= 1
             if not self._users[key]:
                 del self._users[key], self._locks[key]
+                self._refused.pop(key, None)
 
 
 async def retrying(attempt: Callable[[], Awaitable[T]], what: str, patience: Patience, stopping: asyncio.Event) -> T:

@@ -19,7 +19,7 @@ from wvs_core import metrics
 from wvs_core.db import tasks as task_table
 from wvs_core.db.accept import Acceptor, TaskRequest
 from wvs_core.db.events import list_events, record
-from wvs_core.db.lockwait import Patience, Turns, retrying
+from wvs_core.db.lockwait import Turns, retrying
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.pagination import keyset_page, split_page
 from wvs_core.db.retention import set_own_policy
@@ -84,8 +84,8 @@ class Store:
         self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.queue = queue
         self._stopping = stopping or asyncio.Event()
-        self.acceptor = Acceptor(self.autocommit, queue.announcement(), self._stopping)
-        self._turns = Turns()
+        self._turns = Turns(self._stopping)
+        self.acceptor = Acceptor(self.autocommit, queue.announcement(), self._turns, self._stopping)
 
     async def close(self) -> None:
         """Finish the accepting statements in flight; the engine stays the caller's."""
@@ -375,8 +375,7 @@ class Store:
             async with self.engine.begin() as conn:
                 return await body(conn)
 
-        patience = Patience()
-        async with self._turns.turn(what, patience):
+        async with self._turns.turn(what) as patience:
             return await retrying(attempt, what, patience, self._stopping)
 
     async def _lock_workspace(self, conn: AsyncConnection, wsid: str, scope: Scope) -> Workspace:
