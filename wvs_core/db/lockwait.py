@@ -7,7 +7,8 @@ accepting statement skips a held workspace (``SKIP LOCKED``, ``db/accept.py``); 
 workspace's row first, and any task's row, ``NOWAIT`` (``Store._lock_workspace``), so the rows they touch after
 are theirs already. Either way the request gives its connection back and tries again after a pause, the pauses
 doubling from ``FIRST_PAUSE`` to ``MAX_PAUSE``, for up to ``LOCK_PATIENCE`` seconds; then it answers 409
-WVS_CONFLICT_LOCKED (the row was held all along; a retry with the same Idempotency-Key is safe).
+WVS_CONFLICT_LOCKED (the row was held all along; a retry with the same Idempotency-Key is safe). The requests of
+one process that need the same row take turns at it (``Turns``), so only one of them tries at a time.
 
 A lock on a whole table (an operator's ``ALTER TABLE``, ``VACUUM FULL``) is waited for inside PostgreSQL, by
 reads and writes alike: nothing that needs the table could go ahead meanwhile anyway.
