@@ -125,7 +125,11 @@ def seeded_template(postgres: EmbeddedPostgres) -> Iterator[str]:
     """A migrated database seeded once for the module (workspaces 20k, tasks 200k, snapshots 100k, audit
     200k, analyzed); its name, for each test's database to be copied from."""
     with fresh_database(postgres) as dsn:
-        asyncio.run(_seed(dsn))
+        loop = asyncio.new_event_loop()  # not asyncio.run: that would leave the main thread without a loop
+        try:
+            loop.run_until_complete(_seed(dsn))
+        finally:
+            loop.close()
         yield str(make_url(dsn).database)
 
 
