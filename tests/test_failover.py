@@ -11,7 +11,8 @@ from wvs_core.config import WorkerConfig
 from wvs_core.scheduler import Scheduler
 
 
-def test_routing_is_stable_and_spreads_workspaces() -> None:
+async def test_routing_is_stable_and_spreads_workspaces() -> None:
+    """Sync tests of this suite may leave no event loop behind (asyncio.run), and the gRPC channels need one."""
     addrs = ["10.0.0.1:7070", "10.0.0.2:7070", "10.0.0.3:7070"]
     config = WorkerConfig(executor_addrs=addrs)
     first = Scheduler(config, None, None)  # type: ignore[arg-type]

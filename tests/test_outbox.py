@@ -108,3 +108,17 @@ async def test_events_recorded_together_keep_their_order_and_hold_a_reader_back_
             .all()
         )
     assert kinds == ["gap-a", "gap-b", "gap-a"]
+
+
+async def test_a_batch_that_overtakes_an_earlier_id_is_read_whole_once_that_id_commits(engine) -> None:
+    """Only a batch's last row carries a horizon (migration 0010): its other rows must neither let a reader
+    past an earlier id still in flight nor be left unread when the batch is the newest thing committed."""
+    async with engine.connect() as late, engine.connect() as batch:
+        slow = await late.begin()
+        held = await record(late, event("gap-a"))
+        async with batch.begin():
+            together = await record_all(batch, [event("gap-b"), event("gap-c"), event("gap-b"), event("gap-c")])
+        assert min(together) > held
+        assert await ids_after(engine, held - 1) == [], "no row of the batch is a safe point past the held id"
+        await slow.commit()
+    assert await ids_after(engine, held - 1) == [held, *together]

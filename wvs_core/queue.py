@@ -42,13 +42,14 @@ class TaskQueue(abc.ABC):
         """The SQL that picks up to ``:limit`` (>= 1) tasks to run next: a ``SELECT`` of their ``task_id``s.
 
         Core runs it as the first step of the one statement that claims them (``WITH picked AS (<choice>)
-        UPDATE wvs.tasks … RETURNING``, ``wvs_core.db.tasks.claim``), so picking and starting cost one round trip.
+        SELECT … FROM wvs.tasks … FOR UPDATE``, ``wvs_core.db.tasks.claim``), so picking costs no round trip of
+        its own; ``:limit`` is written into that SQL as a literal (one plan kept per limit).
         Each task must be runnable (PENDING, or FAILED whose ``next_run_at`` has come), the oldest unfinished
         task of its workspace by ``(created_at, task_id)``, in a workspace with no RUNNING task — at most one
         task per workspace. Core keeps each workspace's oldest unfinished task on its row
         (``wvs.workspaces.head_task_id``, ``head_created_at``, and ``head_run_at``: NULL while that task runs),
         so a choice can read heads instead of backlogs. Until the transaction ends, no other claim may pick
-        these tasks or another task of their workspaces (lock them); the same statement marks them RUNNING,
+        these tasks or another task of their workspaces (lock them); the same transaction marks them RUNNING,
         and from then on a RUNNING status holds its workspace. Never wait on a lock someone else holds — skip
         that workspace (a submit or a task's end holds its row for a moment). Built once: core caches the
         claiming statement by its text.

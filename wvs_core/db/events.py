@@ -13,8 +13,10 @@ is not visible yet. A tail that moved past 7 would never see 6. So ``record``:
    allocating that id, so before ``horizon`` was assigned: its xid is below ``horizon``. (A snapshot's xmax
    would not do: it is one past the newest *completed* xid, and running transactions may hold higher ones.)
 
-``record_all`` does the same for several events at once, in one call of ``wvs.record_events`` (migration 0009):
-every workspace row locked, then every id allocated, then one subtransaction inserts them all.
+``record_all`` does the same for several events at once, in one call of ``wvs.record_events`` (migrations 0009,
+0010): every workspace row locked, then every id allocated, then one subtransaction inserts them all. Only the
+last, highest id carries the horizon; the others carry the largest bigint, never below a reader's oldest running
+xid. They need none of their own: the last row's horizon covers every id below it.
 
 A reader then only reads up to ``safe_upto``: the highest visible row whose ``horizon`` is at or below the
 oldest running xid (``pg_snapshot_xmin``) in the reader's own snapshot. Every id up to it is final — visible

@@ -72,16 +72,21 @@ class TaskRuns:
 
         With ``settle``, a task it gives an ending for (its op's claim rule finished or refused it) ends in the
         same transaction, recorded like any run's end, with one wake-up for all (``Claimed.ended``): no run, no
-        second transaction. Should recording those endings fail, the whole claim rolls back."""
+        second transaction, and its row written once, straight to its outcome. Should recording those endings
+        fail, the whole claim rolls back."""
         async with self.queue.engine.begin() as conn:
             claimed = await tasks.claim(conn, self.queue.choice(), limit, self.worker_id, lease)
             if not claimed:
                 return []
             decisions = await self.recorder.claimed(conn, claimed, self.actor)
-            endings = (
-                [settle(task, decision) for task, decision in zip(claimed, decisions, strict=True)] if settle else []
-            )
-            settled = await self._end(conn, [(e.task, e.outcome, e.result) for e in endings if e is not None])
+            endings = {
+                task.task_id: ending
+                for task, decision in zip(claimed, decisions, strict=True)
+                if settle is not None and (ending := settle(task, decision)) is not None
+            }
+            started = await tasks.start(conn, claimed, {task_id: ending.outcome for task_id, ending in endings.items()})
+            runs = [(started[task_id], ending.result) for task_id, ending in endings.items()]
+            settled = {one.task.task_id: one for one in await self.recorder.runs_ended(conn, runs, self.actor)}
             if settled:
                 await self.queue.announce(conn)  # the workspaces' next tasks may now start
         for recorded in settled.values():

@@ -10,7 +10,7 @@ with them (docs/architecture.md, "Workspace heads").
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,30 +23,60 @@ from wvs_core.db.tables import tasks
 from wvs_core.ids import uuid7
 from wvs_core.models import UNFINISHED, Task, TaskOutcome, TaskStatus
 
-# A claim in one statement: the queue's choice (``TaskQueue.choice``) picks and locks the rows, then they go
-# RUNNING for a worker under a lease (seconds), each attempt counted. Only runnable rows are started; a row the
-# choice picked that is not runnable comes back with ``task_id`` NULL (a faulty queue).
+# A claim's first statement: the queue's choice (``TaskQueue.choice``) picks and locks the rows, which come back
+# as they start — RUNNING for a worker under a lease (seconds), the attempt counted — for ``start`` to write
+# once the ops' claim rules decided (a task whose rule ends it is written once, straight to its outcome). The
+# second lock, on rows the choice already locked, reads each row's newest version, as an UPDATE would. A row
+# the choice picked that is not runnable comes back with ``task_id`` NULL (a faulty queue).
 _CLAIM = """
     WITH picked AS MATERIALIZED ({choice}),
     started AS (
-        UPDATE wvs.tasks t
-        SET status = 'RUNNING',
-            attempt = t.attempt + 1,
-            started_at = clock_timestamp(),
-            ended_at = NULL,
-            worker_id = :worker_id,
-            lease_expires_at = clock_timestamp() + make_interval(secs => :lease)
-        FROM picked
-        WHERE t.task_id = picked.task_id AND t.status IN ('PENDING', 'FAILED')
-        RETURNING t.*
+        SELECT {started}
+        FROM wvs.tasks t
+        WHERE t.task_id IN (SELECT task_id FROM picked) AND t.status IN ('PENDING', 'FAILED')
+        FOR UPDATE
     )
     SELECT picked.task_id AS picked_id, started.*
     FROM picked LEFT JOIN started ON started.task_id = picked.task_id
     ORDER BY started.created_at, started.task_id
     """
+_STARTED = {
+    "status": "'RUNNING'",
+    "attempt": "t.attempt + 1",
+    "started_at": "clock_timestamp()",
+    "ended_at": "NULL::timestamptz",
+    "worker_id": "CAST(:worker_id AS text)",
+    "lease_expires_at": "clock_timestamp() + make_interval(secs => :lease)",
+}
+
+# The claimed rows written, each as it started (``ended`` false: RUNNING under its lease) or as it ended in its
+# claim (with its outcome, as ``_END`` writes one); :task_ids as in ``_END``.
+_START = sa.text(
+    """
+    UPDATE wvs.tasks t
+    SET status = s.status,
+        attempt = s.attempt,
+        started_at = s.started_at,
+        ended_at = CASE WHEN s.ended THEN clock_timestamp() END,
+        result = CASE WHEN s.ended THEN s.result ELSE t.result END,
+        error = CASE WHEN s.ended THEN s.error ELSE t.error END,
+        next_run_at = CASE WHEN s.ended THEN clock_timestamp() + make_interval(secs => s.next_run_in)
+                           ELSE t.next_run_at END,
+        worker_id = CASE WHEN s.ended THEN NULL ELSE s.worker_id END,
+        lease_expires_at = CASE WHEN s.ended THEN NULL ELSE s.lease_expires_at END
+    FROM jsonb_to_recordset(:rows) AS s(
+        task_id text, status text, attempt int, started_at timestamptz, worker_id text, lease_expires_at timestamptz,
+        ended boolean, result jsonb, error jsonb, next_run_in float8
+    )
+    WHERE t.task_id = ANY(:task_ids) AND t.task_id = s.task_id AND t.status IN ('PENDING', 'FAILED')
+    RETURNING t.*
+    """
+).bindparams(sa.bindparam("rows", type_=JSONB))
 
 # Several runs' ends in one statement, one outcome per row of :endings; a row whose task is no longer RUNNING
-# for the worker that ran it (its lease was lost) matches nothing.
+# for the worker that ran it (its lease was lost) matches nothing. :task_ids, the same ids as an array, lets the
+# planner count them and find the rows by the primary key (it guesses 100 rows for jsonb_to_recordset, and on a
+# small table scans it whole).
 _END = sa.text(
     """
     UPDATE wvs.tasks t
@@ -60,7 +90,8 @@ _END = sa.text(
     FROM jsonb_to_recordset(:endings) AS e(
         task_id text, worker_id text, status text, result jsonb, error jsonb, next_run_in float8
     )
-    WHERE t.task_id = e.task_id AND t.status = 'RUNNING' AND t.worker_id IS NOT DISTINCT FROM e.worker_id
+    WHERE t.task_id = ANY(:task_ids) AND t.task_id = e.task_id
+      AND t.status = 'RUNNING' AND t.worker_id IS NOT DISTINCT FROM e.worker_id
     RETURNING t.*
     """
 ).bindparams(sa.bindparam("endings", type_=JSONB))
@@ -206,17 +237,45 @@ async def cancel(conn: AsyncConnection, task: Task) -> Task:
 
 @functools.cache
 def _claiming(choice: str) -> sa.TextClause:
-    return sa.text(_CLAIM.format(choice=choice))
+    started = ", ".join(f"{_STARTED.get(column.name, f't.{column.name}')} AS {column.name}" for column in tasks.c)
+    # The limit is written into the statement, not sent: one prepared statement per limit, whose plan PostgreSQL
+    # then keeps (a generic plan), instead of planning the claim anew for each batch as a parameter makes it.
+    return sa.text(_CLAIM.format(choice=choice, started=started)).bindparams(
+        sa.bindparam("limit", type_=sa.Integer, literal_execute=True)
+    )
 
 
 async def claim(conn: AsyncConnection, choice: sa.TextClause, limit: int, worker_id: str, lease: float) -> list[Task]:
-    """Up to ``limit`` tasks that ``choice`` (the queue's, ``TaskQueue.choice``) picks, made RUNNING for
-    ``worker_id`` until ``lease`` seconds from now, an attempt counted each, in one statement; oldest first.
-    Raises RuntimeError when the choice picked a task that is not runnable (a queue must only pick runnable tasks)."""
+    """Up to ``limit`` tasks that ``choice`` (the queue's, ``TaskQueue.choice``) picks, locked, as they start:
+    RUNNING for ``worker_id`` until ``lease`` seconds from now, an attempt counted; oldest first. Not written yet:
+    ``start`` writes them in the same transaction. Raises RuntimeError when the choice picked a task that is not
+    runnable (a queue must only pick runnable tasks)."""
     rows = (await conn.execute(_claiming(choice.text), {"limit": limit, "worker_id": worker_id, "lease": lease})).all()
     if unrunnable := [row.picked_id for row in rows if row.task_id is None]:
         raise RuntimeError(f"the queue picked task {unrunnable[0]}, which is not runnable")
     return [task_from_row(row) for row in rows]
+
+
+async def start(conn: AsyncConnection, claimed: Sequence[Task], ended: Mapping[str, TaskOutcome]) -> dict[str, Task]:
+    """Write the tasks ``claim`` returned, in one statement: as they started, or — those in ``ended``, by task
+    id — straight to that outcome (one write of the row, not two). Returns them as written, by id."""
+    rows = []
+    for task in claimed:
+        outcome = ended.get(task.task_id)
+        row: dict[str, Any] = {
+            "task_id": task.task_id,
+            "status": outcome.status.value if outcome else task.status.value,
+            "attempt": task.attempt,
+            "started_at": task.started_at.isoformat() if task.started_at else None,
+            "worker_id": task.worker_id,
+            "lease_expires_at": task.lease_expires_at.isoformat() if task.lease_expires_at else None,
+            "ended": outcome is not None,
+        }
+        if outcome is not None:
+            row |= {"result": outcome.result, "error": outcome.error, "next_run_in": outcome.next_run_in}
+        rows.append(row)
+    task_ids = [task.task_id for task in claimed]
+    return {row.task_id: task_from_row(row) for row in await conn.execute(_START, {"rows": rows, "task_ids": task_ids})}
 
 
 async def renew(conn: AsyncConnection, worker_id: str, task_ids: list[str], lease: float) -> set[str]:
@@ -239,7 +298,10 @@ async def end(conn: AsyncConnection, endings: Sequence[tuple[Task, TaskOutcome]]
         }
         for task, outcome in endings
     ]
-    return {row.task_id: task_from_row(row) for row in await conn.execute(_END, {"endings": rows})}
+    task_ids = [task.task_id for task, _ in endings]
+    return {
+        row.task_id: task_from_row(row) for row in await conn.execute(_END, {"endings": rows, "task_ids": task_ids})
+    }
 
 
 async def release(conn: AsyncConnection, task: Task) -> Task | None:
