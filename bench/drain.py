@@ -33,14 +33,21 @@ class Drained:
 
 
 async def drain(
-    stage: Stage, tasks: int, workspaces: int, processes: int, deadline: float, through_executor: bool = False
+    stage: Stage,
+    tasks: int,
+    workspaces: int,
+    processes: int,
+    deadline: float,
+    through_executor: bool = False,
+    concurrency: int | None = None,
 ) -> Drained:
     """``processes`` workers drain ``tasks`` no-op tasks spread over ``workspaces`` workspaces (task n in workspace
     n mod ``workspaces``), in a fresh database: ``bench_noop`` tasks, or ``through_executor`` ``bench_noop_executed``
-    ones and one ``wvs executor``. Raises RuntimeError after ``deadline`` seconds, or when a task did not succeed."""
+    ones and one ``wvs executor``; each worker with ``concurrency`` slots (default: WVS's). Raises RuntimeError
+    after ``deadline`` seconds, or when a task did not succeed."""
     op = NoopExecuted.name if through_executor else Noop.name
     dsn = await stage.postgres.fresh_wvs_database("wvs_drain")
-    deployment = stage.deployment(f"drain-{op}-{processes}p", dsn)
+    deployment = stage.deployment(f"drain-{op}-{processes}p", dsn, concurrency=concurrency)
     setup = await asyncpg.connect(dsn)
     try:
         wsids = await seed.add_workspaces(setup, "ws", workspaces)

@@ -52,14 +52,16 @@ def toml(data: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_config(dsn: str, mount: Path, storage: str, quiesce: str) -> dict[str, Any]:
+def bench_config(dsn: str, mount: Path, storage: str, quiesce: str, concurrency: int | None = None) -> dict[str, Any]:
     """WVS's defaults but for the database ``dsn`` (libpq form), the volume ``mount``, the plugins (``storage``,
-    ``quiesce``, no notifiers, the bench's no-op ops) and ``log_level = "warning"`` (no line per task)."""
+    ``quiesce``, no notifiers, the bench's no-op ops), ``log_level = "warning"`` (no line per task) and, when
+    given, ``worker.concurrency``."""
     return {
         "log_level": "warning",
         "database": {"dsn": dsn},
         "executor": {"mount_path": str(mount)},
         "plugins": {"storage": storage, "quiesce": quiesce, "notifiers": [], "modules": [PLUGIN_MODULE]},
+        **({"worker": {"concurrency": concurrency}} if concurrency is not None else {}),
     }
 
 
@@ -84,9 +86,11 @@ class Deployment:
     logs: Path
 
     @classmethod
-    def write(cls, directory: Path, dsn: str, mount: Path, storage: str, quiesce: str = "none") -> Deployment:
+    def write(
+        cls, directory: Path, dsn: str, mount: Path, storage: str, quiesce: str = "none", concurrency: int | None = None
+    ) -> Deployment:
         """The config file in ``directory``, which also takes the processes' logs."""
-        data = bench_config(dsn, mount, storage, quiesce)
+        data = bench_config(dsn, mount, storage, quiesce, concurrency)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "wvs.toml"
         path.write_text(toml(data))

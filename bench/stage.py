@@ -24,9 +24,9 @@ class Stage:
     memory: PeakMemory = attrs.field(factory=PeakMemory)
     _numbers: itertools.count[int] = attrs.field(factory=itertools.count)
 
-    def deployment(self, name: str, dsn: str, quiesce: str = "none") -> Deployment:
+    def deployment(self, name: str, dsn: str, quiesce: str = "none", concurrency: int | None = None) -> Deployment:
         """A config for a measurement called ``name`` on the database ``dsn``, with a fresh directory of the
-        volume as the executor's mount."""
+        volume as the executor's mount (and ``worker.concurrency``, when given)."""
         directory = self.scratch / f"{name}-{next(self._numbers)}"
         mount = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.volume))
-        return Deployment.write(directory, dsn, mount, self.storage, quiesce)
+        return Deployment.write(directory, dsn, mount, self.storage, quiesce, concurrency)

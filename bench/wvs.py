@@ -94,6 +94,11 @@ async def measure_drains(stage: Stage, sizes: WvsSizes, common: Sizes, rounds: R
     one = await drain(stage, common.drain_jobs, common.workspaces, 1, common.deadline)
     rounds.add(WVS, figures.WVS_DRAIN_1, one.tasks_per_second)
     rounds.add(WVS, figures.WVS_WORKER_CPU, one.cpu_seconds_per_task * 1000)
+    step(f"the same, 1 worker process with worker.concurrency = {figures.TUNED_CONCURRENCY}")
+    tuned = await drain(
+        stage, common.drain_jobs, common.workspaces, 1, common.deadline, concurrency=figures.TUNED_CONCURRENCY
+    )
+    rounds.add(WVS, figures.WVS_DRAIN_1_TUNED, tuned.tasks_per_second)
     step("the same, 2 worker processes")
     two = await drain(stage, common.drain_jobs, common.workspaces, 2, common.deadline)
     rounds.add(WVS, figures.WVS_DRAIN_2, two.tasks_per_second)
