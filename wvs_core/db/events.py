@@ -106,6 +106,31 @@ async def record_all(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[
     return [int(event_id) for event_id in (await conn.execute(_RECORD_ALL, {"rows": rows})).scalar_one()]
 
 
+class DeferredEvents:
+    """Events of one transaction on ``conn`` that wait to go to the outbox with the next ones recorded through
+    it, before them: a claim's ``task.started`` events and its ends' events take one ``record_all``, not two.
+    An event recorded through it in between (an op's, from its claim rule) takes those waiting along first,
+    so the order is kept. Whatever still waits must be ``flush``ed before the transaction commits."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._waiting: list[NewEvent] = []
+
+    def defer(self, events: Sequence[NewEvent]) -> None:
+        """Let ``events`` wait for the next ``record`` or ``flush``."""
+        self._waiting.extend(events)
+
+    async def record(self, events: Sequence[NewEvent]) -> list[int]:
+        """Append those waiting, then ``events`` (``record_all``); returns the ``event_id``s of ``events``."""
+        batch, self._waiting = [*self._waiting, *events], []
+        ids = await record_all(self.conn, batch)
+        return ids[len(ids) - len(events) :]
+
+    async def flush(self) -> None:
+        """Append those waiting."""
+        await self.record([])
+
+
 def safe_upto() -> sa.ScalarSelect[Any]:
     """SQL: the highest event_id up to which the outbox is final in this statement's snapshot (0: none)."""
     oldest_running = sa.cast(sa.cast(sa.func.pg_snapshot_xmin(sa.func.pg_current_snapshot()), sa.Text), sa.BigInteger)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wvs_core import metrics
 from wvs_core.agentview import TAMPERED
-from wvs_core.db.events import record, record_all
+from wvs_core.db.events import DeferredEvents, record
 from wvs_core.db.transaction import SqlWorkspaceTransaction
 from wvs_core.events import EventType, NewEvent, task_event_type
 from wvs_core.models import ExecutionResult, Task, TaskStatus
@@ -64,21 +64,24 @@ class TaskRecorder:
     def __init__(self, registry: PluginRegistry) -> None:
         self.registry = registry
 
-    async def claimed(self, conn: AsyncConnection, tasks: Sequence[Task], actor: dict[str, Any]) -> list[ClaimDecision]:
-        """``task.started`` for each of ``tasks`` (one insert), then each op's ``on_claimed`` rule: what each run
-        is to do (proceed when no loaded plugin provides the op; the run then fails it), in the order given."""
+    async def claimed(
+        self, events: DeferredEvents, tasks: Sequence[Task], actor: dict[str, Any]
+    ) -> list[ClaimDecision]:
+        """``task.started`` for each of ``tasks`` (deferred in ``events``: they go with the next events recorded,
+        before them), then each op's ``on_claimed`` rule: what each run is to do (proceed when no loaded plugin
+        provides the op; the run then fails it), in the order given."""
         started = []
         for task in tasks:
             data = {"after": {"status": TaskStatus.RUNNING, "attempt": task.attempt}}
             started.append(NewEvent.of_task(EventType.TASK_STARTED, task, actor, data))
-        await record_all(conn, started)
+        events.defer(started)
         decisions = []
         for task in tasks:
             op = self.registry.ops.get(task.op)
             decision = (
                 ClaimDecision.proceed()
                 if op is None
-                else await op.on_claimed(self._transaction(conn, task, actor), task)
+                else await op.on_claimed(self._transaction(events, task, actor), task)
             )
             decisions.append(decision)
         return decisions
@@ -99,19 +102,20 @@ class TaskRecorder:
     ) -> Recorded:
         """``task`` went from ``before`` (PENDING or FAILED: a cancel) to CANCELED, not by a run: its event (by
         the request ``request_id``, by default the task's own) and the op's ``on_canceled`` rule."""
-        (recorded,) = await self._ended(conn, [(task, None)], before, actor, request_id)
+        (recorded,) = await self._ended(DeferredEvents(conn), [(task, None)], before, actor, request_id)
         return recorded
 
     async def runs_ended(
-        self, conn: AsyncConnection, runs: Sequence[tuple[Task, ExecutionResult | None]], actor: dict[str, Any]
+        self, events: DeferredEvents, runs: Sequence[tuple[Task, ExecutionResult | None]], actor: dict[str, Any]
     ) -> list[Recorded]:
         """Runs ended: each task went from RUNNING to SUCCEEDED, FAILED, DEAD or CANCELED, with the executor's
-        answer when there was one. Their events (one insert), then each op's rule; in the order given."""
-        return await self._ended(conn, runs, TaskStatus.RUNNING, actor, None)
+        answer when there was one. Their events (one insert, after those ``events`` deferred), then each op's
+        rule; in the order given."""
+        return await self._ended(events, runs, TaskStatus.RUNNING, actor, None)
 
     async def _ended(
         self,
-        conn: AsyncConnection,
+        deferred: DeferredEvents,
         ends: Sequence[tuple[Task, ExecutionResult | None]],
         before: TaskStatus,
         actor: dict[str, Any],
@@ -135,10 +139,10 @@ class TaskRecorder:
             events.append(attrs.evolve(event, request_id=request_id or task.request_id))
             if (task.error or {}).get("reason") == TAMPERED:
                 events.append(NewEvent.of_task(EventType.WORKSPACE_TAMPERED, task, actor, {"error": task.error}))
-        await record_all(conn, events)
+        await deferred.record(events)
         recorded = []
         for task, result in ends:
-            tx = self._transaction(conn, task, actor)
+            tx = self._transaction(deferred, task, actor)
             op = self.registry.ops.get(task.op)
             if op is not None:
                 if task.status == TaskStatus.SUCCEEDED and result is not None:
@@ -150,7 +154,7 @@ class TaskRecorder:
             recorded.append(Recorded(task, before, tx.state_changes, op))
         return recorded
 
-    def _transaction(self, conn: AsyncConnection, task: Task, actor: dict[str, Any]) -> SqlWorkspaceTransaction:
+    def _transaction(self, events: DeferredEvents, task: Task, actor: dict[str, Any]) -> SqlWorkspaceTransaction:
         op = self.registry.ops.get(task.op)
         declared = op.event_types if op is not None else ()
-        return SqlWorkspaceTransaction(conn, task, self.registry.snapshot_references, actor, declared)
+        return SqlWorkspaceTransaction(events.conn, task, self.registry.snapshot_references, actor, declared, events)

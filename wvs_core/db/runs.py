@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from wvs_core.db import tasks
+from wvs_core.db.events import DeferredEvents
 from wvs_core.db.outcomes import Recorded, TaskRecorder
 from wvs_core.db.transaction import SCHEDULER_ACTOR
 from wvs_core.models import ExecutionResult, Task, TaskOutcome
@@ -78,7 +79,8 @@ class TaskRuns:
             claimed = await tasks.claim(conn, self.queue.choice(), limit, self.worker_id, lease)
             if not claimed:
                 return []
-            decisions = await self.recorder.claimed(conn, claimed, self.actor)
+            events = DeferredEvents(conn)  # the task.started events go with the ends' (or alone, at the end)
+            decisions = await self.recorder.claimed(events, claimed, self.actor)
             endings = {
                 task.task_id: ending
                 for task, decision in zip(claimed, decisions, strict=True)
@@ -86,7 +88,8 @@ class TaskRuns:
             }
             started = await tasks.start(conn, claimed, {task_id: ending.outcome for task_id, ending in endings.items()})
             runs = [(started[task_id], ending.result) for task_id, ending in endings.items()]
-            settled = {one.task.task_id: one for one in await self.recorder.runs_ended(conn, runs, self.actor)}
+            settled = {one.task.task_id: one for one in await self.recorder.runs_ended(events, runs, self.actor)}
+            await events.flush()
             if settled:
                 await self.queue.announce(conn)  # the workspaces' next tasks may now start
         for recorded in settled.values():
@@ -151,4 +154,5 @@ class TaskRuns:
             return {}
         ended = await tasks.end(conn, [(task, outcome) for task, outcome, _ in ends])
         runs = [(ended[task.task_id], result) for task, _, result in ends if task.task_id in ended]
-        return {recorded.task.task_id: recorded for recorded in await self.recorder.runs_ended(conn, runs, self.actor)}
+        recorded = await self.recorder.runs_ended(DeferredEvents(conn), runs, self.actor)
+        return {one.task.task_id: one for one in recorded}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wvs_core.db.events import record
+from wvs_core.db.events import DeferredEvents
 from wvs_core.db.rows import from_row
 from wvs_core.db.tables import snapshots, tasks, workspaces
 from wvs_core.events import EventType, NewEvent, workspace_event_type
@@ -66,8 +66,10 @@ class SqlWorkspaceTransaction:
         references: SnapshotReferences,
         actor: dict[str, Any] | None = None,
         op_event_types: Collection[str] = (),
+        events: DeferredEvents | None = None,
     ) -> None:
         self.conn = conn
+        self.events = events or DeferredEvents(conn)  # the transaction's events still waiting go first
         self.task = task
         self.references = references
         self.actor = actor or SCHEDULER_ACTOR
@@ -81,17 +83,15 @@ class SqlWorkspaceTransaction:
         await self._record(type_, {"op": self.task.op, **data})
 
     async def _record(self, type_: str, data: dict[str, Any]) -> None:
-        await record(
-            self.conn,
-            NewEvent(
-                type=type_,
-                wsid=self.task.wsid,
-                task_id=self.task.task_id,
-                request_id=self.task.request_id,
-                actor=self.actor,
-                data=data,
-            ),
+        event = NewEvent(
+            type=type_,
+            wsid=self.task.wsid,
+            task_id=self.task.task_id,
+            request_id=self.task.request_id,
+            actor=self.actor,
+            data=data,
         )
+        await self.events.record([event])
 
     async def get_workspace(self, wsid: str) -> Workspace:
         """The workspace row, locked for the rest of the transaction."""
