@@ -152,6 +152,40 @@ async def test_tasks_needing_no_run_end_in_their_claim_with_one_wake_up(engine, 
         assert list(actions.scalars()) == ["task.started", "task.succeeded"]  # created straight into the table
 
 
+async def test_a_claims_rows_are_written_as_they_started_or_as_they_ended(engine, runs) -> None:
+    """One batch, two kinds of row: those to run are RUNNING here under the lease, an attempt counted; those
+    whose claim ended them carry their outcome and their run's times, and hold no lease."""
+    for n in range(4):
+        await add_task(engine, runs.queue, f"fin-{n}")
+
+    def settle(task: Task, _decision: ClaimDecision) -> Ending | None:
+        return Ending(task, SUCCEEDED, DONE) if task.wsid in ("fin-1", "fin-3") else None
+
+    claimed = await runs.claim(LEASE, 4, settle)
+    async with engine.connect() as conn:
+        rows = {
+            row.wsid: row
+            for row in await conn.execute(
+                sa.text(
+                    "SELECT wsid, status, attempt, worker_id, result, started_at, ended_at, "
+                    "lease_expires_at - started_at AS lease FROM wvs.tasks"
+                )
+            )
+        }
+    for wsid in ("fin-0", "fin-2"):
+        row = rows[wsid]
+        assert (row.status, row.attempt, row.worker_id, row.ended_at) == ("RUNNING", 1, runs.worker_id, None)
+        assert abs(row.lease.total_seconds() - LEASE) < 1
+    for wsid in ("fin-1", "fin-3"):
+        row = rows[wsid]
+        assert (row.status, row.attempt, row.worker_id, row.lease) == ("SUCCEEDED", 1, None, None)
+        assert row.result == DONE.results and row.started_at <= row.ended_at
+    recorded = {one.task.wsid: one.ended for one in claimed if one.ended is not None}
+    assert {wsid: (task.status, task.ended_at) for wsid, task in recorded.items()} == {
+        wsid: (TaskStatus.SUCCEEDED, rows[wsid].ended_at) for wsid in ("fin-1", "fin-3")
+    }, "the ended tasks handed back are the rows as written"
+
+
 async def test_a_claim_whose_endings_fail_to_record_takes_nothing(engine, runs) -> None:
     for n in range(2):
         await add_task(engine, runs.queue, f"fin-{n}")
