@@ -20,6 +20,7 @@ DEEP_NAME = "d" * 250
 DEEP_LEVELS = 20  # 20 x 251 bytes: the tree is far deeper than PATH_MAX (4096)
 SPARSE_SIZE = 1 << 30
 BLOCK = 1 << 16
+READ = 64 * BLOCK  # 4 MiB: what _digest reads at a time
 
 
 def _acl(*entries: tuple[int, int, int]) -> bytes:
@@ -323,16 +324,21 @@ def _xattrs_of(path: str) -> dict[str, bytes]:
 def _digest(parent: int, name: str) -> str:
     """Size and SHA-256 of the content's non-zero 64 KiB blocks with their offsets: equal for equal content
     however a filesystem stores the holes, and only the data regions are read (a 1 GiB hole costs nothing
-    where the filesystem reports holes)."""
+    where the filesystem reports holes). Read READ bytes at a time: where it reports none (JuiceFS: the
+    whole file is one data region) a 1 GiB hole reads in about a second, where 64 KiB reads took six."""
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NOATIME, dir_fd=parent)
     try:
         digest, size, next_block = hashlib.sha256(), os.fstat(fd).st_size, 0
         for start, end in data_regions(fd, size):
-            for block in range(max(start - start % BLOCK, next_block), end, BLOCK):
-                chunk = os.pread(fd, BLOCK, block)
-                if chunk.strip(b"\0"):
-                    digest.update(struct.pack("<Q", block) + chunk)
-                next_block = block + BLOCK
+            for offset in range(max(start - start % BLOCK, next_block), end, READ):
+                length = min(READ, -(-(end - offset) // BLOCK) * BLOCK)  # whole blocks, the last one holding end
+                data = os.pread(fd, length, offset)
+                if data.count(0) != len(data):  # all zeros (a hole read back): no block to hash
+                    for at in range(0, len(data), BLOCK):
+                        chunk = data[at : at + BLOCK]
+                        if chunk.strip(b"\0"):
+                            digest.update(struct.pack("<Q", offset + at) + chunk)
+                next_block = offset + length
         return f"{size}:{digest.hexdigest()}"
     finally:
         os.close(fd)

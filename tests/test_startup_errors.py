@@ -59,18 +59,51 @@ def test_no_dsn_is_one_line_naming_it(command: list[str], tmp_path: Path) -> Non
     assert_refused(run_wvs(*command, env=env), "database.dsn", "WVS_DB_DSN")
 
 
+# Each waits STARTUP_PATIENCE (10 s) for a database that may be restarting: once for the planes (api and worker
+# share their start-up check, db.engine.check_database) and once for migrate.
+UNREACHABLE = (("api",), ("migrate",))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def unreachable_runs() -> Iterator[dict[tuple[str, ...], subprocess.Popen[str]]]:
+    """The UNREACHABLE commands on a DSN no server answers, started together as this module begins: their
+    patience runs out while the other tests run, not one after another. Killed if still running at the end."""
+    running = {
+        command: subprocess.Popen(
+            [str(BIN / "wvs"), *command],
+            env=clean_env(WVS_DB_DSN=NO_SERVER),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in UNREACHABLE
+    }
+    yield running
+    for process in running.values():
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def finished(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    stdout, stderr = process.communicate(timeout=90)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 @pytest.mark.parametrize(
     ("command", "dsn", "says"),
     [
         *((command, "mysql://db/wvs", "must be a PostgreSQL URL") for command in (["api"], ["worker"], ["migrate"])),
-        # waits STARTUP_PATIENCE (10 s) for a database that may be restarting: once for the planes (api and
-        # worker share their start-up check, db.engine.check_database) and once for migrate
-        (["api"], NO_SERVER, "cannot reach the database"),
-        (["migrate"], NO_SERVER, "cannot reach the database"),
+        *((list(command), NO_SERVER, "cannot reach the database") for command in UNREACHABLE),
     ],
 )
-def test_a_wrong_dsn_is_one_line_naming_it(command: list[str], dsn: str, says: str) -> None:
-    run = run_wvs(*command, env=clean_env(WVS_DB_DSN=dsn))
+def test_a_wrong_dsn_is_one_line_naming_it(
+    command: list[str], dsn: str, says: str, unreachable_runs: dict[tuple[str, ...], subprocess.Popen[str]]
+) -> None:
+    if dsn == NO_SERVER:
+        run = finished(unreachable_runs[tuple(command)])
+    else:
+        run = run_wvs(*command, env=clean_env(WVS_DB_DSN=dsn))
     assert_refused(run, "database.dsn", "WVS_DB_DSN", says)
 
 

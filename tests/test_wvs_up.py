@@ -87,6 +87,22 @@ def wvs_up(tmp_path: Path) -> Iterator[StartUp]:
         reap(data_dir)
 
 
+@pytest.fixture(scope="module")
+def shared_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """One ``wvs up`` on JuiceFS for the tests below that only use it: a second ``wvs up`` refused beside it,
+    the README walkthroughs, then the served flow, which stops it and finds nothing left (so it comes last in
+    this file). Killed and reaped at the end of the module if a test left it running."""
+    if (reason := fuse_unavailable_reason()) is not None and not os.environ.get("CI"):
+        pytest.skip(f"JuiceFS needs FUSE: {reason}")
+    work = tmp_path_factory.mktemp("shared-up")
+    up = Up(work / "wvs-data", work / "up.log")
+    yield up
+    if up.process.poll() is None:
+        os.killpg(up.process.pid, signal.SIGKILL)
+        up.process.wait()
+    reap(up.data_dir)
+
+
 def postgres_processes(data_dir: Path) -> list[psutil.Process]:
     """PostgreSQL servers whose data directory is under ``data_dir``."""
     return processes_named("postgres", data_dir)
@@ -156,72 +172,6 @@ def create_workspace(api_url: str, wsid: str) -> None:
     created = wvsctl(api_url, "workspace", "create", wsid, "--owner", "me", "--wait", "--json")
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["status"] == "SUCCEEDED"
-
-
-def test_wvs_up_serves_and_cleans_up(wvs_up: StartUp, tmp_path: Path) -> None:
-    data_dir = tmp_path / "wvs-data"
-    up = wvs_up(data_dir)
-    agent = None
-    try:
-        api_url = up.wait_for(API_LINE)
-        assert api_url == f"http://127.0.0.1:{up.port}"
-        mount = Path(up.wait_for(MOUNT_LINE))
-        assert mount == data_dir / "juicefs" / "mnt" and is_mounted(mount)
-        assert up.wait_for(r"agent view:\s+(\S+)") == f"{mount}/<wsid>", "it says what to mount into a sandbox"
-        area = os.stat(mount / ".wvs")
-        assert (area.st_uid, area.st_mode & 0o777) == (0, 0o700), "WVS's area is root's alone"
-
-        create_workspace(api_url, "demo")
-        workspace = json.loads(wvsctl(api_url, "workspace", "get", "demo", "--json").stdout)
-        assert workspace["state"] == "ACTIVE" and workspace["root_path"] == str(mount / "demo")
-        (mount / "demo" / "current" / "hello.txt").write_text("hello from the agent\n")
-
-        agent = subprocess.Popen([str(BIN / "wvs"), "agent", str(mount / "demo")], stderr=subprocess.DEVNULL)
-        snap = wvsctl(api_url, "snapshot", "create", "demo", "-m", "first", "--wait", "--json")
-        assert snap.returncode == 0, snap.stderr
-        snapshot_id = json.loads(snap.stdout)["params"]["snapshot_id"]
-        assert (
-            mount / ".wvs" / "snapshots" / "demo" / snapshot_id / "hello.txt"
-        ).read_text() == "hello from the agent\n"
-        listed = wvsctl(api_url, "snapshot", "list", "demo")
-        assert snapshot_id in listed.stdout and "first" in listed.stdout
-
-        smoke = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "smoke-test.sh")],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "WVS_API_URL": api_url, "WVS_BIN": str(BIN)},
-        )
-        assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
-        assert smoke.stdout.strip().splitlines()[-1] == "=== ALL SMOKE TESTS PASSED ==="
-    finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(10)
-    assert up.stop() == 0
-    assert leftovers(data_dir) == []
-
-
-def test_a_second_wvs_up_on_the_same_data_dir_leaves_the_first_alone(wvs_up: StartUp, tmp_path: Path) -> None:
-    data_dir = tmp_path / "wvs-data"
-    first = wvs_up(data_dir)
-    api_url = first.wait_for(API_LINE)
-    mount = Path(first.wait_for(MOUNT_LINE))
-
-    second = wvs_up(data_dir)
-    assert second.process.wait(60) == 2
-    assert second.log.read_text().strip().splitlines() == [
-        f"Error: another `wvs up` (pid {first.process.pid}) is using {data_dir}; "
-        "stop it first or choose another --data-dir"
-    ]
-
-    assert httpx.get(f"{api_url}/readyz").json() == {"status": "ok", "database": "ok"}
-    assert is_mounted(mount)
-    create_workspace(api_url, "still-served")  # the database, the executor and the mount all still work
-    assert (mount / "still-served" / "current").is_dir()
-    assert first.stop() == 0
-    assert leftovers(data_dir) == []
 
 
 def test_after_a_kill_9_the_next_wvs_up_starts_and_stops_leaving_nothing_behind(
@@ -333,10 +283,44 @@ def readme_block(after: str) -> str:
     return text[start : text.index("```", start)]
 
 
-def test_the_readme_walkthroughs_work_pasted_in_order(wvs_up: StartUp, tmp_path: Path) -> None:
-    data_dir = tmp_path / "readme"
+def test_a_volume_that_cannot_mount_is_one_error_line_and_leaves_nothing(wvs_up: StartUp, tmp_path: Path) -> None:
+    data_dir = tmp_path / "blocked"
+    data_dir.mkdir()
+    (data_dir / "juicefs").write_text("a file where the volume goes")
     up = wvs_up(data_dir)
-    api_url = up.wait_for(API_LINE)
+    assert up.process.wait(120) == 2
+    output = up.log.read_text()
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("Error: plugins.storage: the juicefs volume in ")
+    assert leftovers(data_dir) == [] and not (data_dir / "state.json").exists()
+
+
+def test_a_second_wvs_up_on_the_same_data_dir_leaves_the_first_alone(shared_up: Up, tmp_path: Path) -> None:
+    first, data_dir = shared_up, shared_up.data_dir
+    api_url = first.wait_for(API_LINE)
+    mount = Path(first.wait_for(MOUNT_LINE))
+
+    second = Up(data_dir, tmp_path / "second.log")  # not wvs_up's: its clean-up would reap the first's data dir
+    try:
+        assert second.process.wait(60) == 2
+    finally:
+        if second.process.poll() is None:
+            os.killpg(second.process.pid, signal.SIGKILL)
+            second.process.wait()
+    assert second.log.read_text().strip().splitlines() == [
+        f"Error: another `wvs up` (pid {first.process.pid}) is using {data_dir}; "
+        "stop it first or choose another --data-dir"
+    ]
+
+    assert httpx.get(f"{api_url}/readyz").json() == {"status": "ok", "database": "ok"}
+    assert is_mounted(mount)
+    create_workspace(api_url, "still-served")  # the database, the executor and the mount all still work
+    assert (mount / "still-served" / "current").is_dir()
+
+
+def test_the_readme_walkthroughs_work_pasted_in_order(shared_up: Up, tmp_path: Path) -> None:
+    data_dir = shared_up.data_dir
+    api_url = shared_up.wait_for(API_LINE)
     script = readme_block("## Five minutes") + readme_block("The same flow over HTTP")
     env = {key: value for key, value in os.environ.items() if key not in {"WVS_CONFIG", "WVS_API_URL"}}
     env |= {"PATH": f"{BIN}:{os.environ['PATH']}", "WVS_DATA_DIR": str(data_dir)}  # wvsctl finds `wvs up`
@@ -363,17 +347,47 @@ def test_the_readme_walkthroughs_work_pasted_in_order(wvs_up: StartUp, tmp_path:
     assert '"status":"SUCCEEDED"' in output.replace(" ", ""), output[-3000:]
     demo2 = httpx.get(f"{api_url}/v1/workspaces/demo2/snapshots").json()["items"]
     assert [snapshot["message"] for snapshot in demo2] == ["m"]
+
+
+def test_wvs_up_serves_and_cleans_up(shared_up: Up) -> None:
+    up, data_dir = shared_up, shared_up.data_dir
+    agent = None
+    try:
+        api_url = up.wait_for(API_LINE)
+        assert api_url == f"http://127.0.0.1:{up.port}"
+        mount = Path(up.wait_for(MOUNT_LINE))
+        assert mount == data_dir / "juicefs" / "mnt" and is_mounted(mount)
+        assert up.wait_for(r"agent view:\s+(\S+)") == f"{mount}/<wsid>", "it says what to mount into a sandbox"
+        area = os.stat(mount / ".wvs")
+        assert (area.st_uid, area.st_mode & 0o777) == (0, 0o700), "WVS's area is root's alone"
+
+        create_workspace(api_url, "served")
+        workspace = json.loads(wvsctl(api_url, "workspace", "get", "served", "--json").stdout)
+        assert workspace["state"] == "ACTIVE" and workspace["root_path"] == str(mount / "served")
+        (mount / "served" / "current" / "hello.txt").write_text("hello from the agent\n")
+
+        agent = subprocess.Popen([str(BIN / "wvs"), "agent", str(mount / "served")], stderr=subprocess.DEVNULL)
+        snap = wvsctl(api_url, "snapshot", "create", "served", "-m", "first", "--wait", "--json")
+        assert snap.returncode == 0, snap.stderr
+        snapshot_id = json.loads(snap.stdout)["params"]["snapshot_id"]
+        assert (
+            mount / ".wvs" / "snapshots" / "served" / snapshot_id / "hello.txt"
+        ).read_text() == "hello from the agent\n"
+        listed = wvsctl(api_url, "snapshot", "list", "served")
+        assert snapshot_id in listed.stdout and "first" in listed.stdout
+
+        smoke = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "smoke-test.sh")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "WVS_API_URL": api_url, "WVS_BIN": str(BIN)},
+        )
+        assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]
+        assert smoke.stdout.strip().splitlines()[-1] == "=== ALL SMOKE TESTS PASSED ==="
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(10)
     assert up.stop() == 0
     assert leftovers(data_dir) == []
-
-
-def test_a_volume_that_cannot_mount_is_one_error_line_and_leaves_nothing(wvs_up: StartUp, tmp_path: Path) -> None:
-    data_dir = tmp_path / "blocked"
-    data_dir.mkdir()
-    (data_dir / "juicefs").write_text("a file where the volume goes")
-    up = wvs_up(data_dir)
-    assert up.process.wait(120) == 2
-    output = up.log.read_text()
-    assert "Traceback" not in output
-    assert output.strip().splitlines()[-1].startswith("Error: plugins.storage: the juicefs volume in ")
-    assert leftovers(data_dir) == [] and not (data_dir / "state.json").exists()
