@@ -122,8 +122,12 @@ class Running:
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: fields 14 and 15
 
     def peak_rss_megabytes(self) -> float:
-        """The process's peak resident set size (``VmHWM``), in MB."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        """The process's peak resident set size (``VmHWM``), in MB; 0 once it has ended (asked to stop by
+        ``planes``, which read it first)."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except FileNotFoundError:
+            return 0.0
         found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
         return int(found[1]) / 1024 if found else 0.0
 
@@ -197,7 +201,8 @@ async def plane(
 @contextlib.asynccontextmanager
 async def planes(deployment: Deployment, names: Sequence[str], memory: PeakMemory) -> AsyncIterator[list[Running]]:
     """``plane`` for each of ``names``, in that order (``"worker"`` may come more than once, ``"executor"`` once),
-    all started at once and ready together (a start-up is mostly imports); the workers call that executor."""
+    all started at once and ready together (a start-up is mostly imports), and asked to stop at once at exit
+    (each stop is a graceful shutdown of its own); the workers call that executor."""
     async with contextlib.AsyncExitStack() as stack:
         executor = None
         if "executor" in names:  # first: the workers are told its address
@@ -211,7 +216,13 @@ async def planes(deployment: Deployment, names: Sequence[str], memory: PeakMemor
                 running.append(await stack.enter_async_context(plane(deployment, name, memory, addr, wait=False)))
         async with httpx.AsyncClient(timeout=2) as probe:
             await asyncio.gather(*(wait_ready(process, probe) for process in running))
-        yield running
+        try:
+            yield running
+        finally:
+            for each in running:
+                if each.process.returncode is None:
+                    memory.saw(each.plane, each.peak_rss_megabytes())
+                    each.process.terminate()  # each plane's exit then waits for its own
 
 
 @contextlib.asynccontextmanager

@@ -19,8 +19,9 @@ OLD = 1_500_000_000 * 10**9  # an atime/mtime far in the past, with nanoseconds 
 DEEP_NAME = "d" * 250
 DEEP_LEVELS = 20  # 20 x 251 bytes: the tree is far deeper than PATH_MAX (4096)
 SPARSE_SIZE = 1 << 30
-BLOCK = 1 << 16
-READ = 64 * BLOCK  # 4 MiB: what _digest reads at a time
+BLOCK = 1 << 16  # bytes: a manifest's digest hashes a file's non-zero blocks of this size
+READ = 64 * BLOCK  # bytes a manifest reads per call: 4 MiB
+ZEROS = bytes(BLOCK)
 
 
 def _acl(*entries: tuple[int, int, int]) -> bytes:
@@ -330,15 +331,16 @@ def _digest(parent: int, name: str) -> str:
     try:
         digest, size, next_block = hashlib.sha256(), os.fstat(fd).st_size, 0
         for start, end in data_regions(fd, size):
-            for offset in range(max(start - start % BLOCK, next_block), end, READ):
-                length = min(READ, -(-(end - offset) // BLOCK) * BLOCK)  # whole blocks, the last one holding end
-                data = os.pread(fd, length, offset)
-                if data.count(0) != len(data):  # all zeros (a hole read back): no block to hash
-                    for at in range(0, len(data), BLOCK):
-                        chunk = data[at : at + BLOCK]
-                        if chunk.strip(b"\0"):
-                            digest.update(struct.pack("<Q", offset + at) + chunk)
-                next_block = offset + length
+            end_block = -(-end // BLOCK) * BLOCK
+            # READ bytes per call, whole blocks: where holes are not reported (FUSE) a 1 GiB hole is read
+            for read_at in range(max(start - start % BLOCK, next_block), end_block, READ):
+                length = min(READ, end_block - read_at)
+                span = os.pread(fd, length, read_at)
+                for offset in range(0, len(span), BLOCK):
+                    block = span[offset : offset + BLOCK]
+                    if block != ZEROS[: len(block)]:
+                        digest.update(struct.pack("<Q", read_at + offset) + block)
+                next_block = read_at + length
         return f"{size}:{digest.hexdigest()}"
     finally:
         os.close(fd)

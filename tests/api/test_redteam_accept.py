@@ -20,10 +20,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import StartService, make_config
+from tests.conftest import StartService, fresh_database, make_config
 from tests.helpers import bearer, new_token
 from wvs_core.db.engine import async_dsn, asyncpg_dsn
+from wvs_core.embedded import EmbeddedPostgres
 from wvs_core.ids import uuid7
+from wvs_core.plugins import PluginRegistry
+from wvs_core.runtime import Service
 
 OWNERS = ("alice", "bob", "carol")
 
@@ -81,6 +84,31 @@ async def attack(database: str, tmp_path: Path, start_service: StartService) -> 
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     async with httpx.AsyncClient(base_url=service.api_url or "", timeout=60, limits=limits) as client:
         yield Attack(client, tokens, database)
+
+
+@pytest.fixture(scope="module")
+async def odd_input_attack(
+    postgres: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Attack]:
+    """``attack``'s service, started once for the module's odd-input cases, with alice's ``alice-ws`` ACTIVE. Each
+    case sends requests of its own (fresh Idempotency-Keys, or keys no other case sends) and asserts on their
+    answers alone, so what the others left in the database changes none of its outcomes."""
+    base = tmp_path_factory.mktemp("odd-input")
+    tokens_file = base / "tokens.toml"
+    tokens = {owner: new_token(tokens_file, owner, "write") for owner in OWNERS}
+    tokens["admin"] = new_token(tokens_file, "ops", "admin")
+    with fresh_database(postgres) as dsn:
+        config = make_config(dsn, base, api={"tokens_file": str(tokens_file)})
+        service = Service(config, PluginRegistry.load(config.plugins), planes=("api",), serve_metrics=False)
+        await service.start()
+        try:
+            limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+            async with httpx.AsyncClient(base_url=service.api_url or "", timeout=60, limits=limits) as client:
+                attack = Attack(client, tokens, dsn)
+                await attack.workspace("alice", "alice-ws")
+                yield attack
+        finally:
+            await service.stop()
 
 
 HOLD = 2.0  # seconds the long transaction holds the slow workspace's row
@@ -311,10 +339,12 @@ async def test_a_sequential_clients_tasks_keep_its_order_under_load(attack: Atta
     ],
     ids=["nul", "surrogate", "huge", "bignum", "label-nul", "label-nested", "many-labels", "astral"],
 )
-async def test_odd_params_in_a_busy_batch_answer_a_clean_4xx_and_spare_the_batch(attack: Attack, params: Any) -> None:
+async def test_odd_params_in_a_busy_batch_answer_a_clean_4xx_and_spare_the_batch(
+    odd_input_attack: Attack, params: Any
+) -> None:
     """An odd body sent amid 50 valid ones (so in the same accept batch): the odd one gets a clean 4xx (or,
     for a valid odd body, a 202) in the envelope, the valid ones 202."""
-    await attack.workspace("alice", "alice-ws")
+    attack = odd_input_attack
 
     def raw(body: Any) -> bytes:
         return json.dumps(body, ensure_ascii=True).encode()
@@ -344,9 +374,9 @@ async def test_odd_params_in_a_busy_batch_answer_a_clean_4xx_and_spare_the_batch
     ["a" * 255, "ключ", "k\x7f", "k\ty", "%00", "k;v,w", "a" * 256, "k\xff"],
     ids=["max", "cyrillic", "del", "tab", "pct00", "separators", "too-long", "latin1"],
 )
-async def test_odd_idempotency_keys(attack: Attack, key: str) -> None:
+async def test_odd_idempotency_keys(odd_input_attack: Attack, key: str) -> None:
     """Odd keys: a clean 400 or a 202 that a replay answers with the same task."""
-    await attack.workspace("alice", "alice-ws")
+    attack = odd_input_attack
     headers = bearer(attack.tokens["alice"])
     raw_headers = [
         (b"authorization", headers["Authorization"].encode()),
@@ -377,9 +407,9 @@ async def test_odd_idempotency_keys(attack: Attack, key: str) -> None:
         "/v1/workspaces/alice-ws/snapshots?x=%ff%fe",
     ],
 )
-async def test_odd_wsids_and_paths(attack: Attack, path: str) -> None:
+async def test_odd_wsids_and_paths(odd_input_attack: Attack, path: str) -> None:
     """Odd wsids and path spellings answer 202 (the same workspace) or a clean 4xx envelope, never a 5xx."""
-    await attack.workspace("alice", "alice-ws")
+    attack = odd_input_attack
     answer = await attack.post("alice", path, {"message": "p"})
     assert answer.status_code < 500, answer.text
     if answer.status_code >= 400:

@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.api.test_redteam_accept import OWNERS, Attack
 from tests.conftest import StartService, make_config
@@ -181,6 +182,25 @@ async def assert_consistent(attack: Attack, answers: list[httpx.Response]) -> No
     assert set(events.values()) == {1}, [t for t, n in events.items() if n != 1][:5]
 
 
+async def every_one_received(requests: list[asyncio.Task[Any]], timeout: float = 30.0) -> None:
+    """Return once the service has taken in each of ``requests`` (sent meanwhile as tasks of this event loop,
+    which the service shares; call it before awaiting anything else, so that none of them has run yet): each
+    is answered or in flight in the service, where one waiting for a held row waits without running. Sending
+    and taking them in is work the event loop does before it gets to a request sent after them: a fixed pause
+    that a loaded machine outlasts leaves that request waiting behind the rest of it, timing the flood's
+    arrival rather than the held row's effect."""
+    before = in_flight()
+    deadline = time.monotonic() + timeout
+    while in_flight() - before + sum(request.done() for request in requests) < len(requests):
+        assert time.monotonic() < deadline, f"{in_flight() - before:g} in flight after {timeout:g} s"
+        await asyncio.sleep(0.02)
+
+
+def in_flight() -> float:
+    """Requests in flight in this process's services (``wvs_active_requests``)."""
+    return REGISTRY.get_sample_value("wvs_active_requests") or 0.0
+
+
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
 
@@ -191,16 +211,17 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_a_held_workspace_amid_a_flood_of_every_write_route(
     attack: Attack, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """alice-ws's row held 3.5 s while 220 requests of every write route go to it and 220 to bob-ws (and GETs):
-    probes of bob-ws (a write and a read each) take < 0.5 s each while alice's wait, alice's are answered after
-    the release; no 5xx, no error logged, tasks and task.created events match. (bob's own 220 writes go one
-    after the other on his workspace's row, however long that takes: not what this measures.)"""
+    """alice-ws's row held (until the rest is answered, 8 s at most) while 220 requests of every write route go
+    to it and 220 to bob-ws (and GETs): probes of bob-ws (a write and a read each) take < 0.5 s each while
+    alice's wait, alice's are answered after the release; no 5xx, no error logged, tasks and task.created
+    events match. (bob's own 220 writes go one after the other on his workspace's row, however long that
+    takes: not what this measures.)"""
     alice = await routes_for(attack, "alice", "alice-ws")
     bob = await routes_for(attack, "bob", "bob-ws")
     caplog.set_level(logging.ERROR)
-    async with Hold(attack.database, workspace_row("alice-ws"), seconds=3.5) as hold:
+    async with Hold(attack.database, workspace_row("alice-ws"), seconds=8.0) as hold:
         waiting = [asyncio.create_task(timed(send(attack, "alice", *alice.job(n)))) for n in range(220)]
-        await asyncio.sleep(1.0)  # sent and parked (client and service share this event loop)
+        await every_one_received(waiting)
         probes = []
         for n in range(11):
             started = time.monotonic()
@@ -320,7 +341,7 @@ async def test_cancels_waiting_for_a_held_workspace_do_not_take_the_pool(attack:
     task_id = await pending_task(attack, "alice", "alice-ws")
     async with Hold(attack.database, workspace_row("alice-ws"), seconds=3.0):
         waiting = [asyncio.create_task(attack.post("alice", f"/v1/tasks/{task_id}:cancel", {})) for _ in range(40)]
-        await asyncio.sleep(0.8)
+        await every_one_received(waiting)
         probes = []
         for n in range(4):
             started = time.monotonic()
@@ -337,19 +358,19 @@ async def test_cancels_waiting_for_a_held_workspace_do_not_take_the_pool(attack:
 
 
 async def test_a_held_task_row_delays_only_its_own_cancel(attack: Attack, caplog: pytest.LogCaptureFixture) -> None:
-    """A task's row held 1.5 s while 50 cancels of it and 50 cancels of other tasks (of alice and bob) arrive:
-    the others are answered before the release; the held one's after it, one 200 CANCELED and the rest 200 or
-    409; exactly one task.canceled event per task."""
+    """A task's row held (until the others are answered, 8 s at most) while 50 cancels of it and 50 cancels of
+    other tasks (of alice and bob) arrive: the others are answered before the release; the held one's after
+    it, one 200 CANCELED and the rest 200 or 409; exactly one task.canceled event per task."""
     await attack.workspace("alice", "alice-ws")
     await attack.workspace("bob", "bob-ws")
     held = await pending_task(attack, "alice", "alice-ws")
     others = [await pending_task(attack, who, f"{who}-ws") for who in ("alice", "bob") for _ in range(25)]
     caplog.set_level(logging.ERROR)
     async with Hold(
-        attack.database, f"SELECT 1 FROM wvs.tasks WHERE task_id = '{held}' FOR UPDATE", seconds=1.5
+        attack.database, f"SELECT 1 FROM wvs.tasks WHERE task_id = '{held}' FOR UPDATE", seconds=8.0
     ) as hold:
         waiting = [asyncio.create_task(timed(attack.post("alice", f"/v1/tasks/{held}:cancel", {}))) for _ in range(50)]
-        await asyncio.sleep(0.2)
+        await every_one_received(waiting)
         rest = await asyncio.gather(
             *(
                 timed(attack.post("alice" if n < 25 else "bob", f"/v1/tasks/{t}:cancel", {}))
@@ -536,7 +557,7 @@ async def test_shutdown_while_requests_wait_for_a_held_workspace(
     caplog.set_level(logging.ERROR)
     async with Hold(attack.database, workspace_row("alice-ws"), seconds=3.0):
         waiting = [asyncio.create_task(send(attack, "alice", *alice.job(n % 6))) for n in range(40)]
-        await asyncio.sleep(0.5)
+        await every_one_received(waiting)
         stopping = asyncio.create_task(service.stop())
         outcomes = await asyncio.gather(*waiting, return_exceptions=True)
     await stopping
