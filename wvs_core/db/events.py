@@ -120,11 +120,10 @@ class DeferredEvents:
         """Let ``events`` wait for the next ``record`` or ``flush``."""
         self._waiting.extend(events)
 
-    async def record(self, events: Sequence[NewEvent]) -> list[int]:
-        """Append those waiting, then ``events`` (``record_all``); returns the ``event_id``s of ``events``."""
+    async def record(self, events: Sequence[NewEvent]) -> None:
+        """Append those waiting, then ``events``, in one ``record_all``."""
         batch, self._waiting = [*self._waiting, *events], []
-        ids = await record_all(self.conn, batch)
-        return ids[len(ids) - len(events) :]
+        await record_all(self.conn, batch)
 
     async def flush(self) -> None:
         """Append those waiting."""
