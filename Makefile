@@ -24,8 +24,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# One pytest worker per core (at most 4), each with its own PostgreSQL and JuiceFS mount; a file's tests stay
+# on one worker, so its module fixtures (one `wvs up`, one service) are made once. PYTEST_ARGS="-n 0": serially.
 pytest: $(STAMP) test-tools bench-tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 # $(call debian,COMMANDS,PACKAGES,WHY): when a command is missing, install PACKAGES from Debian as root;
 # otherwise say what is missing and what will not run.
