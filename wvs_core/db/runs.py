@@ -56,6 +56,10 @@ Settle = Callable[[Task, ClaimDecision], Ending | None]
 """How a task just claimed ends without a run — its op's claim rule finished or refused it — or None: it is to
 run (the scheduler's ``Runner.settle``)."""
 
+Decided = Callable[[int, int], None]
+"""Told, once a claim knows its tasks and before it writes them, how many it took and how many of those are to
+run (the rest end in the claim)."""
+
 
 class TaskRuns:
     """The runs of one scheduler, ``worker_id``, over ``queue`` (and its engine), with the rules of the ops
@@ -67,14 +71,20 @@ class TaskRuns:
         self.worker_id = worker_id
         self.actor = {**SCHEDULER_ACTOR, "worker_id": worker_id}
 
-    async def claim(self, lease: float, limit: int, settle: Settle | None = None) -> list[Claimed]:
+    async def claim(
+        self, lease: float, limit: int, settle: Settle | None = None, decided: Decided | None = None
+    ) -> list[Claimed]:
         """Up to ``limit`` tasks the queue picks, now RUNNING here with a ``lease`` (seconds), oldest first, in
         one transaction; an empty list when none can run.
 
         With ``settle``, a task it gives an ending for (its op's claim rule finished or refused it) ends in the
         same transaction, recorded like any run's end, with one wake-up for all (``Claimed.ended``): no run, no
         second transaction, and its row written once, straight to its outcome. Should recording those endings
-        fail, the whole claim rolls back."""
+        fail, the whole claim rolls back.
+
+        ``decided`` is called when the claim has taken tasks and knows which of them are to run, before it
+        writes them (``Decided``): a caller may begin its next claim then, while this one commits. The tasks
+        are locked until this one ends, so the next takes others, each behind its own workspace's head."""
         async with self.queue.engine.begin() as conn:
             claimed = await tasks.claim(conn, self.queue.choice(), limit, self.worker_id, lease)
             if not claimed:
@@ -86,6 +96,8 @@ class TaskRuns:
                 for task, decision in zip(claimed, decisions, strict=True)
                 if settle is not None and (ending := settle(task, decision)) is not None
             }
+            if decided is not None:
+                decided(len(claimed), len(claimed) - len(endings))
             started = await tasks.start(conn, claimed, {task_id: ending.outcome for task_id, ending in endings.items()})
             runs = [(started[task_id], ending.result) for task_id, ending in endings.items()]
             settled = {one.task.task_id: one for one in await self.recorder.runs_ended(events, runs, self.actor)}

@@ -14,7 +14,7 @@ import grpc
 from wvs_core import metrics
 from wvs_core.config import WorkerConfig
 from wvs_core.db.engine import database_unavailable
-from wvs_core.db.runs import Claimed, TaskRuns
+from wvs_core.db.runs import Decided, TaskRuns
 from wvs_core.ids import uuid7
 from wvs_core.models import Task
 from wvs_core.plugins import PluginRegistry
@@ -47,6 +47,8 @@ class Scheduler:
         self.judge = Judge(config.retry_base, config.retry_max)
         self.runner = Runner(registry, self.runs, Finisher(self.runs), self.judge, self.executors)
         self._jobs: dict[str, tuple[Task, asyncio.Task[None]]] = {}  # running here, by task id
+        self._committing: asyncio.Task[bool] | None = None  # the last claim begun, maybe still committing
+        self._settling = True  # False for the claim after one whose endings failed to record
 
     def executors_for(self, wsid: str) -> list[ExecutorClient]:
         """The executors in the order ``wsid`` tries them (``ExecutorPool.executors_for``)."""
@@ -68,6 +70,8 @@ class Scheduler:
                 _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in pending - running - {stopping}:
                     waiter.cancel()
+            if self._committing is not None:
+                await self._committing  # its runs start before the drain
             await self._drain()
         finally:
             stopping.cancel()
@@ -92,14 +96,45 @@ class Scheduler:
                 log.exception("could not release task %s; its lease will expire", task.task_id)
 
     async def _fill(self) -> bool:
-        """Claim tasks into the free slots; True when every slot was filled and the tasks all ended in their
-        claim (``Runner.settle``), so the slots are free again and the queue may hold more."""
+        """Claim tasks into the free slots; True when every slot was filled and the tasks all end in their claim
+        (``Runner.settle``): no slot is taken and the queue may hold more, so the next claim begins at once,
+        while this one commits (``TaskRuns.claim``'s ``decided``). At most one claim commits while the next one
+        takes its tasks; any other claim is awaited whole, its runs started, before this returns."""
         free = self.config.concurrency - len(self._jobs)
         if free <= 0:
             return False
+        loop = asyncio.get_running_loop()
+        settled_whole: asyncio.Future[bool] = loop.create_future()  # True: a full batch, none of it to run
+
+        def decided(taken: int, to_run: int) -> None:
+            settled_whole.set_result(taken == free and to_run == 0)
+
+        claim = asyncio.create_task(self._claim(free, decided))
+        await asyncio.wait({settled_whole, claim}, return_when=asyncio.FIRST_COMPLETED)
+        previous, self._committing = self._committing, claim
+        if previous is not None:
+            await previous
+        if settled_whole.done() and settled_whole.result():
+            return True
+        await claim
+        return claim.result()
+
+    async def _claim(self, free: int, decided: Decided) -> bool:
+        """Claim up to ``free`` tasks and start the runs of those that need one; True when the queue may hold
+        more at once (a full batch ended in its claim, or ending tasks in their claim failed).
+
+        When recording those endings fails (an op's rule raised; not the database being unavailable), the claim
+        rolled back, and the next claim takes its tasks to run instead: each then runs and records alone, where
+        a failure costs that task alone its outcome (``Finisher``)."""
+        settle = self.runner.settle if self._settling else None
+        self._settling = True
         try:
-            claimed = await self._claim(free)
-        except Exception:
+            claimed = await self.runs.claim(self.config.lease, free, settle, decided)
+        except Exception as error:
+            if settle is not None and not database_unavailable(error):
+                log.warning("ending tasks in their claim failed; claiming them to run instead", exc_info=True)
+                self._settling = False
+                return True
             log.exception("claim failed; backing off %.1fs", self.config.idle_backoff)
             await asyncio.sleep(self.config.idle_backoff)
             return False
@@ -114,18 +149,6 @@ class Scheduler:
             self._jobs[task.task_id] = (task, job)
             job.add_done_callback(functools.partial(self._forget, task.task_id))
         return len(claimed) == free and all(one.ended is not None for one in claimed)
-
-    async def _claim(self, free: int) -> list[Claimed]:
-        """Up to ``free`` tasks, those needing no run ended in the claim. When recording those endings fails
-        (an op's rule raised; not the database being unavailable), the claim rolled back; claimed again, they
-        each run and record alone, where a failure costs that task alone its outcome (``Finisher``)."""
-        try:
-            return await self.runs.claim(self.config.lease, free, self.runner.settle)
-        except Exception as error:
-            if database_unavailable(error):
-                raise
-            log.warning("ending tasks in their claim failed; claiming them to run instead", exc_info=True)
-        return await self.runs.claim(self.config.lease, free)
 
     def _forget(self, task_id: str, _job: asyncio.Task[None]) -> None:
         self._jobs.pop(task_id, None)

@@ -1,0 +1,219 @@
+"""A scheduler begins its next claim while the one before commits, when that one took a full batch that ended in
+its claim — and never holds more claims open than that, or runs more tasks than its slots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.queue_conformance import add_workspaces
+from wvs_core import hookimpl
+from wvs_core.config import DatabaseConfig, PluginsConfig, WorkerConfig
+from wvs_core.db import tasks
+from wvs_core.db.engine import create_engine
+from wvs_core.db.runs import Claimed, Ending
+from wvs_core.ids import uuid7
+from wvs_core.models import ExecutionResult, Task, TaskOutcome, TaskStatus
+from wvs_core.ops import ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
+from wvs_core.plugins import PluginRegistry
+from wvs_core.scheduler import Scheduler
+from wvs_pgqueue.queue import PostgresQueue
+
+DONE = ExecutionResult(success=True, results={})
+
+
+class DoneAtClaim(TaskOp):
+    """Ends in its claim: its claim rule answers ``done``."""
+
+    name = "done_at_claim"
+
+    async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
+        return ClaimDecision.done(DONE)
+
+    async def execute(self, ctx: ExecutionContext) -> ExecutionResult:
+        return DONE
+
+
+class HeldDone(DoneAtClaim):
+    """Ends in its claim, whose ``on_succeeded`` rule waits for ``gate``: the claim stays open, uncommitted."""
+
+    name = "held_done"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.holding = asyncio.Event()
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        self.holding.set()
+        await self.gate.wait()
+
+
+class PoisonedDone(DoneAtClaim):
+    """Ends in its claim, but its ``on_succeeded`` rule raises for the tasks of workspace ``poisoned``."""
+
+    name = "poisoned_done"
+    poisoned = "pipe-1"
+
+    async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
+        if task.wsid == self.poisoned:
+            raise RuntimeError("an op's rule failed")
+
+
+class Runs(DoneAtClaim):
+    """Needs a run (the default claim rule; the test stands in for the executor)."""
+
+    name = "runs"
+
+    async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
+        return ClaimDecision.proceed()
+
+
+class Ops:
+    def __init__(self, *ops: TaskOp) -> None:
+        self.ops = list(ops)
+
+    @hookimpl
+    def wvs_register_ops(self) -> list[TaskOp]:
+        return self.ops
+
+
+WORKSPACES = [f"pipe-{n}" for n in range(10)]
+
+
+@pytest.fixture
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseConfig(dsn=database, pool_size=4))
+    await add_workspaces(engine, WORKSPACES)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def add(engine: AsyncEngine, queue: PostgresQueue, wsid: str, op: str) -> str:
+    """A PENDING ``op`` task in ``wsid``, created as the API creates one and announced; its id."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("SELECT 1 FROM wvs.workspaces WHERE wsid = :w FOR UPDATE"), {"w": wsid})
+        task = await tasks.insert(
+            conn,
+            wsid,
+            op,
+            {},
+            max_attempts=5,
+            timeout_seconds=300,
+            idempotency_key=uuid7(),
+            request_hash="-",
+            request_id=uuid7(),
+            actor={"type": "test"},
+        )
+        await queue.announce(conn)
+        return task.task_id
+
+
+async def statuses(engine: AsyncEngine, task_ids: Iterable[str]) -> list[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.text("SELECT task_id, status FROM wvs.tasks"))
+        by_id = {row.task_id: row.status for row in rows}
+    return [by_id[task_id] for task_id in task_ids]
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+    assert await check(), what
+
+
+@contextlib.asynccontextmanager
+async def scheduling(engine: AsyncEngine, concurrency: int, *ops: TaskOp) -> AsyncIterator[Scheduler]:
+    registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[Ops(*ops)])
+    queue = PostgresQueue(engine, {})
+    await queue.start()
+    scheduler = Scheduler(WorkerConfig(concurrency=concurrency, poll_interval=0.05), registry, queue, "pipe")
+    stop = asyncio.Event()
+    running = asyncio.create_task(scheduler.run(stop))
+    try:
+        yield scheduler
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        await queue.close()
+
+
+async def test_the_next_claim_begins_while_a_claim_that_ended_all_its_tasks_commits_and_no_third(engine) -> None:
+    held = HeldDone()
+    queue = PostgresQueue(engine, {})
+    first = await add(engine, queue, "pipe-0", held.name)
+    second = await add(engine, queue, "pipe-1", DoneAtClaim.name)
+    third = await add(engine, queue, "pipe-2", DoneAtClaim.name)
+
+    async with scheduling(engine, 1, held, DoneAtClaim()):
+        try:
+            await asyncio.wait_for(held.holding.wait(), 10)  # the first claim took its task and is recording it
+
+            async def second_committed() -> bool:
+                return (await statuses(engine, [second]))[0] == "SUCCEEDED"
+
+            await until(second_committed, "a second claim took and ended the next task while the first stayed open")
+            await asyncio.sleep(0.3)
+            assert await statuses(engine, [first, third]) == ["PENDING", "PENDING"], (
+                "the first claim is uncommitted, and no third claim begins while it is open"
+            )
+        finally:
+            held.gate.set()
+
+        async def all_ended() -> bool:
+            return await statuses(engine, [first, second, third]) == ["SUCCEEDED"] * 3
+
+        await until(all_ended, "once the first commits, every task ends")
+
+
+async def test_overlapping_claims_never_run_more_tasks_than_the_slots(engine) -> None:
+    queue = PostgresQueue(engine, {})
+    created = [
+        await add(engine, queue, WORKSPACES[n % len(WORKSPACES)], Runs.name if n % 3 == 0 else DoneAtClaim.name)
+        for n in range(60)
+    ]
+    in_flight, most = 0, 0
+
+    async with scheduling(engine, 2, Runs(), DoneAtClaim()) as scheduler:
+        finish = scheduler.runner.finisher.finish
+
+        async def run(claimed: Claimed) -> None:  # a run that takes a while and succeeds, counted
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            try:
+                await asyncio.sleep(0.02)
+                await finish(Ending(claimed.task, TaskOutcome(TaskStatus.SUCCEEDED, result={})))
+            finally:
+                in_flight -= 1
+
+        scheduler.runner.run = run  # type: ignore[method-assign]
+
+        async def all_ended() -> bool:
+            return set(await statuses(engine, created)) == {"SUCCEEDED"}
+
+        await until(all_ended, "every task ended", seconds=30)
+    assert most == 2, f"at most the 2 slots' runs at once (and both used): {most}"
+
+
+async def test_endings_that_fail_to_record_in_their_claim_are_run_and_recorded_each_alone(engine) -> None:
+    poisoned = PoisonedDone()
+    queue = PostgresQueue(engine, {})
+    created = [await add(engine, queue, wsid, poisoned.name) for wsid in WORKSPACES[:4]]
+
+    async with scheduling(engine, 4, poisoned):
+
+        async def the_others_ended() -> bool:
+            now = await statuses(engine, created)
+            return [status for n, status in enumerate(now) if n != 1] == ["SUCCEEDED"] * 3
+
+        await until(the_others_ended, "the tasks whose rule holds end, though one rule failed in their claim")
+        assert (await statuses(engine, created))[1] == "RUNNING", "the failing one's lease expires; the reaper ends it"
