@@ -40,7 +40,7 @@ class WvsSizes:
     snapshot_files: tuple[int, ...] = (100, 10_000)
     snapshot_samples: int = 3
     scale_rows: tuple[int, int] = (1_000, 1_000_000)
-    backlog_drain_tasks: int = 1_000
+    backlog_drain_tasks: int = 5_000  # 25 per workspace: at 2,000 tasks/s, 1,000 took half a second, too short to time
     backlog_drain_workspaces: int = 200
     backlog_deadline: float = 60.0  # today's claim drains ~0.2 tasks/s past 1M blocked tasks
     list_samples: int = 10
