@@ -120,3 +120,41 @@ def test_the_heads_migration_computes_every_workspaces_head_from_its_tasks(postg
         assert stored["busy"][2] is None and stored["retrying"][2].year == 2099
     finally:
         postgres.psql("DROP DATABASE heads_backfill WITH (FORCE);")
+
+
+def _plans_of_plpgsql_functions(dsn: str) -> dict[str, list[str] | None]:
+    async def query() -> dict[str, list[str] | None]:
+        engine = create_async_engine(async_dsn(dsn))
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text(
+                        "SELECT p.oid::regprocedure::text AS function, p.proconfig FROM pg_proc p "
+                        "JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang "
+                        "WHERE n.nspname = :s AND l.lanname = 'plpgsql'"
+                    ),
+                    {"s": SCHEMA},
+                )
+                return {row.function: row.proconfig for row in rows}
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(query())
+
+
+def test_every_plpgsql_function_runs_with_generic_plans_and_the_downgrade_resets_them(postgres) -> None:
+    """Migration 0011. A later migration that replaces one of these functions (``CREATE OR REPLACE`` drops its
+    settings) must keep ``SET plan_cache_mode = force_generic_plan``, or each call plans its statements anew."""
+    postgres.psql("CREATE DATABASE generic_plans_check;")
+    try:
+        dsn = postgres.dsn("generic_plans_check")
+        upgrade(dsn)
+        functions = _plans_of_plpgsql_functions(dsn)
+        assert {"wvs.refresh_workspace_heads(text[])", "wvs.record_events(jsonb,text)"} <= set(functions)
+        assert {
+            name: config for name, config in functions.items() if config != ["plan_cache_mode=force_generic_plan"]
+        } == {}
+        downgrade(dsn, "0010")
+        assert set(_plans_of_plpgsql_functions(dsn).values()) == {None}
+    finally:
+        postgres.psql("DROP DATABASE generic_plans_check WITH (FORCE);")
