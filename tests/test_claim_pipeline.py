@@ -1,10 +1,12 @@
 """A scheduler begins its next claim while the one before commits, when that one took a full batch that ended in
-its claim — and never holds more claims open than that, or runs more tasks than its slots."""
+its claim — and never holds more claims open than that, runs more tasks than its slots, or leaves a claim behind
+when it is cancelled."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import pytest
@@ -62,6 +64,21 @@ class PoisonedDone(DoneAtClaim):
     async def on_succeeded(self, tx: WorkspaceTransaction, task: Task, result: ExecutionResult) -> None:
         if task.wsid == self.poisoned:
             raise RuntimeError("an op's rule failed")
+
+
+class HeldClaim(DoneAtClaim):
+    """Needs a run; its claim rule waits for ``gate``: the claim stays open before it knows which tasks run."""
+
+    name = "held_claim"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.holding = asyncio.Event()
+
+    async def on_claimed(self, tx: WorkspaceTransaction, task: Task) -> ClaimDecision:
+        self.holding.set()
+        await self.gate.wait()
+        return ClaimDecision.proceed()
 
 
 class Runs(DoneAtClaim):
@@ -130,12 +147,22 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, seconds: float 
     assert await check(), what
 
 
+def claims_in_flight() -> list[asyncio.Task[object]]:
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and getattr(task.get_coro(), "__qualname__", "") == "Scheduler._claim"
+    ]
+
+
 @contextlib.asynccontextmanager
-async def scheduling(engine: AsyncEngine, concurrency: int, *ops: TaskOp) -> AsyncIterator[Scheduler]:
+async def scheduling(
+    engine: AsyncEngine, concurrency: int, *ops: TaskOp, poll_interval: float = 0.05
+) -> AsyncIterator[Scheduler]:
     registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[Ops(*ops)])
     queue = PostgresQueue(engine, {})
     await queue.start()
-    scheduler = Scheduler(WorkerConfig(concurrency=concurrency, poll_interval=0.05), registry, queue, "pipe")
+    scheduler = Scheduler(WorkerConfig(concurrency=concurrency, poll_interval=poll_interval), registry, queue, "pipe")
     stop = asyncio.Event()
     running = asyncio.create_task(scheduler.run(stop))
     try:
@@ -217,3 +244,54 @@ async def test_endings_that_fail_to_record_in_their_claim_are_run_and_recorded_e
 
         await until(the_others_ended, "the tasks whose rule holds end, though one rule failed in their claim")
         assert (await statuses(engine, created))[1] == "RUNNING", "the failing one's lease expires; the reaper ends it"
+
+
+async def test_endings_that_fail_to_record_after_the_batch_was_reported_whole_are_claimed_to_run_at_once(
+    engine,
+) -> None:
+    """The claim after the failed one comes back empty (the failed one still locked the task), and no NOTIFY
+    follows a rollback: the scheduler claims again at once all the same, not after its poll interval."""
+    poisoned = PoisonedDone()
+    queue = PostgresQueue(engine, {})
+    async with scheduling(engine, 1, poisoned, poll_interval=5.0):
+        await asyncio.sleep(1.0)  # idle, waiting for work
+        task_id = await add(engine, queue, poisoned.poisoned, poisoned.name)
+        began = time.monotonic()
+
+        async def claimed_to_run() -> bool:
+            return (await statuses(engine, [task_id]))[0] == "RUNNING"
+
+        await until(claimed_to_run, "the task whose ending failed to record is claimed to run")
+        assert time.monotonic() - began < 2.0, "claimed to run at once, not after the 5 s poll interval"
+
+
+async def test_a_cancelled_scheduler_leaves_no_claim_behind_to_start_runs(engine) -> None:
+    held = HeldClaim()
+    queue = PostgresQueue(engine, {})
+    await queue.start()
+    registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[Ops(held)])
+    scheduler = Scheduler(WorkerConfig(concurrency=1, poll_interval=0.05), registry, queue, "pipe-cancel")
+    started: list[str] = []
+
+    async def run(claimed: Claimed) -> None:  # stands in for the executor call
+        started.append(claimed.task.task_id)
+
+    scheduler.runner.run = run  # type: ignore[method-assign]
+    task_id = await add(engine, queue, "pipe-0", held.name)
+    running = asyncio.create_task(scheduler.run(asyncio.Event()))
+    try:
+        await asyncio.wait_for(held.holding.wait(), 10)  # the claim is open, in its claim rule
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(running, 10)
+        left = claims_in_flight()
+        held.gate.set()  # a claim still alive would now commit the task and start its run
+        await asyncio.sleep(0.5)
+        assert (left, started, await statuses(engine, [task_id])) == ([], [], ["PENDING"]), (
+            "the cancelled scheduler's claim rolled back: no claim left, no run, the task still PENDING"
+        )
+    finally:
+        held.gate.set()
+        for claim in claims_in_flight():
+            claim.cancel()
+        await queue.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -76,6 +77,8 @@ class Scheduler:
         finally:
             stopping.cancel()
             upkeep.cancel()
+            if self._committing is not None:
+                await _cancelled(self._committing)  # cancelled mid-way: no claim outlives the scheduler
             await self.executors.close()
 
     async def _drain(self) -> None:
@@ -96,10 +99,12 @@ class Scheduler:
                 log.exception("could not release task %s; its lease will expire", task.task_id)
 
     async def _fill(self) -> bool:
-        """Claim tasks into the free slots; True when every slot was filled and the tasks all end in their claim
-        (``Runner.settle``): no slot is taken and the queue may hold more, so the next claim begins at once,
-        while this one commits (``TaskRuns.claim``'s ``decided``). At most one claim commits while the next one
-        takes its tasks; any other claim is awaited whole, its runs started, before this returns."""
+        """Claim tasks into the free slots; True when the queue may hold more at once: the slots were all filled
+        with tasks that end in their claim (``Runner.settle``), or the claim before failed to record such ends.
+
+        Such a full batch takes no slot, so the next claim begins as soon as it is known, while this one commits
+        (``TaskRuns.claim``'s ``decided``). At most one claim commits while the next one takes its tasks; any
+        other claim is awaited whole, its runs started, before this returns. Cancelled, it cancels its claim."""
         free = self.config.concurrency - len(self._jobs)
         if free <= 0:
             return False
@@ -110,14 +115,16 @@ class Scheduler:
             settled_whole.set_result(taken == free and to_run == 0)
 
         claim = asyncio.create_task(self._claim(free, decided))
-        await asyncio.wait({settled_whole, claim}, return_when=asyncio.FIRST_COMPLETED)
-        previous, self._committing = self._committing, claim
-        if previous is not None:
-            await previous
-        if settled_whole.done() and settled_whole.result():
-            return True
-        await claim
-        return claim.result()
+        try:
+            await asyncio.wait({settled_whole, claim}, return_when=asyncio.FIRST_COMPLETED)
+            previous, self._committing = self._committing, claim
+            more = previous is not None and await previous  # its endings failed to record, say: claim again
+            if settled_whole.done() and settled_whole.result():
+                return True
+            return await claim or more
+        except asyncio.CancelledError:
+            await _cancelled(claim)  # cancelling the scheduler rolls its claim back, as it did inline
+            raise
 
     async def _claim(self, free: int, decided: Decided) -> bool:
         """Claim up to ``free`` tasks and start the runs of those that need one; True when the queue may hold
@@ -172,3 +179,10 @@ class Scheduler:
             if task_id not in held and not job.done():
                 log.warning("lost the lease of task %s; stopping its run", task_id)
                 self.runner.stop(task_id)
+
+
+async def _cancelled(task: asyncio.Task[bool]) -> None:
+    """Cancel ``task`` unless it is done, and wait for it to end."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
