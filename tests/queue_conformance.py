@@ -43,14 +43,14 @@ async def add_workspaces(engine: AsyncEngine, wsids: list[str]) -> None:
         await conn.execute(workspaces.insert().values(state=WorkspaceState.ACTIVE), rows)
 
 
-async def create_task(conn: AsyncConnection, queue: TaskQueue, wsid: str) -> str:
-    """In ``conn``'s transaction, a PENDING task created as the API creates one (under the workspace's row
-    lock) and announced."""
+async def create_task(conn: AsyncConnection, queue: TaskQueue, wsid: str, op: str = "conformance") -> str:
+    """In ``conn``'s transaction, a PENDING ``op`` task created as the API creates one (under the workspace's
+    row lock) and announced."""
     await conn.execute(sa.text("SELECT 1 FROM wvs.workspaces WHERE wsid = :wsid FOR UPDATE"), {"wsid": wsid})
     task = await tasks.insert(
         conn,
         wsid,
-        "conformance",
+        op,
         {},
         max_attempts=5,
         timeout_seconds=300,
@@ -63,10 +63,10 @@ async def create_task(conn: AsyncConnection, queue: TaskQueue, wsid: str) -> str
     return task.task_id
 
 
-async def add_task(engine: AsyncEngine, queue: TaskQueue, wsid: str) -> str:
-    """A task created and committed; returns its id."""
+async def add_task(engine: AsyncEngine, queue: TaskQueue, wsid: str, op: str = "conformance") -> str:
+    """An ``op`` task created and committed; returns its id."""
     async with engine.begin() as conn:
-        return await create_task(conn, queue, wsid)
+        return await create_task(conn, queue, wsid, op)
 
 
 class QueueConformance:

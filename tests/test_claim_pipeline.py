@@ -13,13 +13,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.queue_conformance import add_workspaces
-from wvs_core import hookimpl
+from tests.plugins.failing_ops import OpOverrides
+from tests.queue_conformance import add_task, add_workspaces
 from wvs_core.config import DatabaseConfig, PluginsConfig, WorkerConfig
-from wvs_core.db import tasks
 from wvs_core.db.engine import create_engine
 from wvs_core.db.runs import Claimed, Ending
-from wvs_core.ids import uuid7
 from wvs_core.models import ExecutionResult, Task, TaskOutcome, TaskStatus
 from wvs_core.ops import ClaimDecision, ExecutionContext, TaskOp, WorkspaceTransaction
 from wvs_core.plugins import PluginRegistry
@@ -90,15 +88,6 @@ class Runs(DoneAtClaim):
         return ClaimDecision.proceed()
 
 
-class Ops:
-    def __init__(self, *ops: TaskOp) -> None:
-        self.ops = list(ops)
-
-    @hookimpl
-    def wvs_register_ops(self) -> list[TaskOp]:
-        return self.ops
-
-
 WORKSPACES = [f"pipe-{n}" for n in range(10)]
 
 
@@ -110,26 +99,6 @@ async def engine(database: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
-
-
-async def add(engine: AsyncEngine, queue: PostgresQueue, wsid: str, op: str) -> str:
-    """A PENDING ``op`` task in ``wsid``, created as the API creates one and announced; its id."""
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("SELECT 1 FROM wvs.workspaces WHERE wsid = :w FOR UPDATE"), {"w": wsid})
-        task = await tasks.insert(
-            conn,
-            wsid,
-            op,
-            {},
-            max_attempts=5,
-            timeout_seconds=300,
-            idempotency_key=uuid7(),
-            request_hash="-",
-            request_id=uuid7(),
-            actor={"type": "test"},
-        )
-        await queue.announce(conn)
-        return task.task_id
 
 
 async def statuses(engine: AsyncEngine, task_ids: Iterable[str]) -> list[str]:
@@ -159,7 +128,7 @@ def claims_in_flight() -> list[asyncio.Task[object]]:
 async def scheduling(
     engine: AsyncEngine, concurrency: int, *ops: TaskOp, poll_interval: float = 0.05
 ) -> AsyncIterator[Scheduler]:
-    registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[Ops(*ops)])
+    registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[OpOverrides(*ops)])
     queue = PostgresQueue(engine, {})
     await queue.start()
     scheduler = Scheduler(WorkerConfig(concurrency=concurrency, poll_interval=poll_interval), registry, queue, "pipe")
@@ -176,9 +145,9 @@ async def scheduling(
 async def test_the_next_claim_begins_while_a_claim_that_ended_all_its_tasks_commits_and_no_third(engine) -> None:
     held = HeldDone()
     queue = PostgresQueue(engine, {})
-    first = await add(engine, queue, "pipe-0", held.name)
-    second = await add(engine, queue, "pipe-1", DoneAtClaim.name)
-    third = await add(engine, queue, "pipe-2", DoneAtClaim.name)
+    first = await add_task(engine, queue, "pipe-0", held.name)
+    second = await add_task(engine, queue, "pipe-1", DoneAtClaim.name)
+    third = await add_task(engine, queue, "pipe-2", DoneAtClaim.name)
 
     async with scheduling(engine, 1, held, DoneAtClaim()):
         try:
@@ -204,7 +173,7 @@ async def test_the_next_claim_begins_while_a_claim_that_ended_all_its_tasks_comm
 async def test_overlapping_claims_never_run_more_tasks_than_the_slots(engine) -> None:
     queue = PostgresQueue(engine, {})
     created = [
-        await add(engine, queue, WORKSPACES[n % len(WORKSPACES)], Runs.name if n % 3 == 0 else DoneAtClaim.name)
+        await add_task(engine, queue, WORKSPACES[n % len(WORKSPACES)], Runs.name if n % 3 == 0 else DoneAtClaim.name)
         for n in range(60)
     ]
     in_flight, most = 0, 0
@@ -234,7 +203,7 @@ async def test_overlapping_claims_never_run_more_tasks_than_the_slots(engine) ->
 async def test_endings_that_fail_to_record_in_their_claim_are_run_and_recorded_each_alone(engine) -> None:
     poisoned = PoisonedDone()
     queue = PostgresQueue(engine, {})
-    created = [await add(engine, queue, wsid, poisoned.name) for wsid in WORKSPACES[:4]]
+    created = [await add_task(engine, queue, wsid, poisoned.name) for wsid in WORKSPACES[:4]]
 
     async with scheduling(engine, 4, poisoned):
 
@@ -255,7 +224,7 @@ async def test_endings_that_fail_to_record_after_the_batch_was_reported_whole_ar
     queue = PostgresQueue(engine, {})
     async with scheduling(engine, 1, poisoned, poll_interval=5.0):
         await asyncio.sleep(1.0)  # idle, waiting for work
-        task_id = await add(engine, queue, poisoned.poisoned, poisoned.name)
+        task_id = await add_task(engine, queue, poisoned.poisoned, poisoned.name)
         began = time.monotonic()
 
         async def claimed_to_run() -> bool:
@@ -269,7 +238,7 @@ async def test_a_cancelled_scheduler_leaves_no_claim_behind_to_start_runs(engine
     held = HeldClaim()
     queue = PostgresQueue(engine, {})
     await queue.start()
-    registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[Ops(held)])
+    registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[OpOverrides(held)])
     scheduler = Scheduler(WorkerConfig(concurrency=1, poll_interval=0.05), registry, queue, "pipe-cancel")
     started: list[str] = []
 
@@ -277,7 +246,7 @@ async def test_a_cancelled_scheduler_leaves_no_claim_behind_to_start_runs(engine
         started.append(claimed.task.task_id)
 
     scheduler.runner.run = run  # type: ignore[method-assign]
-    task_id = await add(engine, queue, "pipe-0", held.name)
+    task_id = await add_task(engine, queue, "pipe-0", held.name)
     running = asyncio.create_task(scheduler.run(asyncio.Event()))
     try:
         await asyncio.wait_for(held.holding.wait(), 10)  # the claim is open, in its claim rule
