@@ -118,7 +118,7 @@ class Scheduler:
         try:
             await asyncio.wait({settled_whole, claim}, return_when=asyncio.FIRST_COMPLETED)
             previous, self._committing = self._committing, claim
-            more = previous is not None and await previous  # its endings failed to record, say: claim again
+            more = previous is not None and await previous  # it asks for another claim at once (say, it failed)
             if settled_whole.done() and settled_whole.result():
                 return True
             return await claim or more
