@@ -4,6 +4,7 @@ an agent's answer never overwrites a request the agent has not seen."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import threading
@@ -17,6 +18,7 @@ from tests.conftest import make_config
 from tests.helpers import create_workspace, in_flight, key, snapshots_dir, wait_task
 from wvs_client.responder import ControlState, answer_control, control_lock, encode_control, read_control
 from wvs_controlfile import ControlFileQuiesce, QuiesceResponder
+from wvs_controlfile.protocol import answer_polls
 from wvs_core.agentview import AgentView
 from wvs_core.fsutil import atomic_write_bytes
 from wvs_core.layout import VolumeLayout, WorkspaceLayout
@@ -143,6 +145,20 @@ async def test_answers_are_seen_at_once_however_long_the_longest_poll(mount) -> 
             await asyncio.sleep(0.005)
         resumed_after = time.monotonic() - resumed
     assert frozen_after < 1.0 and resumed_after < 1.0, (frozen_after, resumed_after)
+
+
+@pytest.mark.parametrize("longest", [0.02, 2.0])
+def test_an_answer_is_read_at_most_a_quarter_of_the_wait_late(longest: float) -> None:
+    """Whenever the agent's answer lands, in the first 2 s of a freeze, the executor's next read comes at most
+    1 ms or a quarter of the time waited after it, and never more than the longest poll; waits that doubled
+    saw an answer landing just after the 15 ms read at 31 ms. A silent agent is not read more than ~20 times
+    before the waits reach the longest poll."""
+    reads = list(itertools.accumulate(itertools.islice(answer_polls(longest), 400)))
+    for answered in (n / 10_000 for n in range(1, 20_000)):  # every 0.1 ms up to 2 s
+        seen = next(read for read in reads if read >= answered)
+        assert seen - answered <= min(max(0.001, answered * 0.25), longest) + 1e-9, (answered, seen)
+    intervals = list(itertools.islice(answer_polls(0.02), 40))
+    assert intervals.index(0.02) <= 20 and set(intervals[20:]) == {0.02}
 
 
 async def test_a_late_answer_is_taken_and_none_fails_closed_at_the_timeout(mount) -> None:

@@ -8,17 +8,17 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from wvs_client.responder import (
     DEFAULT_POLL_INTERVAL,
+    FIRST_POLL,
     LOCK_POLL,
     MAX_CONTROL_BYTES,
     ControlState,
     decode_control,
     encode_control,
-    poll_intervals,
 )
 from wvs_core.agentview import AgentView
 from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META
@@ -27,6 +27,20 @@ from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
 log = logging.getLogger(__name__)
 
 EXECUTOR_LOCK_WAIT = 1.0  # outside a freeze: resume, recover, prepare never wait longer for control.lock
+ANSWER_LATENESS = 0.25  # an agent's answer is seen at most this fraction of the wait so far after it came
+
+
+def answer_polls(longest: float) -> Iterator[float]:
+    """Seconds to wait before each read of control.json while waiting for the agent's answer to a request:
+    FIRST_POLL, then ANSWER_LATENESS of the time waited so far, never more than ``longest``. An agent answers
+    within tens of milliseconds (its own poll, then its write), so its answer is seen at most a quarter of that
+    late, where waits that double would see an answer written just after a read as late again as the whole
+    wait. An agent that does not answer costs ~20 reads in the first 80 ms, then one every ``longest``."""
+    waited = 0.0
+    while True:
+        interval = min(max(waited * ANSWER_LATENESS, FIRST_POLL), longest)
+        yield interval
+        waited += interval
 
 
 class ControlFileQuiesce(QuiesceProtocol):
@@ -38,8 +52,8 @@ class ControlFileQuiesce(QuiesceProtocol):
     freeze's deadline, so one workspace's control file cannot hold up another's task.
 
     Settings (``[plugins.settings.control-json]``): ``poll_interval``, the longest wait in seconds between two
-    reads while waiting for FROZEN (default 0.02; the first read comes 1 ms after the request, and the waits
-    double up to it).
+    reads while waiting for FROZEN (default 0.02; the first read comes 1 ms after the request, and each wait is
+    a quarter of the time waited so far, up to it: ``answer_polls``).
     """
 
     name = "control-json"
@@ -72,7 +86,7 @@ class ControlFileQuiesce(QuiesceProtocol):
         deadline = time.monotonic() + timeout
         if not await self._write(view, ControlState.REQUEST_FREEZE, task_id, deadline):
             raise QuiesceTimeout(f"control.lock of {view.layout.wsid} stayed locked for {timeout:g}s")
-        for interval in poll_intervals(self.poll_interval):
+        for interval in answer_polls(self.poll_interval):
             await asyncio.sleep(interval)
             control = await self._read(view)
             if control and control.get("state") == ControlState.FROZEN and control.get("task_id") == task_id:
