@@ -76,6 +76,8 @@ def test_file_then_environment_overrides(tmp_path: Path) -> None:
     ("text", "env", "named"),
     [
         ("[worker]\npoll_interval = 'soon'", {}, "worker.poll_interval"),
+        ("[worker]\npoll_interval = nan", {}, "worker.poll_interval"),  # TOML has nan and inf: not durations
+        ("[worker]\nlease = inf", {}, "worker.lease"),
         ("[worker]\nconcurrency = 0", {}, "concurrency"),
         ("[api]\nlisten_addr = 'nowhere'", {}, "listen_addr"),
         ("[worker]\nsurprise = 1", {}, "surprise"),

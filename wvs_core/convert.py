@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
@@ -39,6 +40,8 @@ def _structure_seconds(value: Any, _type: Any) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"{value!r} is not a duration (examples: 30, '30s', '5m', '250ms')")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a duration: it must be finite")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
