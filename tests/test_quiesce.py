@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import os
 import threading
 import time
@@ -18,8 +19,10 @@ from tests.conftest import make_config
 from tests.helpers import create_workspace, in_flight, key, snapshots_dir, wait_task
 from wvs_client.responder import ControlState, answer_control, control_lock, encode_control, read_control
 from wvs_controlfile import ControlFileQuiesce, QuiesceResponder
-from wvs_controlfile.protocol import answer_polls
+from wvs_controlfile.protocol import answer_wait
 from wvs_core.agentview import AgentView
+from wvs_core.config import load_config
+from wvs_core.errors import ConfigError
 from wvs_core.fsutil import atomic_write_bytes
 from wvs_core.layout import VolumeLayout, WorkspaceLayout
 from wvs_core.quiesce import QuiesceTimeout
@@ -147,18 +150,71 @@ async def test_answers_are_seen_at_once_however_long_the_longest_poll(mount) -> 
     assert frozen_after < 1.0 and resumed_after < 1.0, (frozen_after, resumed_after)
 
 
-@pytest.mark.parametrize("longest", [0.02, 2.0])
+def reads_after_request(longest: float, until: float) -> list[float]:
+    """When the executor reads control.json, in seconds after its request, with reads that take no time."""
+    reads, now = [], 0.0
+    while now < until:
+        now += answer_wait(now, longest)
+        reads.append(now)
+    return reads
+
+
+@pytest.mark.parametrize("longest", [0.02, 0.5])
 def test_an_answer_is_read_at_most_a_quarter_of_the_wait_late(longest: float) -> None:
-    """Whenever the agent's answer lands, in the first 2 s of a freeze, the executor's next read comes at most
-    1 ms or a quarter of the time waited after it, and never more than the longest poll; waits that doubled
-    saw an answer landing just after the 15 ms read at 31 ms. A silent agent is not read more than ~20 times
-    before the waits reach the longest poll."""
-    reads = list(itertools.accumulate(itertools.islice(answer_polls(longest), 400)))
+    """Whenever the agent's answer lands in the first 2 s of a freeze, the executor's next read comes at most
+    1 ms or a quarter of the time waited after it, and never more than the longest poll later; waits that
+    doubled saw an answer landing at 1.1 ms at 3 ms, one landing just after the 15 ms read at 31 ms."""
+    reads = reads_after_request(longest, 2.0)
     for answered in (n / 10_000 for n in range(1, 20_000)):  # every 0.1 ms up to 2 s
         seen = next(read for read in reads if read >= answered)
         assert seen - answered <= min(max(0.001, answered * 0.25), longest) + 1e-9, (answered, seen)
-    intervals = list(itertools.islice(answer_polls(0.02), 40))
-    assert intervals.index(0.02) <= 20 and set(intervals[20:]) == {0.02}
+
+
+@pytest.mark.parametrize("longest", [0.02, 0.5])
+def test_an_agent_that_does_not_answer_is_read_every_longest_poll_after_four_of_them(longest: float) -> None:
+    """A silent agent costs a few reads more than doubling waits did (18 before the waits reach 20 ms, against
+    6), and from four longest polls on, one read per longest poll."""
+    reads = reads_after_request(longest, 14 * longest)
+    early = [read for read in reads if read < 4 * longest]
+    assert len(early) <= 5 + math.log(longest / 0.001, 1.25)  # 1 ms waits until 4 ms, then 25 % longer each
+    later = [b - a for a, b in itertools.pairwise(reads) if a >= 4 * longest]
+    assert len(later) >= 9 and all(math.isclose(gap, longest) for gap in later)
+
+
+@pytest.mark.parametrize("timeout", [0.9, 1.1, 1.3, 1.5])
+async def test_a_freeze_with_long_polls_gives_up_at_its_deadline_not_a_wait_later(mount, timeout: float) -> None:
+    """With a longest poll far above the timeout, the waits grow to a quarter of the time waited — up to ~0.4 s
+    here — but the last one is cut at the deadline: the freeze fails closed within a read of it."""
+    view, _control_file = await open_handshake(mount, f"deadline-{int(timeout * 10)}")
+    executor = ControlFileQuiesce({"poll_interval": "10s"})
+    with view:
+        started = time.monotonic()
+        with pytest.raises(QuiesceTimeout):
+            await executor.freeze(view, "t1", timeout=timeout)
+        assert timeout <= time.monotonic() - started < timeout + 0.1
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"poll_interval": 0}, "more than zero"),
+        ({"poll_interval": -0.5}, "negative"),
+        ({"poll_interval": float("nan")}, "finite"),
+        ({"poll_interval": "soon"}, "not a duration"),
+        ({"poll_intervall": 0.02}, "poll_intervall"),
+    ],
+)
+def test_a_wrong_setting_is_a_config_error_naming_it(settings: dict[str, object], named: str) -> None:
+    """A poll interval of zero would read control.json in a loop until the freeze times out, one that is not
+    a number would fail only at the first snapshot, and a misspelt key would be silently ignored."""
+    with pytest.raises(ConfigError, match=r"plugins\.settings\.control-json") as caught:
+        ControlFileQuiesce(settings)
+    assert named in str(caught.value)
+
+
+def test_the_example_configs_control_json_table_is_taken() -> None:
+    example = load_config(Path(__file__).resolve().parent.parent / "contrib" / "wvs.example.toml", env={})
+    assert ControlFileQuiesce(example.plugins.settings_for("control-json")).poll_interval == 0.02
 
 
 async def test_a_late_answer_is_taken_and_none_fails_closed_at_the_timeout(mount) -> None:

@@ -8,8 +8,11 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
+
+import attrs
+import cattrs
 
 from wvs_client.responder import (
     DEFAULT_POLL_INTERVAL,
@@ -21,6 +24,8 @@ from wvs_client.responder import (
     encode_control,
 )
 from wvs_core.agentview import AgentView
+from wvs_core.convert import Seconds, describe_error, structure
+from wvs_core.errors import ConfigError
 from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META
 from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
 
@@ -30,17 +35,27 @@ EXECUTOR_LOCK_WAIT = 1.0  # outside a freeze: resume, recover, prepare never wai
 ANSWER_LATENESS = 0.25  # an agent's answer is seen at most this fraction of the wait so far after it came
 
 
-def answer_polls(longest: float) -> Iterator[float]:
-    """Seconds to wait before each read of control.json while waiting for the agent's answer to a request:
-    FIRST_POLL, then ANSWER_LATENESS of the time waited so far, never more than ``longest``. An agent answers
-    within tens of milliseconds (its own poll, then its write), so its answer is seen at most a quarter of that
-    late, where waits that double would see an answer written just after a read as late again as the whole
-    wait. An agent that does not answer costs ~20 reads in the first 80 ms, then one every ``longest``."""
-    waited = 0.0
-    while True:
-        interval = min(max(waited * ANSWER_LATENESS, FIRST_POLL), longest)
-        yield interval
-        waited += interval
+def answer_wait(waited: float, longest: float) -> float:
+    """Seconds to wait before the next read of control.json, ``waited`` seconds after writing a request the agent
+    is to answer: ANSWER_LATENESS of ``waited``, at least FIRST_POLL and at most ``longest``. An agent answers
+    within tens of milliseconds (its own poll, then its write), so its answer is seen at most 1 ms or a quarter
+    of the wait late, whichever is more (plus a read), where waits that doubled could see an answer as late
+    again as the whole wait. An agent that does not answer is read once every ``longest`` from 4 x ``longest``
+    on, and 4 + log₁.₂₅(``longest`` / 1 ms) times before that (18 for 20 ms; doubling waits took 6)."""
+    return min(max(waited * ANSWER_LATENESS, FIRST_POLL), longest)
+
+
+def _more_than_zero(_instance: object, attribute: attrs.Attribute[Seconds], value: Seconds) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be more than zero, got {value!r}")
+
+
+@attrs.frozen
+class ControlFileSettings:
+    """``[plugins.settings.control-json]``: ``poll_interval``, the longest wait between two reads of control.json
+    while waiting for FROZEN (a duration: seconds, or text such as ``"20ms"``)."""
+
+    poll_interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL), validator=_more_than_zero)
 
 
 class ControlFileQuiesce(QuiesceProtocol):
@@ -51,16 +66,21 @@ class ControlFileQuiesce(QuiesceProtocol):
     answer" and the freeze times out. The lock is polled, never waited on in a thread, and never past the
     freeze's deadline, so one workspace's control file cannot hold up another's task.
 
-    Settings (``[plugins.settings.control-json]``): ``poll_interval``, the longest wait in seconds between two
-    reads while waiting for FROZEN (default 0.02; the first read comes 1 ms after the request, and each wait is
-    a quarter of the time waited so far, up to it: ``answer_polls``).
+    Settings (``[plugins.settings.control-json]``, ``ControlFileSettings``): ``poll_interval``, the longest
+    wait between two reads while waiting for FROZEN (default 20 ms; the first read comes 1 ms after the
+    request, and each wait is a quarter of the time waited so far, up to it: ``answer_wait``). Raises
+    ConfigError for a setting it does not know or a ``poll_interval`` that is not a duration above zero.
     """
 
     name = "control-json"
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
-        self.poll_interval = float(settings.get("poll_interval", DEFAULT_POLL_INTERVAL))
+        try:
+            parsed = structure(dict(settings), ControlFileSettings)
+        except (cattrs.BaseValidationError, ValueError, TypeError) as error:
+            raise ConfigError(f"invalid plugins.settings.{self.name}: {describe_error(error)}") from None
+        self.poll_interval = parsed.poll_interval
 
     async def prepare(self, view: AgentView, task_id: str) -> None:
         """Create ``.wvs/`` (the agent's: it answers by replacing control.json there) and control.json in
@@ -82,12 +102,15 @@ class ControlFileQuiesce(QuiesceProtocol):
         return f"agent left frozen: control.json is {state}"
 
     async def freeze(self, view: AgentView, task_id: str, timeout: float) -> None:
-        """Write REQUEST_FREEZE and wait for FROZEN naming this task, all within ``timeout``."""
+        """Write REQUEST_FREEZE and wait for FROZEN naming this task, all within ``timeout`` (the last read comes
+        at the deadline, never a wait later)."""
         deadline = time.monotonic() + timeout
         if not await self._write(view, ControlState.REQUEST_FREEZE, task_id, deadline):
             raise QuiesceTimeout(f"control.lock of {view.layout.wsid} stayed locked for {timeout:g}s")
-        for interval in answer_polls(self.poll_interval):
-            await asyncio.sleep(interval)
+        asked = time.monotonic()
+        while True:
+            now = time.monotonic()
+            await asyncio.sleep(min(answer_wait(now - asked, self.poll_interval), max(0.0, deadline - now)))
             control = await self._read(view)
             if control and control.get("state") == ControlState.FROZEN and control.get("task_id") == task_id:
                 return
