@@ -5,9 +5,9 @@ A deployment of its own processes (``wvs api``, ``wvs worker``, ``wvs executor``
 quiesce, and a ``wvs agent`` answering the workspace's freeze and resume requests. The snapshot's time runs from
 just before the POST is sent (the client's wall clock) to the task's ``ended_at`` (the database's, the same
 machine's clock), so polling for the outcome adds nothing to it; the poll is slow (``OUTCOME_POLL``) so as not to
-take CPU from the processes it times. The bare clone runs the command the storage backend
-runs (``juicefs clone -p --threads N``), timed from its start to its exit. The two alternate, after one
-unmeasured snapshot.
+take CPU from the processes it times. The bare clone runs ``juicefs clone -p --threads N`` with the backend's
+threads — the command whose request the backend sends to the mount itself — timed from its start to its exit.
+The two alternate, after one unmeasured snapshot, each starting ``SETTLE`` after the other ended.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ FILE_SIZE = 4096
 FILES_PER_DIRECTORY = 100
 OUTCOME_POLL = 0.05  # seconds between two reads of the task's status: the figure is its ended_at, so a slower
 # poll costs nothing but a later look; a 5 ms poll took ~5 % of a core from the processes being timed
+SETTLE = 0.1  # seconds between one side's end and the other's start: what either leaves behind settles alike
 
 
 def clone_command(deployment: Deployment, source: Path, destination: Path) -> list[str]:
-    """The backend's clone command, by path (the backend runs it in the source directory, on ``.``)."""
+    """``juicefs clone`` as the backend would ask the mount for the clone: ``-p``, the backend's threads."""
     backend = JuiceFSBackend(deployment.config.plugins.settings_for("juicefs"))
     return [backend.binary, "clone", "-p", "--threads", str(backend.clone_threads), str(source), str(destination)]
 
@@ -64,7 +65,9 @@ async def snapshot_overhead(stage: Stage, files: tuple[int, ...], samples: int) 
                 async with agent(root, deployment.logs):
                     await snapshot(client, conn, wsid, deployment)  # unmeasured: everything warm, the agent up
                     for n in range(samples):
+                        await asyncio.sleep(SETTLE)
                         clones.append(await bare_clone(deployment, live, mount / f"bare-{count}-{n}"))
+                        await asyncio.sleep(SETTLE)
                         snapshots.append(await snapshot(client, conn, wsid, deployment))
                 found[count] = statistics.median(snapshots), statistics.median(clones)
     finally:

@@ -38,7 +38,7 @@ class WvsSizes:
 
     executed_drain_tasks: int = 3_000  # through the executor: 3 per workspace of the drain
     snapshot_files: tuple[int, ...] = (100, 10_000)
-    snapshot_samples: int = 5  # a clone of 10,000 files swings ±15 % from one to the next on a busy machine
+    snapshot_samples: int = 5  # one clone of 10,000 files and the next differ by up to 20 % on a busy machine
     scale_rows: tuple[int, int] = (1_000, 1_000_000)
     backlog_drain_tasks: int = 5_000  # 25 per workspace: at 2,000 tasks/s, 1,000 took half a second, too short to time
     backlog_drain_workspaces: int = 200
