@@ -197,7 +197,7 @@ async def test_a_freeze_with_long_polls_gives_up_at_its_deadline_not_a_wait_late
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
-        ({"poll_interval": 0}, "more than zero"),
+        ({"poll_interval": 0}, "must be positive"),
         ({"poll_interval": -0.5}, "negative"),
         ({"poll_interval": float("nan")}, "finite"),
         ({"poll_interval": "soon"}, "not a duration"),

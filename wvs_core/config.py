@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import cattrs
 
-from wvs_core.convert import Seconds, describe_error, structure
+from wvs_core.convert import Seconds, describe_error, positive, structure
 from wvs_core.errors import ConfigError
 from wvs_core.retention import RetentionPolicy
 
@@ -21,11 +21,6 @@ def _check_addr(_instance: object, attribute: attrs.Attribute[Any], value: str) 
     _host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{attribute.name} must be HOST:PORT, got {value!r}")
-
-
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
 
 @attrs.frozen
@@ -45,7 +40,7 @@ class ApiConfig:
     max_body_bytes: int = 64 * 1024
     # A request's head must arrive within this of the connection opening (or of the previous response),
     # else the connection is closed; its body within this of the route reading it, else 400.
-    read_timeout: Seconds = attrs.field(default=Seconds(10.0), validator=_positive)
+    read_timeout: Seconds = attrs.field(default=Seconds(10.0), validator=positive)
     shutdown_timeout: Seconds = Seconds(30.0)
     tokens_file: str = ""  # bearer tokens (see wvs_core.auth); empty: no authentication
 
@@ -75,15 +70,15 @@ class WorkerConfig:
 
     metrics_addr: str = attrs.field(default="0.0.0.0:9091", validator=_check_addr)
     executor_addrs: list[str] = attrs.field(factory=lambda: ["127.0.0.1:7070"])
-    concurrency: int = attrs.field(default=16, validator=_positive)
-    poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=_positive)
-    idle_backoff: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)
+    concurrency: int = attrs.field(default=16, validator=positive)
+    poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=positive)
+    idle_backoff: Seconds = attrs.field(default=Seconds(5.0), validator=positive)
     shutdown_timeout: Seconds = Seconds(120.0)
-    retry_base: Seconds = attrs.field(default=Seconds(5.0), validator=_positive)  # backoff 5s·2^(n-1)
-    retry_max: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
-    max_attempts: int = attrs.field(default=5, validator=_positive)
-    lease: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)  # renewed every lease/3
-    retention_interval: Seconds = attrs.field(default=Seconds(600.0), validator=_positive)  # applying policies
+    retry_base: Seconds = attrs.field(default=Seconds(5.0), validator=positive)  # backoff 5s·2^(n-1)
+    retry_max: Seconds = attrs.field(default=Seconds(300.0), validator=positive)
+    max_attempts: int = attrs.field(default=5, validator=positive)
+    lease: Seconds = attrs.field(default=Seconds(30.0), validator=positive)  # renewed every lease/3
+    retention_interval: Seconds = attrs.field(default=Seconds(600.0), validator=positive)  # applying policies
     tls: TlsConfig = attrs.field(factory=TlsConfig)
 
     @executor_addrs.validator
@@ -99,8 +94,8 @@ class EventsConfig:
     """The event dispatcher, in every ``wvs worker`` (one at a time delivers; the others stand by)."""
 
     dispatch: bool = True  # false: this worker never delivers events (another process must)
-    poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=_positive)  # besides NOTIFY wake-ups
-    concurrency: int = attrs.field(default=16, validator=_positive)  # deliveries in flight per subscription
+    poll_interval: Seconds = attrs.field(default=Seconds(1.0), validator=positive)  # besides NOTIFY wake-ups
+    concurrency: int = attrs.field(default=16, validator=positive)  # deliveries in flight per subscription
 
 
 def _check_owner(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
@@ -116,8 +111,8 @@ class ExecutorConfig:
     grpc_addr: str = attrs.field(default="127.0.0.1:7070", validator=_check_addr)  # see wvs_core.rpc.binding
     metrics_addr: str = attrs.field(default="0.0.0.0:9092", validator=_check_addr)
     mount_path: str = "/ws"
-    task_timeout: Seconds = attrs.field(default=Seconds(300.0), validator=_positive)
-    quiesce_timeout: Seconds = attrs.field(default=Seconds(30.0), validator=_positive)
+    task_timeout: Seconds = attrs.field(default=Seconds(300.0), validator=positive)
+    quiesce_timeout: Seconds = attrs.field(default=Seconds(30.0), validator=positive)
     shutdown_timeout: Seconds = Seconds(300.0)
     tls: TlsConfig = attrs.field(factory=TlsConfig)
     insecure: bool = False  # plaintext gRPC off loopback, for a private network only

@@ -10,6 +10,7 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, NewType, TypeVar, get_args, get_origin
 
+import attrs
 import cattrs
 from cattrs.cols import (
     homogenous_tuple_structure_factory,
@@ -45,6 +46,13 @@ def _structure_seconds(value: Any, _type: Any) -> float:
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
+
+
+def positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """An attrs validator for settings built with ``structure``: ``value`` must be above zero (ValueError naming
+    the setting otherwise)."""
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
 
 
 def _structure_strict_str(value: Any, type_: Any) -> str:

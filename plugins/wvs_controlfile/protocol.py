@@ -24,7 +24,7 @@ from wvs_client.responder import (
     encode_control,
 )
 from wvs_core.agentview import AgentView
-from wvs_core.convert import Seconds, describe_error, structure
+from wvs_core.convert import Seconds, describe_error, positive, structure
 from wvs_core.errors import ConfigError
 from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META
 from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
@@ -45,17 +45,12 @@ def answer_wait(waited: float, longest: float) -> float:
     return min(max(waited * ANSWER_LATENESS, FIRST_POLL), longest)
 
 
-def _more_than_zero(_instance: object, attribute: attrs.Attribute[Seconds], value: Seconds) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be more than zero, got {value!r}")
-
-
 @attrs.frozen
 class ControlFileSettings:
     """``[plugins.settings.control-json]``: ``poll_interval``, the longest wait between two reads of control.json
     while waiting for FROZEN (a duration: seconds, or text such as ``"20ms"``)."""
 
-    poll_interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL), validator=_more_than_zero)
+    poll_interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL), validator=positive)
 
 
 class ControlFileQuiesce(QuiesceProtocol):
