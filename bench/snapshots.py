@@ -7,7 +7,8 @@ just before the POST is sent (the client's wall clock) to the task's ``ended_at`
 machine's clock), so polling for the outcome adds nothing to it; the poll is slow (``OUTCOME_POLL``) so as not to
 take CPU from the processes it times. The bare clone runs ``juicefs clone -p --threads N`` with the backend's
 threads — the command whose request the backend sends to the mount itself — timed from its start to its exit.
-The two alternate, after one unmeasured snapshot, each starting ``SETTLE`` after the other ended.
+The two alternate, after one unmeasured snapshot, each starting at least ``SETTLE`` after the other ended
+(the clone up to ``OUTCOME_POLL`` more); the bare clones are removed after the last sample.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ FILE_SIZE = 4096
 FILES_PER_DIRECTORY = 100
 OUTCOME_POLL = 0.05  # seconds between two reads of the task's status: the figure is its ended_at, so a slower
 # poll costs nothing but a later look; a 5 ms poll took ~5 % of a core from the processes being timed
-SETTLE = 0.1  # seconds between one side's end and the other's start: what either leaves behind settles alike
+SETTLE = 0.1  # seconds from one side's end (as the harness sees it) to the other's start
 
 
 def clone_command(deployment: Deployment, source: Path, destination: Path) -> list[str]:
@@ -62,13 +63,15 @@ async def snapshot_overhead(stage: Stage, files: tuple[int, ...], samples: int) 
                 await asyncio.to_thread(write_tree, root / "current", count)
                 live = (root / "current").resolve()
                 snapshots, clones = [], []
+                bare = [mount / f"bare-{count}-{n}" for n in range(samples)]
                 async with agent(root, deployment.logs):
                     await snapshot(client, conn, wsid, deployment)  # unmeasured: everything warm, the agent up
-                    for n in range(samples):
+                    for destination in bare:
                         await asyncio.sleep(SETTLE)
-                        clones.append(await bare_clone(deployment, live, mount / f"bare-{count}-{n}"))
+                        clones.append(await bare_clone(deployment, live, destination))
                         await asyncio.sleep(SETTLE)
                         snapshots.append(await snapshot(client, conn, wsid, deployment))
+                await remove_bare_clones(deployment, bare)
                 found[count] = statistics.median(snapshots), statistics.median(clones)
     finally:
         await conn.close()
@@ -84,16 +87,21 @@ def write_tree(live: Path, count: int) -> None:
 
 
 async def bare_clone(deployment: Deployment, source: Path, destination: Path) -> float:
-    """Milliseconds ``juicefs clone -p`` takes to clone ``source``; the clone is removed after."""
+    """Milliseconds ``juicefs clone -p`` takes to clone ``source`` to ``destination``."""
     command = clone_command(deployment, source, destination)
     started = time.monotonic()
     run = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
     if await run.wait() != 0:
         raise RuntimeError(f"{' '.join(command)} failed with exit {run.returncode}")
-    elapsed = time.monotonic() - started
-    removing = await asyncio.create_subprocess_exec(command[0], "rmr", str(destination))
+    return (time.monotonic() - started) * 1000
+
+
+async def remove_bare_clones(deployment: Deployment, clones: list[Path]) -> None:
+    """``juicefs rmr`` the bare clones, once every sample of a size is taken: the removals' work in the mount
+    falls on neither side's figure."""
+    binary = JuiceFSBackend(deployment.config.plugins.settings_for("juicefs")).binary
+    removing = await asyncio.create_subprocess_exec(binary, "rmr", *map(str, clones))
     await removing.wait()
-    return elapsed * 1000
 
 
 async def snapshot(client: httpx.AsyncClient, conn: asyncpg.Connection, wsid: str, deployment: Deployment) -> float:

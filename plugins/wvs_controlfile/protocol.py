@@ -24,7 +24,7 @@ from wvs_client.responder import (
     encode_control,
 )
 from wvs_core.agentview import AgentView
-from wvs_core.convert import Seconds, describe_error, positive, structure
+from wvs_core.convert import Seconds, describe_error, structure
 from wvs_core.errors import ConfigError
 from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META
 from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
@@ -40,9 +40,14 @@ def answer_wait(waited: float, longest: float) -> float:
     is to answer: ANSWER_LATENESS of ``waited``, at least FIRST_POLL and at most ``longest``. An agent answers
     within tens of milliseconds (its own poll, then its write), so its answer is seen at most 1 ms or a quarter
     of the wait late, whichever is more (plus a read), where waits that doubled could see an answer as late
-    again as the whole wait. An agent that does not answer is read once every ``longest`` from 4 x ``longest``
-    on, and 4 + log₁.₂₅(``longest`` / 1 ms) times before that (18 for 20 ms; doubling waits took 6)."""
+    again as the whole wait. An agent that does not answer is read about 4 + log₁.₂₅(``longest`` / 1 ms) times
+    in the first 4 x ``longest`` (17 for 20 ms), then once every ``longest``."""
     return min(max(waited * ANSWER_LATENESS, FIRST_POLL), longest)
+
+
+def _at_least_first_poll(_instance: object, attribute: attrs.Attribute[Seconds], value: Seconds) -> None:
+    if value < FIRST_POLL:  # shorter waits would read control.json in a loop until the freeze times out
+        raise ValueError(f"{attribute.name} must be at least {FIRST_POLL * 1000:g}ms, got {value!r}")
 
 
 @attrs.frozen
@@ -50,7 +55,7 @@ class ControlFileSettings:
     """``[plugins.settings.control-json]``: ``poll_interval``, the longest wait between two reads of control.json
     while waiting for FROZEN (a duration: seconds, or text such as ``"20ms"``)."""
 
-    poll_interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL), validator=positive)
+    poll_interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL), validator=_at_least_first_poll)
 
 
 class ControlFileQuiesce(QuiesceProtocol):
@@ -64,7 +69,7 @@ class ControlFileQuiesce(QuiesceProtocol):
     Settings (``[plugins.settings.control-json]``, ``ControlFileSettings``): ``poll_interval``, the longest
     wait between two reads while waiting for FROZEN (default 20 ms; the first read comes 1 ms after the
     request, and each wait is a quarter of the time waited so far, up to it: ``answer_wait``). Raises
-    ConfigError for a setting it does not know or a ``poll_interval`` that is not a duration above zero.
+    ConfigError for a setting it does not know or a ``poll_interval`` that is not a duration of at least 1 ms.
     """
 
     name = "control-json"
