@@ -34,9 +34,14 @@ OUTCOME_POLL = 0.05  # seconds between two reads of the task's status: the figur
 SETTLE = 0.1  # seconds from one side's end (as the harness sees it) to the other's start
 
 
+def juicefs_backend(deployment: Deployment) -> JuiceFSBackend:
+    """The storage backend as ``deployment``'s executor builds it (its ``juicefs`` binary, its clone threads)."""
+    return JuiceFSBackend(deployment.config.plugins.settings_for("juicefs"))
+
+
 def clone_command(deployment: Deployment, source: Path, destination: Path) -> list[str]:
     """``juicefs clone`` as the backend would ask the mount for the clone: ``-p``, the backend's threads."""
-    backend = JuiceFSBackend(deployment.config.plugins.settings_for("juicefs"))
+    backend = juicefs_backend(deployment)
     return [backend.binary, "clone", "-p", "--threads", str(backend.clone_threads), str(source), str(destination)]
 
 
@@ -99,8 +104,7 @@ async def bare_clone(deployment: Deployment, source: Path, destination: Path) ->
 async def remove_bare_clones(deployment: Deployment, clones: list[Path]) -> None:
     """``juicefs rmr`` the bare clones, once every sample of a size is taken: the removals' work in the mount
     falls on neither side's figure."""
-    binary = JuiceFSBackend(deployment.config.plugins.settings_for("juicefs")).binary
-    removing = await asyncio.create_subprocess_exec(binary, "rmr", *map(str, clones))
+    removing = await asyncio.create_subprocess_exec(juicefs_backend(deployment).binary, "rmr", *map(str, clones))
     await removing.wait()
 
 
