@@ -10,7 +10,9 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,11 +22,11 @@ from tests.helpers import create_workspace, in_flight, key, snapshots_dir, wait_
 from wvs_client.responder import ControlState, answer_control, control_lock, encode_control, read_control
 from wvs_controlfile import ControlFileQuiesce, QuiesceResponder
 from wvs_controlfile.protocol import answer_wait
-from wvs_core.agentview import AgentView
+from wvs_core.agentview import AgentView, WorkspaceTampered, temporary_name
 from wvs_core.config import load_config
 from wvs_core.errors import ConfigError
 from wvs_core.fsutil import atomic_write_bytes
-from wvs_core.layout import VolumeLayout, WorkspaceLayout
+from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META, VolumeLayout, WorkspaceLayout
 from wvs_core.quiesce import QuiesceTimeout
 
 
@@ -294,3 +296,56 @@ def test_a_step_that_keeps_failing_is_logged_once_not_once_per_poll(
     failures = [record for record in caplog.records if "step failed" in record.getMessage()]
     assert len(failures) == 1, len(failures)
     assert "control.lock is not a regular file" in str(failures[0].exc_info[1])
+
+
+def plain_view(tmp_path: Path, wsid: str) -> AgentView:
+    """An agent view on a plain directory, its ``.wvs`` made."""
+    VolumeLayout(tmp_path).ensure_area()
+    layout = WorkspaceLayout(tmp_path, wsid)
+    layout.ensure_area_dirs()
+    view = AgentView.open(layout, create=True)
+    view.directory(META, create=True)
+    return view
+
+
+def agent_makes_it_first(monkeypatch: pytest.MonkeyPatch, name: str, make: Callable[[int], None]) -> None:
+    """Make the agent win the race for ``name``: right before WVS creates it exclusively, ``make(parent_fd)``
+    creates it (the window between WVS's look and its ``O_EXCL`` open, hit every time)."""
+    real_open = os.open
+
+    def racing_open(path: object, flags: int, *args: object, **kwargs: Any) -> int:
+        if path == name and flags & os.O_EXCL:
+            make(kwargs["dir_fd"])
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", racing_open)
+
+
+def test_a_lock_file_the_agent_creates_at_the_same_moment_is_opened_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent takes control.lock too, creating it when missing: if it does so between WVS's look and WVS's own
+    exclusive create, WVS opens the agent's file (an EEXIST escaping here failed the task as an executor error)."""
+    with plain_view(tmp_path, "lock-race") as view:
+        agent_makes_it_first(
+            monkeypatch,
+            CONTROL_LOCK,
+            lambda parent: os.close(os.open(CONTROL_LOCK, os.O_CREAT | os.O_RDONLY, 0o644, dir_fd=parent)),
+        )
+        fd = view.open_lock_file(META, CONTROL_LOCK)
+        assert fd is not None
+        os.close(fd)
+
+
+def test_a_fifo_the_agent_swaps_in_at_wvss_temporary_name_is_tampering_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WVS writes control.json under a fixed temporary name in the agent's ``.wvs``; an agent that recreates that
+    name (a FIFO) between WVS's unlink and its exclusive create tampers with the workspace — never a stray
+    EEXIST, and nothing is written through what it made."""
+    temporary = temporary_name(CONTROL_FILE)
+    with plain_view(tmp_path, "tmp-race") as view:
+        agent_makes_it_first(monkeypatch, temporary, lambda parent: os.mkfifo(temporary, dir_fd=parent))
+        with pytest.raises(WorkspaceTampered, match=r"\.wvs/\.control\.json\.wvs-tmp"):
+            view.replace_file(META, CONTROL_FILE, b"{}")
+    assert not (tmp_path / "tmp-race" / META / CONTROL_FILE).exists()

@@ -27,6 +27,7 @@ from wvs_core.treewalk import DIRECTORY_FLAGS, remove_entry
 
 TAMPERED = "WORKSPACE_TAMPERED"
 _TEMPORARY_SUFFIX = ".wvs-tmp"  # WVS's own temporary names in a view: fixed, so recovery never lists a directory
+LOCK_FILE_ATTEMPTS = 3  # looks at a lock file that vanishes between the look and the open before WVS gives up
 
 
 class WorkspaceTampered(Exception):
@@ -219,10 +220,14 @@ class AgentView:
         exclusively, never through a link), then ``rename(2)``."""
         parent = self.directory(directory)
         temporary = temporary_name(name)
-        self._unlink(parent, temporary)  # callers serialize their writes (a lock), so this is ours
-        fd = os.open(
-            temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent
-        )
+        self._unlink(parent, temporary, directory)  # callers serialize their writes (a lock), so this is ours
+        try:
+            fd = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent
+            )
+        except FileExistsError:
+            where = self.describe(directory, temporary)
+            raise WorkspaceTampered(f"{where}, WVS's temporary name, was made again by someone else") from None
         try:
             os.write(fd, data)
             os.fsync(fd)
@@ -238,22 +243,27 @@ class AgentView:
     def open_lock_file(self, directory: str, name: str) -> int | None:
         """A descriptor of the lock file ``<directory>/<name>`` (created when missing) for ``flock``; None
         while the agent holds a lease on it (opening would wait for the lease to break); raises
-        WorkspaceTampered when it is a link or not a regular file. Never blocks."""
+        WorkspaceTampered when it is a link or not a regular file, or keeps vanishing and reappearing between
+        the look and the open (the agent creating it at the same moment, once or twice, is fine). Never blocks."""
         flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # flock needs no more
-        try:
-            handle = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.directory(directory))
-        except FileNotFoundError:
-            fd = os.open(name, flags | os.O_EXCL, 0o644, dir_fd=self.directory(directory))
-        else:
+        parent = self.directory(directory)
+        for _attempt in range(LOCK_FILE_ATTEMPTS):
+            try:
+                handle = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            except FileNotFoundError:
+                try:
+                    return os.open(name, flags | os.O_EXCL, 0o644, dir_fd=parent)
+                except FileExistsError:
+                    continue  # made meanwhile (the agent takes the same lock): look again
             try:
                 if not stat.S_ISREG(os.fstat(handle).st_mode):
                     raise WorkspaceTampered(f"{self.describe(directory, name)} is not a regular file")
-                fd = os.open(f"/proc/self/fd/{handle}", flags & ~(os.O_CREAT | os.O_NOFOLLOW))
+                return os.open(f"/proc/self/fd/{handle}", flags & ~(os.O_CREAT | os.O_NOFOLLOW))
             except BlockingIOError:  # a lease: O_NONBLOCK refuses to wait for its break
                 return None
             finally:
                 os.close(handle)
-        return fd
+        raise WorkspaceTampered(f"{self.describe(directory, name)} keeps vanishing and reappearing")
 
     # --- leftovers --------------------------------------------------------------------------------
 
@@ -265,15 +275,17 @@ class AgentView:
         parent = self._root if directory is None else self.directory(directory)
         if not remove:
             return _kind_at(parent, temporary_name(name)) is not None
-        return self._unlink(parent, temporary_name(name))
+        return self._unlink(parent, temporary_name(name), directory)
 
-    def _unlink(self, parent: int, name: str) -> bool:
+    def _unlink(self, parent: int, name: str, directory: str | None = None) -> bool:
+        """Unlink ``name`` in ``parent`` (``directory`` of the view, None: its root); False when missing."""
         try:
             os.unlink(name, dir_fd=parent)
         except FileNotFoundError:
             return False
         except IsADirectoryError:
-            raise WorkspaceTampered(f"{self.describe(name)} is a directory where WVS keeps a temporary file") from None
+            where = self.describe(*([] if directory is None else [directory]), name)
+            raise WorkspaceTampered(f"{where} is a directory where WVS keeps a temporary file") from None
         return True
 
 
