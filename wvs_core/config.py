@@ -23,6 +23,13 @@ def _check_addr(_instance: object, attribute: attrs.Attribute[Any], value: str) 
         raise ValueError(f"{attribute.name} must be HOST:PORT, got {value!r}")
 
 
+def _at_least_a_second(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value < 1:
+        raise ValueError(
+            f"{attribute.name} must be at least 1s (a task keeps its timeout in whole seconds), got {value!r}"
+        )
+
+
 @attrs.frozen
 class DatabaseConfig:
     """The WVS database."""
@@ -111,7 +118,7 @@ class ExecutorConfig:
     grpc_addr: str = attrs.field(default="127.0.0.1:7070", validator=_check_addr)  # see wvs_core.rpc.binding
     metrics_addr: str = attrs.field(default="0.0.0.0:9092", validator=_check_addr)
     mount_path: str = "/ws"
-    task_timeout: Seconds = attrs.field(default=Seconds(300.0), validator=positive)
+    task_timeout: Seconds = attrs.field(default=Seconds(300.0), validator=_at_least_a_second)  # tasks keep whole s
     quiesce_timeout: Seconds = attrs.field(default=Seconds(30.0), validator=positive)
     shutdown_timeout: Seconds = Seconds(300.0)
     tls: TlsConfig = attrs.field(factory=TlsConfig)

@@ -24,10 +24,12 @@ from cattrs.v import format_exception
 from wvs_core.errors import ErrorCode, WVSError
 
 Seconds = NewType("Seconds", float)
-"""A duration: a number of seconds, or text such as ``"300s"``, ``"5m"``, ``"250ms"``."""
+"""A duration: a number of seconds, or text such as ``"300s"``, ``"5m"``, ``"250ms"``; 0, or from 1 ms to 365 days."""
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+SHORTEST_DURATION = 0.001  # a shorter wait between polls or retries is a busy loop
+LONGEST_DURATION = 365 * 86400.0  # a longer lease or backoff overflows PostgreSQL's timestamps; no WVS wait needs more
 
 T = TypeVar("T")
 
@@ -35,16 +37,19 @@ T = TypeVar("T")
 def _structure_seconds(value: Any, _type: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or text like '30s'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f"{value!r} is not a duration (examples: 30, '30s', '5m', '250ms')")
-    if not math.isfinite(seconds):
-        raise ValueError(f"{value!r} is not a duration: it must be finite")
+    try:
+        if isinstance(value, int | float):
+            seconds = float(value)
+        elif isinstance(value, str) and (match := _DURATION.match(value)):
+            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        else:
+            raise ValueError(f"{value!r} is not a duration (examples: 30, '30s', '5m', '250ms')")
+    except OverflowError:
+        seconds = math.inf
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if seconds != 0 and not SHORTEST_DURATION <= seconds <= LONGEST_DURATION:  # nan fails both comparisons
+        raise ValueError(f"{value!r} is not a duration from 1ms to 365 days (or 0)")
     return seconds
 
 
