@@ -24,7 +24,7 @@ from wvs_client.responder import (
     encode_control,
 )
 from wvs_core.agentview import AgentView
-from wvs_core.convert import Seconds, describe_error, structure
+from wvs_core.convert import Seconds, describe_error, positive, structure
 from wvs_core.errors import ConfigError
 from wvs_core.layout import CONTROL_FILE, CONTROL_LOCK, META
 from wvs_core.quiesce import QuiesceProtocol, QuiesceTimeout
@@ -45,17 +45,12 @@ def answer_wait(waited: float, longest: float) -> float:
     return min(max(waited * ANSWER_LATENESS, FIRST_POLL), longest)
 
 
-def _at_least_first_poll(_instance: object, attribute: attrs.Attribute[Seconds], value: Seconds) -> None:
-    if value < FIRST_POLL:  # shorter waits would read control.json in a loop until the freeze times out
-        raise ValueError(f"{attribute.name} must be at least {FIRST_POLL * 1000:g}ms, got {value!r}")
-
-
 @attrs.frozen
 class ControlFileSettings:
     """``[plugins.settings.control-json]``: ``poll_interval``, the longest wait between two reads of control.json
     while waiting for FROZEN (a duration: seconds, or text such as ``"20ms"``)."""
 
-    poll_interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL), validator=_at_least_first_poll)
+    poll_interval: Seconds = attrs.field(default=Seconds(DEFAULT_POLL_INTERVAL), validator=positive)
 
 
 class ControlFileQuiesce(QuiesceProtocol):
@@ -69,7 +64,8 @@ class ControlFileQuiesce(QuiesceProtocol):
     Settings (``[plugins.settings.control-json]``, ``ControlFileSettings``): ``poll_interval``, the longest
     wait between two reads while waiting for FROZEN (default 20 ms; the first read comes 1 ms after the
     request, and each wait is a quarter of the time waited so far, up to it: ``answer_wait``). Raises
-    ConfigError for a setting it does not know or a ``poll_interval`` that is not a duration of at least 1 ms.
+    ConfigError for a setting it does not know or a ``poll_interval`` that is not a duration above zero (which
+    durations make at least 1 ms: a shorter wait would read control.json in a loop).
     """
 
     name = "control-json"
