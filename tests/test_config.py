@@ -82,7 +82,7 @@ def test_file_then_environment_overrides(tmp_path: Path) -> None:
         ("", {"WORKER_IDLE_BACKOFF": "0.5ms"}, "worker.idle_backoff"),
         ("[worker]\nlease = 1e20", {}, "worker.lease"),  # overflows PostgreSQL's timestamps at every claim
         ("[worker]\nretry_max = 1000000000000000000000000000000", {}, "worker.retry_max"),
-        ("[executor]\ntask_timeout = 0.9\nquiesce_timeout = 0.5", {}, "task_timeout must be at least 1s"),  # stored as 0 s
+        ("[executor]\ntask_timeout = 0.9\nquiesce_timeout = 0.5", {}, "task_timeout must be at least 1s"),
         ("[worker]\nconcurrency = 0", {}, "concurrency"),
         ("[api]\nlisten_addr = 'nowhere'", {}, "listen_addr"),
         ("[worker]\nsurprise = 1", {}, "surprise"),
