@@ -222,7 +222,8 @@ class Dispatcher:
             for tail in tails:
                 tail.wake.set()
 
-        await conn.add_listener(CHANNEL, wake)
+        if tails:  # else a wake-up would cost a process of the database and this one each commit, for nothing
+            await conn.add_listener(CHANNEL, wake)
         log.info("delivering events to %s", ", ".join(t.name for t in tails) or "no subscription")
         self.leading.set()
         running = [asyncio.create_task(tail.run(), name=f"wvs-events-{tail.name}") for tail in tails]
