@@ -264,3 +264,32 @@ async def test_a_cancelled_scheduler_leaves_no_claim_behind_to_start_runs(engine
         for claim in claims_in_flight():
             claim.cancel()
         await queue.close()
+
+
+async def test_an_idle_scheduler_waits_with_its_next_claim_begun_and_leaves_none_behind(engine) -> None:
+    """Its wake-up costs one round trip: the claim's BEGIN was sent while it waited. That transaction holds no
+    snapshot, transaction id or lock meanwhile, and none is left once the scheduler stops."""
+    waiting = sa.text(
+        "SELECT backend_xid IS NULL AND backend_xmin IS NULL AS holds_nothing FROM pg_stat_activity "
+        "WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+    )
+
+    async def begun_ahead() -> list[bool]:
+        async with engine.connect() as conn:
+            return [row.holds_nothing for row in await conn.execute(waiting)]
+
+    async def one_begun_ahead() -> bool:
+        return await begun_ahead() == [True]
+
+    queue = PostgresQueue(engine, {})
+    async with scheduling(engine, 2, DoneAtClaim(), poll_interval=30.0) as scheduler:
+        await until(one_begun_ahead, "waiting for work, the scheduler holds its next claim's transaction")
+        task_id = await add_task(engine, queue, "pipe-0", DoneAtClaim.name)
+
+        async def ended() -> bool:
+            return await statuses(engine, [task_id]) == ["SUCCEEDED"]
+
+        await until(ended, "woken by the NOTIFY long before its 30 s poll, it claimed through that transaction")
+        await until(one_begun_ahead, "and waits with the next one begun")
+    assert await begun_ahead() == [], "stopped, it rolled that transaction back and gave its connection back"
+    assert scheduler.runs  # still referenced: nothing was cleaned up by the garbage collector instead

@@ -26,15 +26,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Coroutine, Sequence
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import attrs
-import sqlalchemy as sa
 from sqlalchemy import TextClause
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wvs_core.db.driver import driver
 from wvs_core.db.engine import database_unavailable
 from wvs_core.db.events import CHANNEL
 from wvs_core.db.lockwait import RowHeld, Turns, held_too_long
@@ -122,8 +122,6 @@ LEFT JOIN (
 ) AS found ON found.n = request.n
 ORDER BY request.n
 """
-
-_ALIVE = sa.text("SELECT 1")
 
 
 @attrs.frozen
@@ -284,18 +282,10 @@ class Acceptor:
         await asyncio.gather(*(waiting.tried for waiting in group if waiting.tried is not None))
 
     async def _run(self, requests: Sequence[TaskRequest]) -> list[asyncpg.Record]:
-        """One statement over ``requests``; its rows in their order. A dropped connection is found dead by
-        SQLAlchemy as on any other statement, which renews the pool and raises its own error."""
+        """One statement over ``requests``; its rows in their order (errors as ``wvs_core.db.driver`` says)."""
         argument = json.dumps([_as_row(n, request) for n, request in enumerate(requests, start=1)])
-        async with self._engine.connect() as conn:
-            driver = cast(asyncpg.Connection, (await conn.get_raw_connection()).driver_connection)  # checked out
-            try:
-                return await driver.fetch(self._sql, argument)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as error:
-                await conn.execute(_ALIVE)  # a dropped connection fails here too, the way SQLAlchemy handles it
-                if not isinstance(error, asyncpg.PostgresError):
-                    await conn.invalidate()  # the driver's end is broken though the socket is not closed yet
-                raise
+        async with self._engine.connect() as conn, driver(conn) as raw:
+            return await raw.fetch(self._sql, argument)
 
 
 def _as_row(n: int, request: TaskRequest) -> dict[str, Any]:

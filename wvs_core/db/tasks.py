@@ -15,8 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wvs_core.db.driver import DriverTransaction
 from wvs_core.db.pagination import keyset_page
 from wvs_core.db.rows import task_from_row
 from wvs_core.db.tables import tasks
@@ -236,22 +238,32 @@ async def cancel(conn: AsyncConnection, task: Task) -> Task:
 
 
 @functools.cache
-def _claiming(choice: str) -> sa.TextClause:
+def _claiming(choice: str, limit: int) -> tuple[str, tuple[str, ...]]:
+    """The claim over ``choice`` for the driver: its SQL, and the names of its ``$n`` parameters in order."""
     started = ", ".join(f"{_STARTED.get(column.name, f't.{column.name}')} AS {column.name}" for column in tasks.c)
     # The limit is written into the statement, not sent: one prepared statement per limit, whose plan PostgreSQL
     # then keeps (a generic plan), instead of planning the claim anew for each batch as a parameter makes it.
-    return sa.text(_CLAIM.format(choice=choice, started=started)).bindparams(
+    statement = sa.text(_CLAIM.format(choice=choice, started=started)).bindparams(
         sa.bindparam("limit", type_=sa.Integer, literal_execute=True)
     )
+    expanded = statement.compile(dialect=PGDialect_asyncpg()).construct_expanded_state(
+        {"limit": limit, "worker_id": "", "lease": 0.0}
+    )
+    return expanded.statement, tuple(expanded.positiontup or ())
 
 
-async def claim(conn: AsyncConnection, choice: sa.TextClause, limit: int, worker_id: str, lease: float) -> list[Task]:
+async def claim(
+    transaction: DriverTransaction, choice: sa.TextClause, limit: int, worker_id: str, lease: float
+) -> list[Task]:
     """Up to ``limit`` tasks that ``choice`` (the queue's, ``TaskQueue.choice``) picks, locked, as they start:
     RUNNING for ``worker_id`` until ``lease`` seconds from now, an attempt counted; oldest first. Not written yet:
-    ``start`` writes them in the same transaction. Raises RuntimeError when the choice picked a task that is not
-    runnable (a queue must only pick runnable tasks)."""
-    rows = (await conn.execute(_claiming(choice.text), {"limit": limit, "worker_id": worker_id, "lease": lease})).all()
-    if unrunnable := [row.picked_id for row in rows if row.task_id is None]:
+    ``start`` writes them in the same transaction. The statement goes straight to the driver: it is the one a
+    wake-up waits for. Raises RuntimeError when the choice picked a task that is not runnable (a queue must only
+    pick runnable tasks)."""
+    sql, names = _claiming(choice.text, limit)
+    values = {"worker_id": worker_id, "lease": lease}
+    rows = await transaction.fetch(sql, *(values[name] for name in names))
+    if unrunnable := [row["picked_id"] for row in rows if row["task_id"] is None]:
         raise RuntimeError(f"the queue picked task {unrunnable[0]}, which is not runnable")
     return [task_from_row(row) for row in rows]
 

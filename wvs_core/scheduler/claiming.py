@@ -67,6 +67,7 @@ class Scheduler:
                 running = {job for _, job in self._jobs.values()}
                 waiters: set[asyncio.Future[Any]] = {stopping, *running}
                 if len(running) < self.config.concurrency:
+                    await self._begin_next_claim()
                     waiters.add(asyncio.create_task(self.queue.wait_for_work(self.config.poll_interval)))
                 _done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 for waiter in pending - running - {stopping}:
@@ -79,7 +80,17 @@ class Scheduler:
             upkeep.cancel()
             if self._committing is not None:
                 await _cancelled(self._committing)  # cancelled mid-way: no claim outlives the scheduler
+            await self.runs.close()
             await self.executors.close()
+
+    async def _begin_next_claim(self) -> None:
+        """Waiting for work with slots free, begin the claim that work will need (``TaskRuns.begin_next_claim``):
+        it then waits at most ``poll_interval``. Should the database not take it, the claim begins its own and
+        reports why it cannot."""
+        try:
+            await self.runs.begin_next_claim()
+        except Exception:
+            log.debug("could not begin the next claim ahead", exc_info=True)
 
     async def _drain(self) -> None:
         jobs = dict(self._jobs)
