@@ -39,7 +39,8 @@ class TaskQueue(abc.ABC):
 
     @abc.abstractmethod
     def choice(self) -> TextClause:
-        """The SQL that picks up to ``:limit`` (>= 1, its only parameter) tasks to run next: a ``SELECT`` of their ``task_id``s.
+        """The SQL that picks up to ``:limit`` (>= 1; its only parameter) tasks to run next: a ``SELECT`` of
+        their ``task_id``s.
 
         Core runs it as the first step of the one statement that claims them (``WITH picked AS (<choice>)
         SELECT … FROM wvs.tasks … FOR UPDATE``, ``wvs_core.db.tasks.claim``), so picking costs no round trip of
