@@ -126,12 +126,13 @@ def claims_in_flight() -> list[asyncio.Task[object]]:
 
 @contextlib.asynccontextmanager
 async def scheduling(
-    engine: AsyncEngine, concurrency: int, *ops: TaskOp, poll_interval: float = 0.05
+    engine: AsyncEngine, concurrency: int, *ops: TaskOp, poll_interval: float = 0.05, idle_backoff: float = 5.0
 ) -> AsyncIterator[Scheduler]:
     registry = PluginRegistry.load(PluginsConfig(notifiers=[]), extra=[OpOverrides(*ops)])
     queue = PostgresQueue(engine, {})
     await queue.start()
-    scheduler = Scheduler(WorkerConfig(concurrency=concurrency, poll_interval=poll_interval), registry, queue, "pipe")
+    config = WorkerConfig(concurrency=concurrency, poll_interval=poll_interval, idle_backoff=idle_backoff)
+    scheduler = Scheduler(config, registry, queue, "pipe")
     stop = asyncio.Event()
     running = asyncio.create_task(scheduler.run(stop))
     try:
@@ -293,3 +294,29 @@ async def test_an_idle_scheduler_waits_with_its_next_claim_begun_and_leaves_none
         await until(one_begun_ahead, "and waits with the next one begun")
     assert await begun_ahead() == [], "stopped, it rolled that transaction back and gave its connection back"
     assert scheduler.runs  # still referenced: nothing was cleaned up by the garbage collector instead
+
+
+async def test_a_claim_begun_ahead_whose_session_the_server_ended_is_begun_afresh(engine, caplog) -> None:
+    """A script that kills ``idle in transaction`` sessions, a pooler's timeout: the next claim finds the
+    transaction it began ahead gone and begins another — no failed claim, no back-off."""
+    queue = PostgresQueue(engine, {})
+    pid = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"
+    )
+    async with scheduling(engine, 2, DoneAtClaim(), poll_interval=30.0, idle_backoff=30.0):
+
+        async def begun_ahead() -> bool:
+            async with engine.connect() as conn:
+                return len((await conn.execute(pid)).all()) == 1
+
+        await until(begun_ahead, "waiting for work, it holds its next claim's transaction")
+        async with engine.connect() as conn:
+            waiting = (await conn.execute(pid)).scalar_one()
+            assert (await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting})).scalar()
+        task_id = await add_task(engine, queue, "pipe-0", DoneAtClaim.name)
+
+        async def ended() -> bool:
+            return await statuses(engine, [task_id]) == ["SUCCEEDED"]
+
+        await until(ended, "claimed on the NOTIFY, well before a 30 s back-off or poll would have let it")
+    assert "claim failed" not in caplog.text

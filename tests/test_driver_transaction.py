@@ -157,3 +157,35 @@ async def test_cancelled_in_the_middle_of_a_statement_it_leaves_no_transaction_o
     async with await DriverTransaction.begin(engine) as transaction:
         await transaction.fetch(INSERT, 2)
     assert await scratch(admin) == [2]
+
+
+async def test_cancelled_while_it_begins_it_leaves_no_transaction_in_the_pool(engine, admin) -> None:
+    """However far its BEGIN got — not sent, on the wire, run by the server — a cancel leaves every pooled
+    connection out of a transaction."""
+    await (await DriverTransaction.begin(engine)).close()  # pooled: the next BEGIN is on the wire in a turn or two
+    for spins in range(40):
+        beginning = asyncio.create_task(DriverTransaction.begin(engine))
+        for _ in range(spins):
+            await asyncio.sleep(0)
+        beginning.cancel()
+        try:
+            await (await beginning).close()  # it was begun before the cancel landed
+        except asyncio.CancelledError:
+            pass
+        await asyncio.sleep(0.05)
+        assert await in_transaction(admin) == [], f"a transaction was left after {spins} turns of the loop"
+    for _ in range(4):  # and every connection the pool hands out is sound
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+
+async def test_an_os_error_from_the_blocks_own_code_keeps_a_sound_connection(engine, admin) -> None:
+    async with await DriverTransaction.begin(engine) as transaction:
+        before = await backend(transaction)
+    with pytest.raises(FileNotFoundError):
+        async with await DriverTransaction.begin(engine) as transaction:
+            await transaction.fetch(INSERT, 1)
+            raise FileNotFoundError("an op's rule looked for a file")
+    async with await DriverTransaction.begin(engine) as transaction:
+        assert await backend(transaction) == before, "the connection was sound: it stays in the pool"
+    assert await scratch(admin) == []

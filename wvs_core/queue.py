@@ -53,7 +53,8 @@ class TaskQueue(abc.ABC):
         these tasks or another task of their workspaces (lock them); the same transaction marks them RUNNING,
         and from then on a RUNNING status holds its workspace. Never wait on a lock someone else holds — skip
         that workspace (a submit or a task's end holds its row for a moment). Built once: core caches the
-        claiming statement by its text.
+        claiming statement by its text. Tell the time with ``clock_timestamp()``, never ``now()``: the claiming
+        transaction may have begun up to ``worker.poll_interval`` earlier (``wvs_core.db.driver``).
         """
 
     @abc.abstractmethod

@@ -62,6 +62,7 @@ class DriverTransaction:
     waits for work, so that a wake-up costs the claim one round trip, not two. Begun so, it waits
     ``idle in transaction`` holding no snapshot, transaction id or lock (in READ COMMITTED, a transaction takes
     none of them before its first statement), and no server-wide ``idle_in_transaction_session_timeout`` ends it.
+    Its ``now()`` is then the time of its BEGIN: statements in it tell the time with ``clock_timestamp()``.
 
     ``async with`` it: the block's end commits, an error in it rolls back (and the error stands); either way the
     connection goes back to the pool, or is discarded when it could not be brought out of the transaction.
@@ -71,6 +72,7 @@ class DriverTransaction:
     def __init__(self, conn: AsyncConnection, raw: asyncpg.Connection) -> None:
         self.conn = conn
         self._raw = raw
+        self._failed: BaseException | None = None  # what the driver raised in ``fetch``
 
     @classmethod
     async def begin(cls, engine: AsyncEngine) -> DriverTransaction:
@@ -81,13 +83,26 @@ class DriverTransaction:
             async with driver(conn) as raw:
                 await raw.execute(_BEGIN)
         except BaseException:
+            # Cancelled while the BEGIN was on the wire, the server may run it all the same, and SQLAlchemy in
+            # AUTOCOMMIT rolls back nothing at check-in: only closing the connection surely ends it.
+            if not conn.invalidated:
+                await conn.invalidate()
             await conn.close()
             raise
         return cls(conn, raw)
 
+    @property
+    def dropped(self) -> bool:
+        """True when its connection is closed already — say, the server ended its session while it waited."""
+        return self.conn.invalidated or self._raw.is_closed()
+
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """The rows of ``sql`` (asyncpg's ``$n`` parameters), run in this transaction."""
-        return await self._raw.fetch(sql, *args)
+        try:
+            return await self._raw.fetch(sql, *args)
+        except _DRIVER_ERRORS as error:
+            self._failed = error
+            raise
 
     async def __aenter__(self) -> DriverTransaction:
         return self
@@ -110,9 +125,10 @@ class DriverTransaction:
             await self._release()
 
     async def _end(self, command: str, error: BaseException | None) -> None:
-        """Send ``command`` (COMMIT, or ROLLBACK after ``error``); then, after an error from the driver, find out
-        whether the connection is dead. A connection that could not be rolled back is discarded; dead, SQLAlchemy's
-        error stands in place of ``error`` — but a cancel stays a cancel."""
+        """Send ``command`` (COMMIT, or ROLLBACK after ``error``); then, after an error from the driver's own
+        statement (not one the block's other code raised), find out whether the connection is dead. A connection
+        that could not be rolled back is discarded; dead, SQLAlchemy's error stands in place of ``error`` — but a
+        cancel stays a cancel."""
         if self.conn.invalidated:
             return  # SQLAlchemy found the connection dead: the server ended the transaction with it
         try:
@@ -123,7 +139,7 @@ class DriverTransaction:
             if error is None:
                 raise
             return
-        if isinstance(error, _DRIVER_ERRORS):
+        if error is not None and error is self._failed:
             await _found_dead(self.conn, error)
 
     async def _release(self) -> None:

@@ -101,6 +101,9 @@ class TaskRuns:
         writes them (``Decided``): a caller may begin its next claim then, while this one commits. The tasks
         are locked until this one ends, so the next takes others, each behind its own workspace's head."""
         transaction, self._next_claim = self._next_claim, None
+        if transaction is not None and transaction.dropped:
+            await transaction.close()  # the server ended its session while it waited (a restart, a session killer)
+            transaction = None
         if transaction is None:
             transaction = await DriverTransaction.begin(self.queue.engine)
         async with transaction:

@@ -158,6 +158,7 @@ class SqlWorkspaceTransaction:
                 labels=dict(labels or {}),
                 entries=usage.entries,
                 bytes=usage.bytes,
+                created_at=sa.func.clock_timestamp(),  # not now(): a claim's transaction may have begun ahead
             )
             .on_conflict_do_nothing(index_elements=["snapshot_id"])
             .returning(snapshots.c.snapshot_id)

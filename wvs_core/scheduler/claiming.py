@@ -74,6 +74,7 @@ class Scheduler:
                     waiter.cancel()
             if self._committing is not None:
                 await self._committing  # its runs start before the drain
+            await self.runs.close()  # no more claims: the one begun ahead is not kept through the drain
             await self._drain()
         finally:
             stopping.cancel()
