@@ -6,6 +6,7 @@ goes back to the pool still in a transaction."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -168,10 +169,8 @@ async def test_cancelled_while_it_begins_it_leaves_no_transaction_in_the_pool(en
         for _ in range(spins):
             await asyncio.sleep(0)
         beginning.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await (await beginning).close()  # it was begun before the cancel landed
-        except asyncio.CancelledError:
-            pass
         await asyncio.sleep(0.05)
         assert await in_transaction(admin) == [], f"a transaction was left after {spins} turns of the loop"
     for _ in range(4):  # and every connection the pool hands out is sound
