@@ -296,9 +296,10 @@ async def test_an_idle_scheduler_waits_with_its_next_claim_begun_and_leaves_none
     assert scheduler.runs  # still referenced: nothing was cleaned up by the garbage collector instead
 
 
-async def test_a_claim_begun_ahead_whose_session_the_server_ended_is_begun_afresh(engine, caplog) -> None:
-    """A script that kills ``idle in transaction`` sessions, a pooler's timeout: the next claim finds the
-    transaction it began ahead gone and begins another — no failed claim, no back-off."""
+@pytest.mark.parametrize("ended", ["its session", "every session"])
+async def test_a_claim_begun_ahead_whose_session_the_server_ended_is_begun_afresh(engine, caplog, ended) -> None:
+    """A script that kills ``idle in transaction`` sessions, a pooler's timeout, a restart (every session ends):
+    the next claim finds the transaction it began ahead gone and begins another — no failed claim, no back-off."""
     queue = PostgresQueue(engine, {})
     pid = sa.text(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"
@@ -312,7 +313,14 @@ async def test_a_claim_begun_ahead_whose_session_the_server_ended_is_begun_afres
         await until(begun_ahead, "waiting for work, it holds its next claim's transaction")
         async with engine.connect() as conn:
             waiting = (await conn.execute(pid)).scalar_one()
-            assert (await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": waiting})).scalar()
+            others = "pid <> pg_backend_pid()" if ended == "every session" else f"pid = {waiting}"
+            killed = (
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                f"WHERE datname = current_database() AND {others}"
+            )
+            assert (await conn.execute(sa.text(killed))).scalar()
+        if ended == "every session":
+            await asyncio.sleep(0.2)  # the pooled connections' ends see it too
         task_id = await add_task(engine, queue, "pipe-0", DoneAtClaim.name)
 
         async def ended() -> bool:

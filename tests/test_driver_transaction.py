@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wvs_core.config import DatabaseConfig
-from wvs_core.db.driver import DriverTransaction
+from wvs_core.db.driver import DriverTransaction, TransactionAborted
 from wvs_core.db.engine import asyncpg_dsn, create_engine, database_unavailable
 
 INSERT = "INSERT INTO scratch (n) VALUES ($1)"
@@ -188,3 +188,29 @@ async def test_an_os_error_from_the_blocks_own_code_keeps_a_sound_connection(eng
     async with await DriverTransaction.begin(engine) as transaction:
         assert await backend(transaction) == before, "the connection was sound: it stays in the pool"
     assert await scratch(admin) == []
+
+
+async def test_a_failed_statement_whose_error_the_block_caught_is_not_a_silent_rollback(engine, admin) -> None:
+    with pytest.raises(TransactionAborted):
+        async with await DriverTransaction.begin(engine) as transaction:
+            await transaction.fetch(INSERT, 1)
+            with contextlib.suppress(sa.exc.ProgrammingError):
+                await transaction.conn.execute(sa.text("SELECT * FROM no_such_table"))
+    assert await scratch(admin) == [], "PostgreSQL rolled it back: the block's end says so"
+
+
+async def test_after_every_session_ended_a_restart_it_begins_on_a_new_connection(engine, admin) -> None:
+    """The pool's connections all died with their sessions: the first BEGIN finds one dead, the pool is renewed,
+    and the transaction begins on a new connection — the caller sees no error."""
+    first, second = await DriverTransaction.begin(engine), await DriverTransaction.begin(engine)
+    await first.close()
+    await second.close()  # two connections pooled
+    ended = (
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    assert await admin.fetchval(ended) == 2
+    await asyncio.sleep(0.1)
+    async with await DriverTransaction.begin(engine) as transaction:
+        await transaction.fetch(INSERT, 1)
+    assert await scratch(admin) == [1]

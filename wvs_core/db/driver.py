@@ -20,12 +20,19 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wvs_core.db.engine import database_unavailable
+
 _ALIVE = sa.text("SELECT 1")
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
 # A transaction begun ahead of its first statement waits idle by design (``DriverTransaction``): a server-wide
 # idle_in_transaction_session_timeout, meant for transactions a client forgot, must not end it.
 _BEGIN = "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0"
+
+
+class TransactionAborted(Exception):
+    """The block ended normally, but a statement in it had failed (and its error was caught): PostgreSQL rolled
+    the transaction back instead of committing it."""
 
 
 async def _raw(conn: AsyncConnection) -> asyncpg.Connection:
@@ -64,8 +71,9 @@ class DriverTransaction:
     none of them before its first statement), and no server-wide ``idle_in_transaction_session_timeout`` ends it.
     Its ``now()`` is then the time of its BEGIN: statements in it tell the time with ``clock_timestamp()``.
 
-    ``async with`` it: the block's end commits, an error in it rolls back (and the error stands); either way the
-    connection goes back to the pool, or is discarded when it could not be brought out of the transaction.
+    ``async with`` it: the block's end commits (raising ``TransactionAborted`` when a statement in it failed and
+    the block caught the error), an error in it rolls back (and the error stands); either way the connection goes
+    back to the pool, or is discarded when it could not be brought out of the transaction.
     ``close`` rolls back a transaction never used. Errors as the module says.
     """
 
@@ -76,7 +84,18 @@ class DriverTransaction:
 
     @classmethod
     async def begin(cls, engine: AsyncEngine) -> DriverTransaction:
-        """Check out a connection and begin a transaction on it (one round trip)."""
+        """Check out a connection and begin a transaction on it (one round trip). A pooled connection the server
+        dropped (a restart) fails its BEGIN, which renews the pool (see the module), and the BEGIN is sent once
+        more, on a new connection: nothing had been done."""
+        try:
+            return await cls._begin(engine)
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+        return await cls._begin(engine)
+
+    @classmethod
+    async def _begin(cls, engine: AsyncEngine) -> DriverTransaction:
         conn = await engine.connect()
         try:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -132,7 +151,7 @@ class DriverTransaction:
         if self.conn.invalidated:
             return  # SQLAlchemy found the connection dead: the server ended the transaction with it
         try:
-            await self._raw.execute(command)
+            status = await self._raw.execute(command)
         except _DRIVER_ERRORS as failed:
             if error is None or isinstance(error, Exception):
                 await _found_dead(self.conn, failed)
@@ -141,6 +160,8 @@ class DriverTransaction:
             return
         if error is not None and error is self._failed:
             await _found_dead(self.conn, error)
+        if error is None and status == "ROLLBACK":  # PostgreSQL's answer to COMMIT after a failed statement
+            raise TransactionAborted("a statement failed in the transaction (its error was caught): rolled back")
 
     async def _release(self) -> None:
         if not self.conn.invalidated and (self._raw.is_closed() or self._raw.is_in_transaction()):
