@@ -301,30 +301,29 @@ async def test_a_claim_begun_ahead_whose_session_the_server_ended_is_begun_afres
     """A script that kills ``idle in transaction`` sessions, a pooler's timeout, a restart (every session ends):
     the next claim finds the transaction it began ahead gone and begins another — no failed claim, no back-off."""
     queue = PostgresQueue(engine, {})
-    pid = sa.text(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'"
-    )
+    # Waiting for work for a while: not a claim between its statements (the listener's first wake-up claims once).
+    waiting = "state = 'idle in transaction' AND state_change < clock_timestamp() - interval '0.3 s'"
+    sessions = {"its session": waiting, "every session": "pid <> pg_backend_pid()"}[ended]
+    activity = "FROM pg_stat_activity WHERE datname = current_database() AND "
     async with scheduling(engine, 2, DoneAtClaim(), poll_interval=30.0, idle_backoff=30.0):
 
-        async def begun_ahead() -> bool:
+        async def count(what: str) -> int:
             async with engine.connect() as conn:
-                return len((await conn.execute(pid)).all()) == 1
+                return int((await conn.execute(sa.text(what))).scalar_one())
+
+        async def begun_ahead() -> bool:
+            return await count(f"SELECT count(*) {activity}{waiting}") == 1
+
+        async def killed() -> bool:
+            return await count(f"SELECT count(pg_terminate_backend(pid)) {activity}{sessions}") > 0
 
         await until(begun_ahead, "waiting for work, it holds its next claim's transaction")
-        async with engine.connect() as conn:
-            waiting = (await conn.execute(pid)).scalar_one()
-            others = "pid <> pg_backend_pid()" if ended == "every session" else f"pid = {waiting}"
-            killed = (
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                f"WHERE datname = current_database() AND {others}"
-            )
-            assert (await conn.execute(sa.text(killed))).scalar()
-        if ended == "every session":
-            await asyncio.sleep(0.2)  # the pooled connections' ends see it too
+        assert await killed(), f"{ended} ended"
+        await asyncio.sleep(0.2)  # the connections' ends have seen it
         task_id = await add_task(engine, queue, "pipe-0", DoneAtClaim.name)
 
-        async def ended() -> bool:
+        async def claimed() -> bool:
             return await statuses(engine, [task_id]) == ["SUCCEEDED"]
 
-        await until(ended, "claimed on the NOTIFY, well before a 30 s back-off or poll would have let it")
+        await until(claimed, "claimed on the NOTIFY, well before a 30 s back-off or poll would have let it")
     assert "claim failed" not in caplog.text
