@@ -214,3 +214,14 @@ async def test_after_every_session_ended_a_restart_it_begins_on_a_new_connection
     async with await DriverTransaction.begin(engine) as transaction:
         await transaction.fetch(INSERT, 1)
     assert await scratch(admin) == [1]
+
+
+async def test_a_lost_connection_whose_error_the_block_caught_is_not_taken_for_a_commit(engine, admin) -> None:
+    with pytest.raises(TransactionAborted):
+        async with await DriverTransaction.begin(engine) as transaction:
+            await transaction.fetch(INSERT, 1)
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", await backend(transaction))
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(sa.exc.DBAPIError):
+                await transaction.conn.execute(sa.text("SELECT 1"))
+    assert await scratch(admin) == []

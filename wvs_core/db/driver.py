@@ -20,8 +20,6 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wvs_core.db.engine import database_unavailable
-
 _ALIVE = sa.text("SELECT 1")
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 
@@ -32,7 +30,7 @@ _BEGIN = "BEGIN; SET LOCAL idle_in_transaction_session_timeout = 0"
 
 class TransactionAborted(Exception):
     """The block ended normally, but a statement in it had failed (and its error was caught): PostgreSQL rolled
-    the transaction back instead of committing it."""
+    the transaction back instead of committing it, or the connection was lost with it."""
 
 
 async def _raw(conn: AsyncConnection) -> asyncpg.Connection:
@@ -89,8 +87,8 @@ class DriverTransaction:
         more, on a new connection: nothing had been done."""
         try:
             return await cls._begin(engine)
-        except Exception as error:
-            if not database_unavailable(error):
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
                 raise
         return await cls._begin(engine)
 
@@ -148,8 +146,10 @@ class DriverTransaction:
         statement (not one the block's other code raised), find out whether the connection is dead. A connection
         that could not be rolled back is discarded; dead, SQLAlchemy's error stands in place of ``error`` — but a
         cancel stays a cancel."""
-        if self.conn.invalidated:
-            return  # SQLAlchemy found the connection dead: the server ended the transaction with it
+        if self.conn.invalidated:  # SQLAlchemy found the connection dead: the server ended the transaction with it
+            if error is None:  # and the block caught that error
+                raise TransactionAborted("the connection was lost in the transaction: nothing was committed")
+            return
         try:
             status = await self._raw.execute(command)
         except _DRIVER_ERRORS as failed:
