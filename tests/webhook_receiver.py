@@ -73,7 +73,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    return  # the sender went away mid-request (a worker stopping): no request an endpoint acts on
                 received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
                 with receiver.lock:
                     receiver.received.append(received)
