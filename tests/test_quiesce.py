@@ -349,3 +349,28 @@ def test_a_fifo_the_agent_swaps_in_at_wvss_temporary_name_is_tampering_not_an_er
         with pytest.raises(WorkspaceTampered, match=r"\.wvs/\.control\.json\.wvs-tmp"):
             view.replace_file(META, CONTROL_FILE, b"{}")
     assert not (tmp_path / "tmp-race" / META / CONTROL_FILE).exists()
+
+
+@pytest.mark.parametrize("swap", ["removed", "made a directory"])
+def test_wvss_temporary_file_swapped_before_its_rename_is_tampering_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: str
+) -> None:
+    """Between WVS's write of its temporary file and the rename over control.json (an fsync apart), the agent
+    removes it or puts a directory in its place: tampering, never a stray FileNotFoundError or
+    NotADirectoryError, and control.json keeps what it held."""
+    temporary = temporary_name(CONTROL_FILE)
+    real_rename = os.rename
+
+    def agent_first(source: str, target: str, **kwargs: Any) -> None:
+        parent = kwargs["src_dir_fd"]
+        os.unlink(temporary, dir_fd=parent)
+        if swap == "made a directory":
+            os.mkdir(temporary, dir_fd=parent)
+        real_rename(source, target, **kwargs)
+
+    with plain_view(tmp_path, f"rename-race-{swap[0]}") as view:
+        view.replace_file(META, CONTROL_FILE, b'{"before": 1}')
+        monkeypatch.setattr(os, "rename", agent_first)
+        with pytest.raises(WorkspaceTampered, match=r"\.wvs/control\.json"):
+            view.replace_file(META, CONTROL_FILE, b"{}")
+    assert (tmp_path / f"rename-race-{swap[0]}" / META / CONTROL_FILE).read_bytes() == b'{"before": 1}'

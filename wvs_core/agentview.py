@@ -235,9 +235,11 @@ class AgentView:
             os.close(fd)
         try:
             os.rename(temporary, name, src_dir_fd=parent, dst_dir_fd=parent)
-        except IsADirectoryError:
-            os.unlink(temporary, dir_fd=parent)
-            raise WorkspaceTampered(f"{self.describe(directory, name)} is a directory") from None
+        except (IsADirectoryError, NotADirectoryError, FileNotFoundError):
+            # ``name`` is a directory, or the agent swapped or removed WVS's temporary file before the rename
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=parent)
+            raise WorkspaceTampered(f"{self.describe(directory, name)} could not be replaced: tampered with") from None
         os.fsync(parent)
 
     def open_lock_file(self, directory: str, name: str) -> int | None:
